@@ -1,0 +1,32 @@
+//! `ringsmith`: one binary for the ring tools, the recon client, the local cluster and the
+//! dashboard. Each subcommand lives in its own module; this file only dispatches.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod get_nodes;
+
+#[derive(Parser)]
+#[command(
+    name = "ringsmith",
+    version,
+    about = "Tools for OpenStack-Swift-style object storage clusters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the partition and nodes of an account, container or object (like swift-get-nodes).
+    GetNodes(get_nodes::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::GetNodes(args) => get_nodes::run(args),
+    }
+}

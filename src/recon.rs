@@ -1,0 +1,1 @@
+//! Data types of Swift's recon endpoints and the health client built on them.
