@@ -48,3 +48,71 @@ pub struct RingBuilder {
     /// Assigned at the first save (uuid4 hex), stable afterwards.
     pub id: Option<String>,
 }
+
+/// A device to add (swift-ring-builder `add`). `id` None takes the first hole in `devs`;
+/// replication address and port default to the service ones.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewDevice {
+    pub id: Option<u32>,
+    pub region: u32,
+    pub zone: u32,
+    pub ip: String,
+    pub port: u32,
+    pub replication_ip: Option<String>,
+    pub replication_port: Option<u32>,
+    pub device: String,
+    pub weight: f64,
+    pub meta: String,
+}
+
+/// Which devices a command applies to (swift-ring-builder search values and `--id/--ip/...`
+/// options). Every given key must match; `meta` matches as a substring; addresses are
+/// compared after normalisation (lower case, canonical IPv6).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceFilter {
+    pub id: Option<u32>,
+    pub region: Option<u32>,
+    pub zone: Option<u32>,
+    pub ip: Option<String>,
+    pub port: Option<u32>,
+    pub replication_ip: Option<String>,
+    pub replication_port: Option<u32>,
+    pub device: Option<String>,
+    pub meta: Option<String>,
+    pub weight: Option<f64>,
+}
+
+/// The changes of swift-ring-builder `set_info`; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DevInfoChange {
+    pub ip: Option<String>,
+    pub port: Option<u32>,
+    pub replication_ip: Option<String>,
+    pub replication_port: Option<u32>,
+    pub device: Option<String>,
+    pub meta: Option<String>,
+}
+
+/// How to run a rebalance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RebalanceOptions {
+    /// Same seed and same builder give the same ring, on any machine.
+    pub seed: Option<u64>,
+    /// The clock for min_part_hours bookkeeping (seconds since the epoch); now when None.
+    pub now_secs: Option<u64>,
+}
+
+/// What a rebalance did.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct RebalanceOutcome {
+    /// Partition-replica slots whose device changed (Swift's "Reassigned N").
+    pub changed_parts: u64,
+    pub balance: f64,
+    pub removed_devs: u64,
+    pub dispersion: f64,
+    /// False when a target could not be met this time (see `unmet`).
+    pub finished: bool,
+    /// Why a target was not met: which tier, how much overload would be needed, or
+    /// min_part_hours holding partitions back.
+    pub unmet: Vec<String>,
+}
