@@ -11,6 +11,8 @@ use crate::device::Device;
 
 pub mod format;
 pub mod lookup;
+#[doc(hidden)]
+pub mod synthetic;
 
 pub use format::{FormatVersion, LoadedRing, RingError, RingProblem};
 pub use lookup::{Handoffs, PartNodes, Ring};
