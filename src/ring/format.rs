@@ -1278,3 +1278,149 @@ mod tests {
         assert!(problem(&gzip(&p)).contains("index"));
     }
 }
+
+/// "Error or success, never a panic" for arbitrary and mutated ring files, and for the
+/// lookups on whatever loads.
+#[cfg(test)]
+mod fuzz {
+    use super::tests::fixture;
+    use super::*;
+    use crate::hash::HashConfig;
+    use crate::ring::Ring;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    const SOURCES: [&str; 5] = [
+        "basic.v1.ring.gz",
+        "basic.v2.ring.gz",
+        "frac.v1.ring.gz",
+        "uni.v2.ring.gz",
+        "npp.v2.ring.gz",
+    ];
+
+    fn sources() -> Vec<(Vec<u8>, Vec<u8>)> {
+        SOURCES
+            .iter()
+            .map(|n| {
+                let file = std::fs::read(fixture(n)).unwrap();
+                let mut payload = Vec::new();
+                flate2::read::GzDecoder::new(&file[..])
+                    .read_to_end(&mut payload)
+                    .unwrap();
+                (file, payload)
+            })
+            .collect()
+    }
+
+    fn gzip(payload: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), Compression::fast());
+        e.write_all(payload).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[derive(Clone, Debug)]
+    enum Mutation {
+        Truncate(prop::sample::Index),
+        Flip(prop::sample::Index, u8),
+        Set(prop::sample::Index, u8),
+        Insert(prop::sample::Index, Vec<u8>),
+        Remove(prop::sample::Index, prop::sample::Index),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            any::<prop::sample::Index>().prop_map(Mutation::Truncate),
+            (any::<prop::sample::Index>(), 1..=255u8).prop_map(|(i, x)| Mutation::Flip(i, x)),
+            (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, x)| Mutation::Set(i, x)),
+            (
+                any::<prop::sample::Index>(),
+                prop::collection::vec(any::<u8>(), 1..16)
+            )
+                .prop_map(|(i, v)| Mutation::Insert(i, v)),
+            (any::<prop::sample::Index>(), any::<prop::sample::Index>())
+                .prop_map(|(i, j)| Mutation::Remove(i, j)),
+        ]
+    }
+
+    fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
+        if bytes.is_empty() {
+            return;
+        }
+        match m {
+            Mutation::Truncate(i) => bytes.truncate(i.index(bytes.len())),
+            Mutation::Flip(i, x) => {
+                let i = i.index(bytes.len());
+                bytes[i] ^= x;
+            }
+            Mutation::Set(i, x) => {
+                let i = i.index(bytes.len());
+                bytes[i] = *x;
+            }
+            Mutation::Insert(i, v) => {
+                let i = i.index(bytes.len());
+                bytes.splice(i..i, v.iter().copied());
+            }
+            Mutation::Remove(i, j) => {
+                let (a, b) = (i.index(bytes.len()), j.index(bytes.len()));
+                bytes.drain(a.min(b)..a.max(b));
+            }
+        }
+    }
+
+    /// Parses, and exercises the lookups on anything that parses.
+    fn exercise(bytes: &[u8]) {
+        if let Ok(loaded) = parse_ring_bytes(bytes) {
+            if let Ok(ring) = Ring::from_data(loaded.data, HashConfig::new("", "endcap")) {
+                let parts = ring.partition_count() as u32;
+                for part in [0, parts / 2, parts.saturating_sub(1), parts] {
+                    let _ = ring.get_part_nodes(part).len();
+                    let _ = ring.get_more_nodes(part).count();
+                }
+                let _ = ring.get_nodes("a", Some("c"), Some("o"));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            exercise(&bytes);
+            // with a valid gzip wrapper and a ring magic, to reach the parsers
+            for magic in [&b"R1NG\x00\x01"[..], b"R1NG\x00\x02"] {
+                let mut payload = magic.to_vec();
+                payload.extend_from_slice(&bytes);
+                exercise(&gzip(&payload));
+            }
+        }
+
+        #[test]
+        fn mutated_files_never_panic(
+            src in 0..SOURCES.len(),
+            muts in prop::collection::vec(mutation(), 1..4),
+        ) {
+            let (file, _) = &sources()[src];
+            let mut bytes = file.clone();
+            for m in &muts {
+                apply(&mut bytes, m);
+            }
+            exercise(&bytes);
+        }
+
+        // Mutating the decompressed payload and re-gzipping gets past the CRC and
+        // exercises the JSON, section, index and table parsing.
+        #[test]
+        fn mutated_payloads_never_panic(
+            src in 0..SOURCES.len(),
+            muts in prop::collection::vec(mutation(), 1..4),
+        ) {
+            let (_, payload) = &sources()[src];
+            let mut bytes = payload.clone();
+            for m in &muts {
+                apply(&mut bytes, m);
+            }
+            exercise(&gzip(&bytes));
+        }
+    }
+}

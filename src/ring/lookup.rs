@@ -622,3 +622,136 @@ impl<'r> Iterator for Handoffs<'r> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::synthetic::{self, Shape};
+
+    fn ring(shape: &Shape) -> Ring {
+        Ring::from_data(synthetic::ring(shape), HashConfig::new("", "endcap")).unwrap()
+    }
+
+    #[test]
+    fn primaries_follow_the_rows_and_skip_short_rows() {
+        let data = synthetic::ring(&Shape {
+            part_power: 4,
+            replicas: 2.5,
+            ..Default::default()
+        });
+        let r = Ring::from_data(data.clone(), HashConfig::default()).unwrap();
+        assert_eq!(r.replica_count(), 2.5);
+        for p in 0..16u32 {
+            let want: Vec<u32> = data
+                .replica2part2dev
+                .iter()
+                .filter_map(|row| row.get(p as usize).copied())
+                .collect();
+            assert_eq!(r.get_part_nodes(p).ids(), want, "partition {p}");
+            assert_eq!(r.get_part_nodes(p).len(), if p < 8 { 3 } else { 2 });
+        }
+        assert!(
+            r.get_part_nodes(16).is_empty(),
+            "out of range: no nodes, like Swift"
+        );
+        assert_eq!(r.to_ring_data(), data);
+    }
+
+    #[test]
+    fn a_device_holding_two_replicas_appears_once() {
+        let mut data = synthetic::ring(&Shape::default());
+        data.replica2part2dev[2][5] = data.replica2part2dev[0][5];
+        let r = Ring::from_data(data.clone(), HashConfig::default()).unwrap();
+        let want = [data.replica2part2dev[0][5], data.replica2part2dev[1][5]];
+        assert_eq!(r.get_part_nodes(5).ids(), want);
+    }
+
+    #[test]
+    fn many_replicas_spill_to_the_heap() {
+        let r = ring(&Shape {
+            replicas: 11.0,
+            zones_per_region: 4,
+            ..Default::default()
+        });
+        let nodes = r.get_part_nodes(3);
+        assert_eq!(nodes.len(), 11);
+        assert_eq!(nodes.iter().count(), 11);
+    }
+
+    #[test]
+    fn handoffs_cover_every_other_assigned_device_once() {
+        let r = ring(&Shape {
+            part_power: 8,
+            hole_every: 5,
+            ..Default::default()
+        });
+        for p in [0, 17, 255] {
+            let prim = r.get_part_nodes(p);
+            let hand: Vec<u32> = r.get_more_nodes(p).map(|d| d.id).collect();
+            let mut all: Vec<u32> = prim.ids().iter().copied().chain(hand).collect();
+            all.sort_unstable();
+            let before = all.len();
+            all.dedup();
+            assert_eq!(before, all.len(), "no device twice");
+            assert_eq!(all.len(), r.assigned_device_count());
+        }
+    }
+
+    #[test]
+    fn bad_tables_are_refused() {
+        let mut data = synthetic::ring(&Shape::default());
+        data.replica2part2dev[1][9] = 999;
+        let e = Ring::from_data(data, HashConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("partition 9 replica 1"), "{e}");
+        let mut data = synthetic::ring(&Shape {
+            hole_every: 4,
+            ..Default::default()
+        });
+        data.replica2part2dev[0][0] = 3; // a hole
+        assert!(Ring::from_data(data, HashConfig::default()).is_err());
+        let mut data = synthetic::ring(&Shape::default());
+        data.replica2part2dev[0].pop();
+        let e = Ring::from_data(data, HashConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("replica 0"), "{e}");
+        let mut data = synthetic::ring(&Shape::default());
+        data.replica2part2dev.clear();
+        assert!(Ring::from_data(data, HashConfig::default()).is_err());
+        let mut data = synthetic::ring(&Shape::default());
+        data.devs.swap(0, 1);
+        let e = Ring::from_data(data, HashConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("position 0 has id 1"), "{e}");
+    }
+
+    #[test]
+    fn get_part_uses_the_hash_config() {
+        let r = ring(&Shape::default());
+        let digest = HashConfig::new("", "endcap")
+            .hash_path_raw("a", Some("c"), Some("o"))
+            .unwrap();
+        let top = u32::from_be_bytes(digest[..4].try_into().unwrap());
+        assert_eq!(r.get_part("a", Some("c"), Some("o")).unwrap(), top >> 22);
+        assert!(r.get_part("a", None, Some("o")).is_err());
+    }
+
+    #[test]
+    fn reloads_when_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("object.ring.gz");
+        let mut data = synthetic::ring(&Shape::default());
+        data.save(&p, crate::ring::FormatVersion::V2).unwrap();
+        let mut r = Ring::load(&p, HashConfig::default()).unwrap();
+        assert!(!r.reload_if_changed().unwrap());
+        data.version = Some(99);
+        data.save(&p, crate::ring::FormatVersion::V1).unwrap();
+        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(r.reload_if_changed().unwrap());
+        assert_eq!(r.version(), Some(99));
+        assert_eq!(r.format(), Some(crate::ring::FormatVersion::V1));
+    }
+}
