@@ -237,7 +237,10 @@ pub fn run(args: Args) -> ExitCode {
         types.push(ServerType::Object);
     }
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        eprintln!("--timeout must be a positive number of seconds, not {}", args.timeout);
+        eprintln!(
+            "--timeout must be a positive number of seconds, not {}",
+            args.timeout
+        );
         return ExitCode::from(2);
     }
     // Discover every server type's hosts before asking anything: a bad ring or policy is
@@ -356,7 +359,11 @@ pub fn run(args: Args) -> ExitCode {
         failing_hosts(&doc.failures).len()
     );
     for f in &doc.failures {
-        let host = f.host.as_ref().map(|h| h.netloc()).unwrap_or_else(|| "cluster".into());
+        let host = f
+            .host
+            .as_ref()
+            .map(|h| h.netloc())
+            .unwrap_or_else(|| "cluster".into());
         eprintln!(
             "  {host} [{} {}]: {}",
             f.server_type,
@@ -373,7 +380,12 @@ pub fn run(args: Args) -> ExitCode {
 fn failing_hosts(failures: &[Failure]) -> std::collections::BTreeSet<String> {
     failures
         .iter()
-        .map(|f| f.host.as_ref().map(|h| h.netloc()).unwrap_or_else(|| "cluster".into()))
+        .map(|f| {
+            f.host
+                .as_ref()
+                .map(|h| h.netloc())
+                .unwrap_or_else(|| "cluster".into())
+        })
         .collect()
 }
 

@@ -10,7 +10,10 @@ use recon_support::*;
 
 fn good_bodies() -> HashMap<String, String> {
     let mut m = HashMap::new();
-    m.insert("async".into(), r#"{"async_pending": 7, "async_pending_last": 1.0}"#.into());
+    m.insert(
+        "async".into(),
+        r#"{"async_pending": 7, "async_pending_last": 1.0}"#.into(),
+    );
     m.insert(
         "load".into(),
         r#"{"1m": 1.5, "5m": 0.75, "15m": 0.25, "tasks": "1/131", "processes": 10467}"#.into(),
@@ -59,8 +62,15 @@ fn every_kind_of_broken_host_gets_its_own_line_and_the_report_goes_on() {
     let elapsed = t0.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("--> Starting reconnaissance on 5 hosts (object)"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("--> Starting reconnaissance on 5 hosts (object)"),
+        "{stdout}"
+    );
     let url = |port: u16, check: &str| format!("http://127.0.0.1:{port}/recon/{check}");
     for (port, what) in [
         (p[1], "HTTP Error 500: Internal Server Error".to_string()),
@@ -81,7 +91,10 @@ fn every_kind_of_broken_host_gets_its_own_line_and_the_report_goes_on() {
         stdout.contains("[1m_load_avg] low: 1, high: 1, avg: 1.5, total: 1, Failed: 0.0%, no_result: 0, reported: 1"),
         "{stdout}"
     );
-    assert!(stderr.contains("UNHEALTHY") && stderr.contains("4 host(s)"), "{stderr}");
+    assert!(
+        stderr.contains("UNHEALTHY") && stderr.contains("4 host(s)"),
+        "{stderr}"
+    );
     // Hung hosts are waited for concurrently: two checks, about one timeout each.
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
 }
@@ -96,29 +109,76 @@ fn healthy_cluster_exits_zero_and_unhealthy_checks_exit_one() {
     let dir = tempfile::tempdir().unwrap();
     write_ring(
         &dir.path().join("object.ring.gz"),
-        &[("127.0.0.1", p[0], "d1", 1, 1), ("127.0.0.2", p[1], "d1", 1, 2)],
+        &[
+            ("127.0.0.1", p[0], "d1", 1, 1),
+            ("127.0.0.2", p[1], "d1", 1, 2),
+        ],
     );
     let swiftdir = dir.path().to_str().unwrap();
     // 127.0.0.2 has no listener on that port: filter it out by zone first.
-    let out = ringsmith_recon(&["--swiftdir", swiftdir, "-z", "1", "-a", "-l", "-T", "--swift-versions", "--validate-servers"]);
+    let out = ringsmith_recon(&[
+        "--swiftdir",
+        swiftdir,
+        "-z",
+        "1",
+        "-a",
+        "-l",
+        "-T",
+        "--swift-versions",
+        "--validate-servers",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("1/1 hosts matched, 0 error[s] while checking hosts."), "{stdout}");
-    assert!(stdout.contains("Versions matched (2.38.3), 0 error[s] while checking hosts."), "{stdout}");
-    assert!(stdout.contains("1/1 hosts ok, 0 error[s] while checking hosts."), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1/1 hosts matched, 0 error[s] while checking hosts."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Versions matched (2.38.3), 0 error[s] while checking hosts."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1/1 hosts ok, 0 error[s] while checking hosts."),
+        "{stdout}"
+    );
 
     // Unmounted and failing drives are a failed check naming the host.
     let out = ringsmith_recon(&["--swiftdir", swiftdir, "-z", "1", "-u"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout.contains(&format!("Not mounted: d9 on 127.0.0.1:{}", p[0])), "{stdout}");
-    assert!(stdout.contains(&format!("Device errors: d8 on 127.0.0.1:{}", p[0])), "{stdout}");
-    assert!(stderr.contains(&format!("d9 not mounted on 127.0.0.1:{}", p[0])), "{stderr}");
+    assert!(
+        stdout.contains(&format!("Not mounted: d9 on 127.0.0.1:{}", p[0])),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Device errors: d8 on 127.0.0.1:{}", p[0])),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("d9 not mounted on 127.0.0.1:{}", p[0])),
+        "{stderr}"
+    );
 
     // A wrong server type fails --validate-servers.
-    let out = ringsmith_recon(&["--swiftdir", swiftdir, "-z", "1", "container", "--validate-servers"]);
-    assert_eq!(out.status.code(), Some(2), "no container ring: a usage error");
+    let out = ringsmith_recon(&[
+        "--swiftdir",
+        swiftdir,
+        "-z",
+        "1",
+        "container",
+        "--validate-servers",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no container ring: a usage error"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("container.ring.gz"), "{stderr}");
 }
@@ -167,11 +227,15 @@ fn json_report_has_raw_answers_summaries_and_failures() {
     let dir = tempfile::tempdir().unwrap();
     write_ring(
         &dir.path().join("object.ring.gz"),
-        &[("127.0.0.1", p[0], "d1", 1, 1), ("127.0.0.1", p[1], "d1", 1, 1)],
+        &[
+            ("127.0.0.1", p[0], "d1", 1, 1),
+            ("127.0.0.1", p[1], "d1", 1, 1),
+        ],
     );
     let out = ringsmith_recon(&["--swiftdir", dir.path().to_str().unwrap(), "-a", "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
     assert_eq!(doc["healthy"], false);
     let check = &doc["server_types"][0]["checks"][0];
     assert_eq!(check["check"], "async");
@@ -184,8 +248,16 @@ fn json_report_has_raw_answers_summaries_and_failures() {
             .unwrap_or_else(|| panic!("no answer of port {port} in {doc:#}"))
             .clone()
     };
-    assert_eq!(answer(p[0])["result"]["body"]["async_pending"], 7, "{doc:#}");
-    assert_eq!(answer(p[1])["result"]["error"]["kind"]["kind"], "malformed_json", "{doc:#}");
+    assert_eq!(
+        answer(p[0])["result"]["body"]["async_pending"],
+        7,
+        "{doc:#}"
+    );
+    assert_eq!(
+        answer(p[1])["result"]["error"]["kind"]["kind"],
+        "malformed_json",
+        "{doc:#}"
+    );
     assert_eq!(check["stats"][0]["total"], 7.0);
     assert_eq!(check["stats"][0]["reported"], 1);
     assert_eq!(doc["failures"][0]["host"]["port"], p[1]);
@@ -201,14 +273,36 @@ fn usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid Server Type"));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("swift.conf"), "[storage-policy:0]\nname = gold\n").unwrap();
-    let out = ringsmith_recon(&["--swiftdir", dir.path().to_str().unwrap(), "-p", "silver", "-a"]);
+    std::fs::write(
+        dir.path().join("swift.conf"),
+        "[storage-policy:0]\nname = gold\n",
+    )
+    .unwrap();
+    let out = ringsmith_recon(&[
+        "--swiftdir",
+        dir.path().to_str().unwrap(),
+        "-p",
+        "silver",
+        "-a",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid Storage Policy: silver"));
     // Non-object checks on object-only servers print swift-recon's error and go on.
-    write_ring(&dir.path().join("account.ring.gz"), &[("127.0.0.1", closed_port(), "d1", 1, 1)]);
-    let out = ringsmith_recon(&["--swiftdir", dir.path().to_str().unwrap(), "account", "-a", "--suppress"]);
+    write_ring(
+        &dir.path().join("account.ring.gz"),
+        &[("127.0.0.1", closed_port(), "d1", 1, 1)],
+    );
+    let out = ringsmith_recon(&[
+        "--swiftdir",
+        dir.path().to_str().unwrap(),
+        "account",
+        "-a",
+        "--suppress",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Error: Can't check asyncs on non object servers."), "{stdout}");
+    assert!(
+        stdout.contains("Error: Can't check asyncs on non object servers."),
+        "{stdout}"
+    );
     assert_eq!(out.status.code(), Some(0));
 }

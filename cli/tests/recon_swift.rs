@@ -41,7 +41,11 @@ fn run_ok(cmd: &mut Command) {
 fn build_ring(etc: &Path, name: &str, devs: &[(u32, &str, u16, &str)]) {
     let builder = etc.join(format!("{name}.builder"));
     let srb = swift_bin("swift-ring-builder");
-    run_ok(Command::new(&srb).arg(&builder).args(["create", "4", "1", "1"]));
+    run_ok(
+        Command::new(&srb)
+            .arg(&builder)
+            .args(["create", "4", "1", "1"]),
+    );
     for (zone, ip, port, dev) in devs {
         run_ok(Command::new(&srb).arg(&builder).args([
             "add",
@@ -53,7 +57,14 @@ fn build_ring(etc: &Path, name: &str, devs: &[(u32, &str, u16, &str)]) {
     assert!(etc.join(format!("{name}.ring.gz")).exists());
 }
 
-fn server_conf(kind: &str, ip: &str, port: u16, devices: &Path, etc: &Path, cache: &Path) -> String {
+fn server_conf(
+    kind: &str,
+    ip: &str,
+    port: u16,
+    devices: &Path,
+    etc: &Path,
+    cache: &Path,
+) -> String {
     format!(
         "[DEFAULT]\ndevices = {devices}\nmount_check = false\ndisable_fallocate = true\n\
          bind_ip = {ip}\nbind_port = {port}\nworkers = 0\nuser = root\nswift_dir = {etc}\n\
@@ -92,7 +103,11 @@ fn start_cluster() -> Cluster {
     build_ring(
         &etc,
         "object",
-        &[(1, "127.0.0.1", po_a, "d1"), (1, "127.0.0.1", po_a, "d2"), (2, "127.0.0.2", po_b, "d3")],
+        &[
+            (1, "127.0.0.1", po_a, "d1"),
+            (1, "127.0.0.1", po_a, "d2"),
+            (2, "127.0.0.2", po_b, "d3"),
+        ],
     );
     build_ring(&etc, "container", &[(1, "127.0.0.1", pc, "d1")]);
     build_ring(&etc, "account", &[(1, "127.0.0.1", pa, "d1")]);
@@ -148,7 +163,10 @@ fn start_cluster() -> Cluster {
             "object_reconstruction_time": 1.0, "object_reconstruction_last": now - 600.0
         }),
     );
-    write(cache_b.join("drive.recon"), serde_json::json!({"drive_audit_errors": 2}));
+    write(
+        cache_b.join("drive.recon"),
+        serde_json::json!({"drive_audit_errors": 2}),
+    );
     write(
         cache_c.join("container.recon"),
         serde_json::json!({
@@ -194,7 +212,12 @@ fn start_cluster() -> Cluster {
     }
     // Bounded wait for every server's recon endpoint.
     let deadline = Instant::now() + Duration::from_secs(90);
-    for (ip, port) in [("127.0.0.1", po_a), ("127.0.0.2", po_b), ("127.0.0.1", pc), ("127.0.0.1", pa)] {
+    for (ip, port) in [
+        ("127.0.0.1", po_a),
+        ("127.0.0.2", po_b),
+        ("127.0.0.1", pc),
+        ("127.0.0.1", pa),
+    ] {
         loop {
             if recon_version_ok(ip, port) {
                 break;
@@ -203,12 +226,18 @@ fn start_cluster() -> Cluster {
                 if let Some(status) = c.try_wait().unwrap() {
                     let logs: Vec<String> = ["obj-a", "obj-b", "cont", "acct"]
                         .iter()
-                        .map(|n| std::fs::read_to_string(root.join("log").join(format!("{n}.log"))).unwrap_or_default())
+                        .map(|n| {
+                            std::fs::read_to_string(root.join("log").join(format!("{n}.log")))
+                                .unwrap_or_default()
+                        })
                         .collect();
                     panic!("a Swift server exited ({status}): {}", logs.join("\n---\n"));
                 }
             }
-            assert!(Instant::now() < deadline, "Swift server on port {port} did not start");
+            assert!(
+                Instant::now() < deadline,
+                "Swift server on port {port} did not start"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -285,11 +314,42 @@ fn same_figures_as_swift_recon_on_real_swift_servers() {
     let etc = c.etc.to_str().unwrap();
     let runs: &[&[&str]] = &[
         &[
-            "object", "-a", "-r", "-R", "--auditor", "--updater", "--expirer", "-u", "-l", "-q",
-            "--sockstat", "--driveaudit", "-T", "--swift-versions", "--validate-servers", "-d",
+            "object",
+            "-a",
+            "-r",
+            "-R",
+            "--auditor",
+            "--updater",
+            "--expirer",
+            "-u",
+            "-l",
+            "-q",
+            "--sockstat",
+            "--driveaudit",
+            "-T",
+            "--swift-versions",
+            "--validate-servers",
+            "-d",
         ],
-        &["container", "-r", "--auditor", "--updater", "--sharding", "-u", "-q", "--validate-servers", "-T"],
-        &["account", "-r", "--auditor", "-u", "--validate-servers", "--swift-versions"],
+        &[
+            "container",
+            "-r",
+            "--auditor",
+            "--updater",
+            "--sharding",
+            "-u",
+            "-q",
+            "--validate-servers",
+            "-T",
+        ],
+        &[
+            "account",
+            "-r",
+            "--auditor",
+            "-u",
+            "--validate-servers",
+            "--swift-versions",
+        ],
         &["object", "container", "account", "--driveaudit", "-q"],
     ];
     for args in runs {
@@ -298,14 +358,19 @@ fn same_figures_as_swift_recon_on_real_swift_servers() {
         let theirs = swift_recon(&full);
         let ours_out = ringsmith_recon(&full);
         let ours = String::from_utf8_lossy(&ours_out.stdout).into_owned();
-        assert!(theirs.contains("Starting reconnaissance"), "swift-recon failed: {theirs}");
+        assert!(
+            theirs.contains("Starting reconnaissance"),
+            "swift-recon failed: {theirs}"
+        );
         // Multiple server types come out of a Python set in swift-recon; compare per type.
         let mut theirs_by_type: Vec<Vec<Vec<String>>> = split_types(&theirs)
             .iter()
             .map(|t| blocks(t, VOLATILE))
             .collect();
-        let mut ours_by_type: Vec<Vec<Vec<String>>> =
-            split_types(&ours).iter().map(|t| blocks(t, VOLATILE)).collect();
+        let mut ours_by_type: Vec<Vec<Vec<String>>> = split_types(&ours)
+            .iter()
+            .map(|t| blocks(t, VOLATILE))
+            .collect();
         theirs_by_type.sort();
         ours_by_type.sort();
         assert_eq!(
@@ -337,14 +402,21 @@ fn same_figures_as_swift_recon_on_real_swift_servers() {
     let theirs = swift_recon(&["--swiftdir", etc, "object", "--md5"]);
     let out = ringsmith_recon(&["--swiftdir", etc, "object", "--md5"]);
     let ours = String::from_utf8_lossy(&out.stdout);
-    assert!(theirs.contains("2/2 hosts matched, 0 error[s] while checking hosts."), "{theirs}");
+    assert!(
+        theirs.contains("2/2 hosts matched, 0 error[s] while checking hosts."),
+        "{theirs}"
+    );
     let ring_part = |s: &str| -> Vec<String> {
-        let head: Vec<&str> = s.lines().take_while(|l| !l.contains("swift.conf")).collect();
+        let head: Vec<&str> = s
+            .lines()
+            .take_while(|l| !l.contains("swift.conf"))
+            .collect();
         figure_lines(&head.join("\n"))
     };
     assert_eq!(ring_part(&ours), ring_part(&theirs));
     assert_eq!(
-        ours.matches("2/2 hosts matched, 0 error[s] while checking hosts.").count(),
+        ours.matches("2/2 hosts matched, 0 error[s] while checking hosts.")
+            .count(),
         2,
         "{ours}"
     );
@@ -359,9 +431,17 @@ fn same_figures_as_swift_recon_on_real_swift_servers() {
     let mut bytes = std::fs::read(c.etc.join("object.ring.gz")).unwrap();
     bytes.push(0);
     std::fs::write(other.path().join("object.ring.gz"), &bytes).unwrap();
-    let out = ringsmith_recon(&["--swiftdir", other.path().to_str().unwrap(), "object", "--md5"]);
+    let out = ringsmith_recon(&[
+        "--swiftdir",
+        other.path().to_str().unwrap(),
+        "object",
+        "--md5",
+    ]);
     let ours = String::from_utf8_lossy(&out.stdout);
-    assert!(ours.contains("0/2 hosts matched, 2 error[s] while checking hosts."), "{ours}");
+    assert!(
+        ours.contains("0/2 hosts matched, 2 error[s] while checking hosts."),
+        "{ours}"
+    );
     assert!(ours.contains("(object.ring.gz => "), "{ours}");
     assert_eq!(out.status.code(), Some(1));
 }

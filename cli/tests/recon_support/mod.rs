@@ -131,7 +131,10 @@ async fn respond(b: &Behaviour, method: &str, path: &str) -> Option<String> {
     let check = path.strip_prefix("/recon/").unwrap_or(path);
     let lookup = |bodies: &HashMap<String, String>| {
         if method == "OPTIONS" {
-            let server = bodies.get("@server").cloned().unwrap_or("object-server/2.38.3".into());
+            let server = bodies
+                .get("@server")
+                .cloned()
+                .unwrap_or("object-server/2.38.3".into());
             return http(200, "OK", "", &format!("Server: {server}\r\n"));
         }
         match bodies.get(check) {
@@ -149,7 +152,12 @@ async fn respond(b: &Behaviour, method: &str, path: &str) -> Option<String> {
     };
     match b {
         Behaviour::Json(bodies) => Some(lookup(bodies)),
-        Behaviour::Status(s) => Some(http(*s, "Internal Server Error", "Internal server error.", "")),
+        Behaviour::Status(s) => Some(http(
+            *s,
+            "Internal Server Error",
+            "Internal server error.",
+            "",
+        )),
         Behaviour::Garbage => Some(http(200, "OK", "<html>oops</html>", "")),
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
