@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::device::{Device, Tier};
 
+pub mod syntax;
+
 pub use crate::ring::NONE_DEV;
 
 /// A device as the builder tracks it: the ring's device plus its assignment counters.
