@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::device::{Device, Tier};
 
+pub mod syntax;
+
 pub use crate::ring::NONE_DEV;
 
 mod dispersion;
