@@ -7,6 +7,9 @@ use crate::device::{Device, Tier};
 
 pub use crate::ring::NONE_DEV;
 
+pub mod file;
+pub use file::BuilderFileError;
+
 /// A device as the builder tracks it: the ring's device plus its assignment counters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BuilderDevice {
