@@ -257,13 +257,14 @@ impl RingBuilder {
     /// Swift's `to_dict()` as a pickle value (device dicts pending removal are shared
     /// between `devs` and `_remove_devs`).
     pub fn to_pickle_value(&self) -> Value {
+        let rebalanced = self.replica2part2dev.is_some();
         let devs: Vec<Value> = self
             .devs
             .iter()
             .map(|d| match d {
                 None => Value::None,
                 Some(d) => {
-                    let v = dev_to_value(d);
+                    let v = dev_to_value(d, writes_parts_wanted(d, rebalanced));
                     if self.remove_devs.contains(&d.dev.id) {
                         Value::shared(v)
                     } else {
@@ -525,7 +526,15 @@ fn num(f: f64) -> Value {
     }
 }
 
-fn dev_to_value(d: &BuilderDevice) -> Value {
+/// Swift sets `parts_wanted` on every device at a rebalance and nowhere else, so a builder
+/// never rebalanced has none, and a device added since the last rebalance has none. The
+/// model always holds a number; a device with no partitions, nothing wanted and a weight
+/// (which a rebalance would have given partitions) is taken to be such a newcomer.
+fn writes_parts_wanted(d: &BuilderDevice, rebalanced: bool) -> bool {
+    rebalanced && !(d.parts == 0 && d.parts_wanted == 0.0 && d.dev.weight > 0.0)
+}
+
+fn dev_to_value(d: &BuilderDevice, with_parts_wanted: bool) -> Value {
     let dev = &d.dev;
     let mut entries = vec![
         (s("region"), Value::Int(dev.region as i64)),
@@ -542,8 +551,10 @@ fn dev_to_value(d: &BuilderDevice) -> Value {
         (s("weight"), Value::Float(dev.weight)),
         (s("id"), Value::Int(dev.id as i64)),
         (s("parts"), int(d.parts)),
-        (s("parts_wanted"), num(d.parts_wanted)),
     ];
+    if with_parts_wanted {
+        entries.push((s("parts_wanted"), num(d.parts_wanted)));
+    }
     for (k, v) in &dev.extra {
         entries.push((s(k), json_to_value(v)));
     }
