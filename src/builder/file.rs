@@ -193,21 +193,28 @@ impl RingBuilder {
                 source: e,
             },
         })?;
-        Self::parse(&bytes, Some(path.to_path_buf()))
+        let ctx = Ctx {
+            path: Some(path.to_path_buf()),
+            input_len: bytes.len(),
+        };
+        let value = Self::unpickle(&bytes, &ctx)?;
+        // The file's bytes are not needed any more; a big builder is tens of MB.
+        drop(bytes);
+        Self::from_value(&value, &ctx)
     }
 
     /// Loads a builder from the bytes of a `.builder` file.
     pub fn from_pickle_bytes(bytes: &[u8]) -> Result<RingBuilder, BuilderFileError> {
-        Self::parse(bytes, None)
-    }
-
-    fn parse(bytes: &[u8], path: Option<PathBuf>) -> Result<RingBuilder, BuilderFileError> {
         let ctx = Ctx {
-            path,
+            path: None,
             input_len: bytes.len(),
         };
-        let value = match pickle::loads(bytes) {
-            Ok(v) => v,
+        Self::from_value(&Self::unpickle(bytes, &ctx)?, &ctx)
+    }
+
+    fn unpickle(bytes: &[u8], ctx: &Ctx) -> Result<Value, BuilderFileError> {
+        match pickle::loads(bytes) {
+            Ok(v) => Ok(v),
             Err(e) => {
                 let composite = looks_like_composite(bytes);
                 let reason = if bytes.is_empty() {
@@ -215,13 +222,16 @@ impl RingBuilder {
                 } else {
                     e.to_string()
                 };
-                return Err(BuilderFileError::Invalid {
-                    path: ctx.path,
+                Err(BuilderFileError::Invalid {
+                    path: ctx.path.clone(),
                     reason,
                     composite,
-                });
+                })
             }
-        };
+        }
+    }
+
+    fn from_value(value: &Value, ctx: &Ctx) -> Result<RingBuilder, BuilderFileError> {
         let state = match value.deref_shared() {
             Value::Dict(entries) => State {
                 entries,
@@ -246,7 +256,7 @@ impl RingBuilder {
                 )))
             }
         };
-        from_state(&ctx, &state)
+        from_state(ctx, &state)
     }
 
     /// The `.builder` file contents: Swift's `pickle.dumps(to_dict(), protocol=2)`.
@@ -684,20 +694,23 @@ fn get_bool(ctx: &Ctx, what: &str, v: &Value) -> Result<bool, BuilderFileError> 
         .ok_or_else(|| ctx.invalid(format!("{what} must be a bool, not {}", describe(v))))
 }
 
-/// A list of ints from a list, a tuple or an array.
-fn int_items(
+/// A list of ints from a list, a tuple or an array (borrowed from an array: the tables
+/// are the bulk of a builder and are not copied twice).
+fn int_items<'v>(
     ctx: &Ctx,
     what: &str,
-    v: &Value,
-) -> Result<(Option<char>, Vec<u64>), BuilderFileError> {
+    v: &'v Value,
+) -> Result<(Option<char>, std::borrow::Cow<'v, [u64]>), BuilderFileError> {
     match v.deref_shared() {
-        Value::Array { typecode, items } => Ok((Some(*typecode), items.clone())),
+        Value::Array { typecode, items } => {
+            Ok((Some(*typecode), std::borrow::Cow::Borrowed(items)))
+        }
         Value::List(items) | Value::Tuple(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, it) in items.iter().enumerate() {
                 out.push(get_u64(ctx, &format!("{what}[{i}]"), it)?);
             }
-            Ok((None, out))
+            Ok((None, std::borrow::Cow::Owned(out)))
         }
         other => Err(ctx.invalid(format!(
             "{what} must be an array or a list, not {}",
@@ -951,7 +964,7 @@ fn from_state(ctx: &Ctx, st: &State) -> Result<RingBuilder, BuilderFileError> {
             for (k, v) in entries {
                 let tier = tier_from_value(ctx, k)?;
                 let (_, counts) = int_items(ctx, "_dispersion_graph value", v)?;
-                dispersion_graph.insert(tier, counts);
+                dispersion_graph.insert(tier, counts.into_owned());
             }
         }
     }
