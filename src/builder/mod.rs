@@ -9,6 +9,8 @@ pub mod syntax;
 
 pub use crate::ring::NONE_DEV;
 
+pub mod file;
+pub use file::BuilderFileError;
 mod dispersion;
 mod error;
 mod ops;
