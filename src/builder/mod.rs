@@ -12,6 +12,8 @@ mod error;
 mod ops;
 mod plan;
 mod rebalance;
+#[cfg(test)]
+mod tests;
 
 pub use dispersion::{tier_name, DispersionReport, TierDispersion};
 pub use error::BuilderError;

@@ -698,14 +698,18 @@ impl<'a> Run<'a> {
                         continue;
                     }
                     self.collect_paths(p, Some(r));
-                    if let Some(to) = self.find_home(0, true) {
-                        self.table[r][p] = to;
-                        self.add_count(d, -1);
-                        self.add_count(to, 1);
-                        self.moved_parts[p] = true;
-                        moved_any = true;
-                        // One replica per partition per pass is plenty.
-                        break;
+                    // Take the replica off first so that the tiers it leaves count it gone.
+                    self.add_count(d, -1);
+                    match self.find_home(0, true) {
+                        Some(to) if to != d => {
+                            self.table[r][p] = to;
+                            self.add_count(to, 1);
+                            self.moved_parts[p] = true;
+                            moved_any = true;
+                            // One replica per partition per pass is plenty.
+                            break;
+                        }
+                        _ => self.add_count(d, 1),
                     }
                 }
             }
