@@ -12,6 +12,7 @@ mod error;
 mod ops;
 mod plan;
 mod rebalance;
+pub mod scenario;
 #[cfg(test)]
 mod tests;
 
