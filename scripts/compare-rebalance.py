@@ -35,13 +35,45 @@ rb = builder.RingBuilder(scenario['part_power'], scenario['replicas'], 1)
 rb.set_overload(scenario['overload'])
 command_map = {'add': rb.add_dev, 'remove': rb.remove_dev,
                'set_weight': rb.set_dev_weight, 'save': lambda *a: None}
+fractional = scenario['replicas'] != int(scenario['replicas'])
+def true_changed(old, new):
+    # Swift's own count stops at the short last row (zip); count every slot.
+    changed = 0
+    for r, row in enumerate(new):
+        old_row = old[r] if old is not None and r < len(old) else []
+        changed += sum(1 for p, d in enumerate(row) if p >= len(old_row) or old_row[p] != d)
+    return changed
+def true_dispersion():
+    # Swift's figure also stops at the short last row; recount over every partition.
+    max_allowed = rb._build_max_replicas_by_tier()
+    tiers = {d['id']: (lambda t: [t[:1], t[:2], t[:3], t])(
+        (d['region'], d['zone'], d['ip'], d['id'])) for d in rb._iter_devs()}
+    at_risk = 0
+    for part in range(rb.parts):
+        counts = {}
+        for row in rb._replica2part2dev:
+            if part < len(row):
+                for t in tiers[row[part]]:
+                    counts[t] = counts.get(t, 0) + 1
+        risk = [0] * 5
+        for t, n in counts.items():
+            if n > max_allowed[t]:
+                risk[len(t)] += n - max_allowed[t]
+        at_risk += max(risk)
+    return 100.0 * at_risk / (rb.parts * rb.replicas)
 def step(r, n):
+    old = [list(row) for row in rb._replica2part2dev] if (
+        fractional and rb._replica2part2dev) else None
     t = time.perf_counter()
     moved, balance, removed = rb.rebalance(seed=seed)
     secs = time.perf_counter() - t
+    dispersion = rb.dispersion
+    if fractional:
+        moved = true_changed(old, rb._replica2part2dev)
+        dispersion = true_dispersion()
     rb.pretend_min_part_hours_passed()
     print(json.dumps({'round': r, 'rebalance': n, 'seconds': secs, 'moved': moved,
-                      'balance': balance, 'dispersion': rb.dispersion,
+                      'balance': balance, 'dispersion': dispersion,
                       'removed': removed}), flush=True)
     return moved, balance, removed
 for ri, commands in enumerate(scenario['rounds']):
