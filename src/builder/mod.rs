@@ -16,6 +16,9 @@ mod error;
 mod ops;
 mod plan;
 mod rebalance;
+pub mod scenario;
+#[cfg(test)]
+mod tests;
 
 pub use dispersion::{tier_name, DispersionReport, TierDispersion};
 pub use error::BuilderError;
