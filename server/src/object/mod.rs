@@ -161,3 +161,6 @@ pub fn object_router(state: Arc<ObjectState>) -> Router {
     );
     Router::new().fallback(move |req| server::dispatch(state.clone(), recon.clone(), req))
 }
+
+#[cfg(test)]
+mod tests;

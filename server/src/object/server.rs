@@ -205,7 +205,7 @@ fn now_secs() -> u64 {
 }
 
 /// `X-Delete-At` of a write: an integer in the future.
-fn delete_at_header(headers: &HeaderMap, req_ts: Timestamp) -> Result<Option<u64>, Resp> {
+fn delete_at_header(headers: &HeaderMap) -> Result<Option<u64>, Resp> {
     match h::get(headers, "x-delete-at") {
         None => Ok(None),
         Some(v) => {
@@ -213,7 +213,7 @@ fn delete_at_header(headers: &HeaderMap, req_ts: Timestamp) -> Result<Option<u64
                 .trim()
                 .parse()
                 .map_err(|_| plain(StatusCode::BAD_REQUEST, "Non-integer X-Delete-At"))?;
-            if n <= req_ts.seconds() {
+            if n <= now_secs() {
                 return Err(plain(StatusCode::BAD_REQUEST, "X-Delete-At in past"));
             }
             Ok(Some(n))
@@ -296,7 +296,7 @@ async fn put(state: &Arc<ObjectState>, or: ObjectRequest, req: Request) -> Resp 
     if let Err(m) = check_metadata(&headers, "object", limits) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
-    let delete_at = match delete_at_header(&headers, req_ts) {
+    let delete_at = match delete_at_header(&headers) {
         Ok(d) => d,
         Err(r) => return r,
     };
@@ -1011,7 +1011,7 @@ async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap) 
     if let Err(m) = check_metadata(headers, "object", &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
-    let delete_at = match delete_at_header(headers, req_ts) {
+    let delete_at = match delete_at_header(headers) {
         Ok(d) => d,
         Err(r) => return r,
     };
