@@ -445,3 +445,6 @@ fn render(state: &AccountState, account: &str, rows: &[Entry<broker::ContainerRo
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -732,3 +732,6 @@ async fn update_container(t: Target, headers: &HeaderMap, body: axum::body::Byte
         Ok(true) => empty(StatusCode::ACCEPTED),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -163,4 +163,4 @@ pub fn object_router(state: Arc<ObjectState>) -> Router {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -43,7 +43,7 @@ impl Node {
         self.dir.path().join("node/sda1")
     }
 
-    fn router(&self) -> Router {
+    pub fn router(&self) -> Router {
         let cfg = ObjectConfig::from_conf(&self.conf("object-server")).unwrap();
         object_router(ObjectState::new(cfg))
     }
