@@ -402,6 +402,23 @@ mod tests {
     }
 
     #[test]
+    fn device_list_agrees_with_the_full_ring_loader_on_swift_made_rings() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rings");
+        let mut seen = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if !path.to_string_lossy().ends_with(".ring.gz") {
+                continue;
+            }
+            let full = crate::ring::RingData::load(&path).unwrap();
+            let want: Vec<Device> = full.devs.into_iter().flatten().collect();
+            assert_eq!(ring_devices(&path).unwrap(), want, "{}", path.display());
+            seen += 1;
+        }
+        assert!(seen >= 2, "no ring fixtures in {}", dir.display());
+    }
+
+    #[test]
     fn bad_ring_files_name_the_file_and_the_problem() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("object.ring.gz");
