@@ -254,10 +254,14 @@ fn json_report_has_raw_answers_summaries_and_failures() {
         "{doc:#}"
     );
     assert_eq!(
-        answer(p[1])["result"]["error"]["kind"]["kind"],
+        answer(p[1])["result"]["error"]["kind"],
         "malformed_json",
         "{doc:#}"
     );
+    assert!(answer(p[1])["result"]["error"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("malformed JSON"));
     assert_eq!(check["stats"][0]["total"], 7.0);
     assert_eq!(check["stats"][0]["reported"], 1);
     assert_eq!(doc["failures"][0]["host"]["port"], p[1]);

@@ -73,10 +73,14 @@ fn ser_result<S: serde::Serializer>(r: &Result<Value, HostError>, s: S) -> Resul
     let mut m = s.serialize_map(Some(1))?;
     match r {
         Ok(v) => m.serialize_entry("body", v)?,
-        Err(e) => m.serialize_entry(
-            "error",
-            &serde_json::json!({"kind": e, "text": e.to_string()}),
-        )?,
+        Err(e) => {
+            // {"kind": "timeout", "message": 5.0, "text": "timed out after 5s"}
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            if let Value::Object(obj) = &mut v {
+                obj.insert("text".into(), e.to_string().into());
+            }
+            m.serialize_entry("error", &v)?
+        }
     }
     m.end()
 }
