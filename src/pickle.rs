@@ -184,6 +184,22 @@ impl Value {
         }
     }
 
+    /// A non-negative `int` that fits `u64` (however it was pickled).
+    pub fn as_u64(&self) -> Option<u64> {
+        as_u64(self.deref_shared())
+    }
+
+    /// A `u64` as Python pickles it: beyond `i64` it needs the long form.
+    pub fn from_u64(v: u64) -> Value {
+        if v <= i64::MAX as u64 {
+            Value::Int(v as i64)
+        } else {
+            let mut b = v.to_le_bytes().to_vec();
+            b.push(0);
+            Value::BigInt(b)
+        }
+    }
+
     /// A number: `int` or `float`.
     pub fn as_f64(&self) -> Option<f64> {
         match self.deref_shared() {

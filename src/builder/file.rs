@@ -515,11 +515,7 @@ impl RingBuilder {
 }
 
 fn int(v: u64) -> Value {
-    if v <= i64::MAX as u64 {
-        Value::Int(v as i64)
-    } else {
-        Value::Float(v as f64)
-    }
+    Value::from_u64(v)
 }
 
 fn opt_int(v: Option<u64>) -> Value {
@@ -661,8 +657,10 @@ fn req<'a>(ctx: &Ctx, st: &State<'a>, key: &str) -> Result<&'a Value, BuilderFil
 }
 
 fn get_u64(ctx: &Ctx, what: &str, v: &Value) -> Result<u64, BuilderFileError> {
+    if let Some(n) = v.as_u64() {
+        return Ok(n);
+    }
     match v.deref_shared() {
-        Value::Int(i) if *i >= 0 => Ok(*i as u64),
         Value::Bool(b) => Ok(*b as u64),
         // Python tolerates whole floats in int fields; so does Ringsmith.
         Value::Float(f) if *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19 => Ok(*f as u64),

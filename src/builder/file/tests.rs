@@ -401,3 +401,177 @@ fn get_ring_and_from_ring() {
     assert!(r.replica2part2dev.is_empty());
     assert_eq!(r.dev_id_bytes, 2);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_dev(id: u32) -> impl Strategy<Value = BuilderDevice> {
+        (
+            (1u32..4, 1u32..5, 0u8..4, 6000u32..6300),
+            (
+                prop_oneof![Just(0.0), 0.0f64..1000.0],
+                "[a-z]{0,6}",
+                0u64..500,
+                -500.0f64..500.0,
+            ),
+            proptest::option::of(prop_oneof![
+                any::<i64>().prop_map(serde_json::Value::from),
+                "[ -~]{0,8}".prop_map(serde_json::Value::from),
+            ]),
+        )
+            .prop_map(
+                move |((region, zone, host, port), (weight, meta, parts, pw), extra)| {
+                    let ip = format!("10.0.{zone}.{host}");
+                    let mut dev = dev(id, zone, &ip, weight, parts);
+                    dev.dev.region = region;
+                    dev.dev.port = port;
+                    dev.dev.replication_port = port + 1;
+                    dev.dev.meta = meta;
+                    dev.parts_wanted = pw;
+                    if let Some(x) = extra {
+                        dev.dev.extra.insert("rack".into(), x);
+                    }
+                    dev
+                },
+            )
+    }
+
+    fn arb_builder() -> impl Strategy<Value = RingBuilder> {
+        (0u32..6, 1usize..10, any::<u64>())
+            .prop_flat_map(|(part_power, ndevs, seed)| {
+                let devs =
+                    proptest::collection::vec(proptest::option::weighted(0.8, Just(())), ndevs)
+                        .prop_flat_map(|present| {
+                            present
+                                .into_iter()
+                                .enumerate()
+                                .map(|(id, p)| match p {
+                                    Some(()) => arb_dev(id as u32).prop_map(Some).boxed(),
+                                    None => Just(None).boxed(),
+                                })
+                                .collect::<Vec<_>>()
+                        });
+                (
+                    Just(part_power),
+                    devs,
+                    (1usize..5, 0usize..=(1usize << part_power), any::<bool>()),
+                    proptest::collection::vec(any::<u8>(), 1usize << part_power),
+                    (
+                        any::<bool>(),
+                        any::<bool>(),
+                        proptest::option::of(0.0f64..100.0),
+                    ),
+                    (any::<u64>(), 0u64..(1 << 40), any::<bool>()),
+                    Just(seed),
+                )
+            })
+            .prop_map(
+                |(
+                    part_power,
+                    mut devs,
+                    (rows, last_len, rebalanced),
+                    last_part_moves,
+                    (is_list, wide, dispersion),
+                    (version, epoch, with_id),
+                    seed,
+                )| {
+                    use rand::{Rng, SeedableRng};
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                    let parts = 1usize << part_power;
+                    let present: Vec<u32> = devs.iter().flatten().map(|d| d.dev.id).collect();
+                    let table = (rebalanced && !present.is_empty()).then(|| {
+                        (0..rows)
+                            .map(|r| {
+                                let len = if r + 1 == rows && last_len > 0 {
+                                    last_len
+                                } else {
+                                    parts
+                                };
+                                (0..len)
+                                    .map(|_| {
+                                        if rng.gen_ratio(1, 20) {
+                                            NONE_DEV
+                                        } else {
+                                            present[rng.gen_range(0..present.len())]
+                                        }
+                                    })
+                                    .collect()
+                            })
+                            .collect::<Vec<Vec<u32>>>()
+                    });
+                    if table.is_none() {
+                        // Never rebalanced: Swift's devices have no parts_wanted yet.
+                        for d in devs.iter_mut().flatten() {
+                            d.parts_wanted = 0.0;
+                        }
+                    }
+                    let remove_devs: Vec<u32> = present
+                        .iter()
+                        .copied()
+                        .filter(|_| rng.gen_ratio(1, 3))
+                        .collect();
+                    let mut graph = BTreeMap::new();
+                    for d in devs.iter().flatten() {
+                        for t in d.dev.tiers() {
+                            graph.insert(t, (0..4).map(|_| rng.gen_range(0..300)).collect());
+                        }
+                    }
+                    let dev_id_bytes = if table.is_some() && wide { 4 } else { 2 };
+                    RingBuilder {
+                        part_power,
+                        next_part_power: rng.gen_ratio(1, 4).then_some(part_power + 1),
+                        replicas: rows as f64 - 1.0 + rng.gen_range(0.0..1.0),
+                        min_part_hours: rng.gen_range(0..48),
+                        devs,
+                        devs_changed: rng.gen(),
+                        version,
+                        overload: rng.gen_range(0.0..1.0),
+                        replica2part2dev: table,
+                        dev_id_bytes,
+                        last_part_moves_epoch: epoch,
+                        last_part_moves,
+                        last_part_moves_is_list: is_list,
+                        last_part_gather_start: rng.gen_range(0..parts as u64),
+                        dispersion_graph: graph,
+                        dispersion,
+                        remove_devs,
+                        id: with_id.then(|| format!("{:032x}", rng.gen::<u128>())),
+                    }
+                },
+            )
+            .prop_filter("Swift needs at least one replica", |b| b.replicas >= 1.0)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn builders_round_trip(b in arb_builder()) {
+            let bytes = b.to_pickle_bytes();
+            let back = RingBuilder::from_pickle_bytes(&bytes).unwrap();
+            prop_assert_eq!(&back, &b);
+            prop_assert_eq!(back.to_pickle_bytes(), bytes);
+        }
+
+        #[test]
+        fn damaged_builders_give_errors_not_panics(
+            b in arb_builder(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..4),
+        ) {
+            let mut bytes = b.to_pickle_bytes();
+            for (at, byte, kind) in edits {
+                if bytes.is_empty() { break; }
+                let i = at % bytes.len();
+                match kind {
+                    0 => bytes[i] = byte,
+                    1 => { bytes.remove(i); }
+                    _ => bytes.truncate(i),
+                }
+            }
+            if let Err(e) = RingBuilder::from_pickle_bytes(&bytes) {
+                prop_assert!(e.to_string().starts_with("Ring Builder file is invalid: "));
+            }
+        }
+    }
+}
