@@ -722,6 +722,38 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// APPENDS of ints onto a compact int list, straight from the stack: the bulk of every
+    /// builder (a million table entries per replica). False when the general path applies.
+    fn append_ints_in_place(&mut self) -> Result<bool, PickleError> {
+        let Some(&mark) = self.marks.last() else {
+            return Ok(false);
+        };
+        let floor = if self.marks.len() >= 2 {
+            self.marks[self.marks.len() - 2]
+        } else {
+            0
+        };
+        if mark == 0 || mark <= floor {
+            return Ok(false);
+        }
+        let Item::N(l) = self.stack[mark - 1] else {
+            return Ok(false);
+        };
+        let Node::Ints(list) = &mut self.arena[l] else {
+            return Ok(false);
+        };
+        let items = &self.stack[mark..];
+        if !items.iter().all(|it| matches!(it, Item::V(Value::Int(_)))) {
+            return Ok(false);
+        }
+        list.extend(self.stack.drain(mark..).map(|it| match it {
+            Item::V(Value::Int(i)) => i,
+            _ => 0, // unreachable: checked above
+        }));
+        self.marks.pop();
+        Ok(true)
+    }
+
     /// A new list from items (protocol 0/1 `LIST`), compact when they are all ints.
     fn push_list(&mut self, items: Vec<Item>) -> Result<(), PickleError> {
         self.push_node(Node::Ints(Vec::new()));
@@ -1126,9 +1158,11 @@ impl<'a> Reader<'a> {
                     self.append(l, vec![v])?;
                 }
                 APPENDS => {
-                    let items = self.pop_mark()?;
-                    let l = self.top_node()?;
-                    self.append(l, items)?;
+                    if !self.append_ints_in_place()? {
+                        let items = self.pop_mark()?;
+                        let l = self.top_node()?;
+                        self.append(l, items)?;
+                    }
                 }
                 SETITEM => {
                     let v = self.pop()?;
