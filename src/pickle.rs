@@ -856,12 +856,35 @@ impl<'a> Reader<'a> {
                     }
                 }
                 if let Some(Value::Bytes(b)) = self.scalar(items) {
-                    // array.array('B', b'...') (how some writers pickle byte arrays).
-                    if tc == 'B' {
-                        let out = b.iter().map(|&x| x as u64).collect();
-                        self.push_node(Node::Array(tc, out));
-                        return Ok(());
-                    }
+                    // Python 2 pickled an array as (typecode, its machine bytes): x86 and
+                    // every platform Swift ran on is little-endian, with C long 8 bytes.
+                    let (width, signed) = match tc {
+                        'B' => (1, false),
+                        'b' => (1, true),
+                        'H' => (2, false),
+                        'h' => (2, true),
+                        'I' => (4, false),
+                        'i' => (4, true),
+                        'L' | 'Q' => (8, false),
+                        _ => (8, true),
+                    };
+                    let code = match (width, signed) {
+                        (1, false) => 0,
+                        (1, true) => 1,
+                        (2, false) => 2,
+                        (2, true) => 4,
+                        (4, false) => 6,
+                        (4, true) => 8,
+                        (_, false) => 10,
+                        (_, true) => 12,
+                    };
+                    let Some(out) = decode_machine_format(code, b) else {
+                        return Err(self.err(format!(
+                            "array('{tc}') bytes are not whole items, or hold a negative one"
+                        )));
+                    };
+                    self.push_node(Node::Array(tc, out));
+                    return Ok(());
                 }
                 Err(self.err("array.array items are not a list"))
             }

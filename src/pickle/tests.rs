@@ -137,6 +137,29 @@ fn python_2_strings_and_legacy_instances() {
 }
 
 #[test]
+fn python_2_arrays_of_machine_bytes() {
+    // Python 2.7: pickle.dumps(array('H', [1, 258, 65535]), 2) and an array('I').
+    let p = b"\x80\x02carray\narray\nq\x00U\x01HU\x06\x01\x00\x02\x01\xff\xff\x86q\x01Rq\x02.";
+    assert_eq!(
+        loads(p).unwrap(),
+        Value::Array {
+            typecode: 'H',
+            items: vec![1, 258, 65535]
+        }
+    );
+    let p = b"\x80\x02carray\narray\nU\x01IU\x08\x01\x00\x00\x00\x00\x00\x01\x00\x86R.";
+    assert_eq!(
+        loads(p).unwrap(),
+        Value::Array {
+            typecode: 'I',
+            items: vec![1, 65536]
+        }
+    );
+    let e = loads(b"\x80\x02carray\narray\nU\x01HU\x03abc\x86R.").unwrap_err();
+    assert!(e.to_string().contains("whole items"), "{e}");
+}
+
+#[test]
 fn protocol_0_strings_escapes_and_big_ints() {
     let p = b"(lp0\nS'a\\'b\\x41\\n'\np1\naVcaf\\u00e9\np2\naL123456789012345678901234567890L\na.";
     let v = loads(p).unwrap();

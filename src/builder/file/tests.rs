@@ -575,3 +575,96 @@ mod properties {
         }
     }
 }
+
+/// Writes a value the way Python 2.7's protocol-2 pickler did: `str` as
+/// SHORT_BINSTRING/BINSTRING, arrays as `array(typecode, machine bytes)`.
+fn py2_pickle(v: &Value, out: &mut Vec<u8>, memo: &mut Vec<*const Value>) {
+    let bin_str = |b: &[u8], out: &mut Vec<u8>| {
+        if b.len() < 256 {
+            out.extend_from_slice(&[b'U', b.len() as u8]);
+        } else {
+            out.push(b'T');
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        }
+        out.extend_from_slice(b);
+    };
+    match v {
+        Value::None => out.push(b'N'),
+        Value::Bool(b) => out.push(if *b { 0x88 } else { 0x89 }),
+        Value::Int(i) if *i >= i32::MIN as i64 && *i <= i32::MAX as i64 => {
+            out.push(b'J');
+            out.extend_from_slice(&(*i as i32).to_le_bytes());
+        }
+        Value::Int(i) => {
+            out.extend_from_slice(&[0x8a, 8]);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(b'G');
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        Value::Str(s) => bin_str(s.as_bytes(), out),
+        Value::List(items) => {
+            out.extend_from_slice(b"](");
+            for it in items {
+                py2_pickle(it, out, memo);
+            }
+            out.push(b'e');
+        }
+        Value::Tuple(items) => {
+            out.push(b'(');
+            for it in items {
+                py2_pickle(it, out, memo);
+            }
+            out.push(b't');
+        }
+        Value::Dict(entries) => {
+            out.extend_from_slice(b"}(");
+            for (k, v) in entries {
+                py2_pickle(k, out, memo);
+                py2_pickle(v, out, memo);
+            }
+            out.push(b'u');
+        }
+        Value::Array { typecode, items } => {
+            out.extend_from_slice(b"carray\narray\n");
+            bin_str(typecode.to_string().as_bytes(), out);
+            let raw: Vec<u8> = match typecode {
+                'B' => items.iter().map(|&x| x as u8).collect(),
+                'H' => items
+                    .iter()
+                    .flat_map(|&x| (x as u16).to_le_bytes())
+                    .collect(),
+                _ => items
+                    .iter()
+                    .flat_map(|&x| (x as u32).to_le_bytes())
+                    .collect(),
+            };
+            bin_str(&raw, out);
+            out.extend_from_slice(&[0x86, b'R']);
+        }
+        Value::Shared(inner) => {
+            let ptr = std::sync::Arc::as_ptr(inner);
+            match memo.iter().position(|&p| p == ptr) {
+                Some(i) => out.extend_from_slice(&[b'h', i as u8]),
+                None => {
+                    py2_pickle(inner, out, memo);
+                    out.extend_from_slice(&[b'q', memo.len() as u8]);
+                    memo.push(ptr);
+                }
+            }
+        }
+        other => panic!("not in a builder: {other:?}"),
+    }
+}
+
+#[test]
+fn python_2_builders_load() {
+    // Swift under Python 3 cannot read these (py2 str and raw array bytes); Ringsmith can.
+    let b = sample();
+    let mut bytes = vec![0x80, 2];
+    py2_pickle(&b.to_pickle_value(), &mut bytes, &mut Vec::new());
+    bytes.push(b'.');
+    let back = RingBuilder::from_pickle_bytes(&bytes).unwrap();
+    assert_eq!(back, b);
+}
