@@ -1388,23 +1388,27 @@ fn parse_decimal(s: &str) -> Option<Value> {
         Some(d) => (true, d),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 10_000 {
+    // Python 3.11 refuses to convert more than 4300 digits; so does Ringsmith.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 4300 {
         return None;
     }
-    // Magnitude as little-endian base-256 digits.
-    let mut mag: Vec<u8> = vec![0];
-    for d in digits.bytes() {
-        let mut carry = (d - b'0') as u32;
-        for byte in mag.iter_mut() {
-            let x = *byte as u32 * 10 + carry;
-            *byte = x as u8;
-            carry = x >> 8;
+    // Magnitude in little-endian 64-bit limbs, taking 18 digits per multiply.
+    let mut limbs: Vec<u64> = vec![0];
+    for chunk in digits.as_bytes().chunks(18) {
+        let scale = 10u128.pow(chunk.len() as u32);
+        let mut carry: u128 = chunk
+            .iter()
+            .fold(0u128, |acc, d| acc * 10 + (d - b'0') as u128);
+        for limb in limbs.iter_mut() {
+            let x = *limb as u128 * scale + carry;
+            *limb = x as u64;
+            carry = x >> 64;
         }
-        while carry > 0 {
-            mag.push(carry as u8);
-            carry >>= 8;
+        if carry > 0 {
+            limbs.push(carry as u64);
         }
     }
+    let mut mag: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
     mag.push(0); // room for the sign bit
     if neg {
         // two's complement: invert and add one
