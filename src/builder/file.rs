@@ -112,6 +112,25 @@ pub fn backup_path(builder_path: &Path, now_secs: u64) -> PathBuf {
     dir.join("backups").join(format!("{now_secs}.{name}"))
 }
 
+/// Where writing `path` really writes: the final target of a chain of symlinks (relative
+/// links resolve against their own directory), or `path` itself.
+fn resolve_symlinks(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    // A loop of links cannot be followed; 40 is the kernel's own limit.
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(target) => {
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    p
+}
+
 /// Largest device id a table of `bytes`-wide ids can hold (the all-ones value means "none").
 fn none_dev_id(bytes: u8) -> u64 {
     if bytes >= 4 {
@@ -380,14 +399,30 @@ impl RingBuilder {
 
     /// Writes the `.builder` file atomically (a crash leaves the old file or the new one).
     /// Assigns nothing: call [`RingBuilder::ensure_id`] first, as Swift's `save` does.
-    /// An existing file keeps its permissions; a new one gets 0644.
+    ///
+    /// What Swift's in-place write keeps, this keeps too: a symlinked builder is written
+    /// through the link (the link stays), and an existing file keeps its mode, owner and
+    /// group (a new one gets 0644).
     pub fn save(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let path = path.as_ref();
-        let mode = std::fs::metadata(path)
+        let target = resolve_symlinks(path);
+        let existing = std::fs::metadata(&target).ok();
+        let mode = existing
+            .as_ref()
             .map(|m| m.permissions().mode() & 0o7777)
             .unwrap_or(0o644);
-        crate::atomic::write_bytes_atomic(path, mode, &self.to_pickle_bytes()).map_err(|e| {
+        let owner = existing.as_ref().map(|m| (m.uid(), m.gid()));
+        let bytes = self.to_pickle_bytes();
+        crate::atomic::write_file_atomic(&target, mode, |f| {
+            use std::io::Write;
+            if let Some((uid, gid)) = owner {
+                // Only root can give a file away; anyone else writes files they own.
+                let _ = std::os::unix::fs::fchown(&*f, Some(uid), Some(gid));
+            }
+            f.write_all(&bytes)
+        })
+        .map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot write Ring Builder file {}: {e}", path.display()),

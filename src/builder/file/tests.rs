@@ -138,6 +138,53 @@ fn save_is_atomic_and_load_names_the_file() {
 }
 
 #[test]
+fn save_writes_through_symlinks_and_keeps_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rings")).unwrap();
+    let real = dir.path().join("rings/object.builder");
+    std::fs::write(&real, b"old").unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.path().join("object.builder");
+    std::os::unix::fs::symlink("rings/object.builder", &link).unwrap();
+
+    let b = sample();
+    b.save(&link).unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(RingBuilder::load(&real).unwrap(), b);
+    let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn save_keeps_the_owner_when_it_can() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("object.builder");
+    std::fs::write(&path, b"old").unwrap();
+    // /proc/self is owned by the effective uid.
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    if root {
+        std::os::unix::fs::chown(&path, Some(4321), Some(4322)).unwrap();
+    }
+    let before = std::fs::metadata(&path).unwrap();
+    sample().save(&path).unwrap();
+    let after = std::fs::metadata(&path).unwrap();
+    assert_ne!(
+        before.ino(),
+        after.ino(),
+        "replaced, not rewritten in place"
+    );
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    if root {
+        assert_eq!((after.uid(), after.gid()), (4321, 4322));
+    }
+}
+
+#[test]
 fn backup_path_is_beside_the_builder() {
     assert_eq!(
         backup_path(Path::new("/etc/swift/object.builder"), 1_700_000_123),
