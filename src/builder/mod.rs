@@ -5,8 +5,12 @@ use std::collections::BTreeMap;
 
 use crate::device::{Device, Tier};
 
+pub mod syntax;
+
 pub use crate::ring::NONE_DEV;
 
+pub mod file;
+pub use file::BuilderFileError;
 mod dispersion;
 mod error;
 mod ops;
