@@ -46,7 +46,11 @@ fn swift_rounds(scenario: &Path) -> BTreeMap<u64, Round> {
         r.dispersion = v["dispersion"].as_f64().unwrap_or(0.0);
         r.moved += v["moved"].as_u64().unwrap();
     }
-    assert!(!rounds.is_empty(), "no output from Swift for {}", scenario.display());
+    assert!(
+        !rounds.is_empty(),
+        "no output from Swift for {}",
+        scenario.display()
+    );
     rounds
 }
 
@@ -129,7 +133,9 @@ fn replica_plan_matches_swift_exactly() {
 
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move |n: u64| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) % n
     };
     let mut cases = Vec::new();
@@ -147,9 +153,15 @@ fn replica_plan_matches_swift_exactly() {
                 "ip": format!("10.{region}.{zone}.{server}"), "port": 6200,
                 "device": format!("d{id}"), "weight": weight}));
         }
-        let remove = if case % 3 == 0 { Some(next(count)) } else { None };
-        cases.push(serde_json::json!({"replicas": replicas, "overload": overload,
-            "devs": devs, "remove": remove}));
+        let remove = if case % 3 == 0 {
+            Some(next(count))
+        } else {
+            None
+        };
+        cases.push(
+            serde_json::json!({"replicas": replicas, "overload": overload,
+            "devs": devs, "remove": remove}),
+        );
     }
     let program = r#"
 import json, sys
@@ -188,10 +200,16 @@ print(json.dumps(out))
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(serde_json::to_string(&cases).unwrap().as_bytes()).unwrap();
+        stdin
+            .write_all(serde_json::to_string(&cases).unwrap().as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let swift: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let key = |t: &Tier| -> String {
         match t {
@@ -222,7 +240,10 @@ print(json.dumps(out))
         }
         rb.set_overload(case["overload"].as_f64().unwrap()).unwrap();
         if expected.get("error").is_some() {
-            assert!(rb.target_replicas_by_tier().is_err(), "Swift failed: {expected}");
+            assert!(
+                rb.target_replicas_by_tier().is_err(),
+                "Swift failed: {expected}"
+            );
             continue;
         }
         for (name, ours) in [
@@ -235,12 +256,20 @@ print(json.dumps(out))
                 ours.iter().map(|(t, v)| (key(t), *v)).collect();
             for (k, v) in theirs {
                 let v: f64 = v.as_str().unwrap().parse().unwrap();
-                assert_eq!(ours_nonzero.get(k).copied().unwrap_or(0.0), v, "{name} {k} in {case}");
+                assert_eq!(
+                    ours_nonzero.get(k).copied().unwrap_or(0.0),
+                    v,
+                    "{name} {k} in {case}"
+                );
                 compared += 1;
             }
         }
         let req: f64 = expected["required"].as_str().unwrap().parse().unwrap();
-        assert_eq!(rb.get_required_overload().unwrap(), req, "required overload in {case}");
+        assert_eq!(
+            rb.get_required_overload().unwrap(),
+            req,
+            "required overload in {case}"
+        );
     }
     assert!(compared > 500, "compared only {compared} values");
 }

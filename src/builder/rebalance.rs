@@ -139,7 +139,10 @@ impl RingBuilder {
         run.settle_surplus();
         let unmet = run.unmet();
         let Run {
-            table, moved_parts, gather_start, ..
+            table,
+            moved_parts,
+            gather_start,
+            ..
         } = run;
         self.replica2part2dev = Some(table);
         self.last_part_gather_start = gather_start as u64;
@@ -413,12 +416,19 @@ impl<'a> Run<'a> {
         let n = plan.tree.len();
         let table = b.replica2part2dev.take().unwrap_or_default();
         let old = table.clone();
-        let mut target = vec![0i64; n];
-        for i in 0..n {
-            if plan.tree.nodes[i].num_weighted_devs > 0 {
-                target[i] = plan.parts_by_tier[i] as i64;
-            }
-        }
+        let target: Vec<i64> = plan
+            .tree
+            .nodes
+            .iter()
+            .zip(&plan.parts_by_tier)
+            .map(|(node, &parts)| {
+                if node.num_weighted_devs > 0 {
+                    parts as i64
+                } else {
+                    0
+                }
+            })
+            .collect();
         let rank = (0..n).map(|_| rng.gen::<u32>()).collect();
         let mut child_start = Vec::with_capacity(n + 1);
         let mut children = Vec::new();
@@ -452,7 +462,11 @@ impl<'a> Run<'a> {
             child_start,
             children,
             max: plan.max.clone(),
-            fair: plan.max_allowed.iter().map(|&x| x.floor().max(0.0) as u32).collect(),
+            fair: plan
+                .max_allowed
+                .iter()
+                .map(|&x| x.floor().max(0.0) as u32)
+                .collect(),
             depth_of: plan.tree.nodes.iter().map(|n| n.depth).collect(),
             dev_of: plan.tree.nodes.iter().map(|n| n.dev_id).collect(),
         }
@@ -570,7 +584,9 @@ impl<'a> Run<'a> {
         for p in 0..self.parts {
             // Duplicates on one device always go (legacy or corrupt tables).
             for r in 1..rows {
-                let Some(&d) = self.table[r].get(p) else { continue };
+                let Some(&d) = self.table[r].get(p) else {
+                    continue;
+                };
                 if d == NONE_DEV {
                     continue;
                 }
@@ -587,7 +603,9 @@ impl<'a> Run<'a> {
             self.collect_paths(p, None);
             let mut best: Option<(i64, usize)> = None;
             for r in 0..rows {
-                let Some(&d) = self.table[r].get(p) else { continue };
+                let Some(&d) = self.table[r].get(p) else {
+                    continue;
+                };
                 if d == NONE_DEV {
                     continue;
                 }
@@ -655,8 +673,8 @@ impl<'a> Run<'a> {
         }
         cands.sort_unstable();
         let mut found = None;
-        for i in 0..cands.len() {
-            if let Some(d) = self.find_home(cands[i].3, need_deficit) {
+        for &(_, _, _, c) in &cands {
+            if let Some(d) = self.find_home(c, need_deficit) {
                 found = Some(d);
                 break;
             }
@@ -705,7 +723,12 @@ impl<'a> Run<'a> {
                 })
                 .count() as u32;
             let dn = path[3] as usize;
-            let key = (broken, -(self.target[dn] - self.count[dn]), self.rank[dn], dev.dev.id);
+            let key = (
+                broken,
+                -(self.target[dn] - self.count[dn]),
+                self.rank[dn],
+                dev.dev.id,
+            );
             if best.is_none_or(|b| key < b) {
                 best = Some(key);
             }
@@ -821,7 +844,9 @@ impl<'a> Run<'a> {
             for i in 0..parts {
                 let p = (self.gather_start + i) % parts;
                 for r in 0..rows {
-                    let Some(&d) = self.table[r].get(p) else { continue };
+                    let Some(&d) = self.table[r].get(p) else {
+                        continue;
+                    };
                     let dn = self.plan.tree.dev_path[d as usize][3] as usize;
                     if self.count[dn] <= self.target[dn] {
                         continue;
