@@ -172,9 +172,13 @@ impl RingBuilder {
         self.version += 1;
         let mut unmet = unmet;
         if data.dispersion > 0.0 && plan.required_overload > self.overload {
+            let worst = self
+                .dispersion_report(None, false)
+                .worst_tier
+                .unwrap_or_else(|| "-".into());
             unmet.push(format!(
-                "dispersion {:.2}%: full dispersion needs an overload of {:.6} ({:.2}%), \
-                 the ring has {:.6}",
+                "dispersion {:.2}% (worst tier {worst}): full dispersion needs an overload \
+                 of {:.6} ({:.2}%), the ring has {:.6}",
                 data.dispersion,
                 plan.required_overload,
                 plan.required_overload * 100.0,

@@ -833,6 +833,16 @@ fn balance_and_dispersion_do_not_fight() {
     add(&mut rb, 3, 0, 2, "127.0.0.3", "sda", 100.0);
     let first = rb.rebalance(&seeded(5)).unwrap();
     rb.validate(false).unwrap();
+    // Not fully dispersed without overload, and the outcome says so and by how much.
+    assert!(first.dispersion > 0.0);
+    assert!(!first.finished);
+    let required = rb.get_required_overload().unwrap();
+    assert!(
+        first.unmet.iter().any(|u| u.contains("worst tier r0z0")
+            && u.contains(&format!("{required:.6}"))),
+        "{:?}",
+        first.unmet
+    );
     let again = rb.rebalance(&seeded(6)).unwrap();
     assert_eq!(again.changed_parts, 0);
     assert!(again.balance <= first.balance + 1e-9);
