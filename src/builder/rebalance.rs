@@ -462,7 +462,7 @@ impl<'a> Run<'a> {
             scratch: Vec::new(),
             dfs_buf: vec![Vec::new(); 5],
             fluid: Vec::new(),
-            displace_budget: 4_000_000,
+            displace_budget: 500_000,
             child_start,
             children,
             max: plan.max.clone(),
