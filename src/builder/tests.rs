@@ -706,8 +706,7 @@ fn validate_stats_and_zero_weight_pinned_by_min_part_hours() {
 #[test]
 fn round_off_error_ring_balances_exactly() {
     let mut rb = RingBuilder::new(8, 3.0, 1).unwrap();
-    for (id, (region, zone)) in std::iter::repeat([(0, 0), (1, 10), (1, 11)])
-        .take(11)
+    for (id, (region, zone)) in std::iter::repeat_n([(0, 0), (1, 10), (1, 11)], 11)
         .flatten()
         .enumerate()
     {
@@ -834,6 +833,16 @@ fn balance_and_dispersion_do_not_fight() {
     add(&mut rb, 3, 0, 2, "127.0.0.3", "sda", 100.0);
     let first = rb.rebalance(&seeded(5)).unwrap();
     rb.validate(false).unwrap();
+    // Not fully dispersed without overload, and the outcome says so and by how much.
+    assert!(first.dispersion > 0.0);
+    assert!(!first.finished);
+    let required = rb.get_required_overload().unwrap();
+    assert!(
+        first.unmet.iter().any(|u| u.contains("worst tier r0z0")
+            && u.contains(&format!("{required:.6}"))),
+        "{:?}",
+        first.unmet
+    );
     let again = rb.rebalance(&seeded(6)).unwrap();
     assert_eq!(again.changed_parts, 0);
     assert!(again.balance <= first.balance + 1e-9);
@@ -926,4 +935,177 @@ fn dispersion_report_rows() {
     assert_eq!(z1.max_replicas, 2);
     let only: &dyn Fn(&str) -> bool = &|n: &str| n.starts_with("r1z2");
     assert_eq!(rb.dispersion_report(Some(only), true).graph.len(), 3);
+}
+
+// ---- property tests ----
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add {
+            region: u32,
+            zone: u32,
+            server: u32,
+            weight: f64,
+        },
+        Remove(usize),
+        SetWeight(usize, f64),
+        SetReplicas(f64),
+        Rebalance {
+            pretend: bool,
+            seed: u64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (1u32..3, 1u32..4, 1u32..4, prop_oneof![Just(1.0), Just(2.0), Just(0.5), Just(3.5)])
+                .prop_map(|(region, zone, server, weight)| Op::Add { region, zone, server, weight }),
+            1 => (0usize..64).prop_map(Op::Remove),
+            2 => (0usize..64, prop_oneof![Just(0.0), Just(1.0), Just(2.5), Just(0.25)])
+                .prop_map(|(i, w)| Op::SetWeight(i, w)),
+            1 => prop_oneof![Just(1.0), Just(2.0), Just(2.5), Just(3.0)].prop_map(Op::SetReplicas),
+            4 => (any::<bool>(), any::<u64>()).prop_map(|(pretend, seed)| Op::Rebalance { pretend, seed }),
+        ]
+    }
+
+    fn live_ids(rb: &RingBuilder) -> Vec<u32> {
+        rb.iter_devs()
+            .filter(|d| !rb.is_marked_for_removal(d.dev.id))
+            .map(|d| d.dev.id)
+            .collect()
+    }
+
+    fn check_rebalance(
+        rb: &mut RingBuilder,
+        pretend: bool,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        if pretend {
+            rb.pretend_min_part_hours_passed();
+        }
+        let before = rb.clone();
+        let opts = RebalanceOptions {
+            seed: Some(seed),
+            now_secs: Some(1_800_000_000),
+        };
+        let out = match rb.rebalance(&opts) {
+            Ok(out) => out,
+            Err(e) => {
+                prop_assert_eq!(&*rb, &before, "a failed rebalance ({}) changes nothing", e);
+                return Ok(());
+            }
+        };
+        rb.validate(false)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let Some(old) = &before.replica2part2dev else {
+            return Ok(());
+        };
+        let new = rb.replica2part2dev.as_ref().unwrap();
+        let removed: Vec<u32> = before.remove_devs.clone();
+        let min_hours = before.min_part_hours;
+        let mut total_changed = 0u64;
+        for p in 0..rb.parts() {
+            let mut exempt = false;
+            let mut changed = 0;
+            for (r, row) in new.iter().enumerate() {
+                let Some(&d) = row.get(p) else { continue };
+                match old.get(r).and_then(|o| o.get(p)) {
+                    None => exempt = true,
+                    Some(&o) if removed.contains(&o) => {
+                        exempt = true;
+                        total_changed += 1;
+                    }
+                    Some(&o) if o != d => {
+                        changed += 1;
+                        total_changed += 1;
+                    }
+                    _ => {}
+                }
+                if old.get(r).and_then(|o| o.get(p)).is_none() {
+                    total_changed += 1;
+                }
+            }
+            if exempt {
+                prop_assert_eq!(
+                    changed,
+                    0,
+                    "part {} moved a replica besides removed/new slots",
+                    p
+                );
+            } else {
+                prop_assert!(
+                    changed <= 1,
+                    "part {} moved {} replicas in one rebalance",
+                    p,
+                    changed
+                );
+            }
+            // Without time passing, a partition moved less than min_part_hours ago stays.
+            if !pretend && (before.last_part_moves[p] as u32) < min_hours {
+                prop_assert_eq!(changed, 0, "part {} moved within min_part_hours", p);
+            }
+        }
+        prop_assert_eq!(out.changed_parts, total_changed);
+        if out.finished {
+            let targets = rb
+                .parts_by_tier()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for d in rb.iter_devs() {
+                let want = targets.get(&d.dev.tiers()[3]).copied().unwrap_or(0);
+                prop_assert_eq!(
+                    d.parts,
+                    want,
+                    "finished but device {} is off target",
+                    d.dev.id
+                );
+            }
+        } else {
+            prop_assert!(!out.unmet.is_empty());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn rebalance_keeps_swifts_guarantees(
+            replicas in prop_oneof![Just(1.0), Just(2.0), Just(2.5), Just(3.0)],
+            min_part_hours in 0u32..2,
+            ops in proptest::collection::vec(op(), 1..24),
+        ) {
+            let mut rb = RingBuilder::new(6, replicas, min_part_hours).unwrap();
+            for i in 0..4u32 {
+                add(&mut rb, i, 1, i % 3 + 1, &format!("10.0.{}.{}", i % 3 + 1, i % 2 + 1), "sda", 1.0);
+            }
+            check_rebalance(&mut rb, true, 0)?;
+            let mut next = 4u32;
+            for op in ops {
+                match op {
+                    Op::Add { region, zone, server, weight } => {
+                        add(&mut rb, next, region, zone, &format!("10.{region}.{zone}.{server}"), &format!("d{next}"), weight);
+                        next += 1;
+                    }
+                    Op::Remove(i) => {
+                        let ids = live_ids(&rb);
+                        if !ids.is_empty() {
+                            rb.remove_dev(ids[i % ids.len()]).unwrap();
+                        }
+                    }
+                    Op::SetWeight(i, w) => {
+                        let ids = live_ids(&rb);
+                        if !ids.is_empty() {
+                            rb.set_dev_weight(ids[i % ids.len()], w).unwrap();
+                        }
+                    }
+                    Op::SetReplicas(r) => rb.set_replicas(r).unwrap(),
+                    Op::Rebalance { pretend, seed } => check_rebalance(&mut rb, pretend, seed)?,
+                }
+            }
+            check_rebalance(&mut rb, true, 7)?;
+        }
+    }
 }
