@@ -84,6 +84,13 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
     let drain: f64 = app
         .parse_or("graceful_shutdown_timeout", 30.0)
         .map_err(|e| e.to_string())?;
+    let client_timeout: f64 = app.parse_or("client_timeout", 60.0).map_err(|e| e.to_string())?;
+    if !(drain.is_finite() && drain >= 0.0 && client_timeout.is_finite() && client_timeout > 0.0) {
+        return Err(format!(
+            "{}: graceful_shutdown_timeout and client_timeout must be positive numbers of seconds",
+            conf.path.display()
+        ));
+    }
     let router = match kind {
         "object" => {
             let cfg = ringsmith_server::object::ObjectConfig::from_conf(conf)?;
@@ -109,7 +116,10 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         &format!("{kind}-server"),
         addr,
         router,
-        Duration::from_secs_f64(drain.max(0.0)),
+        runner::ServeLimits {
+            header_read_timeout: Duration::from_secs_f64(client_timeout),
+            drain: Duration::from_secs_f64(drain),
+        },
     ))
     .map_err(|e| e.to_string())
 }

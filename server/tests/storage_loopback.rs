@@ -148,6 +148,17 @@ async fn servers_speak_the_backend_protocol_over_loopback() {
     let head = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 201"), "{head}");
 
+    // A client that never finishes its request head is cut off (client_timeout = 3).
+    let mut s = raw_connect(o);
+    write_all(&mut s, b"PUT /sda1/0/AUTH_t/photos/slow HTTP/1.1\r\nHost: x\r\nX-Timest");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+    let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(n == 0 || reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(15), "slow client held the connection");
+
     // Recon over HTTP.
     let r = http.get(format!("http://{o}/recon/diskusage")).send().await.unwrap();
     let du: serde_json::Value = r.json().await.unwrap();

@@ -14,8 +14,12 @@ fn router(node: &Node) -> Router {
     ))
 }
 
+/// A timestamp `n` seconds after a base fixed for the whole test run (so two calls
+/// with the same `n` always agree).
 fn t(n: u64) -> String {
-    Timestamp::from_ticks((Timestamp::now().seconds() - 1000 + n) * 100_000, 0).internal()
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| Timestamp::now().seconds() - 1000);
+    Timestamp::from_ticks((base + n) * 100_000, 0).internal()
 }
 
 async fn put_obj(r: &Router, name: &str, ts: &str, size: &str) -> StatusCode {

@@ -306,6 +306,9 @@ pub struct OpenObject {
     pub data_timestamp: Timestamp,
     pub meta_timestamp: Option<Timestamp>,
     pub size: u64,
+    /// The whole body, when the caller asked for small objects to be read up front
+    /// (one trip to the blocking pool instead of two).
+    pub small_body: Option<Vec<u8>>,
 }
 
 pub enum Lookup {
@@ -329,7 +332,9 @@ fn is_data_only_key(k: &str) -> bool {
         || l == "x-object-manifest"
 }
 
-pub fn open(dir: &Path) -> Result<Lookup, DiskError> {
+/// Opens the object in `dir`; with `read_up_to`, bodies of at most that many bytes are
+/// read into memory at once.
+pub fn open(dir: &Path, read_up_to: Option<u64>) -> Result<Lookup, DiskError> {
     let st = OnDiskState::read_dir(dir)?;
     if let Some(t) = st.tombstone {
         return Ok(Lookup::Deleted(t.timestamp));
@@ -366,6 +371,15 @@ pub fn open(dir: &Path) -> Result<Lookup, DiskError> {
             meta_timestamp = Some(m.timestamp);
         }
     }
+    let small_body = match read_up_to {
+        Some(limit) if size <= limit => {
+            use std::io::Read;
+            let mut buf = Vec::with_capacity(size as usize);
+            (&file).read_to_end(&mut buf)?;
+            Some(buf)
+        }
+        _ => None,
+    };
     Ok(Lookup::Found(OpenObject {
         file,
         data_path,
@@ -373,6 +387,7 @@ pub fn open(dir: &Path) -> Result<Lookup, DiskError> {
         data_timestamp: data.timestamp,
         meta_timestamp,
         size,
+        small_body,
     }))
 }
 

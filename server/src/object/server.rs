@@ -188,8 +188,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 async fn lookup(or: &ObjectRequest) -> Result<Lookup, DiskError> {
+    lookup_reading(or, None).await
+}
+
+async fn lookup_reading(or: &ObjectRequest, read_up_to: Option<u64>) -> Result<Lookup, DiskError> {
     let dir = or.hash_dir.clone();
-    blocking(move || diskfile::open(&dir)).await
+    blocking(move || diskfile::open(&dir, read_up_to)).await
 }
 
 fn required_timestamp(headers: &HeaderMap) -> Result<Timestamp, Resp> {
@@ -735,7 +739,8 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
     if let Err(m) = h::timestamp(headers, "x-timestamp") {
         return plain(StatusCode::BAD_REQUEST, m);
     }
-    let found = match lookup(&or).await {
+    let read_small = (!head && !headers.contains_key("range")).then_some(SMALL_OBJECT);
+    let found = match lookup_reading(&or, read_small).await {
         Ok(Lookup::Found(o)) => o,
         Ok(Lookup::Deleted(t)) => return with_backend_ts(plain(StatusCode::NOT_FOUND, ""), t),
         Ok(Lookup::NotFound) => return plain(StatusCode::NOT_FOUND, ""),
@@ -762,6 +767,14 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
     }
     let mut hm = object_headers(&found);
     let etag = found.metadata.get("ETag").cloned().unwrap_or_default();
+    if let Some(b) = &found.small_body {
+        // Verified before a byte is sent: a corrupt small object is never served.
+        if hex::encode(Md5::digest(b)) != etag {
+            tracing::error!(path = %found.data_path.display(), "ETag and file's md5 do not match; quarantining");
+            quarantine(&or).await;
+            return plain(StatusCode::NOT_FOUND, "");
+        }
+    }
     let x_ts = found
         .metadata
         .get("X-Timestamp")
@@ -791,7 +804,10 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
             r.headers_mut().extend(hm);
             h::insert(r.headers_mut(), "content-length", &size.to_string());
             if !head {
-                *r.body_mut() = full_body(state, &or, found, etag);
+                *r.body_mut() = match found.small_body {
+                    Some(b) => Body::from(b),
+                    None => full_body(state, &or, found, etag),
+                };
             }
             r
         }

@@ -65,8 +65,12 @@ pub(crate) fn req(method: &str, path: &str, headers: &[(&str, &str)], body: impl
     b.body(body.into()).unwrap()
 }
 
+/// A timestamp `n` seconds after a base fixed for the whole test run (so two calls
+/// with the same `n` always agree).
 fn ts(n: u64) -> String {
-    Timestamp::from_ticks((Timestamp::now().seconds() - 1000 + n) * 100_000, 0).internal()
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| Timestamp::now().seconds() - 1000);
+    Timestamp::from_ticks((base + n) * 100_000, 0).internal()
 }
 
 fn put(path: &str, t: &str, body: &[u8]) -> Request<Body> {
@@ -428,4 +432,62 @@ async fn options_and_recon() {
     let (s, _, b) = send(&r, req("GET", "/recon/version", &[], Body::empty())).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b, br#"{"version":"2.38.3"}"#);
+}
+
+#[tokio::test]
+async fn full_or_unmounted_devices_are_507() {
+    let node = Node::new();
+    // A reserve of 100% means every write would eat into it: a full disk.
+    let text = format!(
+        "[DEFAULT]\ndevices = {}\nmount_check = false\nswift_dir = {}\nfallocate_reserve = 100%\n",
+        node.dir.path().join("node").display(),
+        node.dir.path().display()
+    );
+    let cfg = ObjectConfig::from_conf(&Conf::parse(&text, Path::new("full.conf")).unwrap()).unwrap();
+    let r = object_router(ObjectState::new(cfg));
+    let (s, _, _) = send(&r, put("/sda1/0/a/c/o", &ts(1), b"data")).await;
+    assert_eq!(s, StatusCode::INSUFFICIENT_STORAGE);
+    assert!(!node.dev().join("objects").exists(), "nothing written on a full device");
+    // mount_check: a plain directory is not a mount point.
+    let text = text.replace("mount_check = false", "mount_check = true").replace("100%", "0");
+    let cfg = ObjectConfig::from_conf(&Conf::parse(&text, Path::new("m.conf")).unwrap()).unwrap();
+    let r = object_router(ObjectState::new(cfg));
+    assert_eq!(send(&r, put("/sda1/0/a/c/o", &ts(1), b"data")).await.0, StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(send(&r, req("REPLICATE", "/sda1/0", &[], Body::empty())).await.0, StatusCode::INSUFFICIENT_STORAGE);
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_body_leaves_no_object() {
+    let node = Node::new();
+    let r = node.router();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(vec![1u8; 1000]),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "gone")),
+    ];
+    let q = req(
+        "PUT",
+        "/sda1/0/a/c/o",
+        &[("x-timestamp", &ts(1)), ("content-type", "x/y"), ("content-length", "5000")],
+        Body::from_stream(futures_util::stream::iter(chunks)),
+    );
+    assert_eq!(send(&r, q).await.0.as_u16(), 499);
+    // Short body (fewer bytes than Content-Length): also 499, nothing visible.
+    let q = req("PUT", "/sda1/0/a/c/o", &[("x-timestamp", &ts(1)), ("content-type", "x/y"), ("content-length", "5000")], vec![0u8; 10]);
+    assert_eq!(send(&r, q).await.0.as_u16(), 499);
+    assert_eq!(send(&r, req("GET", "/sda1/0/a/c/o", &[], Body::empty())).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(std::fs::read_dir(node.dev().join("tmp")).map(|d| d.count()).unwrap_or(0), 0);
+}
+
+#[tokio::test]
+async fn corrupt_small_objects_are_never_served() {
+    let node = Node::new();
+    let r = node.router();
+    let t1 = ts(1);
+    assert_eq!(send(&r, put("/sda1/0/a/c/o", &t1, b"small body")).await.0, StatusCode::CREATED);
+    let data = hash_dir(&node, "objects", "0", "a", "c", "o").join(format!("{t1}.data"));
+    let mut f = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
+    std::io::Write::write_all(&mut f, b"S").unwrap();
+    drop(f);
+    assert_eq!(send(&r, req("GET", "/sda1/0/a/c/o", &[], Body::empty())).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(std::fs::read_dir(node.dev().join("quarantined/objects")).unwrap().count(), 1);
 }

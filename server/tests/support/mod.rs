@@ -35,7 +35,7 @@ pub fn write_server_conf(etc: &Path, kind: &str, ip: &str, port: u16, devices: &
         &path,
         format!(
             "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = {ip}\nbind_port = {port}\nworkers = 1\n\
-             swift_dir = {}\nrecon_cache_path = {}\nlog_level = WARNING\nfallocate_reserve = 0\nsome_unknown_key = 1\n\n\
+             swift_dir = {}\nrecon_cache_path = {}\nlog_level = WARNING\nfallocate_reserve = 0\nclient_timeout = 3\nsome_unknown_key = 1\n\n\
              [pipeline:main]\npipeline = healthcheck recon {kind}-server\n\n[app:{kind}-server]\nuse = egg:swift#{kind}\n\n\
              [filter:recon]\nuse = egg:swift#recon\nrecon_lock_path = {}\n\n[{kind}-replicator]\n[{kind}-auditor]\n",
             devices.display(),
