@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQ=${1:-5000}
+export RUST_BACKTRACE=0
 CONC=${2:-16}
 SIZE=${3:-4096}
 VENV=${RINGSMITH_SWIFT_VENV:-$HOME/.cache/ringsmith/swift-venv}
@@ -19,7 +20,7 @@ BIN=target/release/ringsmith-server
 LOAD=target/release/examples/object_load
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { [[ ${KEEP_LOGS:-} ]] && tail -n 20 "$WORK"/*.log >&2; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 CPUS=$(nproc)
 cat > "$WORK/swift.conf" <<CONF
@@ -40,6 +41,7 @@ mount_check = false
 bind_ip = 127.0.0.1
 bind_port = $2
 workers = $3
+user = root
 swift_dir = $WORK
 recon_cache_path = $WORK
 log_level = WARNING

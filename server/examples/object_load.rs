@@ -33,14 +33,18 @@ fn main() {
             .pool_max_idle_per_host(concurrency)
             .build()
             .unwrap();
-        let run_id = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let run_id = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let body = bytes::Bytes::from(vec![b'x'; size]);
         for phase in ["PUT", "GET"] {
             let next = Arc::new(AtomicUsize::new(0));
             let start = Instant::now();
             let mut tasks = Vec::new();
             for _ in 0..concurrency {
-                let (client, next, base, body) = (client.clone(), next.clone(), base.clone(), body.clone());
+                let (client, next, base, body) =
+                    (client.clone(), next.clone(), base.clone(), body.clone());
                 tasks.push(tokio::spawn(async move {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -49,7 +53,10 @@ fn main() {
                         }
                         let url = format!("{base}/0/bench/c/o-{run_id}-{i}");
                         if phase == "PUT" {
-                            let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+                            let ts = SystemTime::now()
+                                .duration_since(UNIX_EPOCH)
+                                .unwrap()
+                                .as_secs_f64();
                             let r = client
                                 .put(&url)
                                 .header("X-Timestamp", format!("{ts:016.5}"))

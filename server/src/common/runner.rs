@@ -126,14 +126,21 @@ pub async fn serve_listener(
         }
     }
     drop(listener);
-    tracing::info!(server = name, connections = conns.len(), "shutting down; draining in-flight requests");
+    tracing::info!(
+        server = name,
+        connections = conns.len(),
+        "shutting down; draining in-flight requests"
+    );
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(limits.drain, async {
         while conns.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(server = name, "drain timeout; exiting with requests in flight");
+        tracing::warn!(
+            server = name,
+            "drain timeout; exiting with requests in flight"
+        );
         conns.abort_all();
     }
     Ok(())

@@ -50,10 +50,7 @@ impl DiskError {
     pub fn is_insufficient_storage(&self) -> bool {
         match self {
             DiskError::XattrNotSupported(_) | DiskError::NoSpace(_) => true,
-            DiskError::Io(e) => matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSPC) | Some(libc::EDQUOT)
-            ),
+            DiskError::Io(e) => matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)),
             DiskError::BadMetadata { .. } => false,
         }
     }
@@ -209,7 +206,7 @@ pub struct OnDiskState {
 impl OnDiskState {
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> OnDiskState {
         let mut files: Vec<OnDiskFile> = names.into_iter().filter_map(parse_file_name).collect();
-        files.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        files.sort_by_key(|f| std::cmp::Reverse(f.timestamp));
         let mut st = OnDiskState::default();
         for f in files {
             match f.kind {
@@ -291,6 +288,31 @@ pub fn cleanup(dir: &Path, reclaim_before: Option<Timestamp>) -> io::Result<OnDi
         let _ = fs::remove_dir(dir);
     }
     Ok(st)
+}
+
+/// `mkdir -p` that reports how many directories it created (Swift's `makedirs_count`).
+pub fn create_dirs_counted(dir: &Path) -> io::Result<usize> {
+    if dir.is_dir() {
+        return Ok(0);
+    }
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while !d.exists() {
+        missing.push(d.to_path_buf());
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    let mut created = 0;
+    for m in missing.iter().rev() {
+        match fs::create_dir(m) {
+            Ok(()) => created += 1,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(created)
 }
 
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
