@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod get_nodes;
+mod recon;
 
 #[derive(Parser)]
 #[command(
@@ -13,7 +14,7 @@ mod get_nodes;
     version,
     about = "Tools for OpenStack-Swift-style object storage clusters"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -22,11 +23,14 @@ struct Cli {
 enum Command {
     /// Show the partition and nodes of an account, container or object (like swift-get-nodes).
     GetNodes(get_nodes::Args),
+    /// Cluster health from the recon endpoints (like swift-recon).
+    Recon(recon::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::GetNodes(args) => get_nodes::run(args),
+        Command::Recon(args) => recon::run(args),
     }
 }
