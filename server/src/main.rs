@@ -30,11 +30,29 @@ struct Cli {
 /// Keys of `[DEFAULT]`/`[app:*-server]` the storage servers understand; others are
 /// logged at debug level and ignored, so an existing Swift config loads unchanged.
 const KNOWN_KEYS: &[&str] = &[
-    "bind_ip", "bind_port", "devices", "mount_check", "workers", "swift_dir",
-    "recon_cache_path", "log_level", "log_format", "user", "use", "node_timeout",
-    "conn_timeout", "client_timeout", "container_update_timeout", "network_chunk_size",
-    "disk_chunk_size", "reclaim_age", "replication_server", "allowed_headers",
-    "fallocate_reserve", "auto_create_account_prefix", "graceful_shutdown_timeout",
+    "bind_ip",
+    "bind_port",
+    "devices",
+    "mount_check",
+    "workers",
+    "swift_dir",
+    "recon_cache_path",
+    "log_level",
+    "log_format",
+    "user",
+    "use",
+    "node_timeout",
+    "conn_timeout",
+    "client_timeout",
+    "container_update_timeout",
+    "network_chunk_size",
+    "disk_chunk_size",
+    "reclaim_age",
+    "replication_server",
+    "allowed_headers",
+    "fallocate_reserve",
+    "auto_create_account_prefix",
+    "graceful_shutdown_timeout",
 ];
 
 fn main() -> ExitCode {
@@ -76,7 +94,9 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         _ => 6202,
     };
     let ip = app.str_or("bind_ip", "0.0.0.0");
-    let port: u16 = app.parse_or("bind_port", default_port).map_err(|e| e.to_string())?;
+    let port: u16 = app
+        .parse_or("bind_port", default_port)
+        .map_err(|e| e.to_string())?;
     let addr: SocketAddr = format!("{ip}:{port}")
         .parse()
         .or_else(|_| format!("[{ip}]:{port}").parse())
@@ -84,6 +104,15 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
     let drain: f64 = app
         .parse_or("graceful_shutdown_timeout", 30.0)
         .map_err(|e| e.to_string())?;
+    let client_timeout: f64 = app
+        .parse_or("client_timeout", 60.0)
+        .map_err(|e| e.to_string())?;
+    if !(drain.is_finite() && drain >= 0.0 && client_timeout.is_finite() && client_timeout > 0.0) {
+        return Err(format!(
+            "{}: graceful_shutdown_timeout and client_timeout must be positive numbers of seconds",
+            conf.path.display()
+        ));
+    }
     let router = match kind {
         "object" => {
             let cfg = ringsmith_server::object::ObjectConfig::from_conf(conf)?;
@@ -98,7 +127,9 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         }
         _ => {
             let cfg = ringsmith_server::account::AccountConfig::from_conf(conf)?;
-            ringsmith_server::account::account_router(ringsmith_server::account::AccountState::new(cfg))
+            ringsmith_server::account::account_router(ringsmith_server::account::AccountState::new(
+                cfg,
+            ))
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -109,7 +140,10 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         &format!("{kind}-server"),
         addr,
         router,
-        Duration::from_secs_f64(drain.max(0.0)),
+        runner::ServeLimits {
+            header_read_timeout: Duration::from_secs_f64(client_timeout),
+            drain: Duration::from_secs_f64(drain),
+        },
     ))
     .map_err(|e| e.to_string())
 }
@@ -121,7 +155,9 @@ fn check_xattrs(devices: &std::path::Path) {
         return;
     };
     for e in rd.filter_map(|e| e.ok()) {
-        let probe = e.path().join(format!(".xattr-probe-{}", std::process::id()));
+        let probe = e
+            .path()
+            .join(format!(".xattr-probe-{}", std::process::id()));
         if std::fs::write(&probe, b"").is_err() {
             continue;
         }
