@@ -7,6 +7,7 @@ use clap::Parser;
 
 #[allow(dead_code)] // used by the servers as they land
 mod conf;
+mod proxy;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +28,16 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.kind == "proxy" {
+        init_logging();
+        return match proxy::run(&cli.conf) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringsmith-server proxy: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match conf::Conf::load(&cli.conf) {
         Ok(_) => {
             eprintln!("ringsmith-server: {} is not built yet", cli.kind);
@@ -37,4 +48,14 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Structured logs on stderr; `RUST_LOG` overrides the default `info`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
