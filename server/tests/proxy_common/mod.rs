@@ -170,9 +170,11 @@ impl Cluster {
         self.nodes[i].children.clear();
     }
 
+    /// The proxy's config; `extra` is appended verbatim (it may reopen any section; lines
+    /// before any header land in `[filter:tempauth]`).
     pub fn proxy_conf(&self, extra: &str) -> String {
         format!(
-            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = tempauth proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n{extra}\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}",
+            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = tempauth proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
             port = self.proxy_port,
             etc = self.etc().display(),
         )
