@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cluster;
 mod get_nodes;
 
 #[derive(Parser)]
@@ -22,11 +23,14 @@ struct Cli {
 enum Command {
     /// Show the partition and nodes of an account, container or object (like swift-get-nodes).
     GetNodes(get_nodes::Args),
+    /// Run a whole cluster on this machine: `cluster up`, `cluster status`, `cluster down`.
+    Cluster(cluster::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::GetNodes(args) => get_nodes::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }
