@@ -162,7 +162,15 @@ async fn dispatch(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
         .unwrap_or_else(|| proxy.new_trans_id());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = controllers::handle(&proxy, req, &trans_id).await;
+    let handled = std::panic::AssertUnwindSafe(controllers::handle(&proxy, req, &trans_id));
+    let mut resp = match futures_util::FutureExt::catch_unwind(handled).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!(trans_id = %trans_id, method = %method, path = %path,
+                "handler panicked; answering 500");
+            status_text(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    };
     let h = resp.headers_mut();
     backend::set(h, "x-trans-id", &trans_id);
     backend::set(h, "x-openstack-request-id", &trans_id);
@@ -220,6 +228,8 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
     let ip = defaults.str_or("bind_ip", "127.0.0.1");
     let port: u16 = defaults.parse_or("bind_port", 8080u16)?;
     let workers: usize = defaults.parse_or("worker_threads", 0usize)?;
+    let drain_timeout =
+        Duration::from_secs_f64(defaults.parse_or("graceful_shutdown_timeout", 30.0f64)?.max(0.0));
     let proxy = Arc::new(Proxy::from_conf(&conf)?);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
@@ -238,10 +248,25 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
             .map_err(|e| StartError::Other(format!("cannot listen on {addr}: {e}")))?;
         tracing::info!(%addr, swift_dir = %proxy.swift_dir.display(), "proxy server listening");
         let app = proxy.router();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| StartError::Other(format!("server: {e}")))?;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stopping_tx.send(());
+        });
+        // In-flight requests get `graceful_shutdown_timeout` to finish; long downloads
+        // must not keep a stopping proxy alive forever.
+        let drain = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(drain_timeout).await;
+                tracing::warn!(?drain_timeout, "in-flight requests did not finish; exiting");
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            r = server => r.map_err(|e| StartError::Other(format!("server: {e}")))?,
+            _ = drain => {}
+        }
         tracing::info!("proxy server stopped");
         Ok(())
     })

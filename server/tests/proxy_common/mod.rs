@@ -198,6 +198,49 @@ impl Cluster {
         wait_listening(&format!("127.0.0.1:{}", self.proxy_port), "proxy", &logp);
     }
 
+    /// Starts Swift's own proxy (tempauth with Fernet tokens: there is no memcached) in
+    /// front of the same storage nodes; returns its port. Killed with the cluster.
+    pub fn start_swift_proxy(&mut self) -> u16 {
+        let port = free_port("127.0.0.1");
+        let conf = self.etc().join("swift-proxy-server.conf");
+        let key: String = {
+            // 32 bytes, urlsafe base64: what Fernet wants.
+            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let raw: Vec<u8> = (0..32u32).map(|i| (i.wrapping_mul(97).wrapping_add(13)) as u8).collect();
+            let mut out = String::new();
+            for chunk in raw.chunks(3) {
+                let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32) << (8 * (3 - chunk.len()));
+                for k in 0..(chunk.len() + 1) {
+                    out.push(A[((n >> (18 - 6 * k)) & 63) as usize] as char);
+                }
+            }
+            while out.len() % 4 != 0 {
+                out.push('=');
+            }
+            out
+        };
+        std::fs::write(
+            &conf,
+            format!(
+                "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nswift_dir = {etc}\nlog_level = WARNING\n\n[pipeline:main]\npipeline = catch_errors gatekeeper proxy-logging listing_formats tempauth copy dlo proxy-logging proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n\n[filter:tempauth]\nuse = egg:swift#tempauth\nfernet_key_k1 = {key}\nactive_fernet_key_id = k1\n{USERS}\n[filter:catch_errors]\nuse = egg:swift#catch_errors\n[filter:gatekeeper]\nuse = egg:swift#gatekeeper\n[filter:proxy-logging]\nuse = egg:swift#proxy_logging\n[filter:listing_formats]\nuse = egg:swift#listing_formats\n[filter:copy]\nuse = egg:swift#copy\n[filter:dlo]\nuse = egg:swift#dlo\n",
+                etc = self.etc().display()
+            ),
+        )
+        .unwrap();
+        let logp = self.dir.path().join("log/swift-proxy.log");
+        let log = std::fs::File::create(&logp).unwrap();
+        let child = Command::new(ringsmith::testing::swift_bin("swift-proxy-server"))
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start swift-proxy-server");
+        self.nodes[0].children.push(child);
+        wait_listening(&format!("127.0.0.1:{port}"), "Swift proxy", &logp);
+        port
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.proxy_port)
     }
