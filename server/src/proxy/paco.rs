@@ -91,10 +91,10 @@ impl InProcess {
     }
 }
 
-/// The object server's router for an object-server config.
+/// The object server's router for an object-server config: the same code and state
+/// `ringsmith-server object` serves.
 fn object_service(conf: &crate::conf::Conf) -> Result<axum::Router, StartError> {
-    Err(StartError::Other(format!(
-        "{}: object_in_process needs the object server, which this build does not include yet",
-        conf.path.display()
-    )))
+    let cfg = crate::object::ObjectConfig::from_conf(conf)
+        .map_err(|e| StartError::Other(format!("{}: {e}", conf.path.display())))?;
+    Ok(crate::object::object_router(crate::object::ObjectState::new(cfg)))
 }
