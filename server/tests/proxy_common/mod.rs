@@ -17,7 +17,15 @@ pub struct StorageNode {
     pub children: Vec<Child>,
 }
 
+/// Whose storage servers run on the nodes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Storage {
+    Swift,
+    Ringsmith,
+}
+
 pub struct Cluster {
+    pub storage: Storage,
     pub dir: tempfile::TempDir,
     pub nodes: Vec<StorageNode>,
     pub proxy: Option<Child>,
@@ -63,6 +71,10 @@ impl Cluster {
     /// `n` storage nodes (one device each, one zone each) and 3-replica rings
     /// (or `n` replicas when fewer nodes).
     pub fn start(n: usize, proxy_extra: &str) -> Cluster {
+        Self::start_with(Storage::Swift, n, proxy_extra)
+    }
+
+    pub fn start_with(storage: Storage, n: usize, proxy_extra: &str) -> Cluster {
         let venv = ringsmith::testing::swift_venv();
         let dir = tempfile::tempdir().unwrap();
         let etc = dir.path().join("etc");
@@ -102,6 +114,7 @@ impl Cluster {
             run_ok(Command::new(&builder).arg(&b).arg("rebalance"));
         }
         let mut cluster = Cluster {
+            storage,
             dir,
             nodes,
             proxy: None,
@@ -138,9 +151,19 @@ impl Cluster {
             )
             .unwrap();
             let log = std::fs::File::create(root.join(format!("log/{kind}-{i}.log"))).unwrap();
-            let child = Command::new(venv.join(format!("bin/swift-{kind}-server")))
-                .arg(&conf)
-                .arg("-v")
+            let mut cmd = match self.storage {
+                Storage::Swift => {
+                    let mut c = Command::new(venv.join(format!("bin/swift-{kind}-server")));
+                    c.arg(&conf).arg("-v");
+                    c
+                }
+                Storage::Ringsmith => {
+                    let mut c = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"));
+                    c.arg(kind).arg("-c").arg(&conf);
+                    c
+                }
+            };
+            let child = cmd
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -173,11 +196,35 @@ impl Cluster {
     /// The proxy's config; `extra` is appended verbatim (it may reopen any section; lines
     /// before any header land in `[filter:tempauth]`).
     pub fn proxy_conf(&self, extra: &str) -> String {
+        self.proxy_conf_on(self.proxy_port, extra)
+    }
+
+    pub fn proxy_conf_on(&self, port: u16, extra: &str) -> String {
         format!(
             "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = tempauth proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
-            port = self.proxy_port,
             etc = self.etc().display(),
         )
+    }
+
+    /// Another Ringsmith proxy on the same cluster (say, with other options); returns
+    /// its port. Killed with the cluster.
+    pub fn start_another_proxy(&mut self, name: &str, extra: &str) -> u16 {
+        let port = free_port("127.0.0.1");
+        let conf = self.etc().join(format!("{name}.conf"));
+        std::fs::write(&conf, self.proxy_conf_on(port, extra)).unwrap();
+        let logp = self.dir.path().join(format!("log/{name}.log"));
+        let log = std::fs::File::create(&logp).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
+            .args(["proxy", "-c"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start ringsmith-server proxy");
+        self.nodes[0].children.push(child);
+        wait_listening(&format!("127.0.0.1:{port}"), name, &logp);
+        port
     }
 
     pub fn start_proxy(&mut self, extra: &str) {
