@@ -157,7 +157,8 @@ fn is_ours(p: &Proc) -> bool {
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     let conf = p.conf.to_string_lossy();
-    args.iter().any(|a| a.ends_with("ringsmith-server")) && args.iter().any(|a| *a == conf)
+    args.iter().any(|a| a.ends_with("ringsmith-server"))
+        && args.iter().any(|a| *a == conf)
         && !is_zombie(p.pid)
 }
 
@@ -194,7 +195,10 @@ fn find_server_bin(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
             return Ok(p);
         }
     }
-    Err("cannot find the ringsmith-server binary (next to ringsmith or on PATH); pass --server-bin".into())
+    Err(
+        "cannot find the ringsmith-server binary (next to ringsmith or on PATH); pass --server-bin"
+            .into(),
+    )
 }
 
 fn random_hex(n: usize) -> String {
@@ -262,7 +266,13 @@ impl Layout {
 
 const KINDS: [&str; 3] = ["object", "container", "account"];
 
-fn build_ring(layout: &Layout, replicas: u32, part_power: u32, kind: usize, path: &Path) -> Result<(), String> {
+fn build_ring(
+    layout: &Layout,
+    replicas: u32,
+    part_power: u32,
+    kind: usize,
+    path: &Path,
+) -> Result<(), String> {
     let mut b = RingBuilder::new(part_power, replicas as f64, 1).map_err(|e| e.to_string())?;
     for node in 0..layout.nodes {
         for disk in 0..layout.disks {
@@ -307,7 +317,8 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     if a.base_port.checked_add(2).is_none() {
         return Err("--base-port too high".into());
     }
-    std::fs::create_dir_all(&a.dir).map_err(|e| format!("cannot create {}: {e}", a.dir.display()))?;
+    std::fs::create_dir_all(&a.dir)
+        .map_err(|e| format!("cannot create {}: {e}", a.dir.display()))?;
     let dir = a
         .dir
         .canonicalize()
@@ -335,7 +346,9 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         }
     }
     if let Some(busy) = wanted.iter().find(|w| answers(w)) {
-        return Err(format!("{busy} is already in use; pick other ports with --proxy-port/--base-port"));
+        return Err(format!(
+            "{busy} is already in use; pick other ports with --proxy-port/--base-port"
+        ));
     }
 
     let etc = dir.join("etc");
@@ -366,10 +379,26 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot write {}: {e}", swift_conf.display()))?;
 
     // Rings.
-    build_ring(&layout, replicas, a.part_power, 2, &etc.join("account.ring.gz"))?;
-    build_ring(&layout, replicas, a.part_power, 1, &etc.join("container.ring.gz"))?;
+    build_ring(
+        &layout,
+        replicas,
+        a.part_power,
+        2,
+        &etc.join("account.ring.gz"),
+    )?;
+    build_ring(
+        &layout,
+        replicas,
+        a.part_power,
+        1,
+        &etc.join("container.ring.gz"),
+    )?;
     for i in 0..a.policies.len() {
-        let name = if i == 0 { "object.ring.gz".to_string() } else { format!("object-{i}.ring.gz") };
+        let name = if i == 0 {
+            "object.ring.gz".to_string()
+        } else {
+            format!("object-{i}.ring.gz")
+        };
         build_ring(&layout, replicas, a.part_power, 0, &etc.join(name))?;
     }
 
@@ -395,7 +424,11 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
             ringsmith::atomic::write_bytes_atomic(&conf, 0o644, text.as_bytes())
                 .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
             if !(a.paco && *kind == "object") {
-                to_start.push((kind.to_string(), conf, format!("{}:{}", layout.ip(n), layout.port(k))));
+                to_start.push((
+                    kind.to_string(),
+                    conf,
+                    format!("{}:{}", layout.ip(n), layout.port(k)),
+                ));
             }
         }
     }
@@ -416,7 +449,11 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     );
     ringsmith::atomic::write_bytes_atomic(&proxy_conf, 0o600, text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", proxy_conf.display()))?;
-    to_start.push(("proxy".into(), proxy_conf, format!("127.0.0.1:{}", a.proxy_port)));
+    to_start.push((
+        "proxy".into(),
+        proxy_conf,
+        format!("127.0.0.1:{}", a.proxy_port),
+    ));
 
     // Start everything, recording each pid as soon as it exists so `down` can always
     // clean up, even after a failed `up`.
@@ -434,7 +471,8 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
             .map(|n| format!("{n}-"))
             .unwrap_or_default();
         let log = dir.join(format!("log/{stem}{kind}.log"));
-        let logf = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let logf = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let mut cmd = Command::new(&server_bin);
         cmd.arg(kind)
             .arg("-c")
@@ -475,7 +513,10 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         }
         pending.retain(|p| !answers(&p.addr));
         if Instant::now() > deadline {
-            let names: Vec<String> = pending.iter().map(|p| format!("{} {}", p.kind, p.addr)).collect();
+            let names: Vec<String> = pending
+                .iter()
+                .map(|p| format!("{} {}", p.kind, p.addr))
+                .collect();
             stop_all(&record);
             let _ = std::fs::remove_file(cluster_file(&dir));
             return Err(format!(
@@ -509,7 +550,10 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     println!("             test2:tester2 / testing2 (.admin of AUTH_test2)");
     println!("             admin:admin / admin (.reseller_admin)");
     println!("Try:         swift -A {auth_url} -U test:tester -K testing stat");
-    println!("Stop:        ringsmith cluster down --dir {}", dir.display());
+    println!(
+        "Stop:        ringsmith cluster down --dir {}",
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -563,7 +607,11 @@ fn reap() {
 
 fn status(dir: &Path) -> Result<ExitCode, String> {
     let Some(c) = read_cluster(dir)? else {
-        println!("No cluster in {} (no {}).", dir.display(), cluster_file(dir).display());
+        println!(
+            "No cluster in {} (no {}).",
+            dir.display(),
+            cluster_file(dir).display()
+        );
         return Ok(ExitCode::from(3));
     };
     println!("Auth URL: {}", c.auth_url);
@@ -578,7 +626,11 @@ fn status(dir: &Path) -> Result<ExitCode, String> {
         all_up &= state == "up";
         println!("{:<10} {:>8}  {:<22} {}", p.kind, p.pid, p.addr, state);
     }
-    Ok(if all_up { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_up {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn down(dir: &Path) -> Result<ExitCode, String> {
@@ -594,7 +646,12 @@ fn down(dir: &Path) -> Result<ExitCode, String> {
             left.iter().map(|p| p.pid).collect::<Vec<_>>()
         ));
     }
-    std::fs::remove_file(cluster_file(dir)).map_err(|e| format!("cannot remove cluster record: {e}"))?;
-    println!("Stopped {n} process{} of the cluster in {}.", if n == 1 { "" } else { "es" }, dir.display());
+    std::fs::remove_file(cluster_file(dir))
+        .map_err(|e| format!("cannot remove cluster record: {e}"))?;
+    println!(
+        "Stopped {n} process{} of the cluster in {}.",
+        if n == 1 { "" } else { "es" },
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

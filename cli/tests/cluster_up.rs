@@ -23,7 +23,11 @@ fn server_bin() -> PathBuf {
 }
 
 fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A base port with base, +1, +2 free on the three node addresses.
@@ -55,7 +59,10 @@ fn text(o: &Output) -> String {
 struct Down(PathBuf);
 impl Drop for Down {
     fn drop(&mut self) {
-        let _ = ringsmith().args(["cluster", "down", "--dir"]).arg(&self.0).output();
+        let _ = ringsmith()
+            .args(["cluster", "down", "--dir"])
+            .arg(&self.0)
+            .output();
     }
 }
 
@@ -67,10 +74,24 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
     let base = free_base();
     let _guard = Down(dir.clone());
     let up = ringsmith()
-        .args(["cluster", "up", "--nodes", "3", "--part-power", "8", "--policies", "gold,silver"])
+        .args([
+            "cluster",
+            "up",
+            "--nodes",
+            "3",
+            "--part-power",
+            "8",
+            "--policies",
+            "gold,silver",
+        ])
         .arg("--dir")
         .arg(&dir)
-        .args(["--proxy-port", &proxy_port.to_string(), "--base-port", &base.to_string()])
+        .args([
+            "--proxy-port",
+            &proxy_port.to_string(),
+            "--base-port",
+            &base.to_string(),
+        ])
         .arg("--server-bin")
         .arg(server_bin())
         .output()
@@ -80,16 +101,31 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
     let auth = format!("http://127.0.0.1:{proxy_port}/auth/v1.0");
     assert!(out.contains(&auth), "{out}");
     assert!(out.contains("test:tester / testing"), "{out}");
-    for f in ["swift.conf", "account.ring.gz", "container.ring.gz", "object.ring.gz", "object-1.ring.gz", "proxy-server.conf"] {
+    for f in [
+        "swift.conf",
+        "account.ring.gz",
+        "container.ring.gz",
+        "object.ring.gz",
+        "object-1.ring.gz",
+        "proxy-server.conf",
+    ] {
         assert!(dir.join("etc").join(f).exists(), "{f} missing");
     }
 
-    let st = ringsmith().args(["cluster", "status", "--dir"]).arg(&dir).output().unwrap();
+    let st = ringsmith()
+        .args(["cluster", "status", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(st.status.success(), "{}", text(&st));
     assert_eq!(text(&st).matches(" up\n").count(), 10, "{}", text(&st));
 
     // A second `up` on a running cluster is refused.
-    let again = ringsmith().args(["cluster", "up", "--dir"]).arg(&dir).output().unwrap();
+    let again = ringsmith()
+        .args(["cluster", "up", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(!again.status.success());
     assert!(text(&again).contains("already running"), "{}", text(&again));
 
@@ -106,31 +142,57 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
     std::fs::write(tmp.path().join("hello.txt"), b"hello, ring\n").unwrap();
     let o = swift(&["upload", "box", "hello.txt"]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = swift(&["upload", "--header", "X-Storage-Policy: silver", "box2", "hello.txt"]);
+    let o = swift(&[
+        "upload",
+        "--header",
+        "X-Storage-Policy: silver",
+        "box2",
+        "hello.txt",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let o = swift(&["stat", "box2"]);
     assert!(text(&o).contains("silver"), "{}", text(&o));
     let o = swift(&["download", "box2", "hello.txt", "-o", "back.txt"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(std::fs::read(tmp.path().join("back.txt")).unwrap(), b"hello, ring\n");
+    assert_eq!(
+        std::fs::read(tmp.path().join("back.txt")).unwrap(),
+        b"hello, ring\n"
+    );
     let o = swift(&["list"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "box\nbox2\n");
 
     // down stops exactly the recorded pids.
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("run/cluster.json")).unwrap()).unwrap();
-    let pids: Vec<u64> = record["procs"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    let pids: Vec<u64> = record["procs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
     assert_eq!(pids.len(), 10);
-    let down = ringsmith().args(["cluster", "down", "--dir"]).arg(&dir).output().unwrap();
+    let down = ringsmith()
+        .args(["cluster", "down", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(down.status.success(), "{}", text(&down));
-    assert!(text(&down).contains("Stopped 10 processes"), "{}", text(&down));
+    assert!(
+        text(&down).contains("Stopped 10 processes"),
+        "{}",
+        text(&down)
+    );
     for pid in pids {
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.rsplit_once(") ").unwrap().1.starts_with('Z'))
             .unwrap_or(false);
         assert!(!alive, "pid {pid} still running after cluster down");
     }
-    let st = ringsmith().args(["cluster", "status", "--dir"]).arg(&dir).output().unwrap();
+    let st = ringsmith()
+        .args(["cluster", "status", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(!st.status.success());
 }
 

@@ -30,7 +30,10 @@ fn pct(lat: &[Duration], p: f64) -> f64 {
 }
 
 async fn drive(url: &str, token: &str, method: &str, secs: f64, conc: usize, names: usize) -> Run {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(conc).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conc)
+        .build()
+        .unwrap();
     let body = bytes::Bytes::from(vec![b'x'; 4096]);
     let counter = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
@@ -46,9 +49,18 @@ async fn drive(url: &str, token: &str, method: &str, secs: f64, conc: usize, nam
                 let n = counter.fetch_add(1, Ordering::Relaxed) % names;
                 let t = Instant::now();
                 let r = if method == "PUT" {
-                    client.put(format!("{url}/bench/o{n}")).header("x-auth-token", &token).body(body.clone()).send().await
+                    client
+                        .put(format!("{url}/bench/o{n}"))
+                        .header("x-auth-token", &token)
+                        .body(body.clone())
+                        .send()
+                        .await
                 } else {
-                    client.get(format!("{url}/bench/o{n}")).header("x-auth-token", &token).send().await
+                    client
+                        .get(format!("{url}/bench/o{n}"))
+                        .header("x-auth-token", &token)
+                        .send()
+                        .await
                 };
                 match r {
                     Ok(r) if r.status().is_success() => {
@@ -70,7 +82,11 @@ async fn drive(url: &str, token: &str, method: &str, secs: f64, conc: usize, nam
     }
     let elapsed = started.elapsed().as_secs_f64();
     lat.sort();
-    Run { rps: lat.len() as f64 / elapsed, lat, errors }
+    Run {
+        rps: lat.len() as f64 / elapsed,
+        lat,
+        errors,
+    }
 }
 
 fn report(name: &str, op: &str, r: &Run) {
@@ -83,25 +99,53 @@ fn report(name: &str, op: &str, r: &Run) {
 async fn measure(label: &str, base: &str, secs: f64, conc: usize) -> (f64, f64) {
     let (tok, url) = login(base, "test:tester", "testing").await;
     let c = reqwest::Client::new();
-    let r = c.put(format!("{url}/bench")).header("x-auth-token", &tok).send().await.unwrap();
-    assert!(r.status().is_success(), "{label}: container PUT {}", r.status());
+    let r = c
+        .put(format!("{url}/bench"))
+        .header("x-auth-token", &tok)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{label}: container PUT {}",
+        r.status()
+    );
     let put = drive(&url, &tok, "PUT", secs, conc, 1000).await;
     report(label, "PUT", &put);
-    let get = drive(&url, &tok, "GET", secs, conc, 1000.min(put.lat.len().max(1))).await;
+    let get = drive(
+        &url,
+        &tok,
+        "GET",
+        secs,
+        conc,
+        1000.min(put.lat.len().max(1)),
+    )
+    .await;
     report(label, "GET", &get);
     (put.rps, get.rps)
 }
 
 fn main() {
-    let secs: f64 = std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10.0);
-    let conc: usize = std::env::var("BENCH_CONC").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+    let secs: f64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10.0);
+    let conc: usize = std::env::var("BENCH_CONC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
     let rt = tokio::runtime::Runtime::new().unwrap();
     println!("4 KiB objects, {conc} concurrent clients, {secs} s per phase");
     println!("-- 3 nodes, 3 replicas: Swift all-in-one vs Ringsmith cluster (and Ringsmith's proxy on Swift's storage)");
     let (swift, mixed) = {
         let mut c = Cluster::start_with(Storage::Swift, 3, "");
         let port = c.start_swift_proxy();
-        let swift = rt.block_on(measure("swift", &format!("http://127.0.0.1:{port}"), secs, conc));
+        let swift = rt.block_on(measure(
+            "swift",
+            &format!("http://127.0.0.1:{port}"),
+            secs,
+            conc,
+        ));
         let mixed = rt.block_on(measure("rs-proxy", &c.url(), secs, conc));
         (swift, mixed)
     };
@@ -113,7 +157,9 @@ fn main() {
         "ratio ringsmith/swift: PUT {:.2}x  GET {:.2}x   (ringsmith proxy on Swift storage: PUT {:.2}x  GET {:.2}x)",
         ours.0 / swift.0, ours.1 / swift.1, mixed.0 / swift.0, mixed.1 / swift.1
     );
-    println!("-- PACO: 1 node, 1 replica, same storage; object path over loopback HTTP vs in-process");
+    println!(
+        "-- PACO: 1 node, 1 replica, same storage; object path over loopback HTTP vs in-process"
+    );
     let mut c = Cluster::start_with(Storage::Ringsmith, 1, "");
     let paco_port = c.start_another_proxy(
         "paco-proxy",
@@ -123,11 +169,29 @@ fn main() {
         ),
     );
     let http = rt.block_on(measure("http", &c.url(), secs, conc));
-    let paco = rt.block_on(measure("paco", &format!("http://127.0.0.1:{paco_port}"), secs, conc));
-    println!("ratio paco/http: PUT {:.2}x  GET {:.2}x", paco.0 / http.0, paco.1 / http.1);
+    let paco = rt.block_on(measure(
+        "paco",
+        &format!("http://127.0.0.1:{paco_port}"),
+        secs,
+        conc,
+    ));
+    println!(
+        "ratio paco/http: PUT {:.2}x  GET {:.2}x",
+        paco.0 / http.0,
+        paco.1 / http.1
+    );
     println!("-- PACO, one client at a time (latency)");
     let http1 = rt.block_on(measure("http-c1", &c.url(), secs / 2.0, 1));
-    let paco1 = rt.block_on(measure("paco-c1", &format!("http://127.0.0.1:{paco_port}"), secs / 2.0, 1));
-    println!("ratio paco/http (1 client): PUT {:.2}x  GET {:.2}x", paco1.0 / http1.0, paco1.1 / http1.1);
+    let paco1 = rt.block_on(measure(
+        "paco-c1",
+        &format!("http://127.0.0.1:{paco_port}"),
+        secs / 2.0,
+        1,
+    ));
+    println!(
+        "ratio paco/http (1 client): PUT {:.2}x  GET {:.2}x",
+        paco1.0 / http1.0,
+        paco1.1 / http1.1
+    );
     drop(c);
 }

@@ -9,7 +9,9 @@ use proxy_common::{login, Cluster};
 use reqwest::StatusCode;
 
 fn payload(i: usize) -> Vec<u8> {
-    (0..4096usize).map(|j| ((i * 131 + j * 7) % 251) as u8).collect()
+    (0..4096usize)
+        .map(|j| ((i * 131 + j * 7) % 251) as u8)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

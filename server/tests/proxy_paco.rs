@@ -23,7 +23,12 @@ async fn in_process_object_path_needs_no_object_server_process() {
     let paco = format!("http://127.0.0.1:{paco_port}");
     let http = reqwest::Client::new();
     let (tok, url) = login(&paco, "test:tester", "testing").await;
-    let r = http.put(format!("{url}/box")).header("x-auth-token", &tok).send().await.unwrap();
+    let r = http
+        .put(format!("{url}/box"))
+        .header("x-auth-token", &tok)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 
     // Stop the object server process (children: object, container, account).
@@ -39,12 +44,22 @@ async fn in_process_object_path_needs_no_object_server_process() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{}", c.proxy_log());
-    let r = http.get(format!("{url}/box/hello")).header("x-auth-token", &tok).send().await.unwrap();
+    let r = http
+        .get(format!("{url}/box/hello"))
+        .header("x-auth-token", &tok)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.text().await.unwrap(), "in-process hello");
     // The container listing (over HTTP to the container server) saw the update the
     // in-process object server sent.
-    let r = http.get(format!("{url}/box")).header("x-auth-token", &tok).send().await.unwrap();
+    let r = http
+        .get(format!("{url}/box"))
+        .header("x-auth-token", &tok)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), "hello\n");
     // The data is on the node's device, in Swift's layout.
     let objects = c.dir.path().join("srv/node0/d0/objects");
@@ -52,6 +67,11 @@ async fn in_process_object_path_needs_no_object_server_process() {
 
     // The plain proxy, which goes over HTTP, cannot reach the dead object server.
     let (tok2, url2) = login(&c.url(), "test:tester", "testing").await;
-    let r = http.get(format!("{url2}/box/hello")).header("x-auth-token", &tok2).send().await.unwrap();
+    let r = http
+        .get(format!("{url2}/box/hello"))
+        .header("x-auth-token", &tok2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 }

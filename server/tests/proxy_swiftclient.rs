@@ -23,7 +23,9 @@ fn swiftclient_round_trip_against_swift_storage_nodes() {
     assert!(stat.contains("Containers: 0"), "{stat}");
 
     // upload (a random 100 kB file), list, stat, download, compare
-    let data: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(c.dir.path().join("obj.bin"), &data).unwrap();
     let up = ok(t(&["upload", "cont1", "obj.bin"]), "swift upload");
     assert!(up.contains("obj.bin"), "{up}");
@@ -38,24 +40,39 @@ fn swiftclient_round_trip_against_swift_storage_nodes() {
     };
     assert!(st.contains(&md5), "{st}");
     assert!(st.contains("Content Length: 100000"), "{st}");
-    ok(t(&["download", "cont1", "obj.bin", "-o", "down.bin"]), "swift download");
+    ok(
+        t(&["download", "cont1", "obj.bin", "-o", "down.bin"]),
+        "swift download",
+    );
     assert_eq!(std::fs::read(c.dir.path().join("down.bin")).unwrap(), data);
 
     // post metadata on container and object, and read it back
-    ok(t(&["post", "cont1", "-m", "color:blue"]), "swift post container");
+    ok(
+        t(&["post", "cont1", "-m", "color:blue"]),
+        "swift post container",
+    );
     let st = ok(t(&["stat", "cont1"]), "swift stat container");
     assert!(st.contains("Meta Color: blue"), "{st}");
     assert!(st.contains("Objects: 1"), "{st}");
-    ok(t(&["post", "cont1", "obj.bin", "-m", "shape:round"]), "swift post object");
+    ok(
+        t(&["post", "cont1", "obj.bin", "-m", "shape:round"]),
+        "swift post object",
+    );
     let st = ok(t(&["stat", "cont1", "obj.bin"]), "swift stat object");
     assert!(st.contains("Meta Shape: round"), "{st}");
 
     // segmented upload (DLO, since /info offers no SLO), then download the whole
-    let seg = ok(t(&["upload", "-S", "30000", "cont2", "obj.bin"]), "segmented upload");
+    let seg = ok(
+        t(&["upload", "-S", "30000", "cont2", "obj.bin"]),
+        "segmented upload",
+    );
     assert!(seg.contains("obj.bin"), "{seg}");
     let segs = ok(t(&["list", "cont2_segments"]), "list segments");
     assert_eq!(segs.lines().count(), 4, "{segs}");
-    ok(t(&["download", "cont2", "obj.bin", "-o", "down2.bin"]), "download segmented");
+    ok(
+        t(&["download", "cont2", "obj.bin", "-o", "down2.bin"]),
+        "download segmented",
+    );
     assert_eq!(std::fs::read(c.dir.path().join("down2.bin")).unwrap(), data);
 
     // delete everything

@@ -224,7 +224,9 @@ impl TempAuth {
 
     /// The identity behind a token, or `None` if it is forged, expired or revoked.
     pub fn validate(&self, token: &str) -> Option<Identity> {
-        let body = token.strip_prefix(&self.reseller_prefix)?.strip_prefix("tk")?;
+        let body = token
+            .strip_prefix(&self.reseller_prefix)?
+            .strip_prefix("tk")?;
         if body.len() < 32 || body.len() > 4096 || !body.is_ascii() {
             return None;
         }
@@ -247,7 +249,10 @@ impl TempAuth {
     }
 
     pub fn identity(&self, user: &User) -> Identity {
-        let mut groups = vec![format!("{}:{}", user.account, user.user), user.account.clone()];
+        let mut groups = vec![
+            format!("{}:{}", user.account, user.user),
+            user.account.clone(),
+        ];
         let mut admin = false;
         for g in &user.groups {
             if g == ".admin" {
@@ -349,11 +354,7 @@ pub struct AuthzRequest<'a> {
     pub acl: Option<&'a str>,
 }
 
-pub fn authorize(
-    auth: &TempAuth,
-    identity: Option<&Identity>,
-    req: &AuthzRequest<'_>,
-) -> Decision {
+pub fn authorize(auth: &TempAuth, identity: Option<&Identity>, req: &AuthzRequest<'_>) -> Decision {
     if !req.account.starts_with(&auth.reseller_prefix) {
         return Decision::Denied;
     }
@@ -458,7 +459,11 @@ mod tests {
         let r = req("GET", "AUTH_test", Some("c"), Some("test2:tester2"));
         assert_eq!(authorize(&a, Some(&other), &r), Decision::Allowed);
         let r = req("GET", "AUTH_test", Some("c"), Some(".r:*"));
-        assert_eq!(authorize(&a, None, &r), Decision::Denied, "listing needs .rlistings");
+        assert_eq!(
+            authorize(&a, None, &r),
+            Decision::Denied,
+            "listing needs .rlistings"
+        );
         let r = req("GET", "AUTH_test", Some("c"), Some(".r:*,.rlistings"));
         assert_eq!(authorize(&a, None, &r), Decision::Allowed);
         // Owners may not PUT/DELETE the account itself.

@@ -243,7 +243,11 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Respons
     if path == "/healthcheck" {
         return text(StatusCode::OK, "OK");
     }
-    if path == "/auth/v1.0" || path == "/auth/v1.0/" || path == "/auth/auth" || (path.starts_with("/auth/v1/") && path.ends_with("/auth")) {
+    if path == "/auth/v1.0"
+        || path == "/auth/v1.0/"
+        || path == "/auth/auth"
+        || (path.starts_with("/auth/v1/") && path.ends_with("/auth"))
+    {
         return get_token(proxy, &req);
     }
     let rest = match path
@@ -670,13 +674,19 @@ impl Proxy {
     }
 
     /// Whether the account exists, creating it when `account_autocreate` is on.
-    async fn ensure_account(self: &Arc<Self>, account: &str, trans_id: &str) -> Result<(), Response> {
+    async fn ensure_account(
+        self: &Arc<Self>,
+        account: &str,
+        trans_id: &str,
+    ) -> Result<(), Response> {
         let ring = self.account_ring.get();
         let part = ring.get_part(&self.hash, account, None, None);
         let path = format!("/{part}/{}", quote(account));
         let mut h = HeaderMap::new();
         set(&mut h, "x-trans-id", trans_id);
-        let r = self.read_one(ring.clone(), part, &Method::HEAD, &path, &h).await;
+        let r = self
+            .read_one(ring.clone(), part, &Method::HEAD, &path, &h)
+            .await;
         if r.status.is_success() {
             return Ok(());
         }
@@ -688,7 +698,15 @@ impl Proxy {
         }
         set(&mut h, "x-timestamp", &timestamp_now());
         let answers = self
-            .make_requests(ring.clone(), part, Method::PUT, path, h, Bytes::new(), |_, _| {})
+            .make_requests(
+                ring.clone(),
+                part,
+                Method::PUT,
+                path,
+                h,
+                Bytes::new(),
+                |_, _| {},
+            )
             .await;
         let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
         match best_status(&statuses, quorum_size(ring.part_nodes(part).len())) {
@@ -699,7 +717,10 @@ impl Proxy {
 }
 
 async fn read_small(body: Body, limit: usize) -> Option<Bytes> {
-    let b = http_body_util::Limited::new(body, limit).collect().await.ok()?;
+    let b = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .ok()?;
     Some(b.to_bytes())
 }
 
@@ -776,7 +797,15 @@ async fn listing_response(ctx: &Ctx, r: BackendResponse, format: listing::Format
 /// The backend query string for a listing: the client's parameters, `format=json`.
 fn listing_query(ctx: &Ctx, limit_max: usize) -> Result<String, Response> {
     let mut q = vec!["format=json".to_string()];
-    for key in ["marker", "end_marker", "prefix", "delimiter", "path", "reverse", "limit"] {
+    for key in [
+        "marker",
+        "end_marker",
+        "prefix",
+        "delimiter",
+        "path",
+        "reverse",
+        "limit",
+    ] {
         if let Some(v) = ctx.query_param(key) {
             if key == "limit" {
                 match v.parse::<usize>() {
@@ -787,7 +816,12 @@ fn listing_query(ctx: &Ctx, limit_max: usize) -> Result<String, Response> {
                             format!("Maximum limit is {limit_max}"),
                         ))
                     }
-                    Err(_) => return Err(text(StatusCode::PRECONDITION_FAILED, "Value of limit must be a positive integer")),
+                    Err(_) => {
+                        return Err(text(
+                            StatusCode::PRECONDITION_FAILED,
+                            "Value of limit must be a positive integer",
+                        ))
+                    }
                 }
             }
             if key == "delimiter" && v.chars().count() > 1 {
@@ -854,7 +888,15 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
             let h = ctx.backend_headers(Some(&timestamp_now()));
             let replicas = ring.part_nodes(part).len();
             let answers = proxy
-                .make_requests(ring, part, ctx.method.clone(), base, h, Bytes::new(), |_, _| {})
+                .make_requests(
+                    ring,
+                    part,
+                    ctx.method.clone(),
+                    base,
+                    h,
+                    Bytes::new(),
+                    |_, _| {},
+                )
                 .await;
             quorum_response(&answers, replicas, ctx.owner)
         }
@@ -885,7 +927,11 @@ fn fake_empty_account(ctx: &Ctx, format: listing::Format) -> Response {
     *r.status_mut() = status;
     let h = r.headers_mut();
     set(h, "content-type", format.content_type());
-    set(h, "content-length", &if ctx.method == Method::HEAD { 0 } else { len }.to_string());
+    set(
+        h,
+        "content-length",
+        &if ctx.method == Method::HEAD { 0 } else { len }.to_string(),
+    );
     set(h, "x-account-container-count", "0");
     set(h, "x-account-object-count", "0");
     set(h, "x-account-bytes-used", "0");
@@ -922,7 +968,10 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
             }) {
                 None
             } else {
-                proxy.container_info(&ctx.account, &container).await.read_acl
+                proxy
+                    .container_info(&ctx.account, &container)
+                    .await
+                    .read_acl
             };
             tri!(ctx.authz(acl.as_deref()));
             let Some(format) =
@@ -930,7 +979,10 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
             else {
                 return status_text(StatusCode::NOT_ACCEPTABLE);
             };
-            let q = tri!(listing_query(ctx, proxy.constraints.container_listing_limit));
+            let q = tri!(listing_query(
+                ctx,
+                proxy.constraints.container_listing_limit
+            ));
             let path = format!("{base}?{q}");
             let h = ctx.backend_headers(None);
             let r = if ctx.h("x-newest").is_some_and(crate::conf::is_true) {
@@ -952,7 +1004,10 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
         Method::PUT | Method::POST | Method::DELETE => {
             tri!(ctx.authz(None));
             if ctx.method == Method::PUT && container.contains('/') {
-                return text(StatusCode::BAD_REQUEST, "Container name cannot contain slashes");
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "Container name cannot contain slashes",
+                );
             }
             tri!(check_meta(ctx, "container"));
             for acl_header in ["x-container-read", "x-container-write"] {
@@ -1006,14 +1061,22 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
             proxy.forget_container(&ctx.account, &container);
             let replicas = ring.part_nodes(part).len();
             let answers = proxy
-                .make_requests(ring, part, ctx.method.clone(), base, h, Bytes::new(), |i, h| {
-                    if with_account && !anodes.is_empty() {
-                        let n = &anodes[i % anodes.len()];
-                        set(h, "x-account-host", &n.host());
-                        set(h, "x-account-partition", &apart.to_string());
-                        set(h, "x-account-device", &n.device);
-                    }
-                })
+                .make_requests(
+                    ring,
+                    part,
+                    ctx.method.clone(),
+                    base,
+                    h,
+                    Bytes::new(),
+                    |i, h| {
+                        if with_account && !anodes.is_empty() {
+                            let n = &anodes[i % anodes.len()];
+                            set(h, "x-account-host", &n.host());
+                            set(h, "x-account-partition", &apart.to_string());
+                            set(h, "x-account-device", &n.device);
+                        }
+                    },
+                )
                 .await;
             proxy.forget_container(&ctx.account, &container);
             quorum_response(&answers, replicas, ctx.owner)
@@ -1081,7 +1144,13 @@ struct ObjTarget {
     policy_index: u32,
 }
 
-fn object_target(proxy: &Proxy, account: &str, container: &str, object: &str, policy_index: u32) -> Result<ObjTarget, Response> {
+fn object_target(
+    proxy: &Proxy,
+    account: &str,
+    container: &str,
+    object: &str,
+    policy_index: u32,
+) -> Result<ObjTarget, Response> {
     let Some(slot) = proxy.object_rings.get(&policy_index) else {
         return Err(text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -1091,7 +1160,12 @@ fn object_target(proxy: &Proxy, account: &str, container: &str, object: &str, po
     let ring = slot.get();
     let part = ring.get_part(&proxy.hash, account, Some(container), Some(object));
     Ok(ObjTarget {
-        path: format!("/{part}/{}/{}/{}", quote(account), quote(container), quote(object)),
+        path: format!(
+            "/{part}/{}/{}/{}",
+            quote(account),
+            quote(container),
+            quote(object)
+        ),
         ring,
         part,
         policy_index,
@@ -1127,7 +1201,13 @@ async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
     if info.status / 100 != 2 {
         return status_text(StatusCode::SERVICE_UNAVAILABLE);
     }
-    let target = tri!(object_target(&proxy, &ctx.account, &container, &object, info.policy_index));
+    let target = tri!(object_target(
+        &proxy,
+        &ctx.account,
+        &container,
+        &object,
+        info.policy_index
+    ));
     match ctx.method.clone() {
         Method::GET | Method::HEAD => get_object(ctx, &target).await,
         Method::PUT => {
@@ -1141,28 +1221,58 @@ async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
             tri!(check_meta(ctx, "object"));
             let mut h = ctx.backend_headers(Some(&timestamp_now()));
             tri!(expiry_headers(ctx, &mut h));
-            set(&mut h, "x-backend-storage-policy-index", &target.policy_index.to_string());
+            set(
+                &mut h,
+                "x-backend-storage-policy-index",
+                &target.policy_index.to_string(),
+            );
             let cheaders = container_update_targets(&proxy, &ctx.account, &container);
             let replicas = target.ring.part_nodes(target.part).len();
             let answers = proxy
-                .make_requests(target.ring.clone(), target.part, Method::POST, target.path.clone(), h, Bytes::new(), |i, h| cheaders(i, h))
+                .make_requests(
+                    target.ring.clone(),
+                    target.part,
+                    Method::POST,
+                    target.path.clone(),
+                    h,
+                    Bytes::new(),
+                    |i, h| cheaders(i, h),
+                )
                 .await;
             quorum_response(&answers, replicas, ctx.owner)
         }
         Method::DELETE => {
             let mut h = ctx.backend_headers(Some(&timestamp_now()));
-            set(&mut h, "x-backend-storage-policy-index", &target.policy_index.to_string());
+            set(
+                &mut h,
+                "x-backend-storage-policy-index",
+                &target.policy_index.to_string(),
+            );
             let cheaders = container_update_targets(&proxy, &ctx.account, &container);
             let replicas = target.ring.part_nodes(target.part).len();
             let answers = proxy
-                .make_requests(target.ring.clone(), target.part, Method::DELETE, target.path.clone(), h, Bytes::new(), |i, h| cheaders(i, h))
+                .make_requests(
+                    target.ring.clone(),
+                    target.part,
+                    Method::DELETE,
+                    target.path.clone(),
+                    h,
+                    Bytes::new(),
+                    |i, h| cheaders(i, h),
+                )
                 .await;
             // Swift counts a replica's 404 as a 204 as long as someone deleted something:
             // the object is gone either way.
             let any_deleted = answers.iter().any(|a| a.status / 100 == 2);
             let statuses: Vec<u16> = answers
                 .iter()
-                .map(|a| if a.status == 404 && any_deleted { 204 } else { a.status })
+                .map(|a| {
+                    if a.status == 404 && any_deleted {
+                        204
+                    } else {
+                        a.status
+                    }
+                })
                 .collect();
             match best_status(&statuses, quorum_size(replicas)) {
                 Some((s, idx)) => answer_response(&answers[idx], s, ctx.owner),
@@ -1174,7 +1284,11 @@ async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
 }
 
 /// The `X-Container-Host/Partition/Device` headers for replica `i` of an object write.
-fn container_update_targets(proxy: &Proxy, account: &str, container: &str) -> impl Fn(usize, &mut HeaderMap) {
+fn container_update_targets(
+    proxy: &Proxy,
+    account: &str,
+    container: &str,
+) -> impl Fn(usize, &mut HeaderMap) {
     let cring = proxy.container_ring.get();
     let cpart = cring.get_part(&proxy.hash, account, Some(container), None);
     let cnodes = cring.part_nodes(cpart);
@@ -1192,11 +1306,31 @@ fn container_update_targets(proxy: &Proxy, account: &str, container: &str) -> im
 async fn get_object(ctx: &mut Ctx, target: &ObjTarget) -> Response {
     let proxy = ctx.proxy.clone();
     let mut h = ctx.backend_headers(None);
-    set(&mut h, "x-backend-storage-policy-index", &target.policy_index.to_string());
+    set(
+        &mut h,
+        "x-backend-storage-policy-index",
+        &target.policy_index.to_string(),
+    );
     let r = if ctx.h("x-newest").is_some_and(crate::conf::is_true) {
-        proxy.read_newest(target.ring.clone(), target.part, &ctx.method, &target.path, &h).await
+        proxy
+            .read_newest(
+                target.ring.clone(),
+                target.part,
+                &ctx.method,
+                &target.path,
+                &h,
+            )
+            .await
     } else {
-        proxy.read_one(target.ring.clone(), target.part, &ctx.method, &target.path, &h).await
+        proxy
+            .read_one(
+                target.ring.clone(),
+                target.part,
+                &ctx.method,
+                &target.path,
+                &h,
+            )
+            .await
     };
     if r.status.is_success() {
         if let Some(manifest) = r.header("x-object-manifest").map(str::to_string) {
@@ -1226,7 +1360,12 @@ struct PutSource {
 
 /// PUT: choose one node per replica (handoffs for nodes known to be down), stream the
 /// body to all of them at once, answer by quorum.
-async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body, source: Option<PutSource>) -> Response {
+async fn put_object(
+    ctx: &mut Ctx,
+    target: &ObjTarget,
+    body: Body,
+    source: Option<PutSource>,
+) -> Response {
     let proxy = ctx.proxy.clone();
     let container = ctx.container.clone().expect("object request");
     let object = ctx.object.clone().expect("object request");
@@ -1258,8 +1397,14 @@ async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body, source: Optio
     let timestamp = timestamp_now();
     let mut h = ctx.backend_headers(Some(&timestamp));
     tri!(expiry_headers(ctx, &mut h));
-    set(&mut h, "x-backend-storage-policy-index", &target.policy_index.to_string());
-    let detect = ctx.h("x-detect-content-type").is_some_and(crate::conf::is_true);
+    set(
+        &mut h,
+        "x-backend-storage-policy-index",
+        &target.policy_index.to_string(),
+    );
+    let detect = ctx
+        .h("x-detect-content-type")
+        .is_some_and(crate::conf::is_true);
     if detect || !h.contains_key("content-type") {
         set(&mut h, "content-type", guess_content_type(&object));
     }
@@ -1283,13 +1428,23 @@ async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body, source: Optio
     );
     let mut chosen: Vec<Node> = Vec::new();
     while chosen.len() < replicas {
-        let Some(node) = iter.next_usable(&proxy.limiter) else { break };
+        let Some(node) = iter.next_usable(&proxy.limiter) else {
+            break;
+        };
         if proxy.limiter.has_errors(&node)
-            && proxy.transport.in_process.as_ref().is_none_or(|ip| !ip.serves(&node))
+            && proxy
+                .transport
+                .in_process
+                .as_ref()
+                .is_none_or(|ip| !ip.serves(&node))
         {
             let addr = node.host();
             let ok = matches!(
-                tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(&addr)).await,
+                tokio::time::timeout(
+                    Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(&addr)
+                )
+                .await,
                 Ok(Ok(_))
             );
             if !ok {
@@ -1316,7 +1471,13 @@ async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body, source: Optio
         putters.push(async move {
             let r = p
                 .transport
-                .request(&node, &Method::PUT, &path, &nh, OutBody::Stream(reqwest::Body::wrap_stream(ChanBody(rx))))
+                .request(
+                    &node,
+                    &Method::PUT,
+                    &path,
+                    &nh,
+                    OutBody::Stream(reqwest::Body::wrap_stream(ChanBody(rx))),
+                )
                 .await;
             (node, r)
         });
@@ -1361,7 +1522,8 @@ async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body, source: Optio
         for s in senders.iter_mut() {
             if let Some(tx) = s {
                 let ok = matches!(
-                    tokio::time::timeout(proxy.transport.node_timeout, tx.send(Ok(chunk.clone()))).await,
+                    tokio::time::timeout(proxy.transport.node_timeout, tx.send(Ok(chunk.clone())))
+                        .await,
                     Ok(Ok(()))
                 );
                 if ok {
@@ -1393,7 +1555,9 @@ async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body, source: Optio
 
     // Collect answers; once a quorum agrees, wait only post_quorum_timeout for the rest.
     let mut answers: Vec<(u16, HeaderMap)> = Vec::new();
-    let handle = |proxy: &Proxy, (node, r): (Node, Result<BackendResponse, BackendError>), answers: &mut Vec<(u16, HeaderMap)>| {
+    let handle = |proxy: &Proxy,
+                  (node, r): (Node, Result<BackendResponse, BackendError>),
+                  answers: &mut Vec<(u16, HeaderMap)>| {
         match r {
             Err(e) => {
                 proxy.limiter.error(&node, &e.to_string());
@@ -1459,7 +1623,9 @@ async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body, source: Optio
             set(hm, "content-length", "0");
             r
         }
-        Some((s, _)) => status_text(StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)),
+        Some((s, _)) => {
+            status_text(StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE))
+        }
         None => status_text(StatusCode::SERVICE_UNAVAILABLE),
     }
 }
@@ -1467,11 +1633,22 @@ async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body, source: Optio
 /// `COPY /a/c/o` with `Destination: c2/o2` is a PUT of the destination from the source.
 async fn copy_method(ctx: &mut Ctx) -> Response {
     let Some(dest) = ctx.h("destination").map(str::to_string) else {
-        return text(StatusCode::PRECONDITION_FAILED, "You must provide a Destination header");
+        return text(
+            StatusCode::PRECONDITION_FAILED,
+            "You must provide a Destination header",
+        );
     };
-    let dest = percent_decode_str(dest.trim_start_matches('/')).decode_utf8_lossy().into_owned();
-    let Some((dc, dobj)) = dest.split_once('/').filter(|(c, o)| !c.is_empty() && !o.is_empty()) else {
-        return text(StatusCode::PRECONDITION_FAILED, "Destination header must be of the form <container name>/<object name>");
+    let dest = percent_decode_str(dest.trim_start_matches('/'))
+        .decode_utf8_lossy()
+        .into_owned();
+    let Some((dc, dobj)) = dest
+        .split_once('/')
+        .filter(|(c, o)| !c.is_empty() && !o.is_empty())
+    else {
+        return text(
+            StatusCode::PRECONDITION_FAILED,
+            "Destination header must be of the form <container name>/<object name>",
+        );
     };
     let dest_account = ctx
         .h("destination-account")
@@ -1492,10 +1669,20 @@ async fn copy_method(ctx: &mut Ctx) -> Response {
     let info = ctx.proxy.container_info(&ctx.account, dc).await;
     tri!(ctx.authz(info.write_acl.as_deref()));
     if info.status / 100 != 2 {
-        return status_text(if info.status == 404 { StatusCode::NOT_FOUND } else { StatusCode::SERVICE_UNAVAILABLE });
+        return status_text(if info.status == 404 {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        });
     }
     let proxy = ctx.proxy.clone();
-    let target = tri!(object_target(&proxy, &ctx.account, dc, dobj, info.policy_index));
+    let target = tri!(object_target(
+        &proxy,
+        &ctx.account,
+        dc,
+        dobj,
+        info.policy_index
+    ));
     copy_into(ctx, &target, &src).await
 }
 
@@ -1503,9 +1690,17 @@ async fn copy_method(ctx: &mut Ctx) -> Response {
 /// stream it into the destination, metadata carried over unless `X-Fresh-Metadata`.
 async fn copy_into(ctx: &mut Ctx, target: &ObjTarget, src: &str) -> Response {
     let proxy = ctx.proxy.clone();
-    let src = percent_decode_str(src.trim_start_matches('/')).decode_utf8_lossy().into_owned();
-    let Some((sc, so)) = src.split_once('/').filter(|(c, o)| !c.is_empty() && !o.is_empty()) else {
-        return text(StatusCode::PRECONDITION_FAILED, "X-Copy-From header must be of the form <container name>/<object name>");
+    let src = percent_decode_str(src.trim_start_matches('/'))
+        .decode_utf8_lossy()
+        .into_owned();
+    let Some((sc, so)) = src
+        .split_once('/')
+        .filter(|(c, o)| !c.is_empty() && !o.is_empty())
+    else {
+        return text(
+            StatusCode::PRECONDITION_FAILED,
+            "X-Copy-From header must be of the form <container name>/<object name>",
+        );
     };
     let src_account = ctx
         .h("x-copy-from-account")
@@ -1530,18 +1725,45 @@ async fn copy_into(ctx: &mut Ctx, target: &ObjTarget, src: &str) -> Response {
     }
     tri!(reader.authz(sinfo.read_acl.as_deref()));
     if sinfo.status / 100 != 2 {
-        return status_text(if sinfo.status == 404 { StatusCode::NOT_FOUND } else { StatusCode::SERVICE_UNAVAILABLE });
+        return status_text(if sinfo.status == 404 {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        });
     }
-    let starget = tri!(object_target(&proxy, &src_account, sc, so, sinfo.policy_index));
+    let starget = tri!(object_target(
+        &proxy,
+        &src_account,
+        sc,
+        so,
+        sinfo.policy_index
+    ));
     let mut sh = HeaderMap::new();
     set(&mut sh, "x-trans-id", &ctx.trans_id);
-    set(&mut sh, "x-backend-storage-policy-index", &starget.policy_index.to_string());
-    for k in ["if-match", "if-none-match", "if-modified-since", "if-unmodified-since"] {
+    set(
+        &mut sh,
+        "x-backend-storage-policy-index",
+        &starget.policy_index.to_string(),
+    );
+    for k in [
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "if-unmodified-since",
+    ] {
         if let Some(v) = ctx.headers.get(k) {
             sh.insert(HeaderName::from_static(k), v.clone());
         }
     }
-    let sresp = proxy.read_one(starget.ring.clone(), starget.part, &Method::GET, &starget.path, &sh).await;
+    let sresp = proxy
+        .read_one(
+            starget.ring.clone(),
+            starget.part,
+            &Method::GET,
+            &starget.path,
+            &sh,
+        )
+        .await;
     if !sresp.status.is_success() {
         return to_client(sresp, false);
     }
@@ -1580,7 +1802,10 @@ async fn copy_into(ctx: &mut Ctx, target: &ObjTarget, src: &str) -> Response {
         ctx,
         target,
         Body::empty(),
-        Some(PutSource { body: sresp.body, length }),
+        Some(PutSource {
+            body: sresp.body,
+            length,
+        }),
     )
     .await;
     if resp.status().is_success() {
@@ -1600,7 +1825,9 @@ async fn copy_into(ctx: &mut Ctx, target: &ObjTarget, src: &str) -> Response {
 /// order, streamed segment by segment.
 async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &str) -> Response {
     let proxy = ctx.proxy.clone();
-    let manifest = percent_decode_str(manifest).decode_utf8_lossy().into_owned();
+    let manifest = percent_decode_str(manifest)
+        .decode_utf8_lossy()
+        .into_owned();
     let Some((sc, prefix)) = manifest.split_once('/') else {
         return text(StatusCode::BAD_REQUEST, "Invalid X-Object-Manifest");
     };
@@ -1633,7 +1860,9 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
         );
         let mut h = HeaderMap::new();
         set(&mut h, "x-trans-id", &ctx.trans_id);
-        let r = proxy.read_one(cring.clone(), cpart, &Method::GET, &path, &h).await;
+        let r = proxy
+            .read_one(cring.clone(), cpart, &Method::GET, &path, &h)
+            .await;
         if !r.status.is_success() {
             break;
         }
@@ -1644,7 +1873,11 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
         }
         for rec in &page {
             if let (Some(n), Some(b)) = (rec["name"].as_str(), rec["bytes"].as_u64()) {
-                segments.push((n.to_string(), b, rec["hash"].as_str().unwrap_or("").to_string()));
+                segments.push((
+                    n.to_string(),
+                    b,
+                    rec["hash"].as_str().unwrap_or("").to_string(),
+                ));
                 marker = n.to_string();
             }
         }
@@ -1679,12 +1912,25 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
                     .map_err(|_| std::io::Error::other("no ring for segment policy"))?;
                 let mut h = HeaderMap::new();
                 set(&mut h, "x-trans-id", &trans_id);
-                set(&mut h, "x-backend-storage-policy-index", &policy.to_string());
-                let r = proxy.read_one(t.ring.clone(), t.part, &Method::GET, &t.path, &h).await;
+                set(
+                    &mut h,
+                    "x-backend-storage-policy-index",
+                    &policy.to_string(),
+                );
+                let r = proxy
+                    .read_one(t.ring.clone(), t.part, &Method::GET, &t.path, &h)
+                    .await;
                 if !r.status.is_success() {
-                    return Err(std::io::Error::other(format!("segment {name}: {}", r.status)));
+                    return Err(std::io::Error::other(format!(
+                        "segment {name}: {}",
+                        r.status
+                    )));
                 }
-                Ok::<_, std::io::Error>(r.body.into_data_stream().map(|c| c.map_err(std::io::Error::other)))
+                Ok::<_, std::io::Error>(
+                    r.body
+                        .into_data_stream()
+                        .map(|c| c.map_err(std::io::Error::other)),
+                )
             }
         })
         .map(|r| match r {
@@ -1696,4 +1942,3 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
     *r.headers_mut() = headers;
     r
 }
-

@@ -39,7 +39,11 @@ pub fn choose(format_param: Option<&str>, accept: Option<&str>) -> Option<Format
         let mut parts = item.split(';');
         let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
         let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
+            .filter_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|v| v.parse::<f32>().ok())
+            })
             .next()
             .unwrap_or(1.0);
         if q <= 0.0 {
@@ -90,12 +94,7 @@ fn field(v: &Value) -> String {
 }
 
 /// Renders a backend JSON listing. `container` is `Some` for object listings.
-pub fn render(
-    listing: &[Value],
-    format: Format,
-    account: &str,
-    container: Option<&str>,
-) -> String {
+pub fn render(listing: &[Value], format: Format, account: &str, container: Option<&str>) -> String {
     match format {
         Format::Json => serde_json::to_string(listing).unwrap_or_else(|_| "[]".into()),
         Format::Plain => {
@@ -117,7 +116,9 @@ pub fn render(
                     for rec in listing {
                         if let Some(sub) = rec.get("subdir") {
                             let s = xml_escape(&field(sub));
-                            out.push_str(&format!("<subdir name=\"{s}\"><name>{s}</name></subdir>"));
+                            out.push_str(&format!(
+                                "<subdir name=\"{s}\"><name>{s}</name></subdir>"
+                            ));
                         } else {
                             out.push_str("<object>");
                             for k in ["name", "hash", "bytes", "content_type", "last_modified"] {
@@ -177,7 +178,10 @@ mod tests {
             r#"[{"subdir":"a/"},{"bytes":10,"hash":"0af9","name":"c.txt","content_type":"text/plain","last_modified":"2026-11-22T02:10:27.050530"}]"#,
         )
         .unwrap();
-        assert_eq!(render(&l, Format::Plain, "AUTH_t", Some("c")), "a/\nc.txt\n");
+        assert_eq!(
+            render(&l, Format::Plain, "AUTH_t", Some("c")),
+            "a/\nc.txt\n"
+        );
         let xml = render(&l, Format::Xml, "AUTH_t", Some("cont2"));
         assert_eq!(
             xml,

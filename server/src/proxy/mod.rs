@@ -228,8 +228,11 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
     let ip = defaults.str_or("bind_ip", "127.0.0.1");
     let port: u16 = defaults.parse_or("bind_port", 8080u16)?;
     let workers: usize = defaults.parse_or("worker_threads", 0usize)?;
-    let drain_timeout =
-        Duration::from_secs_f64(defaults.parse_or("graceful_shutdown_timeout", 30.0f64)?.max(0.0));
+    let drain_timeout = Duration::from_secs_f64(
+        defaults
+            .parse_or("graceful_shutdown_timeout", 30.0f64)?
+            .max(0.0),
+    );
     let proxy = Arc::new(Proxy::from_conf(&conf)?);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();

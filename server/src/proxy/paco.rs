@@ -96,5 +96,7 @@ impl InProcess {
 fn object_service(conf: &crate::conf::Conf) -> Result<axum::Router, StartError> {
     let cfg = crate::object::ObjectConfig::from_conf(conf)
         .map_err(|e| StartError::Other(format!("{}: {e}", conf.path.display())))?;
-    Ok(crate::object::object_router(crate::object::ObjectState::new(cfg)))
+    Ok(crate::object::object_router(
+        crate::object::ObjectState::new(cfg),
+    ))
 }

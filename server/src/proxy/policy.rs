@@ -104,13 +104,18 @@ impl Policies {
     }
 
     pub fn default_policy(&self) -> &Policy {
-        self.list.iter().find(|p| p.default).unwrap_or(&self.list[0])
+        self.list
+            .iter()
+            .find(|p| p.default)
+            .unwrap_or(&self.list[0])
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Policy> {
-        self.list
-            .iter()
-            .find(|p| p.aliases.iter().any(|a| a.eq_ignore_ascii_case(name.trim())))
+        self.list.iter().find(|p| {
+            p.aliases
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(name.trim()))
+        })
     }
 
     pub fn by_index(&self, index: u32) -> Option<&Policy> {

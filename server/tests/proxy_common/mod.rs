@@ -103,7 +103,12 @@ impl Cluster {
         let builder = venv.join("bin/swift-ring-builder");
         for (k, kind) in ["object", "container", "account"].iter().enumerate() {
             let b = etc.join(format!("{kind}.builder"));
-            run_ok(Command::new(&builder).arg(&b).args(["create", "8", &replicas.to_string(), "1"]));
+            run_ok(Command::new(&builder).arg(&b).args([
+                "create",
+                "8",
+                &replicas.to_string(),
+                "1",
+            ]));
             for (i, node) in nodes.iter().enumerate() {
                 run_ok(Command::new(&builder).arg(&b).args([
                     "add",
@@ -253,10 +258,13 @@ impl Cluster {
         let key: String = {
             // 32 bytes, urlsafe base64: what Fernet wants.
             const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-            let raw: Vec<u8> = (0..32u32).map(|i| (i.wrapping_mul(97).wrapping_add(13)) as u8).collect();
+            let raw: Vec<u8> = (0..32u32)
+                .map(|i| (i.wrapping_mul(97).wrapping_add(13)) as u8)
+                .collect();
             let mut out = String::new();
             for chunk in raw.chunks(3) {
-                let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32) << (8 * (3 - chunk.len()));
+                let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32)
+                    << (8 * (3 - chunk.len()));
                 for k in 0..(chunk.len() + 1) {
                     out.push(A[((n >> (18 - 6 * k)) & 63) as usize] as char);
                 }
@@ -299,7 +307,14 @@ impl Cluster {
     /// `swift -A <auth> -U <user> -K <key> <args>` from python-swiftclient.
     pub fn swift(&self, user: &str, key: &str, args: &[&str]) -> std::process::Output {
         Command::new(ringsmith::testing::swift_bin("swift"))
-            .args(["-A", &format!("{}/auth/v1.0", self.url()), "-U", user, "-K", key])
+            .args([
+                "-A",
+                &format!("{}/auth/v1.0", self.url()),
+                "-U",
+                user,
+                "-K",
+                key,
+            ])
             .args(args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
