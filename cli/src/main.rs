@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cluster;
 mod get_nodes;
 mod recon;
 
@@ -25,6 +26,8 @@ enum Command {
     GetNodes(get_nodes::Args),
     /// Cluster health from the recon endpoints (like swift-recon).
     Recon(recon::Args),
+    /// Run a whole cluster on this machine: `cluster up`, `cluster status`, `cluster down`.
+    Cluster(cluster::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +35,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::GetNodes(args) => get_nodes::run(args),
         Command::Recon(args) => recon::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }

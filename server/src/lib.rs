@@ -4,6 +4,7 @@
 //! * [`object`] — the object server (diskfiles, REPLICATE, container updates).
 //! * [`container`], [`account`] — the SQLite-backed container and account servers.
 //! * [`db`] — what the two share: schema helpers, `chexor`, listings.
+//! * [`proxy`] — the proxy server: tempauth, routing, quorum, the in-process object path.
 //! * [`recon`] — `/recon/*`, answered by every storage server.
 //! * [`common`] — timestamps, paths, constraints, policies, the runner.
 //! * [`conf`] — Swift-style `.conf` files.
@@ -18,4 +19,5 @@ pub mod conf;
 pub mod container;
 pub mod db;
 pub mod object;
+pub mod proxy;
 pub mod recon;

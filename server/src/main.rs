@@ -65,6 +65,20 @@ fn main() -> ExitCode {
         }
     };
     match cli.kind.as_str() {
+        "proxy" => {
+            let app = conf.section("app:proxy-server");
+            runner::init_logging(
+                &app.str_or("log_level", "INFO"),
+                app.str_or("log_format", "text") == "json",
+            );
+            match ringsmith_server::proxy::run(&cli.conf) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ringsmith-server proxy: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         "object" | "container" | "account" => match run_storage(&cli.kind, &conf) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -73,7 +87,7 @@ fn main() -> ExitCode {
             }
         },
         other => {
-            eprintln!("ringsmith-server: unknown server or daemon {other:?} (expected object, container or account)");
+            eprintln!("ringsmith-server: unknown server or daemon {other:?} (expected proxy, object, container or account)");
             ExitCode::from(2)
         }
     }
