@@ -310,3 +310,23 @@ fn usage_errors() {
     );
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn all_checks_with_a_hung_host_take_about_one_timeout_not_one_per_check() {
+    let fake = FakeCluster::start(vec![Behaviour::Json(good_bodies()), Behaviour::Hang]);
+    let p = fake.ports();
+    let dir = tempfile::tempdir().unwrap();
+    write_ring(
+        &dir.path().join("object.ring.gz"),
+        &[("127.0.0.1", p[0], "d1", 1, 1), ("127.0.0.1", p[1], "d1", 1, 2)],
+    );
+    let t0 = Instant::now();
+    let out = ringsmith_recon(&["--swiftdir", dir.path().to_str().unwrap(), "--all", "-t", "2"]);
+    let elapsed = t0.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    // 17 checks ask the hung host; one after another they would take 34 s.
+    let timeouts = stdout.matches("timed out after 2s").count();
+    assert!(timeouts >= 16, "{timeouts} timeouts in\n{stdout}");
+    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+}
