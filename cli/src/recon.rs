@@ -320,7 +320,13 @@ pub fn run(args: Args) -> ExitCode {
             checks: Vec::new(),
             skipped: Vec::new(),
         };
-        for check in args.checks(t) {
+        // Every check of this server type runs at once (a hung host costs one timeout,
+        // not one per check); reports print in swift-recon's order.
+        let checks = args.checks(t);
+        let mut reports = runtime
+            .block_on(fetcher.run_checks(&checks, t, &hosts, &ctx))
+            .into_iter();
+        for check in checks {
             if let Err(reason) = check.applies_to(t) {
                 if text {
                     say(&mut out, reason);
@@ -329,7 +335,7 @@ pub fn run(args: Args) -> ExitCode {
                 section.skipped.push(Skipped { check, reason });
                 continue;
             }
-            let report = runtime.block_on(fetcher.run_check(check, t, &hosts, &ctx));
+            let Some(report) = reports.next() else { break };
             if text {
                 for line in render(&report, &opts, unix_now()) {
                     say(&mut out, &line);

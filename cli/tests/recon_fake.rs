@@ -310,3 +310,91 @@ fn usage_errors() {
     );
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn all_checks_with_a_hung_host_take_about_one_timeout_not_one_per_check() {
+    let fake = FakeCluster::start(vec![Behaviour::Json(good_bodies()), Behaviour::Hang]);
+    let p = fake.ports();
+    let dir = tempfile::tempdir().unwrap();
+    write_ring(
+        &dir.path().join("object.ring.gz"),
+        &[
+            ("127.0.0.1", p[0], "d1", 1, 1),
+            ("127.0.0.1", p[1], "d1", 1, 2),
+        ],
+    );
+    let t0 = Instant::now();
+    let out = ringsmith_recon(&[
+        "--swiftdir",
+        dir.path().to_str().unwrap(),
+        "--all",
+        "-t",
+        "2",
+    ]);
+    let elapsed = t0.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    // 17 checks ask the hung host; one after another they would take 34 s.
+    let timeouts = stdout.matches("timed out after 2s").count();
+    assert!(timeouts >= 16, "{timeouts} timeouts in\n{stdout}");
+    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+}
+
+#[test]
+fn policies_regions_and_zones_choose_the_hosts() {
+    let fake = FakeCluster::start(vec![
+        Behaviour::Json(good_bodies()),
+        Behaviour::Json(good_bodies()),
+        Behaviour::Json(good_bodies()),
+    ]);
+    let p = fake.ports();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("swift.conf"),
+        "[storage-policy:0]\nname = gold\ndefault = yes\n\n[storage-policy:1]\nname = silver\naliases = cheap\n",
+    )
+    .unwrap();
+    write_ring(
+        &dir.path().join("object.ring.gz"),
+        &[
+            ("127.0.0.1", p[0], "d1", 1, 1),
+            ("127.0.0.1", p[1], "d1", 2, 1),
+        ],
+    );
+    write_ring(
+        &dir.path().join("object-1.ring.gz"),
+        &[("127.0.0.1", p[2], "d1", 1, 2)],
+    );
+    let swiftdir = dir.path().to_str().unwrap();
+    let hosts_of = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec!["--swiftdir", swiftdir, "-a", "--json"];
+        args.extend_from_slice(extra);
+        let out = ringsmith_recon(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut ports: Vec<u64> = doc["server_types"][0]["checks"][0]["answers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["host"]["port"].as_u64().unwrap())
+            .collect();
+        ports.sort();
+        ports
+    };
+    let sorted = |mut v: Vec<u16>| {
+        v.sort();
+        v.into_iter().map(u64::from).collect::<Vec<_>>()
+    };
+    assert_eq!(hosts_of(&[]), sorted(p.clone()));
+    for sel in ["1", "silver", "cheap"] {
+        assert_eq!(hosts_of(&["-p", sel]), sorted(vec![p[2]]), "-p {sel}");
+    }
+    assert_eq!(hosts_of(&["-p", "gold"]), sorted(vec![p[0], p[1]]));
+    assert_eq!(hosts_of(&["--region", "2"]), sorted(vec![p[1]]));
+    assert_eq!(hosts_of(&["--region", "1", "-z", "1"]), sorted(vec![p[0]]));
+}

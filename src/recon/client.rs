@@ -7,6 +7,9 @@
 //! however many hosts hang. Bodies are read up to [`MAX_BODY`] bytes: recon answers are
 //! small, and a misbehaving server must not make the client allocate without bound.
 //!
+//! Several checks can run at once ([`Fetcher::run_checks`]) under the same cap, so even
+//! `--all` on a cluster with hung hosts takes about one timeout, not one per check.
+//!
 //! Every failure stays with its host as a [`HostError`]; nothing here returns early.
 
 use std::sync::Arc;
@@ -34,6 +37,8 @@ pub struct Fetcher {
     client: reqwest::Client,
     timeout: Duration,
     concurrency: usize,
+    /// Shared by every request of this fetcher, whichever check sends it.
+    permits: Arc<Semaphore>,
 }
 
 impl Fetcher {
@@ -46,10 +51,12 @@ impl Fetcher {
             .user_agent(concat!("ringsmith-recon/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let concurrency = concurrency.max(1);
         Ok(Fetcher {
             client,
             timeout,
-            concurrency: concurrency.max(1),
+            concurrency,
+            permits: Arc::new(Semaphore::new(concurrency)),
         })
     }
 
@@ -72,7 +79,7 @@ impl Fetcher {
     }
 
     async fn fan_out(&self, hosts: &[Host], endpoint: Option<String>) -> Vec<HostAnswer> {
-        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let permits = self.permits.clone();
         let mut tasks = tokio::task::JoinSet::new();
         for (i, host) in hosts.iter().cloned().enumerate() {
             let me = self.clone();
@@ -186,6 +193,51 @@ impl Fetcher {
             Some(endpoint) => self.fetch(hosts, &endpoint).await,
         };
         checks::summarize(check, server_type, hosts.len(), started, answers, ctx)
+    }
+
+    /// Runs several checks at once on the hosts of a server type; reports in the order of
+    /// `checks`. Checks that do not apply to the server type are left out.
+    pub async fn run_checks(
+        &self,
+        checks: &[CheckKind],
+        server_type: ServerType,
+        hosts: &[Host],
+        ctx: &CheckContext,
+    ) -> Vec<CheckReport> {
+        let hosts: Arc<[Host]> = hosts.into();
+        let ctx = Arc::new(ctx.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        let wanted: Vec<CheckKind> = checks
+            .iter()
+            .copied()
+            .filter(|c| c.applies_to(server_type).is_ok())
+            .collect();
+        for (i, check) in wanted.iter().copied().enumerate() {
+            let (me, hosts, ctx) = (self.clone(), hosts.clone(), ctx.clone());
+            tasks.spawn(async move { (i, me.run_check(check, server_type, &hosts, &ctx).await) });
+        }
+        let mut out: Vec<Option<CheckReport>> = vec![None; wanted.len()];
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((i, report)) = joined {
+                out[i] = Some(report);
+            }
+        }
+        out.into_iter()
+            .zip(wanted)
+            .map(|(r, check)| {
+                // Only a panicking task leaves a hole; summarize "no answers" rather than lose it.
+                r.unwrap_or_else(|| {
+                    checks::summarize(
+                        check,
+                        server_type,
+                        hosts.len(),
+                        unix_now(),
+                        Vec::new(),
+                        &ctx,
+                    )
+                })
+            })
+            .collect()
     }
 }
 

@@ -20,10 +20,31 @@ use serde::Serialize;
 use crate::device::Device;
 
 /// A storage server as recon sees it: one `ip:port`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Host {
     pub ip: String,
     pub port: u16,
+}
+
+impl Ord for Host {
+    /// Addresses in numeric order (127.0.0.2 before 127.0.0.10), names after them.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let key = |h: &Host| {
+            let ip = h.ip.trim_start_matches('[').trim_end_matches(']');
+            let parsed = ip.parse::<std::net::IpAddr>().ok();
+            (parsed.is_none(), parsed)
+        };
+        key(self)
+            .cmp(&key(other))
+            .then_with(|| self.ip.cmp(&other.ip))
+            .then_with(|| self.port.cmp(&other.port))
+    }
+}
+
+impl PartialOrd for Host {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl Host {

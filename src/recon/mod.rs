@@ -24,6 +24,22 @@
 //! floats, `mounted` is a bool or an error string), so the types are lenient: anything
 //! missing or of the wrong kind becomes `None` rather than an error, and the checks report
 //! such a host as "no result" the way `swift-recon` does.
+//!
+//! [`render`] prints a report exactly as `swift-recon` does. A client (the dashboard, the
+//! CLI) puts the pieces together like this:
+//!
+//! ```ignore
+//! use ringsmith::recon::{checks::CheckContext, client::Fetcher, hosts, CheckKind, HostFilter, ServerType};
+//! let dir = std::path::Path::new("/etc/swift");
+//! let hosts = hosts::discover_hosts(dir, ServerType::Object, None, &HostFilter::default())?;
+//! let mut ctx = CheckContext::default();
+//! ctx.load_md5s(dir, ServerType::Object);
+//! let fetcher = Fetcher::new(std::time::Duration::from_secs(5), 1000)?;
+//! let reports = fetcher
+//!     .run_checks(&CheckKind::all_for(ServerType::Object), ServerType::Object, &hosts, &ctx)
+//!     .await;
+//! let healthy = reports.iter().all(|r| r.failures.is_empty());
+//! ```
 
 pub mod checks;
 #[cfg(feature = "recon-client")]

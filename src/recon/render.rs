@@ -466,6 +466,95 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::recon::checks::{summarize, CheckContext, HostAnswer};
+    use crate::recon::hosts::{Host, ServerType};
+
+    fn lines(check: CheckKind, answers: Vec<HostAnswer>, ctx: &CheckContext) -> Vec<String> {
+        let n = answers.len();
+        let r = summarize(check, ServerType::Object, n, 0.0, answers, ctx);
+        let mut l = render(&r, &RenderOptions::default(), 1000.0);
+        l.remove(0); // the timestamped header
+        l
+    }
+
+    fn ok(n: u8, body: Value) -> HostAnswer {
+        let h = Host::new(format!("127.0.0.{n}"), 6200);
+        let url = h.recon_url("x");
+        HostAnswer::ok(h, url, body)
+    }
+
+    #[test]
+    fn detail_lines_read_like_swift_recon() {
+        let ctx = CheckContext::default();
+        let l = lines(
+            CheckKind::Replication,
+            vec![
+                ok(1, json!({"replication_last": 0, "replication_time": 1})),
+                ok(2, json!({"replication_last": 940.0, "replication_time": 1})),
+            ],
+            &ctx,
+        );
+        assert_eq!(
+            l[l.len() - 3],
+            "Oldest completion was NEVER by 127.0.0.1:6200."
+        );
+        assert_eq!(
+            l[l.len() - 2],
+            "Most recent completion was 1970-01-01 00:15:40 (1 minutes ago) by 127.0.0.2:6200."
+        );
+        assert_eq!(l[0], "[replication_time] low: 1, high: 1, avg: 1.0, total: 2, Failed: 0.0%, no_result: 0, reported: 2");
+        assert_eq!(l[1], "[failure] - No hosts returned valid data.");
+
+        let l = lines(
+            CheckKind::Versions,
+            vec![
+                ok(1, json!({"version": "2.38.3"})),
+                ok(2, json!({"version": "2.37.0"})),
+            ],
+            &ctx,
+        );
+        assert_eq!(
+            l,
+            [
+                "Versions not matched (2.37.0, 2.38.3), 0 error[s] while checking hosts.",
+                RULE
+            ]
+        );
+
+        let mut a = ok(1, Value::Null);
+        a.server = Some("container-server/2.38.3".into());
+        a.url = "http://127.0.0.1:6200/".into();
+        let l = lines(CheckKind::ValidateServers, vec![a], &ctx);
+        assert_eq!(
+            l,
+            [
+                "0/1 hosts ok, 1 error[s] while checking hosts.",
+                "Invalid: http://127.0.0.1:6200/ is container-server",
+                RULE
+            ]
+        );
+
+        let mut a = ok(1, json!(100.0));
+        (a.started, a.finished) = (160.0, 160.5);
+        let l = lines(CheckKind::Time, vec![a], &ctx);
+        assert_eq!(
+            l[0],
+            "!! http://127.0.0.1:6200/recon/x current time is 1970-01-01 00:02:40, but remote is 1970-01-01 00:01:40, differs by 60.5000 sec"
+        );
+        assert_eq!(l[1], "0/1 hosts matched, 0 error[s] while checking hosts.");
+
+        let l = lines(
+            CheckKind::Quarantined,
+            vec![ok(
+                1,
+                json!({"objects": 1, "containers": 0, "accounts": 0, "policies": {"0": {"objects": 1}}}),
+            )],
+            &ctx,
+        );
+        assert_eq!(l[0], "[quarantined_objects_0] low: 1, high: 1, avg: 1.0, total: 1, Failed: 0.0%, no_result: 0, reported: 1");
+        assert_eq!(l[1], "[quarantined_objects] low: 1, high: 1, avg: 1.0, total: 1, Failed: 0.0%, no_result: 0, reported: 1");
+    }
+
     #[test]
     fn utc_formatting() {
         assert_eq!(format_utc(0.0), "1970-01-01 00:00:00");
