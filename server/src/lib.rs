@@ -3,6 +3,7 @@
 //!
 //! * [`object`] — the object server (diskfiles, REPLICATE, container updates).
 //! * [`container`], [`account`] — the SQLite-backed container and account servers.
+//! * [`daemons`] — replicators, auditors, updaters and the expirer.
 //! * [`db`] — what the two share: schema helpers, `chexor`, listings.
 //! * [`recon`] — `/recon/*`, answered by every storage server.
 //! * [`common`] — timestamps, paths, constraints, policies, the runner.
@@ -12,6 +13,7 @@ pub mod account;
 pub mod common;
 pub mod conf;
 pub mod container;
+pub mod daemons;
 pub mod db;
 pub mod object;
 pub mod recon;
