@@ -3,6 +3,7 @@
 //!
 //! * [`object`] — the object server (diskfiles, REPLICATE, container updates).
 //! * [`container`], [`account`] — the SQLite-backed container and account servers.
+//! * [`daemons`] — replicators, auditors, updaters and the expirer.
 //! * [`db`] — what the two share: schema helpers, `chexor`, listings.
 //! * [`proxy`] — the proxy server: tempauth, routing, quorum, the in-process object path.
 //! * [`recon`] — `/recon/*`, answered by every storage server.
@@ -17,6 +18,7 @@ pub mod account;
 pub mod common;
 pub mod conf;
 pub mod container;
+pub mod daemons;
 pub mod db;
 pub mod object;
 pub mod proxy;

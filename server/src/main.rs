@@ -86,11 +86,104 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        daemon if DAEMONS.contains(&daemon) => match run_daemon(daemon, &conf, cli.once) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringsmith-server {daemon}: {e}");
+                ExitCode::from(2)
+            }
+        },
         other => {
-            eprintln!("ringsmith-server: unknown server or daemon {other:?} (expected proxy, object, container or account)");
+            eprintln!(
+                "ringsmith-server: unknown server or daemon {other:?} (expected proxy, object, container, account or one of {})",
+                DAEMONS.join(", ")
+            );
             ExitCode::from(2)
         }
     }
+}
+
+/// The consistency daemons (see `ringsmith_server::daemons`).
+const DAEMONS: &[&str] = &[
+    "object-replicator",
+    "object-auditor",
+    "object-updater",
+    "object-expirer",
+    "container-replicator",
+    "container-updater",
+    "container-auditor",
+    "account-replicator",
+    "account-auditor",
+];
+
+fn run_daemon(name: &str, conf: &Conf, once: bool) -> Result<(), String> {
+    use ringsmith_server::daemons::{self, DaemonConf};
+    use std::sync::Arc;
+    let server = name.split('-').next().unwrap_or("object");
+    let section = conf.section(name);
+    runner::init_logging(
+        &section.str_or("log_level", "INFO"),
+        section.str_or("log_format", "text") == "json",
+    );
+    let default_port = match server {
+        "object" => 6200,
+        "container" => 6201,
+        _ => 6202,
+    };
+    let dconf = DaemonConf::from_conf(conf, name, server, default_port)?;
+    let interval = dconf.interval;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        match name {
+            "object-replicator" => {
+                let r = Arc::new(daemons::object_replicator::ObjectReplicator::new(dconf)?);
+                daemons::run(name, once, interval, || r.run_pass()).await;
+            }
+            "object-auditor" => {
+                let a = Arc::new(daemons::object_auditor::ObjectAuditor::new(dconf)?);
+                daemons::run(name, once, interval, || {
+                    let a = a.clone();
+                    async move {
+                        let _ = tokio::task::spawn_blocking(move || a.run_pass()).await;
+                    }
+                })
+                .await;
+            }
+            "object-updater" => {
+                let u = daemons::object_updater::ObjectUpdater::new(dconf)?;
+                daemons::run(name, once, interval, || u.run_pass()).await;
+            }
+            "object-expirer" => {
+                let x = daemons::expirer::Expirer::new(dconf);
+                daemons::run(name, once, interval, || x.run_pass()).await;
+            }
+            "container-updater" => {
+                let u = daemons::container_updater::ContainerUpdater::new(dconf);
+                daemons::run(name, once, interval, || u.run_pass()).await;
+            }
+            "container-auditor" | "account-auditor" => {
+                let kind = if name.starts_with("container") { "container" } else { "account" };
+                let a = Arc::new(daemons::db_auditor::DbAuditor::new(dconf, kind));
+                daemons::run(name, once, interval, || {
+                    let a = a.clone();
+                    async move {
+                        let _ = tokio::task::spawn_blocking(move || a.run_pass()).await;
+                    }
+                })
+                .await;
+            }
+            _ => {
+                let kind = if name.starts_with("container") { "container" } else { "account" };
+                let r = Arc::new(daemons::db_replicator::DbReplicator::new(dconf, kind));
+                daemons::run(name, once, interval, || r.run_pass()).await;
+            }
+        }
+        Ok::<(), String>(())
+    })
 }
 
 fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {

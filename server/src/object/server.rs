@@ -227,7 +227,9 @@ fn delete_at_header(headers: &HeaderMap) -> Result<Option<u64>, Resp> {
                 .trim()
                 .parse()
                 .map_err(|_| plain(StatusCode::BAD_REQUEST, "Non-integer X-Delete-At"))?;
-            if n <= now_secs() {
+            // A replicator copies an object as it is, even one already past expiry.
+            let replicating = h::get(headers, "x-backend-replication").is_some_and(crate::conf::is_true);
+            if n <= now_secs() && !replicating {
                 return Err(plain(StatusCode::BAD_REQUEST, "X-Delete-At in past"));
             }
             Ok(Some(n))
