@@ -9,6 +9,20 @@ pub mod syntax;
 
 pub use crate::ring::NONE_DEV;
 
+mod dispersion;
+mod error;
+mod ops;
+mod plan;
+mod rebalance;
+
+pub use dispersion::{tier_name, DispersionReport, TierDispersion};
+pub use error::BuilderError;
+pub use ops::normalize_address;
+pub use rebalance::{DeviceMoves, RebalancePlan, TierMoves};
+
+/// Balance reported for a zero-weight device that still holds partitions.
+pub const MAX_BALANCE: f64 = 999.99;
+
 /// A device as the builder tracks it: the ring's device plus its assignment counters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BuilderDevice {
@@ -117,4 +131,129 @@ pub struct RebalanceOutcome {
     /// Why a target was not met: which tier, how much overload would be needed, or
     /// min_part_hours holding partitions back.
     pub unmet: Vec<String>,
+}
+
+impl RingBuilder {
+    /// Checks the table: every slot on a real device, no partition twice on one device,
+    /// only the last row short, device counters agreeing with the table. With `stats`,
+    /// returns the partition-replicas per device id and the worst balance.
+    pub fn validate(&self, stats: bool) -> Result<Option<(Vec<u64>, f64)>, BuilderError> {
+        let table = match &self.replica2part2dev {
+            Some(t) if !t.is_empty() => t,
+            _ => {
+                return Err(BuilderError::Validation(
+                    "_replica2part2dev empty; did you forget to rebalance?".into(),
+                ))
+            }
+        };
+        let parts_on_devs: u64 = self.iter_devs().map(|d| d.parts).sum();
+        let parts_in_map: u64 = table.iter().map(|r| r.len() as u64).sum();
+        if parts_on_devs != parts_in_map {
+            return Err(BuilderError::Validation(format!(
+                "All partitions are not double accounted for: {parts_on_devs} != {parts_in_map}"
+            )));
+        }
+        let parts = self.parts();
+        let int_replicas = self.replicas.ceil() as usize;
+        let mut usage = vec![0u64; self.devs.len()];
+        for (replica, row) in table.iter().enumerate() {
+            if row.len() < parts && replica + 1 < int_replicas {
+                return Err(BuilderError::Validation(format!(
+                    "The partition assignments of replica {replica} were shorter than expected \
+                     ({} < {parts}) - this should only happen for the last replica",
+                    row.len()
+                )));
+            }
+            if row.len() > parts {
+                return Err(BuilderError::Validation(format!(
+                    "The partition assignments of replica {replica} are longer than the \
+                     {parts} partitions"
+                )));
+            }
+            for (part, &d) in row.iter().enumerate() {
+                if d == NONE_DEV || self.dev(d).is_none() {
+                    return Err(BuilderError::Validation(format!(
+                        "Partition {part}, replica {replica} was not allocated to a device."
+                    )));
+                }
+                usage[d as usize] += 1;
+            }
+        }
+        for dev in self.iter_devs() {
+            if usage[dev.dev.id as usize] != dev.parts {
+                return Err(BuilderError::Validation(format!(
+                    "Device {} holds {} partition-replicas but counts {}",
+                    dev.dev.id, usage[dev.dev.id as usize], dev.parts
+                )));
+            }
+        }
+        let mut devs_for_part: Vec<u32> = Vec::with_capacity(table.len());
+        for part in 0..parts {
+            devs_for_part.clear();
+            for row in table {
+                if let Some(&d) = row.get(part) {
+                    devs_for_part.push(d);
+                }
+            }
+            for i in 1..devs_for_part.len() {
+                if devs_for_part[..i].contains(&devs_for_part[i]) {
+                    let list: Vec<String> = devs_for_part.iter().map(|d| d.to_string()).collect();
+                    return Err(BuilderError::Validation(format!(
+                        "The partition {part} has been assigned to duplicate devices [{}]",
+                        list.join(", ")
+                    )));
+                }
+            }
+        }
+        if !stats {
+            return Ok(None);
+        }
+        let weight_of_one_part = self.weight_of_one_part()?;
+        let mut worst = 0.0f64;
+        for dev in self.iter_devs() {
+            let used = usage[dev.dev.id as usize];
+            if dev.dev.weight == 0.0 {
+                if used > 0 {
+                    worst = MAX_BALANCE;
+                    break;
+                }
+                continue;
+            }
+            let skew = (100.0 * used as f64 / (dev.dev.weight * weight_of_one_part) - 100.0).abs();
+            if skew > worst {
+                worst = skew;
+            }
+        }
+        Ok(Some((usage, worst)))
+    }
+
+    /// Per device: how far its partition count is from its weight's share, in percent
+    /// (`MAX_BALANCE` for a zero-weight device still holding partitions). Overload and
+    /// dispersion are not considered.
+    pub fn balance_per_dev(&self) -> Vec<(u32, f64)> {
+        let Ok(weight_of_one_part) = self.weight_of_one_part() else {
+            return self.iter_devs().map(|d| (d.dev.id, 0.0)).collect();
+        };
+        self.iter_devs()
+            .map(|d| {
+                let b = if d.dev.weight == 0.0 {
+                    if d.parts > 0 {
+                        MAX_BALANCE
+                    } else {
+                        0.0
+                    }
+                } else {
+                    100.0 * d.parts as f64 / (d.dev.weight * weight_of_one_part) - 100.0
+                };
+                (d.dev.id, b)
+            })
+            .collect()
+    }
+
+    /// The worst absolute device balance.
+    pub fn get_balance(&self) -> f64 {
+        self.balance_per_dev()
+            .into_iter()
+            .fold(0.0, |acc, (_, b)| if b.abs() > acc { b.abs() } else { acc })
+    }
 }

@@ -1,0 +1,763 @@
+//! The rebalancer: assign every partition-replica to a device so that devices hold their
+//! weight's share, replicas of a partition are as far apart as the tiers allow, and as
+//! little as possible moves.
+//!
+//! # The algorithm
+//!
+//! **Targets first, exactly.** The replica plan (`plan.rs`, Swift's arithmetic to the bit)
+//! gives every tier — region, zone, server, device — two things: a per-partition bound
+//! `max` (how many replicas of one partition the tier may hold; devices at most one) and an
+//! integer **target**: how many partition-replicas the whole tier should hold. The targets
+//! are consistent down the tree (a tier's children sum to it) and across a level (every
+//! level sums to the slot count), so "every device at its target" *is* the best balance the
+//! weights, the dispersion and the overload allow. Everything below works on these integers
+//! in flat arrays indexed by tier id, with a running count per tier.
+//!
+//! **Gather only what must move**, in this order:
+//! 1. slots of devices pending removal (all of them, whatever min_part_hours says), and new
+//!    slots from a replica-count increase; rows that shrink just free their slots;
+//! 2. dispersion violations: a partition with more replicas in a tier than the plan's `max`
+//!    gives up one replica, taken from the violating tier's most over-target device. A
+//!    zero-weight device has `max` 0, so it drains this way, one replica per partition;
+//! 3. nothing else up front. Swift also gathers "for balance" in up to three passes, taking
+//!    replicas from over-weight devices before knowing whether they have anywhere better
+//!    to go, and puts many back. Ringsmith instead moves a replica off an over-target device
+//!    only together with a destination (step 5), so every move reduces a surplus.
+//!
+//! **Place without getting stuck.** A replica is placed by a depth-first descent of the
+//! tier tree: at each level the children that still have room *for this partition* (below
+//! their `max`), preferring the largest deficit (target minus count; ties broken by a
+//! seeded random order). If a branch has no device with room, the descent backs up and
+//! tries the next child, so a valid placement is found whenever one exists — where Swift's
+//! greedy descent raises "no home" or overfills. Only when no placement within the plan
+//! exists at all does it fall back to the device breaking the fewest tier bounds (never two
+//! replicas of a partition on one device).
+//!
+//! **Then settle the surplus.** Over-target devices are scanned partition by partition from
+//! a seeded start; a replica moves when (a) it may move — placed in this rebalance already
+//! (re-placing it is still a single move), or its partition has not moved in this rebalance
+//! and its min_part_hours have passed — and (b) an under-target device can take it within
+//! the plan. Scans repeat until nothing changes; what is still over or under target is
+//! reported in `unmet` with the reason (min_part_hours, or no admissible destination
+//! without more overload).
+//!
+//! # Why it is at least as good as Swift's
+//!
+//! Same plan, same guarantees: removed devices drained, min_part_hours and one replica per
+//! partition per rebalance respected (except removal and replica-count changes), `max`
+//! bounds kept wherever a placement exists. Swift's gather passes pick replicas before
+//! knowing whether a better home exists, so they move replicas that end where they were
+//! or elsewhere no better; here every balance move goes from a device above target to one
+//! below, so the moved count is the surplus and never more, and balance converges in one
+//! call instead of needing repeated rebalances. The descent with backtracking never fails
+//! where Swift's greedy one gets stuck.
+//!
+//! Determinism: the only randomness is a ChaCha8 stream seeded from `RebalanceOptions::seed`
+//! (tie-break order of tiers and the scan start), and every iteration is over vectors in id
+//! order, so a seed gives the same ring on any machine.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::error::{py_float, BuilderError};
+use super::plan::{ReplicaPlan, NO_TIER};
+use super::{dispersion, RebalanceOptions, RebalanceOutcome, RingBuilder, NONE_DEV};
+
+/// Per device: what a rebalance takes away and brings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DeviceMoves {
+    pub id: u32,
+    /// `r1z1-10.0.0.1/sda`.
+    pub name: String,
+    pub parts_before: u64,
+    pub parts_after: u64,
+    /// The device's target after the rebalance.
+    pub target: u64,
+    pub leaving: u64,
+    pub arriving: u64,
+    /// True if the device is deleted by this rebalance.
+    pub removed: bool,
+}
+
+/// Per tier (region, zone, server): partition-replicas leaving and arriving.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TierMoves {
+    pub tier: String,
+    pub parts_before: u64,
+    pub parts_after: u64,
+    pub target: u64,
+    pub leaving: u64,
+    pub arriving: u64,
+}
+
+/// What a rebalance would do (a dry run on a copy of the builder).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RebalancePlan {
+    pub balance_before: f64,
+    pub balance_after: f64,
+    pub dispersion_before: f64,
+    pub dispersion_after: f64,
+    pub required_overload: f64,
+    pub overload: f64,
+    pub outcome: RebalanceOutcome,
+    pub devices: Vec<DeviceMoves>,
+    pub tiers: Vec<TierMoves>,
+}
+
+/// Partitions per scan chunk of the move passes: bounded work, no per-slot allocation.
+const MAX_SURPLUS_PASSES: usize = 6;
+
+impl RingBuilder {
+    /// Assign partitions to devices (see the module docs). Fails without changing anything
+    /// when the ring cannot be built (too few devices, no weight, an inconsistent plan).
+    pub fn rebalance(&mut self, opts: &RebalanceOptions) -> Result<RebalanceOutcome, BuilderError> {
+        let weighted = self.iter_devs().filter(|d| d.dev.weight > 0.0).count();
+        if (weighted as f64) < self.replicas {
+            return Err(BuilderError::Validation(format!(
+                "Replica count of {} requires more than {} devices",
+                py_float(self.replicas),
+                weighted
+            )));
+        }
+        let plan = self.replica_plan()?;
+        let now = opts.now_secs.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
+        let seed = opts.seed.unwrap_or_else(|| rand::thread_rng().gen());
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        self.update_last_part_moves(now);
+        let old = self.replica2part2dev.clone();
+        let mut run = Run::new(self, &plan, &mut rng);
+        run.adjust_rows();
+        run.gather_removed();
+        run.gather_dispersion();
+        run.place_queued();
+        run.settle_surplus();
+        let unmet = run.unmet();
+        let Run {
+            table, moved_parts, gather_start, ..
+        } = run;
+        self.replica2part2dev = Some(table);
+        self.last_part_gather_start = gather_start as u64;
+        for (part, &moved) in moved_parts.iter().enumerate() {
+            if moved {
+                self.last_part_moves[part] = 0;
+            }
+        }
+        let changed = count_changed(old.as_deref(), self.replica2part2dev.as_ref().unwrap());
+        let removed = self.remove_failed_devices();
+        self.devs_changed = false;
+        // parts_wanted after the fact: what each device still wants (Swift keeps the same key).
+        let parts_total = self.parts() as f64 * self.replicas;
+        for dev in self.devs.iter_mut().flatten() {
+            let node = plan.tree.dev_path.get(dev.dev.id as usize).map(|p| p[3]);
+            dev.parts_wanted = match node {
+                Some(n) if n != NO_TIER && dev.dev.weight > 0.0 => {
+                    plan.parts_by_tier[n as usize] as f64 - dev.parts as f64
+                }
+                _ => -parts_total,
+            };
+        }
+        let tree = super::plan::TierTree::build(self);
+        let data = dispersion::compute(self, &tree);
+        self.dispersion_graph = data.graph;
+        self.dispersion = Some(data.dispersion);
+        self.version += 1;
+        let mut unmet = unmet;
+        if data.dispersion > 0.0 && plan.required_overload > self.overload {
+            unmet.push(format!(
+                "dispersion {:.2}%: full dispersion needs an overload of {:.6} ({:.2}%), \
+                 the ring has {:.6}",
+                data.dispersion,
+                plan.required_overload,
+                plan.required_overload * 100.0,
+                self.overload
+            ));
+        }
+        let finished = unmet.is_empty();
+        Ok(RebalanceOutcome {
+            changed_parts: changed,
+            balance: self.get_balance(),
+            removed_devs: removed,
+            dispersion: data.dispersion,
+            finished,
+            unmet,
+        })
+    }
+
+    /// A dry run: rebalance a copy and describe what would move. The builder is untouched.
+    pub fn plan_rebalance(
+        &self,
+        opts: &RebalanceOptions,
+    ) -> Result<(RingBuilder, RebalancePlan), BuilderError> {
+        let mut after = self.clone();
+        let outcome = after.rebalance(opts)?;
+        let plan = after.replica_plan()?;
+        let dispersion_before = match (&self.replica2part2dev, self.dispersion) {
+            (None, _) => 0.0,
+            (Some(_), Some(d)) if !self.dispersion_graph.is_empty() => d,
+            _ => {
+                let tree = super::plan::TierTree::build(self);
+                dispersion::compute(self, &tree).dispersion
+            }
+        };
+        let n = self.devs.len().max(after.devs.len());
+        let mut leaving = vec![0u64; n];
+        let mut arriving = vec![0u64; n];
+        let new_table = after.replica2part2dev.as_ref().unwrap();
+        for (r, row) in new_table.iter().enumerate() {
+            for (p, &d) in row.iter().enumerate() {
+                let before = self
+                    .replica2part2dev
+                    .as_ref()
+                    .and_then(|t| t.get(r))
+                    .and_then(|row| row.get(p))
+                    .copied()
+                    .unwrap_or(NONE_DEV);
+                if before != d {
+                    if before != NONE_DEV && (before as usize) < n {
+                        leaving[before as usize] += 1;
+                    }
+                    arriving[d as usize] += 1;
+                }
+            }
+        }
+        // Slots dropped by a replica-count decrease leave without arriving anywhere.
+        if let Some(old) = &self.replica2part2dev {
+            for (r, row) in old.iter().enumerate() {
+                let new_len = new_table.get(r).map_or(0, |x| x.len());
+                for &d in row.iter().skip(new_len) {
+                    if d != NONE_DEV && (d as usize) < n {
+                        leaving[d as usize] += 1;
+                    }
+                }
+            }
+        }
+        let mut devices = Vec::new();
+        for dev in self.iter_devs() {
+            let id = dev.dev.id as usize;
+            let after_dev = after.dev(dev.dev.id);
+            let target = plan
+                .tree
+                .dev_path
+                .get(id)
+                .filter(|p| p[3] != NO_TIER)
+                .map_or(0, |p| plan.parts_by_tier[p[3] as usize]);
+            let target = if after_dev.is_some_and(|d| d.dev.weight > 0.0) {
+                target
+            } else {
+                0
+            };
+            devices.push(DeviceMoves {
+                id: dev.dev.id,
+                name: dispersion::tier_name(&dev.dev.tiers()[3], self),
+                parts_before: dev.parts,
+                parts_after: after_dev.map_or(0, |d| d.parts),
+                target,
+                leaving: leaving[id],
+                arriving: arriving[id],
+                removed: after_dev.is_none(),
+            });
+        }
+        for dev in after.iter_devs() {
+            if self.dev(dev.dev.id).is_none() {
+                let id = dev.dev.id as usize;
+                devices.push(DeviceMoves {
+                    id: dev.dev.id,
+                    name: dispersion::tier_name(&dev.dev.tiers()[3], &after),
+                    parts_before: 0,
+                    parts_after: dev.parts,
+                    target: dev.parts,
+                    leaving: leaving[id],
+                    arriving: arriving[id],
+                    removed: false,
+                });
+            }
+        }
+        devices.sort_by_key(|d| d.id);
+        // Tiers: sum the devices (ids are stable across the dry run).
+        let mut tiers: std::collections::BTreeMap<crate::device::Tier, TierMoves> =
+            Default::default();
+        for d in &devices {
+            let src = self.dev(d.id).or_else(|| after.dev(d.id)).unwrap();
+            for tier in src.dev.tiers().into_iter().take(3) {
+                let name = dispersion::tier_name(&tier, self);
+                let e = tiers.entry(tier).or_insert_with(|| TierMoves {
+                    tier: name,
+                    ..Default::default()
+                });
+                e.parts_before += d.parts_before;
+                e.parts_after += d.parts_after;
+                e.target += d.target;
+                e.leaving += d.leaving;
+                e.arriving += d.arriving;
+            }
+        }
+        let mut tiers: Vec<(crate::device::Tier, TierMoves)> = tiers.into_iter().collect();
+        tiers.sort_by(|a, b| dispersion::python_tier_cmp(&a.0, &b.0));
+        let report = RebalancePlan {
+            balance_before: if self.ever_rebalanced() {
+                self.get_balance()
+            } else {
+                0.0
+            },
+            balance_after: outcome.balance,
+            dispersion_before,
+            dispersion_after: outcome.dispersion,
+            required_overload: plan.required_overload,
+            overload: self.overload,
+            outcome,
+            devices,
+            tiers: tiers.into_iter().map(|(_, t)| t).collect(),
+        };
+        Ok((after, report))
+    }
+
+    /// Age `last_part_moves` by the whole hours since the last epoch (Swift's rule: the
+    /// epoch only advances when at least an hour has passed).
+    fn update_last_part_moves(&mut self, now: u64) {
+        let parts = self.parts();
+        if self.last_part_moves.len() != parts {
+            self.last_part_moves.resize(parts, 0xff);
+        }
+        let elapsed_hours = now.saturating_sub(self.last_part_moves_epoch) / 3600;
+        if elapsed_hours == 0 {
+            return;
+        }
+        let add = elapsed_hours.min(255) as u16;
+        for hours in &mut self.last_part_moves {
+            *hours = (*hours as u16 + add).min(255) as u8;
+        }
+        self.last_part_moves_epoch = now;
+    }
+
+    /// Delete the devices marked for removal, trim trailing holes, and go back to 2-byte
+    /// ids when they fit comfortably. Returns how many were removed.
+    fn remove_failed_devices(&mut self) -> u64 {
+        let removed = self.remove_devs.len() as u64;
+        for id in std::mem::take(&mut self.remove_devs) {
+            if let Some(slot) = self.devs.get_mut(id as usize) {
+                *slot = None;
+            }
+        }
+        while matches!(self.devs.last(), Some(None)) {
+            self.devs.pop();
+        }
+        if self.dev_id_bytes > 2 && self.devs.len() < 0xFFFF / 2 {
+            self.dev_id_bytes = 2;
+        }
+        removed
+    }
+}
+
+fn count_changed(old: Option<&[Vec<u32>]>, new: &[Vec<u32>]) -> u64 {
+    let mut changed = 0u64;
+    for (r, row) in new.iter().enumerate() {
+        let old_row = old.and_then(|o| o.get(r));
+        for (p, &d) in row.iter().enumerate() {
+            if old_row.and_then(|o| o.get(p)) != Some(&d) {
+                changed += 1;
+            }
+        }
+    }
+    changed
+}
+
+/// The working state of one rebalance.
+struct Run<'a> {
+    b: &'a mut RingBuilder,
+    plan: &'a ReplicaPlan,
+    table: Vec<Vec<u32>>,
+    /// Table before this rebalance (to tell slots placed in this run apart).
+    old: Vec<Vec<u32>>,
+    parts: usize,
+    /// Partition-replicas per tier node right now.
+    count: Vec<i64>,
+    /// Target partition-replicas per tier node (0 for tiers without weight).
+    target: Vec<i64>,
+    /// Seeded tie-break rank per node.
+    rank: Vec<u32>,
+    /// Slots waiting for a device: (part, row).
+    queue: Vec<(u32, u16)>,
+    /// Parts that lost or gained a replica in this rebalance.
+    moved_parts: Vec<bool>,
+    /// Parts with a replica-count change or a removed device this run (their other
+    /// replicas stay put).
+    gather_start: usize,
+    /// Per node: slots on it that could not move because of min_part_hours.
+    held_by_time: Vec<u64>,
+    scratch: Vec<[u32; 4]>,
+    dfs_buf: Vec<Vec<(i64, u32, u32)>>,
+}
+
+impl<'a> Run<'a> {
+    fn new(b: &'a mut RingBuilder, plan: &'a ReplicaPlan, rng: &mut ChaCha8Rng) -> Run<'a> {
+        let parts = b.parts();
+        let n = plan.tree.len();
+        let table = b.replica2part2dev.take().unwrap_or_default();
+        let old = table.clone();
+        let mut target = vec![0i64; n];
+        for i in 0..n {
+            if plan.tree.nodes[i].num_weighted_devs > 0 {
+                target[i] = plan.parts_by_tier[i] as i64;
+            }
+        }
+        let rank = (0..n).map(|_| rng.gen::<u32>()).collect();
+        let gather_start = if parts > 1 {
+            (b.last_part_gather_start as usize + parts / 4 + rng.gen_range(0..=parts / 2)) % parts
+        } else {
+            0
+        };
+        Run {
+            b,
+            plan,
+            table,
+            old,
+            parts,
+            count: vec![0; n],
+            target,
+            rank,
+            queue: Vec::new(),
+            moved_parts: vec![false; parts],
+            gather_start,
+            held_by_time: vec![0; n],
+            scratch: Vec::new(),
+            dfs_buf: vec![Vec::new(); 5],
+        }
+    }
+
+    fn path(&self, dev: u32) -> [u32; 4] {
+        self.plan.tree.dev_path[dev as usize]
+    }
+
+    fn add_count(&mut self, dev: u32, delta: i64) {
+        let path = self.path(dev);
+        self.count[0] += delta;
+        for node in path {
+            self.count[node as usize] += delta;
+        }
+        if let Some(d) = self.b.devs[dev as usize].as_mut() {
+            d.parts = (d.parts as i64 + delta) as u64;
+        }
+    }
+
+    /// Grow or shrink the rows to the replica count; count what stays; queue new slots.
+    fn adjust_rows(&mut self) {
+        let parts = self.parts;
+        let whole = self.b.replicas.trunc() as usize;
+        let frac = self.b.replicas.fract();
+        let mut lengths = vec![parts; whole];
+        if frac > 0.0 {
+            lengths.push((parts as f64 * frac) as usize);
+        }
+        // Device counters are rebuilt from the table, so a table and counters that
+        // disagree (an old or hand-edited builder) heal here.
+        for dev in self.b.devs.iter_mut().flatten() {
+            dev.parts = 0;
+        }
+        self.table.truncate(lengths.len());
+        for (r, &len) in lengths.iter().enumerate() {
+            if r == self.table.len() {
+                self.table.push(Vec::new());
+            }
+            let row = &mut self.table[r];
+            row.truncate(len);
+            while row.len() < len {
+                let p = row.len();
+                row.push(NONE_DEV);
+                self.queue.push((p as u32, r as u16));
+                self.moved_parts[p] = true;
+            }
+        }
+        for r in 0..self.table.len() {
+            for p in 0..self.table[r].len() {
+                let d = self.table[r][p];
+                if d == NONE_DEV {
+                    continue;
+                }
+                if self.b.dev(d).is_none() {
+                    // A slot on a device that no longer exists: place it again.
+                    self.table[r][p] = NONE_DEV;
+                    self.queue.push((p as u32, r as u16));
+                    self.moved_parts[p] = true;
+                    continue;
+                }
+                self.add_count(d, 1);
+            }
+        }
+    }
+
+    /// Every slot of a device pending removal goes, whatever min_part_hours says.
+    fn gather_removed(&mut self) {
+        if self.b.remove_devs.is_empty() {
+            return;
+        }
+        let mut removing = vec![false; self.b.devs.len()];
+        for &id in &self.b.remove_devs {
+            if let Some(x) = removing.get_mut(id as usize) {
+                *x = true;
+            }
+        }
+        for r in 0..self.table.len() {
+            for p in 0..self.table[r].len() {
+                let d = self.table[r][p];
+                if d != NONE_DEV && removing[d as usize] {
+                    self.table[r][p] = NONE_DEV;
+                    self.add_count(d, -1);
+                    self.queue.push((p as u32, r as u16));
+                    self.moved_parts[p] = true;
+                }
+            }
+        }
+    }
+
+    fn can_move(&self, part: usize) -> bool {
+        !self.moved_parts[part] && self.b.last_part_moves[part] as u32 >= self.b.min_part_hours
+    }
+
+    /// Devices of a partition's other replicas, as tier paths (into `self.scratch`).
+    fn collect_paths(&mut self, part: usize, skip_row: Option<usize>) {
+        self.scratch.clear();
+        for r in 0..self.table.len() {
+            if Some(r) == skip_row {
+                continue;
+            }
+            if let Some(&d) = self.table[r].get(part) {
+                if d != NONE_DEV {
+                    let path = self.plan.tree.dev_path[d as usize];
+                    self.scratch.push(path);
+                }
+            }
+        }
+    }
+
+    /// Partitions with more replicas in a tier than the plan allows give one up (more only
+    /// if two sit on the same device).
+    fn gather_dispersion(&mut self) {
+        let rows = self.table.len();
+        for p in 0..self.parts {
+            // Duplicates on one device always go (legacy or corrupt tables).
+            for r in 1..rows {
+                let Some(&d) = self.table[r].get(p) else { continue };
+                if d == NONE_DEV {
+                    continue;
+                }
+                if (0..r).any(|q| self.table[q].get(p) == Some(&d)) {
+                    self.table[r][p] = NONE_DEV;
+                    self.add_count(d, -1);
+                    self.queue.push((p as u32, r as u16));
+                    self.moved_parts[p] = true;
+                }
+            }
+            if !self.can_move(p) {
+                continue;
+            }
+            self.collect_paths(p, None);
+            let mut best: Option<(i64, usize)> = None;
+            for r in 0..rows {
+                let Some(&d) = self.table[r].get(p) else { continue };
+                if d == NONE_DEV {
+                    continue;
+                }
+                let path = self.plan.tree.dev_path[d as usize];
+                let violates = (0..4).any(|level| {
+                    let node = path[level];
+                    let n = self.scratch.iter().filter(|q| q[level] == node).count();
+                    n as u32 > self.plan.max[node as usize]
+                });
+                if violates {
+                    let dn = path[3] as usize;
+                    let surplus = self.count[dn] - self.target[dn];
+                    if best.is_none_or(|(s, _)| surplus > s) {
+                        best = Some((surplus, r));
+                    }
+                }
+            }
+            if let Some((_, r)) = best {
+                let d = self.table[r][p];
+                self.table[r][p] = NONE_DEV;
+                self.add_count(d, -1);
+                self.queue.push((p as u32, r as u16));
+                self.moved_parts[p] = true;
+            }
+        }
+    }
+
+    /// Depth-first search for a device for a partition whose other replicas are in
+    /// `self.scratch`: children with room for the partition, largest deficit first; with
+    /// `need_deficit`, only tiers below their target.
+    fn find_home(&mut self, node: u32, need_deficit: bool) -> Option<u32> {
+        let depth = self.plan.tree.nodes[node as usize].depth as usize;
+        if depth == 4 {
+            return Some(self.plan.tree.nodes[node as usize].dev_id);
+        }
+        let mut cands = std::mem::take(&mut self.dfs_buf[depth]);
+        cands.clear();
+        for &c in &self.plan.tree.nodes[node as usize].weighted_children {
+            let ci = c as usize;
+            let deficit = self.target[ci] - self.count[ci];
+            if need_deficit && deficit <= 0 {
+                continue;
+            }
+            let here = self.scratch.iter().filter(|q| q[depth] == c).count() as u32;
+            if here >= self.plan.max[ci] {
+                continue;
+            }
+            cands.push((deficit, self.rank[ci], c));
+        }
+        cands.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let mut found = None;
+        for i in 0..cands.len() {
+            let c = cands[i].2;
+            if let Some(d) = self.find_home(c, need_deficit) {
+                found = Some(d);
+                break;
+            }
+        }
+        self.dfs_buf[depth] = cands;
+        found
+    }
+
+    /// Last resort when no placement within the plan exists: the weighted device without
+    /// a replica of the partition that breaks the fewest tier bounds, then the largest
+    /// deficit.
+    fn fallback_home(&self) -> Option<u32> {
+        let mut best: Option<(u32, i64, u32, u32)> = None;
+        for dev in self.b.iter_devs() {
+            if dev.dev.weight <= 0.0 {
+                continue;
+            }
+            let path = self.plan.tree.dev_path[dev.dev.id as usize];
+            if self.scratch.iter().any(|q| q[3] == path[3]) {
+                continue;
+            }
+            let broken = (0..4)
+                .filter(|&l| {
+                    let here = self.scratch.iter().filter(|q| q[l] == path[l]).count() as u32;
+                    here >= self.plan.max[path[l] as usize]
+                })
+                .count() as u32;
+            let dn = path[3] as usize;
+            let key = (broken, -(self.target[dn] - self.count[dn]), self.rank[dn], dev.dev.id);
+            if best.is_none_or(|b| key < b) {
+                best = Some(key);
+            }
+        }
+        best.map(|b| b.3)
+    }
+
+    fn place(&mut self, part: usize, row: usize) {
+        self.collect_paths(part, Some(row));
+        let dev = self
+            .find_home(0, true)
+            .or_else(|| self.find_home(0, false))
+            .or_else(|| self.fallback_home())
+            .expect("a weighted device without this partition exists (checked before)");
+        self.table[row][part] = dev;
+        self.add_count(dev, 1);
+    }
+
+    fn place_queued(&mut self) {
+        let queue = std::mem::take(&mut self.queue);
+        for &(p, r) in &queue {
+            self.place(p as usize, r as usize);
+        }
+    }
+
+    fn placed_this_run(&self, row: usize, part: usize) -> bool {
+        self.old.get(row).and_then(|r| r.get(part)) != Some(&self.table[row][part])
+    }
+
+    /// Move replicas from over-target devices to under-target ones, each move to an
+    /// admissible device, until nothing more can move.
+    fn settle_surplus(&mut self) {
+        let parts = self.parts;
+        let rows = self.table.len();
+        for _pass in 0..MAX_SURPLUS_PASSES {
+            let over: i64 = self.over_total();
+            if over == 0 {
+                break;
+            }
+            let mut moved_any = false;
+            self.held_by_time.iter_mut().for_each(|x| *x = 0);
+            for i in 0..parts {
+                let p = (self.gather_start + i) % parts;
+                for r in 0..rows {
+                    let Some(&d) = self.table[r].get(p) else { continue };
+                    let dn = self.plan.tree.dev_path[d as usize][3] as usize;
+                    if self.count[dn] <= self.target[dn] {
+                        continue;
+                    }
+                    let fluid = self.placed_this_run(r, p);
+                    if !fluid && !self.can_move(p) {
+                        self.held_by_time[dn] += 1;
+                        continue;
+                    }
+                    self.collect_paths(p, Some(r));
+                    if let Some(to) = self.find_home(0, true) {
+                        self.table[r][p] = to;
+                        self.add_count(d, -1);
+                        self.add_count(to, 1);
+                        self.moved_parts[p] = true;
+                        moved_any = true;
+                        // One replica per partition per pass is plenty.
+                        break;
+                    }
+                }
+            }
+            if !moved_any {
+                break;
+            }
+        }
+    }
+
+    fn over_total(&self) -> i64 {
+        self.b
+            .iter_devs()
+            .map(|d| {
+                let dn = self.plan.tree.dev_path[d.dev.id as usize][3] as usize;
+                (self.count[dn] - self.target[dn]).max(0)
+            })
+            .sum()
+    }
+
+    /// Devices left above their target, and why.
+    fn unmet(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut extra = 0;
+        for dev in self.b.iter_devs() {
+            let dn = self.plan.tree.dev_path[dev.dev.id as usize][3] as usize;
+            let surplus = self.count[dn] - self.target[dn];
+            if surplus <= 0 || self.b.remove_devs.contains(&dev.dev.id) {
+                continue;
+            }
+            if out.len() >= 10 {
+                extra += 1;
+                continue;
+            }
+            let name = dispersion::tier_name(&dev.dev.tiers()[3], self.b);
+            let why = if self.held_by_time[dn] > 0 {
+                format!(
+                    "min_part_hours ({}h) holds {} of its partitions; rebalance again later",
+                    self.b.min_part_hours, self.held_by_time[dn]
+                )
+            } else {
+                "no under-filled device can take its partitions without breaking the \
+                 dispersion plan"
+                    .to_string()
+            };
+            out.push(format!(
+                "device d{} {name} holds {} partition-replicas, target {}: {why}",
+                dev.dev.id, self.count[dn], self.target[dn]
+            ));
+        }
+        if extra > 0 {
+            out.push(format!("... and {extra} more devices above target"));
+        }
+        out
+    }
+}
