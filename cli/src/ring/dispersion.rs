@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::{CmdResult, Ctx, Fail, EXIT_SUCCESS, EXIT_WARNING};
+use super::{CmdResult, Ctx, EXIT_SUCCESS, EXIT_WARNING};
 
 /// One row of the report.
 #[derive(Serialize)]
@@ -30,11 +30,11 @@ pub fn report(
     if recalculate || builder.dispersion_graph.is_empty() {
         builder.rebuild_dispersion_graph();
     }
-    let full = builder.dispersion_report(None, true);
-    let rows: Vec<TierRow> = full
-        .tiers
+    let matcher = |name: &str| filter.is_none_or(|re| re.is_match(name));
+    let report = builder.dispersion_report(Some(&matcher), true);
+    let rows: Vec<TierRow> = report
+        .graph
         .iter()
-        .filter(|t| filter.is_none_or(|re| re.is_match(&t.tier)))
         .map(|t| TierRow {
             tier: t.tier.clone(),
             placed_parts: t.placed_parts,
@@ -43,18 +43,16 @@ pub fn report(
             replicas: t.replicas.clone(),
         })
         .collect();
-    let mut worst: Option<(f64, String)> = None;
-    for row in &rows {
-        if row.dispersion > worst.as_ref().map_or(0.0, |w| w.0) {
-            worst = Some((row.dispersion, row.tier.clone()));
-        }
-    }
-    let dispersion = builder.dispersion.unwrap_or(0.0);
-    let balance = builder.get_balance();
-    let overload = builder.overload;
-    let required = builder
-        .get_required_overload()
-        .map_err(|e| Fail::new(e.to_string()))?;
+    let worst = report
+        .worst_tier
+        .clone()
+        .map(|tier| (report.max_dispersion, tier));
+    let (dispersion, balance, overload, required) = (
+        report.dispersion,
+        report.balance,
+        report.overload,
+        report.required_overload,
+    );
     let replicas = builder.replicas;
     let parts = 1u64 << builder.part_power;
     if recalculate || builder.version != orig_version {

@@ -15,8 +15,7 @@ use super::pyfmt::timedelta;
 use super::ring_io;
 use super::{now_secs, CmdResult, Ctx, Fail, EXIT_SUCCESS};
 
-/// Swift's balance for a device with no weight that still holds partitions.
-pub const MAX_BALANCE: f64 = 999.99;
+pub use ringsmith::builder::MAX_BALANCE;
 
 /// Swift's text for a ring whose devices all have zero weight (or were all removed).
 pub const EMPTY_RING: &str = "There are no devices in this ring, or all devices have been deleted";

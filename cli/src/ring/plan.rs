@@ -1,29 +1,50 @@
-//! `rebalance --dry-run`: run the rebalance on a copy (the rebalancer's `plan_rebalance`),
-//! show what it would do, write nothing.
+//! `rebalance --dry-run`: the rebalancer's `plan_rebalance` runs the rebalance on a copy;
+//! this module shows its plan and writes nothing.
 //!
 //! The text report starts with the line a real rebalance would print (`Would reassign …`),
 //! then balance and dispersion before and after, the overload the ring would need to meet its
-//! dispersion target, and the partition-replicas leaving and arriving per device and per tier
-//! (the ring-diff of the current ring and the planned one). The exit status is the one the real
-//! rebalance would return — 0, or 1 when nothing could move or a balance/dispersion target
-//! would be missed — so a CI job can gate on it before committing to the change.
+//! dispersion target, why a target would be missed, and the partition-replicas leaving and
+//! arriving per device and per tier. The exit status is the one the real rebalance would
+//! return — 0, or 1 when nothing could move or a balance/dispersion target would be missed —
+//! so a CI job can gate on it before committing to the change.
 
-use ringsmith::builder::RebalanceOptions;
+use ringsmith::builder::{RebalanceOptions, RebalancePlan};
 
-use super::display;
 use super::progress::Spinner;
 use super::{CmdResult, Ctx, Fail, EXIT_SUCCESS, EXIT_WARNING};
-use crate::ring_diff;
+
+/// The status and closing note the real rebalance would give.
+fn verdict(plan: &RebalancePlan, min_part_hours: u32) -> (u8, Option<String>) {
+    let o = &plan.outcome;
+    if o.changed_parts == 0 && o.removed_devs == 0 {
+        (
+            EXIT_WARNING,
+            Some("No partitions could be reassigned.".into()),
+        )
+    } else if o.dispersion > 0.0 {
+        (
+            EXIT_WARNING,
+            Some(format!(
+                "NOTE: Dispersion of {:.6} indicates some parts are not optimally dispersed.",
+                o.dispersion
+            )),
+        )
+    } else if o.balance > 5.0 && o.balance / 100.0 > plan.overload {
+        (
+            EXIT_WARNING,
+            Some(format!(
+                "NOTE: Balance of {:.2} indicates you should push this ring, wait at least {min_part_hours} hours, and rebalance/repush.",
+                o.balance
+            )),
+        )
+    } else {
+        (EXIT_SUCCESS, None)
+    }
+}
 
 pub fn dry_run(ctx: &mut Ctx, opts: &RebalanceOptions, format_version: u8) -> CmdResult {
     let json = ctx.json;
     let builder = ctx.builder();
-    let balance_before = if display::balances(builder).is_some() {
-        builder.get_balance()
-    } else {
-        0.0
-    };
-    let dispersion_before = builder.dispersion;
     let spinner = Spinner::start("planning rebalance");
     let planned = builder.plan_rebalance(opts);
     drop(spinner);
@@ -36,75 +57,89 @@ pub fn dry_run(ctx: &mut Ctx, opts: &RebalanceOptions, format_version: u8) -> Cm
             rule = "-".repeat(79)
         ))
     })?;
-    let diff = ring_diff::diff_rings(&builder.get_ring(), &after.get_ring()).map_err(Fail::new)?;
-    let balance_after = after.get_balance();
-    let dispersion_after = after.dispersion.unwrap_or(0.0);
-    let required_overload = after
-        .get_required_overload()
-        .map_err(|e| Fail::new(e.to_string()))?;
     let parts = 1u64 << after.part_power;
-    let removed = builder.remove_devs.len() as u64;
-    let changed = diff.moved_replicas;
-
-    let (status, note) = if changed == 0 && removed == 0 {
-        (
-            EXIT_WARNING,
-            Some("No partitions could be reassigned.".to_string()),
-        )
-    } else if dispersion_after > 0.0 {
-        (
-            EXIT_WARNING,
-            Some(format!(
-                "NOTE: Dispersion of {dispersion_after:.6} indicates some parts are not optimally dispersed."
-            )),
-        )
-    } else if balance_after > 5.0 && balance_after / 100.0 > after.overload {
-        (
-            EXIT_WARNING,
-            Some(format!(
-                "NOTE: Balance of {balance_after:.2} indicates you should push this ring, wait at least {} hours, and rebalance/repush.",
-                after.min_part_hours
-            )),
-        )
-    } else {
-        (EXIT_SUCCESS, None)
-    };
+    let changed = plan.outcome.changed_parts;
+    let percent = 100.0 * changed as f64 / parts as f64;
+    let (status, note) = verdict(&plan, after.min_part_hours);
 
     if json {
         let doc = serde_json::json!({
             "dry_run": true,
             "changed_parts": changed,
-            "changed_percent": 100.0 * changed as f64 / parts as f64,
-            "balance_before": balance_before,
-            "balance": balance_after,
-            "dispersion_before": dispersion_before,
-            "dispersion": dispersion_after,
-            "required_overload": required_overload,
-            "removed_devices": removed,
+            "changed_percent": percent,
+            "balance_before": plan.balance_before,
+            "balance": plan.balance_after,
+            "dispersion_before": plan.dispersion_before,
+            "dispersion": plan.dispersion_after,
+            "required_overload": plan.required_overload,
+            "overload": plan.overload,
+            "removed_devices": plan.outcome.removed_devs,
+            "finished": plan.outcome.finished,
+            "unmet": plan.outcome.unmet,
             "format_version": format_version,
             "saved": false,
             "exit_code": status,
             "message": note,
-            "moves": diff,
-            "plan": plan,
+            "devices": plan.devices,
+            "tiers": plan.tiers,
         });
         println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
         return Ok(status);
     }
     println!("Dry run: nothing was written.");
     println!(
-        "Would reassign {} ({:.2}%) partitions. Balance {:.2} -> {:.2}.  Dispersion {} -> {:.2}",
-        changed,
-        100.0 * changed as f64 / parts as f64,
-        balance_before,
-        balance_after,
-        dispersion_before
-            .map(|d| format!("{d:.2}"))
-            .unwrap_or_else(|| "(none)".into()),
-        dispersion_after
+        "Would reassign {changed} ({percent:.2}%) partitions. Balance {:.2} -> {:.2}.  Dispersion {:.2} -> {:.2}",
+        plan.balance_before, plan.balance_after, plan.dispersion_before, plan.dispersion_after
     );
-    println!("Required overload is {:.6}%", required_overload * 100.0);
-    print!("{}", ring_diff::render_text(&diff, false));
+    println!(
+        "Overload is {:.2}%, required overload is {:.6}%",
+        plan.overload * 100.0,
+        plan.required_overload * 100.0
+    );
+    for why in &plan.outcome.unmet {
+        println!("Unmet: {why}");
+    }
+    let nw = plan
+        .devices
+        .iter()
+        .map(|d| d.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "Devices: {:>5} {:<nw$} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "id", "name", "before", "after", "target", "leaving", "arriving"
+    );
+    for d in &plan.devices {
+        println!(
+            "         {:>5} {:<nw$} {:>8} {:>8} {:>8} {:>8} {:>8}{}",
+            d.id,
+            d.name,
+            d.parts_before,
+            d.parts_after,
+            d.target,
+            d.leaving,
+            d.arriving,
+            if d.removed { "  removed" } else { "" }
+        );
+    }
+    let tw = plan
+        .tiers
+        .iter()
+        .map(|t| t.tier.len())
+        .max()
+        .unwrap_or(4)
+        .max(30);
+    println!(
+        "{:<tw$} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "Tier", "before", "after", "target", "leaving", "arriving"
+    );
+    for t in &plan.tiers {
+        println!(
+            "{:<tw$} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            t.tier, t.parts_before, t.parts_after, t.target, t.leaving, t.arriving
+        );
+    }
     if let Some(note) = note {
         println!("{note}");
     }
