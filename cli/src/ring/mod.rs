@@ -314,24 +314,14 @@ pub fn backup_dir_of(builder_file: &Path) -> PathBuf {
 /// Why a builder file could not be loaded, worded as Swift words it.
 pub enum LoadError {
     Missing(PathBuf),
-    Unreadable(PathBuf, std::io::Error),
-    Invalid(PathBuf, String),
+    Other(String),
 }
 
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LoadError::Missing(p) => write!(f, "Ring Builder file does not exist: {}", p.display()),
-            LoadError::Unreadable(p, e) => {
-                write!(
-                    f,
-                    "Ring Builder file cannot be accessed: {} ({e})",
-                    p.display()
-                )
-            }
-            LoadError::Invalid(p, why) => {
-                write!(f, "Ring Builder file is invalid: {} ({why})", p.display())
-            }
+            LoadError::Other(why) => f.write_str(why),
         }
     }
 }
@@ -341,16 +331,15 @@ pub fn load_builder(path: &Path) -> Result<RingBuilder, LoadError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(LoadError::Missing(path.to_path_buf()))
         }
-        Err(e) => return Err(LoadError::Unreadable(path.to_path_buf(), e)),
         Ok(m) if m.is_dir() => {
-            return Err(LoadError::Invalid(
-                path.to_path_buf(),
-                "is a directory".into(),
-            ))
+            return Err(LoadError::Other(format!(
+                "Ring Builder file is invalid: {}: is a directory",
+                path.display()
+            )))
         }
-        Ok(_) => {}
+        _ => {}
     }
-    RingBuilder::load(path).map_err(|e| LoadError::Invalid(path.to_path_buf(), e.to_string()))
+    RingBuilder::load(path).map_err(|e| LoadError::Other(e.to_string()))
 }
 
 #[cfg(test)]

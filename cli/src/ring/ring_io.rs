@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use ringsmith::ring::format::{load_ring_file, FormatVersion};
 use ringsmith::ring::RingData;
 
 /// swift-ring-builder 2.38 still writes format 1 unless told otherwise.
@@ -14,17 +15,18 @@ pub struct LoadedRing {
     pub format_version: u8,
 }
 
-/// Loads a ring file; the error names what is wrong with it.
+/// Loads a ring file; the error names the file and what is wrong with it.
 pub fn load_ring(path: &Path) -> Result<LoadedRing, String> {
-    let (data, format_version) =
-        ringsmith::ring::format::load_ring_file(path).map_err(|e| e.to_string())?;
+    let loaded = load_ring_file(path).map_err(|e| e.to_string())?;
     Ok(LoadedRing {
-        data,
-        format_version,
+        data: loaded.data,
+        format_version: loaded.format.number() as u8,
     })
 }
 
-/// Writes a ring file atomically in the given serialization version.
+/// Writes a ring file atomically in the given serialization version (1 or 2).
 pub fn save_ring(ring: &RingData, path: &Path, format_version: u8) -> Result<(), String> {
-    ringsmith::ring::format::save_ring_file(ring, path, format_version).map_err(|e| format!("{e}"))
+    let format = FormatVersion::from_number(u16::from(format_version))
+        .ok_or_else(|| format!("unsupported ring format version {format_version}"))?;
+    ring.save(path, format).map_err(|e| e.to_string())
 }
