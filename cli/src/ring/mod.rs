@@ -273,7 +273,8 @@ fn run_argv(raw: Vec<String>) -> u8 {
         }
         Err(e) => return report_failure(&Fail::new(e.to_string()), json),
     };
-    if builder.is_some() {
+    // Swift creates `backups/` next to the builder whatever the command.
+    {
         let backup_dir = backup_dir_of(&builder_file);
         if let Err(e) = std::fs::create_dir(&backup_dir) {
             if e.kind() != std::io::ErrorKind::AlreadyExists {
