@@ -388,8 +388,8 @@ pub fn render_text(diff: &RingDiff, all: bool) -> String {
             .max(4);
         let _ = writeln!(
             out,
-            "Devices: {:>5} {:<nw$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}",
-            "id", "name", "w.before", "w.after", "before", "after", "leaving", "arriving", "status"
+            "Devices: {:>5} {:<nw$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  status",
+            "id", "name", "w.before", "w.after", "before", "after", "leaving", "arriving"
         );
         let w = |v: Option<f64>| v.map(|w| format!("{w:.2}")).unwrap_or_else(|| "-".into());
         for d in devices {

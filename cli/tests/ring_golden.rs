@@ -294,26 +294,57 @@ fn write_builder_and_partition_power_match_swift() {
     for who in ["swift", "ours"] {
         let dir = tmp.path().join(who);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(p.swift_dir.join("object.ring.gz"), dir.join("object.ring.gz")).unwrap();
+        std::fs::copy(
+            p.swift_dir.join("object.ring.gz"),
+            dir.join("object.ring.gz"),
+        )
+        .unwrap();
         let out = if who == "swift" {
-            run_in(&dir, &python, &["-c", wrapper, "object.ring.gz", "write_builder"], b"", &[])
+            run_in(
+                &dir,
+                &python,
+                &["-c", wrapper, "object.ring.gz", "write_builder"],
+                b"",
+                &[],
+            )
         } else {
             ring(&dir, &["object.ring.gz", "write_builder"])
         };
         assert_eq!(out.code, 0, "{who}: {out:?}");
         assert!(
-            out.stderr.contains("WARNING: default min_part_hours may not match"),
+            out.stderr
+                .contains("WARNING: default min_part_hours may not match"),
             "{who}: {out:?}"
         );
         let shown = run_in(&dir, &swift(), &["object.builder"], b"", &[]);
-        assert_eq!(shown.code, 0, "swift reading {who}'s rebuilt builder: {shown:?}");
+        assert_eq!(
+            shown.code, 0,
+            "swift reading {who}'s rebuilt builder: {shown:?}"
+        );
     }
     let (swift_view, our_view) = (
-        run_in(&tmp.path().join("swift"), &swift(), &["object.builder"], b"", &[]),
-        run_in(&tmp.path().join("ours"), &swift(), &["object.builder"], b"", &[]),
+        run_in(
+            &tmp.path().join("swift"),
+            &swift(),
+            &["object.builder"],
+            b"",
+            &[],
+        ),
+        run_in(
+            &tmp.path().join("ours"),
+            &swift(),
+            &["object.builder"],
+            b"",
+            &[],
+        ),
     );
     // Same content apart from the random builder id.
-    let strip_id = |s: &str| s.lines().skip(1).map(|l| format!("{l}\n")).collect::<String>();
+    let strip_id = |s: &str| {
+        s.lines()
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
     assert_eq!(strip_id(&swift_view.stdout), strip_id(&our_view.stdout));
 }
 

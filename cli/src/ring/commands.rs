@@ -266,7 +266,7 @@ fn add(ctx: &mut Ctx) -> CmdResult {
     let dargs = DeviceArgs::parse(&ctx.rest())?;
     let mut new_devs: Vec<NewDevice> = Vec::new();
     if !dargs.args().is_empty() {
-        if dargs.new_format || dargs.args().len() % 2 != 0 {
+        if dargs.new_format || !dargs.args().len().is_multiple_of(2) {
             return Err(usage_fail("add"));
         }
         for pair in dargs.args().chunks(2) {
@@ -438,7 +438,7 @@ fn selections_with_values(
 ) -> Result<Vec<(Vec<u32>, String)>, Fail> {
     let builder = ctx.builder();
     if !dargs.new_format {
-        if dargs.args().len() % 2 != 0 {
+        if !dargs.args().len().is_multiple_of(2) {
             return Err(usage_fail(command));
         }
         dargs
@@ -542,7 +542,7 @@ fn set_info(ctx: &mut Ctx) -> CmdResult {
     let dargs = DeviceArgs::parse(&ctx.rest())?;
     let mut work: Vec<(Vec<u32>, DevInfoChange)> = Vec::new();
     if !dargs.new_format {
-        if dargs.args().len() % 2 != 0 {
+        if !dargs.args().len().is_multiple_of(2) {
             return Err(usage_fail("search"));
         }
         let first_change = dargs.args().get(1).cloned().unwrap_or_default();

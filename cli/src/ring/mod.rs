@@ -229,12 +229,11 @@ fn run_argv(raw: Vec<String>) -> u8 {
         .cloned()
         .unwrap_or_else(|| "default".to_string());
     let (builder_file, ring_file) = file_names(&argv[1]);
-    if builder_file.as_os_str() != argv[1].as_str()
-        && !matches!(command.as_str(), "write_builder" | "version")
-        && !(json && command == "default")
-        // A ring with no builder next to it is shown directly (see below), no note needed.
-        && !(command == "default" && !builder_file.exists())
-    {
+    let renamed = builder_file.as_os_str() != argv[1].as_str();
+    let quiet_command = matches!(command.as_str(), "write_builder" | "version");
+    // A ring shown as JSON, or with no builder beside it, needs no note.
+    let shows_ring_alone = command == "default" && (json || !builder_file.exists());
+    if renamed && !quiet_command && !shows_ring_alone {
         println!(
             "Note: using {} instead of {} as builder file",
             builder_file.display(),

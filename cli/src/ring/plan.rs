@@ -11,15 +11,24 @@
 use ringsmith::builder::{RebalanceOptions, RebalancePlan};
 
 use super::progress::Spinner;
-use super::{CmdResult, Ctx, Fail, EXIT_SUCCESS, EXIT_WARNING};
+use super::pyfmt::timedelta;
+use super::{now_secs, CmdResult, Ctx, Fail, EXIT_SUCCESS, EXIT_WARNING};
 
 /// The status and closing note the real rebalance would give.
-fn verdict(plan: &RebalancePlan, min_part_hours: u32) -> (u8, Option<String>) {
+fn verdict(plan: &RebalancePlan, min_part_hours: u32, seconds_left: u64) -> (u8, Option<String>) {
     let o = &plan.outcome;
     if o.changed_parts == 0 && o.removed_devs == 0 {
+        let why = if seconds_left > 0 {
+            format!(
+                "The time between rebalances must be at least min_part_hours: {min_part_hours} hours ({} remaining)",
+                timedelta(seconds_left)
+            )
+        } else {
+            "There is no need to do so at this time".to_string()
+        };
         (
             EXIT_WARNING,
-            Some("No partitions could be reassigned.".into()),
+            Some(format!("No partitions could be reassigned.\n{why}")),
         )
     } else if o.dispersion > 0.0 {
         (
@@ -45,6 +54,7 @@ fn verdict(plan: &RebalancePlan, min_part_hours: u32) -> (u8, Option<String>) {
 pub fn dry_run(ctx: &mut Ctx, opts: &RebalanceOptions, format_version: u8) -> CmdResult {
     let json = ctx.json;
     let builder = ctx.builder();
+    let seconds_left = builder.min_part_seconds_left(opts.now_secs.unwrap_or_else(now_secs));
     let spinner = Spinner::start("planning rebalance");
     let planned = builder.plan_rebalance(opts);
     drop(spinner);
@@ -60,7 +70,7 @@ pub fn dry_run(ctx: &mut Ctx, opts: &RebalanceOptions, format_version: u8) -> Cm
     let parts = 1u64 << after.part_power;
     let changed = plan.outcome.changed_parts;
     let percent = 100.0 * changed as f64 / parts as f64;
-    let (status, note) = verdict(&plan, after.min_part_hours);
+    let (status, note) = verdict(&plan, after.min_part_hours, seconds_left);
 
     if json {
         let doc = serde_json::json!({
