@@ -420,6 +420,13 @@ enum Node {
     /// A memoized scalar (moved here so that fetching it again costs a handle).
     Scalar(Value),
     List(Vec<Item>),
+    /// A list holding only ints so far: the compact form of the tables in builders.
+    Ints(Vec<i64>),
+    /// A list whose ints were moved into the array node it built (`array.array(tc, list)`),
+    /// saving a copy of every table; it reads as a list of that array's items.
+    MovedTo(usize),
+    /// Already moved into the result tree (the builder takes each mutable node once).
+    Taken,
     Tuple(Vec<Item>),
     Dict(Vec<(Item, Item)>, HashMap<HKey, usize>),
     Array(char, Vec<u64>),
@@ -471,7 +478,7 @@ pub fn loads(bytes: &[u8]) -> Result<Value, PickleError> {
         arena: Vec::new(),
     };
     let root = r.run()?;
-    let mut b = Builder::new(&r.arena, bytes.len());
+    let mut b = Builder::new(std::mem::take(&mut r.arena), bytes.len());
     b.count_refs(&root, 0).map_err(|m| r.err_at_end(m))?;
     b.build(&root, 0).map_err(|m| r.err_at_end(m))
 }
@@ -611,7 +618,10 @@ impl<'a> Reader<'a> {
                     return Ok(HKey::Tuple(keys));
                 }
                 Node::Global(m, n) => return Ok(HKey::Global(m.clone(), n.clone())),
-                Node::List(_) => return Err(self.err("unhashable dict key: list")),
+                Node::List(_) | Node::Ints(_) | Node::MovedTo(_) => {
+                    return Err(self.err("unhashable dict key: list"))
+                }
+                Node::Taken => return Err(self.err("internal: node already taken")),
                 Node::Dict(..) => return Err(self.err("unhashable dict key: dict")),
                 Node::Array(..) => return Err(self.err("unhashable dict key: array")),
                 Node::Object { .. } => return Err(self.err("unsupported dict key: object")),
@@ -662,12 +672,60 @@ impl<'a> Reader<'a> {
     }
 
     fn append(&mut self, list: usize, items: Vec<Item>) -> Result<(), PickleError> {
+        if let Node::MovedTo(a) = self.arena[list] {
+            // Appending to a list an array was built from: give it its ints back.
+            let ints = match &self.arena[a] {
+                Node::Array(_, items) => items.iter().map(|&x| x as i64).collect(),
+                _ => Vec::new(),
+            };
+            self.arena[list] = Node::Ints(ints);
+        }
         match &mut self.arena[list] {
+            Node::Ints(v) => {
+                let all_ints = items.iter().all(|it| matches!(it, Item::V(Value::Int(_))));
+                if all_ints {
+                    v.extend(items.iter().map(|it| match it {
+                        Item::V(Value::Int(i)) => *i,
+                        _ => unreachable!("checked above"),
+                    }));
+                } else {
+                    let mut general: Vec<Item> = std::mem::take(v)
+                        .into_iter()
+                        .map(|i| Item::V(Value::Int(i)))
+                        .collect();
+                    general.extend(items);
+                    self.arena[list] = Node::List(general);
+                }
+                Ok(())
+            }
             Node::List(v) => {
                 v.extend(items);
                 Ok(())
             }
             _ => Err(self.err("target is not a list")),
+        }
+    }
+
+    /// A new list from items (protocol 0/1 `LIST`), compact when they are all ints.
+    fn push_list(&mut self, items: Vec<Item>) -> Result<(), PickleError> {
+        self.push_node(Node::Ints(Vec::new()));
+        let l = self.arena.len() - 1;
+        self.append(l, items)
+    }
+
+    /// The ints of a list node, however it is stored; None if it holds anything else.
+    fn list_ints(&self, node: usize) -> Option<Vec<u64>> {
+        match &self.arena[node] {
+            Node::Ints(v) => v.iter().map(|&i| u64::try_from(i).ok()).collect(),
+            Node::MovedTo(a) => match &self.arena[*a] {
+                Node::Array(_, items) => Some(items.clone()),
+                _ => None,
+            },
+            Node::List(items) => items
+                .iter()
+                .map(|it| self.scalar(it).and_then(as_u64))
+                .collect(),
+            _ => None,
         }
     }
 
@@ -725,20 +783,27 @@ impl<'a> Reader<'a> {
                     _ => return Err(self.err("array.array takes (typecode, list)")),
                 };
                 let tc = self.typecode(tc)?;
-                let mut out = Vec::new();
                 if let Item::N(i) = items {
-                    if let Node::List(list) = &self.arena[*i] {
-                        out.reserve(list.len());
-                        for it in list {
-                            match self.scalar(it).and_then(as_u64) {
-                                Some(n) if fits(tc, n) => out.push(n),
-                                _ => {
-                                    return Err(self
-                                        .err(format!("array('{tc}') item is not an int in range")))
-                                }
+                    let i = *i;
+                    if matches!(
+                        self.arena[i],
+                        Node::Ints(_) | Node::MovedTo(_) | Node::List(_)
+                    ) {
+                        let out = self.list_ints(i);
+                        let out = match out {
+                            Some(out) if out.iter().all(|&x| fits(tc, x)) => out,
+                            _ => {
+                                return Err(
+                                    self.err(format!("array('{tc}') item is not an int in range"))
+                                )
                             }
-                        }
+                        };
                         self.push_node(Node::Array(tc, out));
+                        let array = self.arena.len() - 1;
+                        // Every builder table: drop the list's copy of the ints.
+                        if matches!(self.arena[i], Node::Ints(_)) {
+                            self.arena[i] = Node::MovedTo(array);
+                        }
                         return Ok(());
                     }
                 }
@@ -810,20 +875,15 @@ impl<'a> Reader<'a> {
                             self.push(Value::Bytes(b));
                             return Ok(());
                         }
-                        let list = match a {
-                            Item::N(i) => match &self.arena[*i] {
-                                Node::List(l) => l.clone(),
-                                _ => return Err(self.err(format!("bad arguments for {name}"))),
-                            },
-                            _ => return Err(self.err(format!("bad arguments for {name}"))),
+                        let ints = match a {
+                            Item::N(i) => self.list_ints(*i),
+                            _ => None,
                         };
-                        let mut out = Vec::with_capacity(list.len());
-                        for it in &list {
-                            match self.scalar(it) {
-                                Some(Value::Int(n)) if (0..256).contains(n) => out.push(*n as u8),
-                                _ => return Err(self.err(format!("bad arguments for {name}"))),
-                            }
-                        }
+                        let out: Option<Vec<u8>> = ints
+                            .and_then(|v| v.into_iter().map(|x| u8::try_from(x).ok()).collect());
+                        let Some(out) = out else {
+                            return Err(self.err(format!("bad arguments for {name}")));
+                        };
                         self.push(Value::Bytes(out));
                     }
                     [s, enc] => {
@@ -1018,12 +1078,12 @@ impl<'a> Reader<'a> {
                         .map_err(|_| self.err("string is not valid UTF-8"))?;
                     self.push(Value::Str(s.to_string()));
                 }
-                EMPTY_LIST => self.push_node(Node::List(Vec::new())),
+                EMPTY_LIST => self.push_node(Node::Ints(Vec::new())),
                 EMPTY_DICT => self.push_node(Node::Dict(Vec::new(), HashMap::new())),
                 EMPTY_TUPLE => self.push_node(Node::Tuple(Vec::new())),
                 LIST => {
                     let items = self.pop_mark()?;
-                    self.push_node(Node::List(items));
+                    self.push_list(items)?;
                 }
                 TUPLE => {
                     let items = self.pop_mark()?;
@@ -1386,9 +1446,11 @@ fn raw_unicode_unescape(l: &[u8]) -> Option<String> {
     Some(out)
 }
 
-/// Turns the arena into a tree once the machine has stopped.
-struct Builder<'a> {
-    arena: &'a [Node],
+/// Turns the arena into a tree once the machine has stopped. Each mutable node is built
+/// once (moved out of the arena, then shared if referenced again); immutable ones are
+/// copied where referenced more than once, within the budget.
+struct Builder {
+    arena: Vec<Node>,
     refs: Vec<u32>,
     built: HashMap<usize, Arc<Value>>,
     in_progress: Vec<bool>,
@@ -1396,23 +1458,27 @@ struct Builder<'a> {
     budget: usize,
 }
 
-impl<'a> Builder<'a> {
-    fn new(arena: &'a [Node], input_len: usize) -> Self {
+impl Builder {
+    fn new(arena: Vec<Node>, input_len: usize) -> Self {
+        let n = arena.len();
         Builder {
             arena,
-            refs: vec![0; arena.len()],
+            refs: vec![0; n],
             built: HashMap::new(),
-            in_progress: vec![false; arena.len()],
+            in_progress: vec![false; n],
             budget: input_len.saturating_mul(64).saturating_add(1 << 20),
         }
     }
 
-    fn children(node: &Node) -> Vec<&Item> {
+    fn children(node: &Node) -> Vec<Item> {
         match node {
-            Node::Scalar(_) | Node::Array(..) | Node::Global(..) => Vec::new(),
-            Node::List(v) | Node::Tuple(v) => v.iter().collect(),
-            Node::Dict(d, _) => d.iter().flat_map(|(k, v)| [k, v]).collect(),
-            Node::Object { args, state, .. } => args.iter().chain(state.iter()).collect(),
+            Node::Scalar(_) | Node::Array(..) | Node::Global(..) | Node::Ints(_) | Node::Taken => {
+                Vec::new()
+            }
+            Node::MovedTo(a) => vec![Item::N(*a)],
+            Node::List(v) | Node::Tuple(v) => v.clone(),
+            Node::Dict(d, _) => d.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect(),
+            Node::Object { args, state, .. } => args.iter().chain(state.iter()).cloned().collect(),
         }
     }
 
@@ -1426,9 +1492,8 @@ impl<'a> Builder<'a> {
         if self.refs[*i] > 1 {
             return Ok(());
         }
-        let arena = self.arena;
-        for child in Self::children(&arena[*i]) {
-            self.count_refs(child, depth + 1)?;
+        for child in Self::children(&self.arena[*i]) {
+            self.count_refs(&child, depth + 1)?;
         }
         Ok(())
     }
@@ -1457,13 +1522,17 @@ impl<'a> Builder<'a> {
         if depth > MAX_DEPTH {
             return Err(format!("nested more than {MAX_DEPTH} levels deep"));
         }
-        let arena = self.arena;
-        let node = &arena[i];
         let mutable = matches!(
-            node,
-            Node::List(_) | Node::Dict(..) | Node::Array(..) | Node::Object { .. }
+            self.arena[i],
+            Node::List(_)
+                | Node::Ints(_)
+                | Node::MovedTo(_)
+                | Node::Dict(..)
+                | Node::Array(..)
+                | Node::Object { .. }
+                | Node::Taken
         );
-        if self.refs[i] > 1 && mutable {
+        if mutable {
             if let Some(a) = self.built.get(&i) {
                 return Ok(Value::Shared(a.clone()));
             }
@@ -1471,9 +1540,13 @@ impl<'a> Builder<'a> {
         if self.in_progress[i] {
             return Err("recursive structure (an object containing itself)".into());
         }
-        if self.refs[i] > 1 && !mutable {
+        let shared = self.refs[i] > 1;
+        let node = if mutable || !shared {
+            // Built exactly once: move it out of the arena.
+            std::mem::replace(&mut self.arena[i], Node::Taken)
+        } else {
             // Copied rather than shared: charge the copy.
-            let cost = match node {
+            let cost = match &self.arena[i] {
                 Node::Scalar(Value::Str(s)) => 32 + s.len(),
                 Node::Scalar(Value::Bytes(b)) => 32 + b.len(),
                 Node::Scalar(Value::BigInt(b)) => 32 + b.len(),
@@ -1482,27 +1555,38 @@ impl<'a> Builder<'a> {
                 _ => 32,
             };
             self.charge(cost)?;
-        }
+            match &self.arena[i] {
+                Node::Scalar(v) => Node::Scalar(v.clone()),
+                Node::Tuple(t) => Node::Tuple(t.clone()),
+                Node::Global(m, n) => Node::Global(m.clone(), n.clone()),
+                _ => return Err("internal: unexpected shared node".into()),
+            }
+        };
         self.in_progress[i] = true;
         let v = match node {
-            Node::Scalar(v) => v.clone(),
-            Node::List(items) => Value::List(self.build_items(items, depth)?),
-            Node::Tuple(items) => Value::Tuple(self.build_items(items, depth)?),
+            Node::Scalar(v) => v,
+            Node::List(items) => Value::List(self.build_items(&items, depth)?),
+            Node::Ints(v) => Value::List(v.into_iter().map(Value::Int).collect()),
+            Node::MovedTo(a) => {
+                let array = self.build(&Item::N(a), depth + 1)?;
+                match array.deref_shared() {
+                    Value::Array { items, .. } => {
+                        self.charge(32 * items.len())?;
+                        Value::List(items.iter().map(|&x| Value::Int(x as i64)).collect())
+                    }
+                    _ => return Err("internal: moved list lost its array".into()),
+                }
+            }
+            Node::Tuple(items) => Value::Tuple(self.build_items(&items, depth)?),
             Node::Dict(entries, _) => {
                 let mut out = Vec::with_capacity(entries.len());
-                for (k, v) in entries {
+                for (k, v) in &entries {
                     out.push((self.build(k, depth + 1)?, self.build(v, depth + 1)?));
                 }
                 Value::Dict(out)
             }
-            Node::Array(tc, items) => Value::Array {
-                typecode: *tc,
-                items: items.clone(),
-            },
-            Node::Global(m, n) => Value::Global {
-                module: m.clone(),
-                name: n.clone(),
-            },
+            Node::Array(typecode, items) => Value::Array { typecode, items },
+            Node::Global(module, name) => Value::Global { module, name },
             Node::Object {
                 module,
                 name,
@@ -1510,22 +1594,23 @@ impl<'a> Builder<'a> {
                 newobj,
                 state,
             } => {
-                let args = self.build_items(args, depth)?;
+                let args = self.build_items(&args, depth)?;
                 let state = match state {
-                    Some(s) => Some(self.build(s, depth + 1)?),
+                    Some(s) => Some(self.build(&s, depth + 1)?),
                     None => None,
                 };
                 Value::Object(Box::new(PyObject {
-                    module: module.clone(),
-                    name: name.clone(),
+                    module,
+                    name,
                     args,
-                    newobj: *newobj,
+                    newobj,
                     state,
                 }))
             }
+            Node::Taken => return Err("internal: node built twice".into()),
         };
         self.in_progress[i] = false;
-        if self.refs[i] > 1 && mutable {
+        if mutable && shared {
             let a = Arc::new(v);
             self.built.insert(i, a.clone());
             return Ok(Value::Shared(a));

@@ -1,12 +1,14 @@
-//! `ringsmith-server <server-or-daemon> -c <conf>`: Swift's servers and daemons in one binary.
+//! `ringsmith-server <server-or-daemon> -c <conf>`: Swift's servers and daemons in one
+//! binary. This file only dispatches on the kind; the servers live in the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-
-#[allow(dead_code)] // used by the servers as they land
-mod conf;
+use ringsmith_server::common::runner;
+use ringsmith_server::conf::Conf;
 
 #[derive(Parser)]
 #[command(
@@ -25,16 +27,108 @@ struct Cli {
     once: bool,
 }
 
+/// Keys of `[DEFAULT]`/`[app:*-server]` the storage servers understand; others are
+/// logged at debug level and ignored, so an existing Swift config loads unchanged.
+const KNOWN_KEYS: &[&str] = &[
+    "bind_ip", "bind_port", "devices", "mount_check", "workers", "swift_dir",
+    "recon_cache_path", "log_level", "log_format", "user", "use", "node_timeout",
+    "conn_timeout", "client_timeout", "container_update_timeout", "network_chunk_size",
+    "disk_chunk_size", "reclaim_age", "replication_server", "allowed_headers",
+    "fallocate_reserve", "auto_create_account_prefix", "graceful_shutdown_timeout",
+];
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match conf::Conf::load(&cli.conf) {
-        Ok(_) => {
-            eprintln!("ringsmith-server: {} is not built yet", cli.kind);
-            ExitCode::from(2)
-        }
+    let conf = match Conf::load(&cli.conf) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("ringsmith-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.kind.as_str() {
+        "object" | "container" | "account" => match run_storage(&cli.kind, &conf) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringsmith-server {}: {e}", cli.kind);
+                ExitCode::from(2)
+            }
+        },
+        other => {
+            eprintln!("ringsmith-server: unknown server or daemon {other:?} (expected object, container or account)");
             ExitCode::from(2)
         }
+    }
+}
+
+fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
+    let app = conf.section(&format!("app:{kind}-server"));
+    runner::init_logging(
+        &app.str_or("log_level", "INFO"),
+        app.str_or("log_format", "text") == "json",
+    );
+    for k in app.unknown_keys(KNOWN_KEYS) {
+        tracing::debug!(key = k, "ignoring unknown config key");
+    }
+    let default_port = match kind {
+        "object" => 6200,
+        "container" => 6201,
+        _ => 6202,
+    };
+    let ip = app.str_or("bind_ip", "0.0.0.0");
+    let port: u16 = app.parse_or("bind_port", default_port).map_err(|e| e.to_string())?;
+    let addr: SocketAddr = format!("{ip}:{port}")
+        .parse()
+        .or_else(|_| format!("[{ip}]:{port}").parse())
+        .map_err(|_| format!("{}: invalid bind_ip {ip:?}", conf.path.display()))?;
+    let drain: f64 = app
+        .parse_or("graceful_shutdown_timeout", 30.0)
+        .map_err(|e| e.to_string())?;
+    let router = match kind {
+        "object" => {
+            let cfg = ringsmith_server::object::ObjectConfig::from_conf(conf)?;
+            check_xattrs(&cfg.devices.devices);
+            ringsmith_server::object::object_router(ringsmith_server::object::ObjectState::new(cfg))
+        }
+        "container" => {
+            let cfg = ringsmith_server::container::ContainerConfig::from_conf(conf)?;
+            ringsmith_server::container::container_router(
+                ringsmith_server::container::ContainerState::new(cfg),
+            )
+        }
+        _ => {
+            let cfg = ringsmith_server::account::AccountConfig::from_conf(conf)?;
+            ringsmith_server::account::account_router(ringsmith_server::account::AccountState::new(cfg))
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(runner::serve(
+        &format!("{kind}-server"),
+        addr,
+        router,
+        Duration::from_secs_f64(drain.max(0.0)),
+    ))
+    .map_err(|e| e.to_string())
+}
+
+/// Object metadata lives in xattrs: say so at startup when a device refuses them.
+fn check_xattrs(devices: &std::path::Path) {
+    let Ok(rd) = std::fs::read_dir(devices) else {
+        tracing::warn!(devices = %devices.display(), "devices directory is not readable");
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let probe = e.path().join(format!(".xattr-probe-{}", std::process::id()));
+        if std::fs::write(&probe, b"").is_err() {
+            continue;
+        }
+        if let Err(err) = xattr::set(&probe, "user.swift.probe", b"1") {
+            tracing::error!(device = %e.path().display(), error = %err,
+                "filesystem refuses user xattrs: object writes to this device will fail with 507");
+        }
+        let _ = std::fs::remove_file(&probe);
     }
 }

@@ -9,11 +9,16 @@ pub mod syntax;
 
 pub use crate::ring::NONE_DEV;
 
+pub mod file;
+pub use file::BuilderFileError;
 mod dispersion;
 mod error;
 mod ops;
 mod plan;
 mod rebalance;
+pub mod scenario;
+#[cfg(test)]
+mod tests;
 
 pub use dispersion::{tier_name, DispersionReport, TierDispersion};
 pub use error::BuilderError;

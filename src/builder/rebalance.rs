@@ -391,7 +391,11 @@ struct Run<'a> {
     /// Per node: slots on it that could not move because of min_part_hours.
     held_by_time: Vec<u64>,
     scratch: Vec<[u32; 4]>,
-    dfs_buf: Vec<Vec<(i64, u32, u32)>>,
+    dfs_buf: Vec<Vec<(bool, i64, u32, u32)>>,
+    /// Slots placed in this run, which can be re-placed without counting another move.
+    fluid: Vec<(u32, u16)>,
+    /// Bounds the work of augmenting steps per rebalance (they are rare on real rings).
+    displace_budget: u64,
 }
 
 impl<'a> Run<'a> {
@@ -427,6 +431,8 @@ impl<'a> Run<'a> {
             held_by_time: vec![0; n],
             scratch: Vec::new(),
             dfs_buf: vec![Vec::new(); 5],
+            fluid: Vec::new(),
+            displace_budget: 4_000_000,
         }
     }
 
@@ -607,12 +613,15 @@ impl<'a> Run<'a> {
             if here >= self.plan.max[ci] {
                 continue;
             }
-            cands.push((deficit, self.rank[ci], c));
+            // Tiers where one more replica of this partition stays within the fair share
+            // (what dispersion measures) come first, then the largest deficit.
+            let risky = (here + 1) as f64 > self.plan.max_allowed[ci];
+            cands.push((risky, -deficit, self.rank[ci], c));
         }
-        cands.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        cands.sort_unstable();
         let mut found = None;
         for i in 0..cands.len() {
-            let c = cands[i].2;
+            let c = cands[i].3;
             if let Some(d) = self.find_home(c, need_deficit) {
                 found = Some(d);
                 break;
@@ -652,13 +661,81 @@ impl<'a> Run<'a> {
 
     fn place(&mut self, part: usize, row: usize) {
         self.collect_paths(part, Some(row));
-        let dev = self
-            .find_home(0, true)
-            .or_else(|| self.find_home(0, false))
-            .or_else(|| self.fallback_home())
-            .expect("a weighted device without this partition exists (checked before)");
+        let dev = match self.find_home(0, true) {
+            Some(dev) => dev,
+            None => match self.place_by_displacing(part, row) {
+                Some(dev) => dev,
+                None => {
+                    self.collect_paths(part, Some(row));
+                    self.find_home(0, false)
+                        .or_else(|| self.fallback_home())
+                        .expect("a weighted device without this partition exists (checked before)")
+                }
+            },
+        };
         self.table[row][part] = dev;
         self.add_count(dev, 1);
+        self.fluid.push((part as u32, row as u16));
+    }
+
+    /// True if the partition (other replicas in `self.scratch`) may go to `dev` within the plan.
+    fn admissible(&self, dev: u32) -> bool {
+        let path = self.plan.tree.dev_path[dev as usize];
+        if self.plan.tree.nodes[path[3] as usize].num_weighted_devs == 0 {
+            return false;
+        }
+        (0..4).all(|l| {
+            let here = self.scratch.iter().filter(|q| q[l] == path[l]).count() as u32;
+            here < self.plan.max[path[l] as usize]
+        })
+    }
+
+    /// An augmenting step for a slot with no under-target device that can take it: find a
+    /// replica placed earlier in this run on a device Y that could take this slot instead,
+    /// and move that replica on to an under-target device. Both are placements of this
+    /// run, so no extra partition moves. Returns Y, with the counts of the displaced replica
+    /// already updated (the caller places the slot on Y).
+    fn place_by_displacing(&mut self, part: usize, row: usize) -> Option<u32> {
+        const MAX_TRIES: usize = 2_000;
+        if self.displace_budget == 0 {
+            return None;
+        }
+        let own_paths = self.scratch.clone();
+        let mut result = None;
+        for i in (0..self.fluid.len()).rev().take(MAX_TRIES) {
+            let (qp, qr) = self.fluid[i];
+            let (qp, qr) = (qp as usize, qr as usize);
+            if qp == part {
+                continue;
+            }
+            if self.displace_budget == 0 {
+                break;
+            }
+            self.displace_budget -= 1;
+            let y = self.table[qr][qp];
+            if y == NONE_DEV {
+                continue;
+            }
+            self.scratch.clone_from(&own_paths);
+            if !self.admissible(y) {
+                continue;
+            }
+            self.collect_paths(qp, Some(qr));
+            self.add_count(y, -1);
+            match self.find_home(0, true) {
+                Some(d) if d != y => {
+                    self.table[qr][qp] = d;
+                    self.add_count(d, 1);
+                    self.fluid.push((qp as u32, qr as u16));
+                    result = Some(y);
+                    break;
+                }
+                _ => self.add_count(y, 1),
+            }
+        }
+        let _ = row;
+        self.scratch = own_paths;
+        result
     }
 
     fn place_queued(&mut self) {
@@ -677,7 +754,10 @@ impl<'a> Run<'a> {
     fn settle_surplus(&mut self) {
         let parts = self.parts;
         let rows = self.table.len();
-        for _pass in 0..MAX_SURPLUS_PASSES {
+        for pass in 0..MAX_SURPLUS_PASSES {
+            // First pass: only replicas whose partition is over its fair share in one of
+            // the device's tiers, so that balance moves also improve dispersion.
+            let risky_only = pass == 0;
             let over: i64 = self.over_total();
             if over == 0 {
                 break;
@@ -692,27 +772,59 @@ impl<'a> Run<'a> {
                     if self.count[dn] <= self.target[dn] {
                         continue;
                     }
+                    if risky_only && !self.over_fair_share(p, d) {
+                        continue;
+                    }
                     let fluid = self.placed_this_run(r, p);
                     if !fluid && !self.can_move(p) {
                         self.held_by_time[dn] += 1;
                         continue;
                     }
                     self.collect_paths(p, Some(r));
-                    if let Some(to) = self.find_home(0, true) {
-                        self.table[r][p] = to;
-                        self.add_count(d, -1);
-                        self.add_count(to, 1);
-                        self.moved_parts[p] = true;
-                        moved_any = true;
-                        // One replica per partition per pass is plenty.
-                        break;
+                    // Take the replica off first so that the tiers it leaves count it gone.
+                    self.add_count(d, -1);
+                    let to = match self.find_home(0, true) {
+                        Some(to) if to != d => Some(to),
+                        // Two hops: this replica takes the place of one placed earlier in
+                        // this run, which moves on to an under-target device. If that place
+                        // is its own device, only the other replica moves.
+                        _ => self.place_by_displacing(p, r),
+                    };
+                    match to {
+                        Some(to) => {
+                            self.table[r][p] = to;
+                            self.add_count(to, 1);
+                            if to != d {
+                                self.fluid.push((p as u32, r as u16));
+                                self.moved_parts[p] = true;
+                            }
+                            moved_any = true;
+                            // One replica per partition per pass is plenty.
+                            break;
+                        }
+                        None => self.add_count(d, 1),
                     }
                 }
             }
-            if !moved_any {
+            if !moved_any && !risky_only {
                 break;
             }
         }
+    }
+
+    /// True if the partition has more replicas than the fair share (`max_allowed`) in one
+    /// of the tiers of `dev`, which holds one of them.
+    fn over_fair_share(&self, part: usize, dev: u32) -> bool {
+        let path = self.plan.tree.dev_path[dev as usize];
+        (0..4).any(|l| {
+            let n = self
+                .table
+                .iter()
+                .filter_map(|row| row.get(part))
+                .filter(|&&x| x != NONE_DEV && self.plan.tree.dev_path[x as usize][l] == path[l])
+                .count();
+            n as f64 > self.plan.max_allowed[path[l] as usize]
+        })
     }
 
     fn over_total(&self) -> i64 {

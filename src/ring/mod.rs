@@ -1,7 +1,21 @@
 //! The ring a server loads: devices, the replica -> partition -> device table, and the
-//! lookups Swift's `Ring` class offers. `format` reads and writes `ring.gz` v1 and v2.
+//! lookups Swift's `Ring` class offers.
+//!
+//! * [`RingData`] is what a `ring.gz` holds, field for field like Swift's `RingData`;
+//!   [`format`] reads and writes it in Swift's formats v1 and v2.
+//! * [`Ring`] (in [`lookup`]) is the runtime view servers and `get-nodes` use: loaded once,
+//!   validated, re-laid out for fast lookups, answering `get_part`, `get_part_nodes`,
+//!   `get_nodes` and `get_more_nodes` exactly as Swift 2.38 does.
 
 use crate::device::Device;
+
+pub mod format;
+pub mod lookup;
+#[doc(hidden)]
+pub mod synthetic;
+
+pub use format::{FormatVersion, LoadedRing, RingError, RingProblem};
+pub use lookup::{Handoffs, PartNodes, Ring};
 
 /// Marks an unassigned slot in an in-memory table, whatever the id width on disk
 /// (2-byte tables store 0xFFFF there, 4-byte ones 0xFFFF_FFFF).

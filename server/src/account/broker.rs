@@ -1,0 +1,306 @@
+//! The account database: Swift's schema (`container`, `account_stat`, `policy_stat`,
+//! the sync tables) and the operations the account server needs.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::common::Timestamp;
+use crate::container::broker::{ts, SYNC_TABLES};
+use crate::db::{self, Entry, ListingParams};
+
+const SCHEMA: &str = r#"
+CREATE TABLE container (
+    ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT,
+    put_timestamp TEXT,
+    delete_timestamp TEXT,
+    object_count INTEGER,
+    bytes_used INTEGER,
+    deleted INTEGER DEFAULT 0,
+    storage_policy_index INTEGER DEFAULT 0
+);
+CREATE INDEX ix_container_deleted_name ON container (deleted, name);
+CREATE TRIGGER container_insert AFTER INSERT ON container
+BEGIN
+    UPDATE account_stat
+    SET container_count = container_count + (1 - new.deleted),
+        object_count = object_count + new.object_count,
+        bytes_used = bytes_used + new.bytes_used,
+        hash = chexor(hash, new.name, new.put_timestamp || '-' || new.delete_timestamp || '-' || new.object_count || '-' || new.bytes_used);
+END;
+CREATE TRIGGER container_update BEFORE UPDATE ON container
+BEGIN
+    SELECT RAISE(FAIL, 'UPDATE not allowed; DELETE and INSERT');
+END;
+CREATE TRIGGER container_delete AFTER DELETE ON container
+BEGIN
+    UPDATE account_stat
+    SET container_count = container_count - (1 - old.deleted),
+        object_count = object_count - old.object_count,
+        bytes_used = bytes_used - old.bytes_used,
+        hash = chexor(hash, old.name, old.put_timestamp || '-' || old.delete_timestamp || '-' || old.object_count || '-' || old.bytes_used);
+END;
+CREATE TABLE account_stat (
+    account TEXT,
+    created_at TEXT,
+    put_timestamp TEXT DEFAULT '0',
+    delete_timestamp TEXT DEFAULT '0',
+    container_count INTEGER,
+    object_count INTEGER DEFAULT 0,
+    bytes_used INTEGER DEFAULT 0,
+    hash TEXT default '00000000000000000000000000000000',
+    id TEXT,
+    status TEXT DEFAULT '',
+    status_changed_at TEXT DEFAULT '0',
+    metadata TEXT DEFAULT ''
+);
+INSERT INTO account_stat (container_count) VALUES (0);
+CREATE TABLE policy_stat (
+    storage_policy_index INTEGER PRIMARY KEY,
+    container_count INTEGER DEFAULT 0,
+    object_count INTEGER DEFAULT 0,
+    bytes_used INTEGER DEFAULT 0
+);
+CREATE TRIGGER container_insert_ps AFTER INSERT ON container
+BEGIN
+    INSERT OR IGNORE INTO policy_stat (storage_policy_index, container_count, object_count, bytes_used)
+        VALUES (new.storage_policy_index, 0, 0, 0);
+    UPDATE policy_stat
+    SET container_count = container_count + (1 - new.deleted),
+        object_count = object_count + new.object_count,
+        bytes_used = bytes_used + new.bytes_used
+    WHERE storage_policy_index = new.storage_policy_index;
+END;
+CREATE TRIGGER container_delete_ps AFTER DELETE ON container
+BEGIN
+    UPDATE policy_stat
+    SET container_count = container_count - (1 - old.deleted),
+        object_count = object_count - old.object_count,
+        bytes_used = bytes_used - old.bytes_used
+    WHERE storage_policy_index = old.storage_policy_index;
+END;
+"#;
+
+#[derive(Clone, Debug)]
+pub struct AccountInfo {
+    pub account: String,
+    pub created_at: String,
+    pub put_timestamp: String,
+    pub delete_timestamp: String,
+    pub container_count: i64,
+    pub object_count: i64,
+    pub bytes_used: i64,
+    pub status: String,
+    pub metadata: String,
+}
+
+impl AccountInfo {
+    /// Swift's `_is_deleted_info` for accounts.
+    pub fn is_deleted(&self) -> bool {
+        self.status == "DELETED"
+            || (self.container_count == 0
+                && ts(&self.delete_timestamp) > ts(&self.put_timestamp))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ContainerRow {
+    pub object_count: i64,
+    pub bytes_used: i64,
+    pub put_timestamp: String,
+    pub policy_index: u32,
+}
+
+pub fn create(path: &Path, account: &str, put_timestamp: Timestamp) -> rusqlite::Result<Connection> {
+    let dir = path.parent().expect("db path has a directory");
+    let io = |e: std::io::Error| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(e.to_string()),
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!(".{}.tmp", crate::object::diskfile::unique_hex()));
+    {
+        let conn = db::open(&tmp)?;
+        conn.execute_batch(&format!("BEGIN; {SCHEMA} {SYNC_TABLES} COMMIT;"))?;
+        conn.execute(
+            "UPDATE account_stat SET account = ?, created_at = ?, id = ?, put_timestamp = ?, status_changed_at = ?",
+            params![
+                account,
+                Timestamp::now().internal(),
+                db::new_db_id(),
+                put_timestamp.internal(),
+                put_timestamp.internal()
+            ],
+        )?;
+    }
+    if path.exists() {
+        let _ = std::fs::remove_file(&tmp);
+    } else {
+        std::fs::rename(&tmp, path).map_err(io)?;
+    }
+    db::open(path)
+}
+
+pub fn info(conn: &Connection) -> rusqlite::Result<AccountInfo> {
+    conn.query_row(
+        "SELECT account, created_at, put_timestamp, delete_timestamp, container_count, object_count, bytes_used, status, metadata FROM account_stat",
+        [],
+        |r| {
+            Ok(AccountInfo {
+                account: r.get(0)?,
+                created_at: r.get(1)?,
+                put_timestamp: r.get(2)?,
+                delete_timestamp: r.get(3)?,
+                container_count: r.get(4)?,
+                object_count: r.get(5)?,
+                bytes_used: r.get(6)?,
+                status: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                metadata: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+            })
+        },
+    )
+}
+
+/// (policy index, container count, object count, bytes used) for every policy in use.
+pub fn policy_stats(conn: &Connection) -> rusqlite::Result<Vec<(u32, i64, i64, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT storage_policy_index, container_count, object_count, bytes_used FROM policy_stat ORDER BY storage_policy_index",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    rows.collect()
+}
+
+/// A container's stats from a container server; newest timestamps win (Swift's
+/// `merge_items` for accounts).
+pub struct ContainerReport {
+    pub name: String,
+    pub put_timestamp: Timestamp,
+    pub delete_timestamp: Timestamp,
+    pub object_count: i64,
+    pub bytes_used: i64,
+    pub policy_index: u32,
+}
+
+pub fn put_container(conn: &mut Connection, rep: &ContainerReport) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let existing: Option<(String, String)> = tx
+        .query_row(
+            "SELECT put_timestamp, delete_timestamp FROM container WHERE name = ? AND deleted IN (0, 1)",
+            params![rep.name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let mut put = rep.put_timestamp;
+    let mut del = rep.delete_timestamp;
+    if let Some((p, d)) = existing {
+        put = put.max(ts(&p));
+        del = del.max(ts(&d));
+    }
+    let deleted = del > put && rep.object_count == 0;
+    tx.execute(
+        "DELETE FROM container WHERE name = ? AND deleted IN (0, 1)",
+        params![rep.name],
+    )?;
+    tx.execute(
+        "INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        params![
+            rep.name,
+            put.internal(),
+            del.internal(),
+            if deleted { 0 } else { rep.object_count },
+            if deleted { 0 } else { rep.bytes_used },
+            i64::from(deleted),
+            rep.policy_index
+        ],
+    )?;
+    tx.commit()
+}
+
+pub fn list(conn: &Connection, params: &ListingParams) -> rusqlite::Result<Vec<Entry<ContainerRow>>> {
+    db::list_iter(params, |w, reverse, n| {
+        let (cond, args) = w.sql();
+        let sql = format!(
+            "SELECT name, object_count, bytes_used, put_timestamp, storage_policy_index FROM container WHERE deleted = 0{}{} ORDER BY name {} LIMIT {n}",
+            if cond.is_empty() { "" } else { " AND " },
+            cond,
+            if reverse { "DESC" } else { "ASC" }
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                ContainerRow {
+                    object_count: r.get(1)?,
+                    bytes_used: r.get(2)?,
+                    put_timestamp: r.get(3)?,
+                    policy_index: r.get(4)?,
+                },
+            ))
+        })?;
+        rows.collect()
+    })
+}
+
+pub fn update_put_timestamp(conn: &Connection, t: Timestamp) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE account_stat SET put_timestamp = ? WHERE put_timestamp < ?",
+        params![t.internal(), t.internal()],
+    )?;
+    Ok(())
+}
+
+/// Swift's `delete_db`: marks the account DELETED; the reaper empties it later.
+pub fn delete(conn: &Connection, t: Timestamp) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE account_stat SET delete_timestamp = ?, status = 'DELETED', status_changed_at = ? WHERE delete_timestamp < ?",
+        params![t.internal(), t.internal(), t.internal()],
+    )?;
+    Ok(())
+}
+
+pub fn update_metadata(conn: &mut Connection, items: &[(String, String)], t: Timestamp) -> rusqlite::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let text: String = tx.query_row("SELECT metadata FROM account_stat", [], |r| {
+        r.get::<_, Option<String>>(0).map(|o| o.unwrap_or_default())
+    })?;
+    let mut md = db::parse_metadata(&text);
+    db::merge_metadata(&mut md, items, t);
+    tx.execute(
+        "UPDATE account_stat SET metadata = ?",
+        params![serde_json::Value::Object(md).to_string()],
+    )?;
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_reports_roll_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = create(&dir.path().join("a/a.db"), "AUTH_a", Timestamp::parse("1").unwrap()).unwrap();
+        let rep = |name: &str, put: &str, del: &str, objs: i64, policy: u32| ContainerReport {
+            name: name.into(),
+            put_timestamp: Timestamp::parse(put).unwrap(),
+            delete_timestamp: Timestamp::parse(del).unwrap(),
+            object_count: objs,
+            bytes_used: objs * 10,
+            policy_index: policy,
+        };
+        put_container(&mut conn, &rep("c1", "2", "0", 3, 0)).unwrap();
+        put_container(&mut conn, &rep("c2", "2", "0", 1, 1)).unwrap();
+        let i = info(&conn).unwrap();
+        assert_eq!((i.container_count, i.object_count, i.bytes_used), (2, 4, 40));
+        assert_eq!(policy_stats(&conn).unwrap(), vec![(0, 1, 3, 30), (1, 1, 1, 10)]);
+        put_container(&mut conn, &rep("c2", "2", "3", 0, 1)).unwrap();
+        let i = info(&conn).unwrap();
+        assert_eq!((i.container_count, i.object_count), (1, 3));
+    }
+}

@@ -1,0 +1,165 @@
+//! Request paths: `/<device>/<partition>/<account>[/<container>[/<object>]]`.
+//!
+//! The wire path is percent-decoded first (a WSGI server hands Swift a decoded
+//! `PATH_INFO`), so `%2F` in an object name is a slash like any other: objects may contain
+//! slashes, and they only ever reach the disk through their hash. Device and partition
+//! *do* become directory names, so they are validated strictly: no `/`, no `.` or `..`,
+//! and the partition must be a decimal number.
+
+use percent_encoding::percent_decode_str;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PathError {
+    /// Swift's 412 `Invalid UTF8 or contains NULL`.
+    BadEncoding,
+    /// 400 with the message.
+    Invalid(String),
+}
+
+/// Percent-decodes a request path and rejects invalid UTF-8 and NUL bytes.
+pub fn decode_path(raw: &str) -> Result<String, PathError> {
+    let bytes: Vec<u8> = percent_decode_str(raw).collect();
+    let s = String::from_utf8(bytes).map_err(|_| PathError::BadEncoding)?;
+    if s.contains('\0') {
+        return Err(PathError::BadEncoding);
+    }
+    Ok(s)
+}
+
+/// Swift's `split_path(path, minsegs, maxsegs, rest_with_last)`: the segments after the
+/// leading slash, `None` for the optional ones that are absent.
+pub fn split_path(
+    path: &str,
+    minsegs: usize,
+    maxsegs: usize,
+    rest_with_last: bool,
+) -> Result<Vec<Option<String>>, PathError> {
+    let invalid = || PathError::Invalid(format!("Invalid path: {path}"));
+    let segs: Vec<&str> = path.splitn(maxsegs + 1, '/').collect();
+    let count = segs.len();
+    if !segs[0].is_empty()
+        || count < minsegs + 1
+        || segs[1..(minsegs + 1).min(count)].iter().any(|s| s.is_empty())
+    {
+        return Err(invalid());
+    }
+    if rest_with_last {
+        if count > maxsegs + 1 {
+            return Err(invalid());
+        }
+    } else {
+        // Without rest_with_last a trailing segment is only allowed when empty ("/a/c/").
+        let extra: Vec<&str> = path.splitn(maxsegs + 2, '/').collect();
+        if extra.len() == maxsegs + 2 && !extra[maxsegs + 1].is_empty() {
+            return Err(invalid());
+        }
+    }
+    let mut out: Vec<Option<String>> = segs[1..].iter().map(|s| Some(s.to_string())).collect();
+    if !rest_with_last {
+        if let Some(last) = out.last() {
+            if count == maxsegs + 1 {
+                let l = last.as_deref().unwrap_or("");
+                if let Some(pos) = l.find('/') {
+                    let trimmed = l[..pos].to_string();
+                    *out.last_mut().unwrap() = Some(trimmed);
+                }
+            }
+        }
+    }
+    // Every segment but the last must be non-empty; an empty last one means "absent".
+    let n = out.len();
+    if out[..n.saturating_sub(1)]
+        .iter()
+        .any(|s| s.as_deref() == Some(""))
+    {
+        return Err(invalid());
+    }
+    if let Some(last) = out.last_mut() {
+        if last.as_deref() == Some("") {
+            *last = None;
+        }
+    }
+    out.resize(maxsegs, None);
+    Ok(out)
+}
+
+/// Swift's `validate_device_partition`, plus a numeric partition (it names a directory).
+pub fn validate_device_partition(device: &str, partition: &str) -> Result<(), PathError> {
+    if device.is_empty() || device.contains('/') || device == "." || device == ".." {
+        return Err(PathError::Invalid(format!("Invalid device: {device}")));
+    }
+    if partition.is_empty()
+        || partition.len() > 10
+        || !partition.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(PathError::Invalid(format!("Invalid partition: {partition}")));
+    }
+    Ok(())
+}
+
+/// A parsed storage-server path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoragePath {
+    pub device: String,
+    pub partition: String,
+    pub account: Option<String>,
+    pub container: Option<String>,
+    pub object: Option<String>,
+}
+
+/// Parses `/<dev>/<part>[/<a>[/<c>[/<o...>]]]` with at least `min` segments.
+pub fn parse_storage_path(path: &str, min: usize, max: usize) -> Result<StoragePath, PathError> {
+    let segs = split_path(path, min, max, true)?;
+    let mut it = segs.into_iter();
+    let device = it.next().flatten().unwrap_or_default();
+    let partition = it.next().flatten().unwrap_or_default();
+    validate_device_partition(&device, &partition)?;
+    Ok(StoragePath {
+        device,
+        partition,
+        account: it.next().flatten(),
+        container: it.next().flatten(),
+        object: it.next().flatten(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_path_matches_swift() {
+        assert_eq!(
+            split_path("/a/c/o/r", 1, 3, true).unwrap(),
+            vec![Some("a".into()), Some("c".into()), Some("o/r".into())]
+        );
+        assert_eq!(
+            split_path("/a", 1, 2, false).unwrap(),
+            vec![Some("a".into()), None]
+        );
+        assert_eq!(
+            split_path("/a/c/", 1, 2, false).unwrap(),
+            vec![Some("a".into()), Some("c".into())]
+        );
+        assert!(split_path("/a/c/o", 1, 2, false).is_err());
+        assert!(split_path("a/c", 1, 2, false).is_err());
+        assert!(split_path("//c", 1, 2, false).is_err());
+        assert!(split_path("/d/p/a//o", 5, 5, true).is_err());
+    }
+
+    #[test]
+    fn storage_paths_and_traversal() {
+        let p = parse_storage_path("/sda1/12/AUTH_a/c/dir/obj", 5, 5).unwrap();
+        assert_eq!(p.object.as_deref(), Some("dir/obj"));
+        assert!(matches!(
+            parse_storage_path("/../12/a/c/o", 5, 5),
+            Err(PathError::Invalid(_))
+        ));
+        assert!(parse_storage_path("/sda/..", 2, 5).is_err());
+        assert!(parse_storage_path("/sda/1x/a", 3, 5).is_err());
+        let decoded = decode_path("/sda/1/a%2Fb").unwrap();
+        assert_eq!(decoded, "/sda/1/a/b");
+        assert_eq!(decode_path("/sda/1/%00"), Err(PathError::BadEncoding));
+        assert_eq!(decode_path("/sda/1/%ff"), Err(PathError::BadEncoding));
+    }
+}

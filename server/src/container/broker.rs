@@ -1,0 +1,451 @@
+//! The container database: Swift's schema (`object`, `policy_stat`, `container_info`,
+//! the `container_stat` view, the sync tables) and the operations the server needs.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::common::Timestamp;
+use crate::db::{self, Entry, ListingParams};
+
+const SCHEMA: &str = r#"
+CREATE TABLE object (
+    ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT,
+    created_at TEXT,
+    size INTEGER,
+    content_type TEXT,
+    etag TEXT,
+    deleted INTEGER DEFAULT 0,
+    storage_policy_index INTEGER DEFAULT 0
+);
+CREATE INDEX ix_object_deleted_name ON object (deleted, name);
+CREATE TRIGGER object_update BEFORE UPDATE ON object
+BEGIN
+    SELECT RAISE(FAIL, 'UPDATE not allowed; DELETE and INSERT');
+END;
+CREATE TABLE policy_stat (
+    storage_policy_index INTEGER PRIMARY KEY,
+    object_count INTEGER DEFAULT 0,
+    bytes_used INTEGER DEFAULT 0
+);
+CREATE TRIGGER object_insert_policy_stat AFTER INSERT ON object
+BEGIN
+    UPDATE policy_stat
+    SET object_count = object_count + (1 - new.deleted),
+        bytes_used = bytes_used + new.size
+    WHERE storage_policy_index = new.storage_policy_index;
+    INSERT INTO policy_stat (storage_policy_index, object_count, bytes_used)
+    SELECT new.storage_policy_index, (1 - new.deleted), new.size
+    WHERE NOT EXISTS(SELECT changes() as change FROM policy_stat WHERE change <> 0);
+    UPDATE container_info SET hash = chexor(hash, new.name, new.created_at);
+END;
+CREATE TRIGGER object_delete_policy_stat AFTER DELETE ON object
+BEGIN
+    UPDATE policy_stat
+    SET object_count = object_count - (1 - old.deleted),
+        bytes_used = bytes_used - old.size
+    WHERE storage_policy_index = old.storage_policy_index;
+    UPDATE container_info SET hash = chexor(hash, old.name, old.created_at);
+END;
+CREATE TABLE container_info (
+    account TEXT,
+    container TEXT,
+    created_at TEXT,
+    put_timestamp TEXT DEFAULT '0',
+    delete_timestamp TEXT DEFAULT '0',
+    reported_put_timestamp TEXT DEFAULT '0',
+    reported_delete_timestamp TEXT DEFAULT '0',
+    reported_object_count INTEGER DEFAULT 0,
+    reported_bytes_used INTEGER DEFAULT 0,
+    hash TEXT default '00000000000000000000000000000000',
+    id TEXT,
+    status TEXT DEFAULT '',
+    status_changed_at TEXT DEFAULT '0',
+    metadata TEXT DEFAULT '',
+    x_container_sync_point1 INTEGER DEFAULT -1,
+    x_container_sync_point2 INTEGER DEFAULT -1,
+    storage_policy_index INTEGER DEFAULT 0,
+    reconciler_sync_point INTEGER DEFAULT -1
+);
+CREATE VIEW container_stat
+AS SELECT ci.account, ci.container, ci.created_at,
+    ci.put_timestamp, ci.delete_timestamp,
+    ci.reported_put_timestamp, ci.reported_delete_timestamp,
+    ci.reported_object_count, ci.reported_bytes_used, ci.hash,
+    ci.id, ci.status, ci.status_changed_at, ci.metadata,
+    ci.x_container_sync_point1, ci.x_container_sync_point2,
+    ci.reconciler_sync_point,
+    ci.storage_policy_index,
+    coalesce(ps.object_count, 0) AS object_count,
+    coalesce(ps.bytes_used, 0) AS bytes_used
+FROM container_info ci LEFT JOIN policy_stat ps
+ON ci.storage_policy_index = ps.storage_policy_index;
+CREATE TRIGGER container_stat_update
+INSTEAD OF UPDATE ON container_stat
+BEGIN
+    UPDATE container_info
+    SET account = NEW.account, container = NEW.container,
+        created_at = NEW.created_at, put_timestamp = NEW.put_timestamp,
+        delete_timestamp = NEW.delete_timestamp,
+        reported_put_timestamp = NEW.reported_put_timestamp,
+        reported_delete_timestamp = NEW.reported_delete_timestamp,
+        reported_object_count = NEW.reported_object_count,
+        reported_bytes_used = NEW.reported_bytes_used,
+        hash = NEW.hash, id = NEW.id, status = NEW.status,
+        status_changed_at = NEW.status_changed_at, metadata = NEW.metadata,
+        x_container_sync_point1 = NEW.x_container_sync_point1,
+        x_container_sync_point2 = NEW.x_container_sync_point2,
+        storage_policy_index = NEW.storage_policy_index,
+        reconciler_sync_point = NEW.reconciler_sync_point;
+END;
+CREATE TABLE shard_range (
+    ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT, timestamp TEXT, lower TEXT, upper TEXT,
+    object_count INTEGER DEFAULT 0, bytes_used INTEGER DEFAULT 0,
+    meta_timestamp TEXT, deleted INTEGER DEFAULT 0, state INTEGER,
+    state_timestamp TEXT, epoch TEXT, reported INTEGER DEFAULT 0,
+    tombstones INTEGER DEFAULT -1
+);
+CREATE TRIGGER shard_range_update BEFORE UPDATE ON shard_range
+BEGIN
+    SELECT RAISE(FAIL, 'UPDATE not allowed; DELETE and INSERT');
+END;
+"#;
+
+/// `outgoing_sync` / `incoming_sync`, shared by both database kinds.
+pub const SYNC_TABLES: &str = r#"
+CREATE TABLE outgoing_sync (remote_id TEXT UNIQUE, sync_point INTEGER, updated_at TEXT DEFAULT 0);
+CREATE TABLE incoming_sync (remote_id TEXT UNIQUE, sync_point INTEGER, updated_at TEXT DEFAULT 0);
+CREATE TRIGGER outgoing_sync_insert AFTER INSERT ON outgoing_sync
+BEGIN UPDATE outgoing_sync SET updated_at = STRFTIME('%s', 'NOW') WHERE ROWID = new.ROWID; END;
+CREATE TRIGGER outgoing_sync_update AFTER UPDATE ON outgoing_sync
+BEGIN UPDATE outgoing_sync SET updated_at = STRFTIME('%s', 'NOW') WHERE ROWID = new.ROWID; END;
+CREATE TRIGGER incoming_sync_insert AFTER INSERT ON incoming_sync
+BEGIN UPDATE incoming_sync SET updated_at = STRFTIME('%s', 'NOW') WHERE ROWID = new.ROWID; END;
+CREATE TRIGGER incoming_sync_update AFTER UPDATE ON incoming_sync
+BEGIN UPDATE incoming_sync SET updated_at = STRFTIME('%s', 'NOW') WHERE ROWID = new.ROWID; END;
+"#;
+
+#[derive(Clone, Debug)]
+pub struct ContainerInfo {
+    pub account: String,
+    pub container: String,
+    pub created_at: String,
+    pub put_timestamp: String,
+    pub delete_timestamp: String,
+    pub status_changed_at: String,
+    pub object_count: i64,
+    pub bytes_used: i64,
+    pub storage_policy_index: u32,
+    pub metadata: String,
+    pub hash: String,
+    pub id: String,
+    pub reported_put_timestamp: String,
+    pub reported_delete_timestamp: String,
+    pub reported_object_count: i64,
+    pub reported_bytes_used: i64,
+}
+
+pub fn ts(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap_or(Timestamp::ZERO)
+}
+
+impl ContainerInfo {
+    /// Swift's `_is_deleted_info`: no objects and deleted after the last PUT.
+    pub fn is_deleted(&self) -> bool {
+        self.object_count == 0 && ts(&self.delete_timestamp) > ts(&self.put_timestamp)
+    }
+}
+
+/// A listed object row.
+#[derive(Clone, Debug)]
+pub struct ObjectRow {
+    pub created_at: String,
+    pub size: i64,
+    pub content_type: String,
+    pub etag: String,
+}
+
+pub fn create(
+    path: &Path,
+    account: &str,
+    container: &str,
+    put_timestamp: Timestamp,
+    policy_index: u32,
+) -> rusqlite::Result<Connection> {
+    let dir = path.parent().expect("db path has a directory");
+    std::fs::create_dir_all(dir).map_err(|e| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("{}: {e}", dir.display())),
+        )
+    })?;
+    // Build in a temp file and rename, so a crash never leaves a half-initialised DB.
+    let tmp = dir.join(format!(".{}.tmp", crate::object::diskfile::unique_hex()));
+    {
+        let conn = db::open(&tmp)?;
+        conn.execute_batch(&format!("BEGIN; {SCHEMA} {SYNC_TABLES} COMMIT;"))?;
+        conn.execute(
+            "INSERT INTO policy_stat (storage_policy_index) VALUES (?)",
+            params![policy_index],
+        )?;
+        conn.execute(
+            "INSERT INTO container_info (account, container, created_at, id, put_timestamp, status_changed_at, storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            params![
+                account,
+                container,
+                Timestamp::now().internal(),
+                db::new_db_id(),
+                put_timestamp.internal(),
+                put_timestamp.internal(),
+                policy_index
+            ],
+        )?;
+    }
+    if path.exists() {
+        // Lost a creation race: the other DB wins.
+        let _ = std::fs::remove_file(&tmp);
+    } else {
+        std::fs::rename(&tmp, path).map_err(|e| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(e.to_string()),
+            )
+        })?;
+    }
+    db::open(path)
+}
+
+pub fn info(conn: &Connection) -> rusqlite::Result<ContainerInfo> {
+    conn.query_row(
+        "SELECT account, container, created_at, put_timestamp, delete_timestamp, status_changed_at, object_count, bytes_used, storage_policy_index, metadata, hash, id, reported_put_timestamp, reported_delete_timestamp, reported_object_count, reported_bytes_used FROM container_stat",
+        [],
+        |r| {
+            Ok(ContainerInfo {
+                account: r.get(0)?,
+                container: r.get(1)?,
+                created_at: r.get(2)?,
+                put_timestamp: r.get(3)?,
+                delete_timestamp: r.get(4)?,
+                status_changed_at: r.get(5)?,
+                object_count: r.get(6)?,
+                bytes_used: r.get(7)?,
+                storage_policy_index: r.get(8)?,
+                metadata: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                hash: r.get(10)?,
+                id: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+                reported_put_timestamp: r.get(12)?,
+                reported_delete_timestamp: r.get(13)?,
+                reported_object_count: r.get(14)?,
+                reported_bytes_used: r.get(15)?,
+            })
+        },
+    )
+}
+
+/// A record from an object server or an `UPDATE` merge.
+#[derive(Clone, Debug)]
+pub struct ObjectRecord {
+    pub name: String,
+    pub created_at: Timestamp,
+    pub size: i64,
+    pub content_type: String,
+    pub etag: String,
+    pub deleted: bool,
+    pub policy_index: u32,
+    pub ctype_timestamp: Option<Timestamp>,
+    pub meta_timestamp: Option<Timestamp>,
+}
+
+/// Merges one object record: a newer data timestamp replaces the row; a POST's newer
+/// content-type replaces just the content type; anything older is ignored.
+pub fn put_object(conn: &mut Connection, rec: &ObjectRecord) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let existing: Option<(String, i64, String, String, i64)> = tx
+        .query_row(
+            "SELECT created_at, size, content_type, etag, deleted FROM object WHERE name = ? AND deleted IN (0, 1)",
+            params![rec.name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let mut row = (
+        rec.created_at.internal(),
+        rec.size,
+        rec.content_type.clone(),
+        rec.etag.clone(),
+        i64::from(rec.deleted),
+    );
+    if let Some(old) = &existing {
+        let old_ts = ts(&old.0);
+        if old_ts > rec.created_at {
+            // Only a newer content type from a POST can still apply.
+            match rec.ctype_timestamp {
+                Some(c) if c > old_ts && old.4 == 0 && !rec.deleted => {
+                    row = (old.0.clone(), old.1, rec.content_type.clone(), old.3.clone(), 0);
+                }
+                _ => {
+                    tx.commit()?;
+                    return Ok(());
+                }
+            }
+        } else if old_ts == rec.created_at {
+            let newer_ctype = rec.ctype_timestamp.is_some_and(|c| c > old_ts);
+            if rec.deleted == (old.4 == 1) && !newer_ctype {
+                tx.commit()?;
+                return Ok(());
+            }
+            if newer_ctype {
+                row = (old.0.clone(), old.1, rec.content_type.clone(), old.3.clone(), old.4);
+            }
+        }
+        tx.execute(
+            "DELETE FROM object WHERE name = ? AND deleted IN (0, 1)",
+            params![rec.name],
+        )?;
+    }
+    let (created_at, size, ctype, etag, deleted) = row;
+    let (size, ctype, etag) = if deleted == 1 {
+        (0, "application/deleted".to_string(), "noetag".to_string())
+    } else {
+        (size, ctype, etag)
+    };
+    tx.execute(
+        "INSERT INTO object (name, created_at, size, content_type, etag, deleted, storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        params![rec.name, created_at, size, ctype, etag, deleted, rec.policy_index],
+    )?;
+    tx.commit()
+}
+
+pub fn list(
+    conn: &Connection,
+    params: &ListingParams,
+    policy_index: u32,
+) -> rusqlite::Result<Vec<Entry<ObjectRow>>> {
+    db::list_iter(params, |w, reverse, n| {
+        let (cond, args) = w.sql();
+        let sql = format!(
+            "SELECT name, created_at, size, content_type, etag FROM object WHERE deleted = 0 AND storage_policy_index = {policy_index}{}{} ORDER BY name {} LIMIT {n}",
+            if cond.is_empty() { "" } else { " AND " },
+            cond,
+            if reverse { "DESC" } else { "ASC" }
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                ObjectRow {
+                    created_at: r.get(1)?,
+                    size: r.get(2)?,
+                    content_type: r.get(3)?,
+                    etag: r.get(4)?,
+                },
+            ))
+        })?;
+        rows.collect()
+    })
+}
+
+pub fn update_put_timestamp(conn: &Connection, t: Timestamp) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE container_stat SET put_timestamp = ? WHERE put_timestamp < ?",
+        params![t.internal(), t.internal()],
+    )?;
+    Ok(())
+}
+
+pub fn update_status_changed_at(conn: &Connection, t: Timestamp) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE container_stat SET status_changed_at = ?",
+        params![t.internal()],
+    )?;
+    Ok(())
+}
+
+pub fn set_delete_timestamp(conn: &Connection, t: Timestamp) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE container_stat SET delete_timestamp = ? WHERE delete_timestamp < ?",
+        params![t.internal(), t.internal()],
+    )?;
+    Ok(())
+}
+
+pub fn set_storage_policy(conn: &Connection, index: u32) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO policy_stat (storage_policy_index) VALUES (?)",
+        params![index],
+    )?;
+    conn.execute(
+        "UPDATE container_stat SET storage_policy_index = ?",
+        params![index],
+    )?;
+    Ok(())
+}
+
+pub fn update_metadata(
+    conn: &mut Connection,
+    items: &[(String, String)],
+    t: Timestamp,
+) -> rusqlite::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let text: String = tx.query_row("SELECT metadata FROM container_stat", [], |r| {
+        r.get::<_, Option<String>>(0).map(|o| o.unwrap_or_default())
+    })?;
+    let mut md = db::parse_metadata(&text);
+    db::merge_metadata(&mut md, items, t);
+    tx.execute(
+        "UPDATE container_stat SET metadata = ?",
+        params![serde_json::Value::Object(md).to_string()],
+    )?;
+    tx.commit()
+}
+
+pub fn set_reported(conn: &Connection, i: &ContainerInfo) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE container_stat SET reported_put_timestamp = ?, reported_delete_timestamp = ?, reported_object_count = ?, reported_bytes_used = ?",
+        params![i.put_timestamp, i.delete_timestamp, i.object_count, i.bytes_used],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_newest_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x/c.db");
+        let mut conn = create(&p, "a", "c", Timestamp::parse("1").unwrap(), 0).unwrap();
+        let rec = |name: &str, t: &str, size: i64, deleted: bool| ObjectRecord {
+            name: name.into(),
+            created_at: Timestamp::parse(t).unwrap(),
+            size,
+            content_type: "text/plain".into(),
+            etag: "e".into(),
+            deleted,
+            policy_index: 0,
+            ctype_timestamp: None,
+            meta_timestamp: None,
+        };
+        put_object(&mut conn, &rec("o1", "2", 10, false)).unwrap();
+        put_object(&mut conn, &rec("o2", "2", 5, false)).unwrap();
+        put_object(&mut conn, &rec("o1", "1.5", 99, false)).unwrap(); // older: ignored
+        let i = info(&conn).unwrap();
+        assert_eq!((i.object_count, i.bytes_used), (2, 15));
+        put_object(&mut conn, &rec("o1", "3", 0, true)).unwrap();
+        let i = info(&conn).unwrap();
+        assert_eq!((i.object_count, i.bytes_used), (1, 5));
+        assert_ne!(i.hash, "0".repeat(32));
+        let rows = list(&conn, &ListingParams { limit: 10, ..Default::default() }, 0).unwrap();
+        assert_eq!(rows.len(), 1);
+        // The file is readable by plain SQLite with Swift's view.
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM object WHERE deleted = 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}

@@ -1,0 +1,737 @@
+//! The container server: one SQLite database per container (see [`broker`]) holding
+//! its object rows, per-policy counts and metadata.
+//!
+//! `PUT /d/p/a/c` creates the database with its storage policy, fixed from then on (a
+//! PUT naming another policy is a 409 while the container exists). Object servers send
+//! `PUT|DELETE /d/p/a/c/o` after each write; rows are merged newest-wins. Container
+//! PUT and DELETE report the container's stats to the account servers named in
+//! `X-Account-Host/Partition/Device`. GET lists objects in plain, JSON or XML.
+//!
+//! All database work runs on tokio's blocking pool; each request opens the database,
+//! does one short transaction, and closes it, so SQLite's locking serialises writers.
+
+pub mod broker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use axum::Router;
+use ringsmith::hash::HashConfig;
+use serde_json::json;
+
+use crate::common::headers::{self as h, check_metadata, title_case};
+use crate::common::path::{decode_path, parse_storage_path, PathError, StoragePath};
+use crate::common::policy::Policies;
+use crate::common::timestamp::http_date;
+use crate::common::{
+    empty, insufficient_storage, plain, Constraints, DeviceSettings, DeviceState, Timestamp,
+    SWIFT_VERSION,
+};
+use crate::conf::Conf;
+use crate::db::{self, Entry, ListingFormat};
+use crate::recon::{ReconState, ServerKind};
+use broker::{ts, ContainerInfo, ObjectRecord};
+
+type Resp = Response<Body>;
+
+#[derive(Clone, Debug)]
+pub struct ContainerConfig {
+    pub devices: DeviceSettings,
+    pub swift_dir: PathBuf,
+    pub hash: HashConfig,
+    pub policies: Policies,
+    pub constraints: Constraints,
+    pub node_timeout: Duration,
+    pub conn_timeout: Duration,
+    pub auto_create_account_prefix: String,
+    pub recon_cache_path: PathBuf,
+    pub replication_server: bool,
+}
+
+impl ContainerConfig {
+    pub fn from_conf(conf: &Conf) -> Result<ContainerConfig, String> {
+        let app = conf.section("app:container-server");
+        let swift_dir = PathBuf::from(app.str_or("swift_dir", "/etc/swift"));
+        let (hash, policies, constraints) = crate::object::load_swift_conf(&swift_dir)?;
+        let e = |e: crate::conf::ConfError| e.to_string();
+        Ok(ContainerConfig {
+            devices: crate::object::device_settings(&app).map_err(e)?,
+            swift_dir,
+            hash,
+            policies,
+            constraints,
+            node_timeout: Duration::from_secs_f64(app.parse_or("node_timeout", 3.0).map_err(e)?),
+            conn_timeout: Duration::from_secs_f64(app.parse_or("conn_timeout", 0.5).map_err(e)?),
+            auto_create_account_prefix: app.str_or("auto_create_account_prefix", "."),
+            recon_cache_path: PathBuf::from(app.str_or("recon_cache_path", "/var/cache/swift")),
+            replication_server: app.bool_or("replication_server", true).map_err(e)?,
+        })
+    }
+}
+
+pub struct ContainerState {
+    pub cfg: ContainerConfig,
+    pub http: reqwest::Client,
+}
+
+impl ContainerState {
+    pub fn new(cfg: ContainerConfig) -> Arc<ContainerState> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(cfg.conn_timeout)
+            .build()
+            .expect("reqwest client with static settings");
+        Arc::new(ContainerState { cfg, http })
+    }
+}
+
+pub fn container_router(state: Arc<ContainerState>) -> Router {
+    let recon = ReconState::new(
+        ServerKind::Container,
+        state.cfg.devices.devices.clone(),
+        state.cfg.swift_dir.clone(),
+        state.cfg.recon_cache_path.clone(),
+        state.cfg.policies.clone(),
+    );
+    Router::new().fallback(move |req: Request| {
+        let state = state.clone();
+        let recon = recon.clone();
+        async move {
+            let method = req.method().clone();
+            let path = req.uri().path().to_string();
+            let resp = if path.starts_with("/recon/") {
+                recon.handle(&path).await
+            } else {
+                handle(&state, req).await
+            };
+            tracing::info!(target: "container-server", method = %method, path = %path, status = resp.status().as_u16(), "request");
+            resp
+        }
+    })
+}
+
+/// Metadata headers a container stores.
+const SAVE_HEADERS: &[&str] = &[
+    "x-container-read",
+    "x-container-write",
+    "x-container-sync-key",
+    "x-container-sync-to",
+    "x-versions-location",
+    "x-history-location",
+];
+
+pub(crate) fn metadata_items(headers: &HeaderMap, target: &str, save: &[&str]) -> Vec<(String, String)> {
+    let meta = format!("x-{target}-meta-");
+    let sys = format!("x-{target}-sysmeta-");
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        let n = name.as_str();
+        if n.starts_with(&meta) || n.starts_with(&sys) || save.contains(&n) {
+            if let Ok(v) = std::str::from_utf8(value.as_bytes()) {
+                out.push((title_case(n), v.to_string()));
+            }
+        }
+    }
+    out
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking db task panicked")
+}
+
+fn db_error(e: rusqlite::Error) -> Resp {
+    tracing::error!(error = %e, "database error");
+    plain(StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {e}"))
+}
+
+struct Target {
+    path: StoragePath,
+    account: String,
+    container: String,
+    db_path: PathBuf,
+}
+
+fn target(state: &ContainerState, path: &str) -> Result<Target, Resp> {
+    let sp = match parse_storage_path(path, 4, 5) {
+        Ok(p) => p,
+        Err(PathError::Invalid(m)) => return Err(plain(StatusCode::BAD_REQUEST, m)),
+        Err(PathError::BadEncoding) => {
+            return Err(plain(StatusCode::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"))
+        }
+    };
+    let dev = match state.cfg.devices.device_path(&sp.device) {
+        DeviceState::Ok(p) => p,
+        DeviceState::Unavailable => return Err(insufficient_storage(&sp.device)),
+    };
+    let (Some(account), Some(container)) = (sp.account.clone(), sp.container.clone()) else {
+        return Err(plain(StatusCode::BAD_REQUEST, "Invalid path"));
+    };
+    let hash = state
+        .cfg
+        .hash
+        .hash_path(&account, Some(&container), None)
+        .map_err(|e| plain(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(Target {
+        db_path: db::db_path(&dev, "containers", &sp.partition, &hash),
+        path: sp,
+        account,
+        container,
+    })
+}
+
+fn required_timestamp(headers: &HeaderMap) -> Result<Timestamp, Resp> {
+    match h::timestamp(headers, "x-timestamp") {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(plain(StatusCode::BAD_REQUEST, "Missing X-Timestamp header")),
+        Err(m) => Err(plain(StatusCode::BAD_REQUEST, m)),
+    }
+}
+
+async fn handle(state: &Arc<ContainerState>, req: Request) -> Resp {
+    let method = req.method().clone();
+    if method == Method::OPTIONS {
+        let mut r = empty(StatusCode::OK);
+        r.headers_mut().insert(
+            "allow",
+            HeaderValue::from_static("DELETE, GET, HEAD, OPTIONS, POST, PUT, UPDATE"),
+        );
+        h::insert(r.headers_mut(), "server", &format!("container-server/{SWIFT_VERSION}"));
+        return r;
+    }
+    let path = match decode_path(req.uri().path()) {
+        Ok(p) => p,
+        Err(_) => return plain(StatusCode::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"),
+    };
+    if !matches!(method.as_str(), "PUT" | "GET" | "HEAD" | "POST" | "DELETE" | "UPDATE") {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+    }
+    let t = match target(state, &path) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let query = req.uri().query().map(str::to_string);
+    let headers = req.headers().clone();
+    let has_obj = t.path.object.is_some();
+    match (method.as_str(), has_obj) {
+        ("PUT", true) => object_update(state, t, &headers, false).await,
+        ("DELETE", true) => object_update(state, t, &headers, true).await,
+        ("PUT", false) => put_container(state, t, &headers).await,
+        ("DELETE", false) => delete_container(state, t, &headers).await,
+        ("POST", false) => post_container(state, t, &headers).await,
+        ("HEAD", false) => get_container(state, t, &headers, None, true).await,
+        ("GET", false) => get_container(state, t, &headers, query, false).await,
+        ("UPDATE", false) => {
+            let body = match axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await {
+                Ok(b) => b,
+                Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "UPDATE body too large"),
+            };
+            update_container(t, &headers, body).await
+        }
+        _ => plain(StatusCode::BAD_REQUEST, "Invalid path"),
+    }
+}
+
+/// Object rows from object servers (`PUT`/`DELETE /d/p/a/c/o`).
+async fn object_update(state: &Arc<ContainerState>, t: Target, headers: &HeaderMap, delete: bool) -> Resp {
+    let req_ts = match required_timestamp(headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let policy_index = match h::get(headers, "x-backend-storage-policy-index") {
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(i) => i,
+            Err(_) => return plain(StatusCode::BAD_REQUEST, "Invalid X-Backend-Storage-Policy-Index"),
+        },
+        None => 0,
+    };
+    let opt_ts = |name: &str| h::get(headers, name).and_then(|v| Timestamp::parse(v).ok());
+    let rec = ObjectRecord {
+        name: t.path.object.clone().unwrap_or_default(),
+        created_at: req_ts,
+        size: h::get(headers, "x-size").and_then(|v| v.parse().ok()).unwrap_or(0),
+        content_type: h::get(headers, "x-content-type").unwrap_or("").to_string(),
+        etag: h::get(headers, "x-etag").unwrap_or("").to_string(),
+        deleted: delete,
+        policy_index,
+        ctype_timestamp: opt_ts("x-content-type-timestamp"),
+        meta_timestamp: opt_ts("x-meta-timestamp"),
+    };
+    if !delete && (h::get(headers, "x-size").is_none() || h::get(headers, "x-content-type").is_none() || h::get(headers, "x-etag").is_none()) {
+        return plain(StatusCode::BAD_REQUEST, "Missing X-Size, X-Content-Type or X-Etag");
+    }
+    let auto_create = t.account.starts_with(&state.cfg.auto_create_account_prefix)
+        || h::get(headers, "x-backend-auto-create").is_some_and(crate::conf::is_true);
+    let (account, container, path) = (t.account.clone(), t.container.clone(), t.db_path.clone());
+    let res = blocking(move || -> rusqlite::Result<StatusCode> {
+        let mut conn = if path.exists() {
+            db::open(&path)?
+        } else if auto_create && !delete {
+            broker::create(&path, &account, &container, req_ts, policy_index)?
+        } else {
+            return Ok(StatusCode::NOT_FOUND);
+        };
+        if broker::info(&conn)?.is_deleted() && !auto_create {
+            return Ok(StatusCode::NOT_FOUND);
+        }
+        broker::put_object(&mut conn, &rec)?;
+        Ok(if delete { StatusCode::NO_CONTENT } else { StatusCode::CREATED })
+    })
+    .await;
+    match res {
+        Ok(s) => empty(s),
+        Err(e) => db_error(e),
+    }
+}
+
+enum PutOutcome {
+    Created(ContainerInfo),
+    Accepted(ContainerInfo),
+    PolicyConflict(u32),
+}
+
+async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderMap) -> Resp {
+    let req_ts = match required_timestamp(headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if t.container.len() > state.cfg.constraints.max_container_name_length {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Container name length of {} longer than {}",
+                t.container.len(),
+                state.cfg.constraints.max_container_name_length
+            ),
+        );
+    }
+    if let Err(m) = check_metadata(headers, "container", &state.cfg.constraints) {
+        return plain(StatusCode::BAD_REQUEST, m);
+    }
+    let requested = match h::get(headers, "x-backend-storage-policy-index") {
+        Some(v) => match v.trim().parse::<u32>().ok().and_then(|i| state.cfg.policies.get(i)) {
+            Some(p) => Some(p.index),
+            None => return plain(StatusCode::BAD_REQUEST, format!("Invalid X-Storage-Policy-Index {v:?}")),
+        },
+        None => None,
+    };
+    let default_index = h::get(headers, "x-backend-storage-policy-default")
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|i| state.cfg.policies.get(*i).is_some())
+        .unwrap_or(state.cfg.policies.default_policy().index);
+    let items = metadata_items(headers, "container", SAVE_HEADERS);
+    let (account, container, path) = (t.account.clone(), t.container.clone(), t.db_path.clone());
+    let res = blocking(move || -> rusqlite::Result<PutOutcome> {
+        if !path.exists() {
+            let mut conn = broker::create(&path, &account, &container, req_ts, requested.unwrap_or(default_index))?;
+            broker::update_metadata(&mut conn, &items, req_ts)?;
+            return Ok(PutOutcome::Created(broker::info(&conn)?));
+        }
+        let mut conn = db::open(&path)?;
+        let before = broker::info(&conn)?;
+        let was_deleted = before.is_deleted();
+        if let Some(want) = requested {
+            if want != before.storage_policy_index {
+                if was_deleted {
+                    // A deleted container may be recreated with another policy.
+                    broker::set_storage_policy(&conn, want)?;
+                } else {
+                    return Ok(PutOutcome::PolicyConflict(before.storage_policy_index));
+                }
+            }
+        }
+        broker::update_put_timestamp(&conn, req_ts)?;
+        if was_deleted {
+            broker::update_status_changed_at(&conn, req_ts)?;
+        }
+        broker::update_metadata(&mut conn, &items, req_ts)?;
+        let after = broker::info(&conn)?;
+        if after.is_deleted() {
+            // The PUT is older than the DELETE: still deleted.
+            return Ok(PutOutcome::PolicyConflict(u32::MAX));
+        }
+        Ok(if was_deleted {
+            PutOutcome::Created(after)
+        } else {
+            PutOutcome::Accepted(after)
+        })
+    })
+    .await;
+    let (status, info) = match res {
+        Err(e) => return db_error(e),
+        Ok(PutOutcome::PolicyConflict(u32::MAX)) => return plain(StatusCode::CONFLICT, "Conflict"),
+        Ok(PutOutcome::PolicyConflict(idx)) => {
+            let mut r = plain(StatusCode::CONFLICT, "Conflict");
+            h::insert(r.headers_mut(), "x-backend-storage-policy-index", &idx.to_string());
+            return r;
+        }
+        Ok(PutOutcome::Created(i)) => (StatusCode::CREATED, i),
+        Ok(PutOutcome::Accepted(i)) => (StatusCode::ACCEPTED, i),
+    };
+    if let Some(r) = account_update(state, &t, headers, &info).await {
+        return r;
+    }
+    let mut r = empty(status);
+    h::insert(r.headers_mut(), "x-backend-storage-policy-index", &info.storage_policy_index.to_string());
+    r
+}
+
+/// Reports the container's stats to every account replica named by the proxy. `Some`
+/// response when the request must fail (every account server said 404).
+async fn account_update(
+    state: &Arc<ContainerState>,
+    t: &Target,
+    headers: &HeaderMap,
+    info: &ContainerInfo,
+) -> Option<Resp> {
+    let targets = match crate::object::update::targets(
+        h::get(headers, "x-account-host"),
+        h::get(headers, "x-account-partition"),
+        h::get(headers, "x-account-device"),
+    ) {
+        Ok(t) => t,
+        Err(m) => return Some(plain(StatusCode::BAD_REQUEST, m.replace("Container", "Account"))),
+    };
+    if targets.is_empty() {
+        return None;
+    }
+    let (put_ts, del_ts, count, bytes) = if info.is_deleted() {
+        (info.put_timestamp.clone(), info.delete_timestamp.clone(), 0, 0)
+    } else {
+        (info.put_timestamp.clone(), info.delete_timestamp.clone(), info.object_count, info.bytes_used)
+    };
+    let mut not_found = 0;
+    let mut ok = 0;
+    for tg in &targets {
+        let url = format!(
+            "http://{}/{}/{}/{}/{}",
+            tg.host,
+            enc(&tg.device),
+            tg.partition,
+            enc(&t.account),
+            enc(&t.container)
+        );
+        let mut req = state
+            .http
+            .put(&url)
+            .timeout(state.cfg.node_timeout)
+            .header("X-Put-Timestamp", &put_ts)
+            .header("X-Delete-Timestamp", &del_ts)
+            .header("X-Object-Count", count.to_string())
+            .header("X-Bytes-Used", bytes.to_string())
+            .header("X-Backend-Storage-Policy-Index", info.storage_policy_index.to_string())
+            .header("X-Trans-Id", h::get(headers, "x-trans-id").unwrap_or("-"));
+        if let Some(v) = h::get(headers, "x-account-override-deleted") {
+            req = req.header("X-Account-Override-Deleted", v);
+        }
+        match req.send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => not_found += 1,
+            Ok(r) if r.status().is_success() => ok += 1,
+            Ok(r) => tracing::error!(host = %tg.host, status = %r.status(), "account update failed"),
+            Err(e) => tracing::error!(host = %tg.host, error = %e, "account update failed"),
+        }
+    }
+    if ok > 0 {
+        let path = t.db_path.clone();
+        let info = info.clone();
+        let _ = blocking(move || db::open(&path).and_then(|c| broker::set_reported(&c, &info))).await;
+    }
+    if not_found == targets.len() {
+        return Some(plain(StatusCode::NOT_FOUND, "Account not found"));
+    }
+    None
+}
+
+pub(crate) fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+async fn delete_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderMap) -> Resp {
+    let req_ts = match required_timestamp(headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let path = t.db_path.clone();
+    enum Outcome {
+        NotFound,
+        NotEmpty,
+        Deleted(ContainerInfo),
+    }
+    let res = blocking(move || -> rusqlite::Result<Outcome> {
+        if !path.exists() {
+            return Ok(Outcome::NotFound);
+        }
+        let conn = db::open(&path)?;
+        let i = broker::info(&conn)?;
+        if i.is_deleted() {
+            return Ok(Outcome::NotFound);
+        }
+        if i.object_count > 0 {
+            return Ok(Outcome::NotEmpty);
+        }
+        broker::set_delete_timestamp(&conn, req_ts)?;
+        broker::update_status_changed_at(&conn, req_ts)?;
+        Ok(Outcome::Deleted(broker::info(&conn)?))
+    })
+    .await;
+    match res {
+        Err(e) => db_error(e),
+        Ok(Outcome::NotFound) => plain(StatusCode::NOT_FOUND, ""),
+        Ok(Outcome::NotEmpty) => plain(StatusCode::CONFLICT, "Conflict"),
+        Ok(Outcome::Deleted(info)) => {
+            if let Some(r) = account_update(state, &t, headers, &info).await {
+                if r.status() != StatusCode::NOT_FOUND {
+                    return r;
+                }
+            }
+            empty(StatusCode::NO_CONTENT)
+        }
+    }
+}
+
+async fn post_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderMap) -> Resp {
+    let req_ts = match required_timestamp(headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Err(m) = check_metadata(headers, "container", &state.cfg.constraints) {
+        return plain(StatusCode::BAD_REQUEST, m);
+    }
+    let items = metadata_items(headers, "container", SAVE_HEADERS);
+    let bump = !h::get(headers, "x-backend-no-timestamp-update").is_some_and(crate::conf::is_true);
+    let path = t.db_path.clone();
+    let res = blocking(move || -> rusqlite::Result<bool> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        let mut conn = db::open(&path)?;
+        if broker::info(&conn)?.is_deleted() {
+            return Ok(false);
+        }
+        if bump {
+            broker::update_put_timestamp(&conn, req_ts)?;
+        }
+        broker::update_metadata(&mut conn, &items, req_ts)?;
+        Ok(true)
+    })
+    .await;
+    match res {
+        Err(e) => db_error(e),
+        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
+        Ok(true) => empty(StatusCode::NO_CONTENT),
+    }
+}
+
+fn container_headers(i: &ContainerInfo, hm: &mut HeaderMap) {
+    let created = ts(&i.created_at);
+    let put = ts(&i.put_timestamp);
+    h::insert(hm, "x-backend-timestamp", &created.internal());
+    h::insert(hm, "x-backend-put-timestamp", &put.internal());
+    h::insert(hm, "x-backend-delete-timestamp", &ts(&i.delete_timestamp).internal());
+    h::insert(hm, "x-backend-status-changed-at", &ts(&i.status_changed_at).internal());
+    h::insert(hm, "x-backend-storage-policy-index", &i.storage_policy_index.to_string());
+    h::insert(hm, "x-backend-sharding-state", "unsharded");
+    if i.is_deleted() {
+        return;
+    }
+    h::insert(hm, "x-container-object-count", &i.object_count.to_string());
+    h::insert(hm, "x-container-bytes-used", &i.bytes_used.to_string());
+    h::insert(hm, "x-timestamp", &created.normal());
+    h::insert(hm, "x-put-timestamp", &put.normal());
+    h::insert(hm, "last-modified", &http_date(put.ceil_seconds()));
+    for (k, v) in db::live_metadata(&db::parse_metadata(&i.metadata)) {
+        h::insert(hm, &k, &v);
+    }
+}
+
+async fn get_container(
+    state: &Arc<ContainerState>,
+    t: Target,
+    headers: &HeaderMap,
+    query: Option<String>,
+    head: bool,
+) -> Resp {
+    let params = match db::listing_params(
+        query.as_deref(),
+        h::get(headers, "accept"),
+        state.cfg.constraints.container_listing_limit,
+    ) {
+        Ok(p) => p,
+        Err((code, m)) => return plain(StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST), m),
+    };
+    let path = t.db_path.clone();
+    let p2 = params.clone();
+    let res = blocking(move || -> rusqlite::Result<Option<(ContainerInfo, Vec<Entry<broker::ObjectRow>>)>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = db::open(&path)?;
+        let i = broker::info(&conn)?;
+        let rows = if head || i.is_deleted() {
+            vec![]
+        } else {
+            broker::list(&conn, &p2, i.storage_policy_index)?
+        };
+        Ok(Some((i, rows)))
+    })
+    .await;
+    let (info, rows) = match res {
+        Err(e) => return db_error(e),
+        Ok(None) => return plain(StatusCode::NOT_FOUND, ""),
+        Ok(Some(x)) => x,
+    };
+    let mut hm = HeaderMap::new();
+    container_headers(&info, &mut hm);
+    if info.is_deleted() {
+        let mut r = plain(StatusCode::NOT_FOUND, "");
+        r.headers_mut().extend(hm);
+        return r;
+    }
+    if head {
+        let mut r = empty(StatusCode::NO_CONTENT);
+        r.headers_mut().extend(hm);
+        h::insert(r.headers_mut(), "content-type", params.format.content_type());
+        return r;
+    }
+    let body = render_objects(&t.container, &rows, params.format);
+    let status = if body.is_empty() { StatusCode::NO_CONTENT } else { StatusCode::OK };
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().extend(hm);
+    h::insert(r.headers_mut(), "content-type", params.format.content_type());
+    h::insert(r.headers_mut(), "x-backend-record-type", "object");
+    h::insert(
+        r.headers_mut(),
+        "x-backend-record-storage-policy-index",
+        &info.storage_policy_index.to_string(),
+    );
+    r
+}
+
+/// `swift_bytes=N` in a stored content type overrides the listed size (SLO manifests).
+fn split_swift_bytes(ctype: &str, size: i64) -> (String, i64) {
+    let mut bytes = size;
+    let parts: Vec<&str> = ctype.split(';').collect();
+    let mut kept = Vec::new();
+    for p in parts {
+        if let Some(v) = p.trim().strip_prefix("swift_bytes=") {
+            if let Ok(n) = v.parse() {
+                bytes = n;
+                continue;
+            }
+        }
+        kept.push(p);
+    }
+    (kept.join(";"), bytes)
+}
+
+fn render_objects(container: &str, rows: &[Entry<broker::ObjectRow>], format: ListingFormat) -> String {
+    match format {
+        ListingFormat::Plain => {
+            let mut s = String::new();
+            for e in rows {
+                match e {
+                    Entry::Row(n, _) | Entry::Subdir(n) => {
+                        s.push_str(n);
+                        s.push('\n');
+                    }
+                }
+            }
+            s
+        }
+        ListingFormat::Json => {
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|e| match e {
+                    Entry::Subdir(d) => json!({"subdir": d}),
+                    Entry::Row(n, r) => {
+                        let (ct, bytes) = split_swift_bytes(&r.content_type, r.size);
+                        json!({
+                            "bytes": bytes, "hash": r.etag, "name": n, "content_type": ct,
+                            "last_modified": ts(&r.created_at).isoformat(),
+                        })
+                    }
+                })
+                .collect();
+            serde_json::Value::Array(items).to_string()
+        }
+        ListingFormat::Xml => {
+            let mut s = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<container name=\"{}\">",
+                db::xml_escape(container)
+            );
+            for e in rows {
+                match e {
+                    Entry::Subdir(d) => s.push_str(&format!(
+                        "<subdir name=\"{0}\"><name>{0}</name></subdir>",
+                        db::xml_escape(d)
+                    )),
+                    Entry::Row(n, r) => {
+                        let (ct, bytes) = split_swift_bytes(&r.content_type, r.size);
+                        s.push_str(&format!(
+                            "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type><last_modified>{}</last_modified></object>",
+                            db::xml_escape(n),
+                            db::xml_escape(&r.etag),
+                            bytes,
+                            db::xml_escape(&ct),
+                            ts(&r.created_at).isoformat()
+                        ))
+                    }
+                }
+            }
+            s.push_str("</container>");
+            s
+        }
+    }
+}
+
+/// `UPDATE /d/p/a/c`: a JSON list of object records to merge (sharder, reconciler).
+async fn update_container(t: Target, headers: &HeaderMap, body: axum::body::Bytes) -> Resp {
+    if let Err(r) = required_timestamp(headers) {
+        return r;
+    }
+    let items: Vec<serde_json::Value> = match serde_json::from_slice(&body) {
+        Ok(serde_json::Value::Array(a)) => a,
+        _ => return plain(StatusCode::BAD_REQUEST, "Invalid UPDATE body: expected a JSON list"),
+    };
+    let mut recs = Vec::new();
+    for it in items {
+        let s = |k: &str| it.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let Ok(created_at) = Timestamp::parse(&s("created_at")) else {
+            return plain(StatusCode::BAD_REQUEST, "Invalid created_at in UPDATE item");
+        };
+        recs.push(ObjectRecord {
+            name: s("name"),
+            created_at,
+            size: it.get("size").and_then(|v| v.as_i64()).unwrap_or(0),
+            content_type: s("content_type"),
+            etag: s("etag"),
+            deleted: it.get("deleted").and_then(|v| v.as_i64()).unwrap_or(0) == 1,
+            policy_index: it.get("storage_policy_index").and_then(|v| v.as_u64()).unwrap_or(0) as u32,
+            ctype_timestamp: None,
+            meta_timestamp: None,
+        });
+    }
+    let path = t.db_path.clone();
+    let res = blocking(move || -> rusqlite::Result<bool> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        let mut conn = db::open(&path)?;
+        for r in &recs {
+            broker::put_object(&mut conn, r)?;
+        }
+        Ok(true)
+    })
+    .await;
+    match res {
+        Err(e) => db_error(e),
+        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
+        Ok(true) => empty(StatusCode::ACCEPTED),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,446 @@
+//! One object on disk, in Swift's layout:
+//! `<dev>/objects[-N]/<part>/<suffix>/<hash>/<timestamp>.data|.ts|.meta`.
+//!
+//! The state of an object is decided by the file names in its hash directory, never by
+//! their contents: the newest `.data` or `.ts` wins (a tombstone newer than the data
+//! means deleted), and a `.meta` newer than the data carries the POSTed metadata.
+//! Everything older is obsolete and removed after each write (`cleanup`), so a reader
+//! sees either the old complete object or the new complete one.
+//!
+//! A write goes to a temporary file under `<dev>/tmp[-N]`, is fsynced with its metadata
+//! set as xattrs, and renamed into the hash directory; the directory is fsynced too. A
+//! crash leaves at worst a stray temp file, never a partial `.data`.
+//!
+//! Metadata is a protocol-2 pickle of a `{bytes: bytes}` dict split over
+//! `user.swift.metadata`, `user.swift.metadata1`, … (64 KiB each) with the md5 of the
+//! whole pickle in `user.swift.metadata_checksum`, exactly as Swift's `write_metadata`,
+//! so `swift-object-info` and Swift's daemons read our disks and we read theirs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+use ringsmith::pickle::Value;
+
+use crate::common::Timestamp;
+
+pub const METADATA_KEY: &str = "user.swift.metadata";
+pub const METADATA_CHECKSUM_KEY: &str = "user.swift.metadata_checksum";
+const XATTR_CHUNK: usize = 65536;
+
+/// Object metadata as Swift keeps it: header name → value.
+pub type Metadata = BTreeMap<String, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("filesystem does not support xattrs: {0}")]
+    XattrNotSupported(String),
+    #[error("no space left on device: {0}")]
+    NoSpace(String),
+    #[error("bad metadata in {path}: {reason}")]
+    BadMetadata { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl DiskError {
+    /// ENOSPC/EDQUOT and unsupported xattrs are a 507 for the client, as in Swift.
+    pub fn is_insufficient_storage(&self) -> bool {
+        match self {
+            DiskError::XattrNotSupported(_) | DiskError::NoSpace(_) => true,
+            DiskError::Io(e) => matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSPC) | Some(libc::EDQUOT)
+            ),
+            DiskError::BadMetadata { .. } => false,
+        }
+    }
+}
+
+fn classify_xattr_error(e: io::Error, path: &Path) -> DiskError {
+    match e.raw_os_error() {
+        Some(libc::ENOTSUP) => DiskError::XattrNotSupported(path.display().to_string()),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::E2BIG) => {
+            DiskError::NoSpace(path.display().to_string())
+        }
+        _ => DiskError::Io(e),
+    }
+}
+
+/// The pickle Swift stores: a dict of UTF-8 bytes to UTF-8 bytes.
+pub fn encode_metadata(meta: &Metadata) -> Vec<u8> {
+    let dict = meta
+        .iter()
+        .map(|(k, v)| {
+            (
+                Value::Bytes(k.as_bytes().to_vec()),
+                Value::Bytes(v.as_bytes().to_vec()),
+            )
+        })
+        .collect();
+    ringsmith::pickle::dumps(&Value::Dict(dict))
+}
+
+fn value_text(v: &Value) -> Option<String> {
+    match v.deref_shared() {
+        Value::Str(s) => Some(s.clone()),
+        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads the pickled metadata Swift or Ringsmith wrote (str or bytes keys and values).
+pub fn decode_metadata(pickle: &[u8]) -> Result<Metadata, String> {
+    let v = ringsmith::pickle::loads(pickle).map_err(|e| e.to_string())?;
+    let Value::Dict(items) = v.deref_shared().clone() else {
+        return Err("metadata is not a dict".into());
+    };
+    let mut out = Metadata::new();
+    for (k, v) in items {
+        let (Some(k), Some(v)) = (value_text(&k), value_text(&v)) else {
+            return Err("metadata holds a non-string key or value".into());
+        };
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+pub fn write_metadata(file: &fs::File, path: &Path, meta: &Metadata) -> Result<(), DiskError> {
+    use xattr::FileExt;
+    let pickle = encode_metadata(meta);
+    let checksum = hex::encode(Md5::digest(&pickle));
+    for (i, chunk) in pickle.chunks(XATTR_CHUNK).enumerate() {
+        let key = if i == 0 {
+            METADATA_KEY.to_string()
+        } else {
+            format!("{METADATA_KEY}{i}")
+        };
+        file.set_xattr(&key, chunk)
+            .map_err(|e| classify_xattr_error(e, path))?;
+    }
+    file.set_xattr(METADATA_CHECKSUM_KEY, checksum.as_bytes())
+        .map_err(|e| classify_xattr_error(e, path))?;
+    Ok(())
+}
+
+pub fn read_metadata(file: &fs::File, path: &Path) -> Result<Metadata, DiskError> {
+    use xattr::FileExt;
+    let bad = |reason: String| DiskError::BadMetadata {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut pickle = Vec::new();
+    let mut i = 0usize;
+    loop {
+        let key = if i == 0 {
+            METADATA_KEY.to_string()
+        } else {
+            format!("{METADATA_KEY}{i}")
+        };
+        match file.get_xattr(&key) {
+            Ok(Some(v)) => pickle.extend_from_slice(&v),
+            Ok(None) => break,
+            Err(e) => return Err(classify_xattr_error(e, path)),
+        }
+        i += 1;
+    }
+    if pickle.is_empty() {
+        return Err(bad("no metadata".into()));
+    }
+    if let Ok(Some(sum)) = file.get_xattr(METADATA_CHECKSUM_KEY) {
+        let want = String::from_utf8_lossy(&sum).to_string();
+        let got = hex::encode(Md5::digest(&pickle));
+        if want != got {
+            return Err(bad(format!("metadata checksum {got} != stored {want}")));
+        }
+    }
+    decode_metadata(&pickle).map_err(bad)
+}
+
+/// A file in a hash directory, by kind and timestamp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnDiskFile {
+    pub name: String,
+    pub timestamp: Timestamp,
+    pub kind: FileKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Data,
+    Tombstone,
+    Meta,
+}
+
+/// Parses `<ts>.data`, `<ts>.ts`, `<ts>[-<ctype delta hex>].meta`; other names are junk.
+pub fn parse_file_name(name: &str) -> Option<OnDiskFile> {
+    let (stem, kind) = if let Some(s) = name.strip_suffix(".data") {
+        (s, FileKind::Data)
+    } else if let Some(s) = name.strip_suffix(".ts") {
+        (s, FileKind::Tombstone)
+    } else if let Some(s) = name.strip_suffix(".meta") {
+        (s.split('-').next().unwrap_or(s), FileKind::Meta)
+    } else {
+        return None;
+    };
+    // `.data` names carry no `-` part in replication policies; EC's `#frag` we don't own.
+    let timestamp = Timestamp::parse(stem).ok()?;
+    Some(OnDiskFile {
+        name: name.to_string(),
+        timestamp,
+        kind,
+    })
+}
+
+/// The files of a hash directory that decide the object's state.
+#[derive(Clone, Debug, Default)]
+pub struct OnDiskState {
+    pub data: Option<OnDiskFile>,
+    pub tombstone: Option<OnDiskFile>,
+    pub meta: Option<OnDiskFile>,
+    /// Files made obsolete by newer ones.
+    pub obsolete: Vec<OnDiskFile>,
+}
+
+impl OnDiskState {
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> OnDiskState {
+        let mut files: Vec<OnDiskFile> = names.into_iter().filter_map(parse_file_name).collect();
+        files.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        let mut st = OnDiskState::default();
+        for f in files {
+            match f.kind {
+                FileKind::Data | FileKind::Tombstone
+                    if st.data.is_none() && st.tombstone.is_none() =>
+                {
+                    if f.kind == FileKind::Data {
+                        st.data = Some(f);
+                    } else {
+                        st.tombstone = Some(f);
+                    }
+                }
+                FileKind::Meta
+                    if st.data.is_none() && st.tombstone.is_none() && st.meta.is_none() =>
+                {
+                    // A .meta newer than the data; kept only if a .data turns up below.
+                    st.meta = Some(f);
+                }
+                _ => st.obsolete.push(f),
+            }
+        }
+        if st.data.is_none() {
+            if let Some(m) = st.meta.take() {
+                st.obsolete.push(m);
+            }
+        }
+        st
+    }
+
+    pub fn read_dir(dir: &Path) -> io::Result<OnDiskState> {
+        let mut names = Vec::new();
+        match fs::read_dir(dir) {
+            Ok(rd) => {
+                for e in rd {
+                    names.push(e?.file_name().to_string_lossy().into_owned());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(OnDiskState::from_names(names.iter().map(String::as_str)))
+    }
+
+    /// The files to feed to the suffix hash, in Swift's order: meta, tombstone, data.
+    pub fn hash_inputs(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(m) = &self.meta {
+            v.push(format!("{}.meta", m.timestamp.internal()));
+        }
+        if let Some(t) = &self.tombstone {
+            v.push(format!("{}.ts", t.timestamp.internal()));
+        }
+        if let Some(d) = &self.data {
+            v.push(format!("{}.data", d.timestamp.internal()));
+        }
+        v
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_none() && self.tombstone.is_none()
+    }
+}
+
+/// Removes obsolete files (and tombstones older than `reclaim_before`); removes the hash
+/// directory when nothing is left. Returns the state that remains.
+pub fn cleanup(dir: &Path, reclaim_before: Option<Timestamp>) -> io::Result<OnDiskState> {
+    let mut st = OnDiskState::read_dir(dir)?;
+    for f in st.obsolete.drain(..) {
+        let _ = fs::remove_file(dir.join(&f.name));
+    }
+    if let (Some(t), Some(limit)) = (&st.tombstone, reclaim_before) {
+        if t.timestamp < limit {
+            let _ = fs::remove_file(dir.join(&t.name));
+            st.tombstone = None;
+        }
+    }
+    if st.is_empty() {
+        // Only succeeds when empty; a concurrent writer's file keeps it.
+        let _ = fs::remove_dir(dir);
+    }
+    Ok(st)
+}
+
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Opens the current `.data` of a hash directory with its merged metadata (data
+/// metadata overlaid by the newer `.meta`, as Swift's `DiskFile.open` does).
+pub struct OpenObject {
+    pub file: fs::File,
+    pub data_path: PathBuf,
+    pub metadata: Metadata,
+    pub data_timestamp: Timestamp,
+    pub meta_timestamp: Option<Timestamp>,
+    pub size: u64,
+}
+
+pub enum Lookup {
+    Found(OpenObject),
+    /// Deleted, with the tombstone's timestamp.
+    Deleted(Timestamp),
+    NotFound,
+}
+
+/// Keys of the `.data` metadata that a POST never replaces.
+fn is_data_only_key(k: &str) -> bool {
+    let l = k.to_ascii_lowercase();
+    l == "content-length"
+        || l == "etag"
+        || l == "name"
+        || l.starts_with("x-object-sysmeta-")
+        || l == "x-timestamp"
+        || l == "content-type"
+        || l == "content-type-timestamp"
+        || l == "x-static-large-object"
+        || l == "x-object-manifest"
+}
+
+pub fn open(dir: &Path) -> Result<Lookup, DiskError> {
+    let st = OnDiskState::read_dir(dir)?;
+    if let Some(t) = st.tombstone {
+        return Ok(Lookup::Deleted(t.timestamp));
+    }
+    let Some(data) = st.data else {
+        return Ok(Lookup::NotFound);
+    };
+    let data_path = dir.join(&data.name);
+    let file = match fs::File::open(&data_path) {
+        Ok(f) => f,
+        // Raced with a newer write's cleanup: the caller may retry; report not found.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    let mut metadata = read_metadata(&file, &data_path)?;
+    let size = file.metadata()?.len();
+    let mut meta_timestamp = None;
+    if let Some(m) = &st.meta {
+        let meta_path = dir.join(&m.name);
+        if let Ok(mf) = fs::File::open(&meta_path) {
+            let mut merged = read_metadata(&mf, &meta_path)?;
+            // The .meta replaces user metadata and transient sysmeta; what only a PUT can
+            // set (size, etag, sysmeta, ...) stays from the .data.
+            let meta_has_ctype = merged.contains_key("Content-Type");
+            for (k, v) in std::mem::take(&mut metadata) {
+                let l = k.to_ascii_lowercase();
+                let keep_from_meta = l == "x-timestamp"
+                    || (meta_has_ctype && (l == "content-type" || l == "content-type-timestamp"));
+                if is_data_only_key(&k) && !keep_from_meta {
+                    merged.insert(k, v);
+                }
+            }
+            metadata = merged;
+            meta_timestamp = Some(m.timestamp);
+        }
+    }
+    Ok(Lookup::Found(OpenObject {
+        file,
+        data_path,
+        metadata,
+        data_timestamp: data.timestamp,
+        meta_timestamp,
+        size,
+    }))
+}
+
+/// Moves a corrupt hash directory to `<dev>/quarantined/objects[-N]/<hash>[-<n>]`.
+pub fn quarantine(device_path: &Path, objects_dir: &str, hash_dir: &Path) -> io::Result<PathBuf> {
+    let qdir = device_path.join("quarantined").join(objects_dir);
+    fs::create_dir_all(&qdir)?;
+    let name = hash_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut dest = qdir.join(&name);
+    if dest.exists() {
+        dest = qdir.join(format!("{name}-{}", unique_hex()));
+    }
+    fs::rename(hash_dir, &dest)?;
+    Ok(dest)
+}
+
+pub fn unique_hex() -> String {
+    use rand::Rng;
+    format!("{:032x}", rand::thread_rng().gen::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_wins_and_old_files_are_obsolete() {
+        let st = OnDiskState::from_names([
+            "0000000001.00000.data",
+            "0000000002.00000.meta",
+            "0000000003.00000.data",
+            "0000000004.00000.meta",
+            "junk.txt",
+        ]);
+        assert_eq!(st.data.as_ref().unwrap().name, "0000000003.00000.data");
+        assert_eq!(st.meta.as_ref().unwrap().name, "0000000004.00000.meta");
+        assert_eq!(st.obsolete.len(), 2);
+        assert_eq!(
+            st.hash_inputs(),
+            vec!["0000000004.00000.meta", "0000000003.00000.data"]
+        );
+
+        let st = OnDiskState::from_names(["0000000001.00000.data", "0000000002.00000.ts"]);
+        assert!(st.data.is_none());
+        assert_eq!(st.tombstone.unwrap().name, "0000000002.00000.ts");
+
+        let st = OnDiskState::from_names(["0000000002.00000.meta", "0000000003.00000.ts"]);
+        assert!(st.meta.is_none());
+        assert_eq!(st.obsolete.len(), 1);
+    }
+
+    #[test]
+    fn metadata_round_trips_through_xattrs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let f = fs::File::create(&p).unwrap();
+        let mut m = Metadata::new();
+        m.insert("X-Timestamp".into(), "0000000001.00000".into());
+        m.insert("name".into(), "/a/c/ö".into());
+        m.insert("X-Object-Meta-Big".into(), "x".repeat(200));
+        match write_metadata(&f, &p, &m) {
+            Ok(()) => {}
+            Err(DiskError::XattrNotSupported(_)) => panic!("tempdir filesystem lacks xattrs"),
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(read_metadata(&f, &p).unwrap(), m);
+    }
+}
