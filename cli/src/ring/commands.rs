@@ -1098,6 +1098,8 @@ fn increase_partition_power(ctx: &mut Ctx) -> CmdResult {
     }
     println!("The partition power is now {}.", ctx.builder().part_power);
     println!("The change will take effect after the next write_ring.");
+    // As Swift's CLI does: age the move records to now so min_part_hours counts from here.
+    ctx.builder().update_last_part_moves(now_secs());
     ctx.save_builder()?;
     Ok(EXIT_SUCCESS)
 }
