@@ -873,6 +873,49 @@ fn doubling_replicas_respects_weight() {
     rb.validate(false).unwrap();
 }
 
+#[test]
+fn min_part_hours_zero_still_moves_one_replica_per_rebalance() {
+    // Swift's test_min_part_hours_zero_will_move_one_replica.
+    let mut rb = RingBuilder::new(8, 3.0, 0).unwrap();
+    add(&mut rb, 0, 0, 0, "127.0.0.1", "sda1", 0.5);
+    add(&mut rb, 1, 0, 1, "127.0.0.1", "sdb1", 0.5);
+    add(&mut rb, 5, 0, 0, "127.0.0.1", "sda1", 0.5);
+    add(&mut rb, 6, 0, 1, "127.0.0.1", "sdb1", 0.5);
+    rb.rebalance(&seeded(1)).unwrap();
+    rb.validate(false).unwrap();
+    add(&mut rb, 2, 0, 2, "127.0.0.1", "sdd1", 1.0);
+    add(&mut rb, 3, 0, 3, "127.0.0.1", "sde1", 1.0);
+    add(&mut rb, 4, 0, 4, "127.0.0.1", "sdf1", 1.0);
+    rb.rebalance(&seeded(3)).unwrap();
+    rb.validate(false).unwrap();
+    assert_eq!(rb.dispersion, Some(0.0));
+    assert!(
+        (rb.get_balance() - 66.66).abs() < 0.5,
+        "{}",
+        rb.get_balance()
+    );
+    let zones = counts_by(&rb, |d| d.dev.zone);
+    assert_eq!((zones[&0], zones[&1]), (256, 256));
+    let mut new_zones: Vec<u64> = (2..5).map(|z| zones[&z]).collect();
+    new_zones.sort();
+    assert_eq!(new_zones, [85, 85, 86]);
+    let table = rb.replica2part2dev.clone().unwrap();
+    for p in 0..rb.parts() {
+        let mut z: Vec<u32> = table
+            .iter()
+            .map(|row| rb.dev(row[p]).unwrap().dev.zone)
+            .collect();
+        z.sort();
+        assert_eq!(&z[..2], &[0, 1], "part {p}: exactly one replica moved");
+    }
+    rb.rebalance(&seeded(3)).unwrap();
+    assert_eq!(rb.dispersion, Some(0.0));
+    assert!(rb.get_balance() < 0.5, "{}", rb.get_balance());
+    for (zone, count) in counts_by(&rb, |d| d.dev.zone) {
+        assert!((count as f64 - 153.5).abs() <= 1.0, "zone {zone}: {count}");
+    }
+}
+
 // ---- regression cases for Swift's stuck rebalances ----
 
 #[test]
