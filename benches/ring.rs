@@ -39,7 +39,12 @@ fn shape(part_power: u32) -> Shape {
 /// The ring file for a partition power and format, written once per run.
 fn ring_file(part_power: u32, format: FormatVersion) -> PathBuf {
     static DATA: OnceLock<Vec<(u32, RingData)>> = OnceLock::new();
-    let data = DATA.get_or_init(|| [18, 20].iter().map(|&p| (p, synthetic::ring(&shape(p)))).collect());
+    let data = DATA.get_or_init(|| {
+        [18, 20]
+            .iter()
+            .map(|&p| (p, synthetic::ring(&shape(p))))
+            .collect()
+    });
     let path = bench_dir().join(format!("ring{part_power}.v{}.ring.gz", format.number()));
     if !path.exists() {
         let d = &data.iter().find(|(p, _)| *p == part_power).unwrap().1;
@@ -124,7 +129,10 @@ fn get_more_nodes_first3(bencher: Bencher, part_power: u32) {
     bencher.counter(ItemsCount::new(256usize)).bench(|| {
         let mut sum = 0u64;
         for i in 0..256u32 {
-            for d in ring.get_more_nodes(i.wrapping_mul(2_654_435_761) % parts).take(3) {
+            for d in ring
+                .get_more_nodes(i.wrapping_mul(2_654_435_761) % parts)
+                .take(3)
+            {
                 sum += u64::from(d.id);
             }
         }

@@ -29,7 +29,10 @@ fn main() -> ExitCode {
         }
     };
     let result = scenario.run(|step| {
-        println!("{}", serde_json::to_string(step).expect("a step serializes"));
+        println!(
+            "{}",
+            serde_json::to_string(step).expect("a step serializes")
+        );
     });
     match result {
         Ok(_) => ExitCode::SUCCESS,

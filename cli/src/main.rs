@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod completions;
 mod get_nodes;
+mod recon;
 mod ring;
 mod ring_diff;
 
@@ -25,6 +26,8 @@ pub(crate) struct Cli {
 enum Command {
     /// Show the partition and nodes of an account, container or object (like swift-get-nodes).
     GetNodes(get_nodes::Args),
+    /// Cluster health from the recon endpoints (like swift-recon).
+    Recon(recon::Args),
     /// Build and inspect rings: a drop-in swift-ring-builder.
     Ring(ring::Args),
     /// What moved between two rings or builders, per device and tier.
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::GetNodes(args) => get_nodes::run(args),
+        Command::Recon(args) => recon::run(args),
         Command::Ring(args) => ring::run(args),
         Command::RingDiff(args) => ring_diff::run(args),
         Command::Completions(args) => completions::completions(args),

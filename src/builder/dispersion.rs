@@ -199,10 +199,7 @@ impl RingBuilder {
                     continue;
                 }
             }
-            let max = index
-                .get(tier)
-                .map(|&i| max_allowed[i])
-                .unwrap_or(0.0) as u64;
+            let max = index.get(tier).map(|&i| max_allowed[i]).unwrap_or(0.0) as u64;
             let mut at_risk = 0u64;
             let mut placed = 0u64;
             for (n, &c) in counts.iter().enumerate().skip(1) {

@@ -384,7 +384,9 @@ impl DeviceFilter {
             || self.region.is_some_and(|v| v != dev.region)
             || self.zone.is_some_and(|v| v != dev.zone)
             || self.port.is_some_and(|v| v != dev.port)
-            || self.replication_port.is_some_and(|v| v != dev.replication_port)
+            || self
+                .replication_port
+                .is_some_and(|v| v != dev.replication_port)
             || self.weight.is_some_and(|v| v != weight)
         {
             return false;

@@ -336,7 +336,11 @@ fn weighted_replicas(builder: &RingBuilder, tree: &TierTree) -> Result<Vec<f64>,
 }
 
 /// Swift's `_build_max_replicas_by_tier(bound)` over the weighted tree; 0 elsewhere.
-pub(crate) fn max_replicas(builder: &RingBuilder, tree: &TierTree, bound: fn(f64) -> f64) -> Vec<f64> {
+pub(crate) fn max_replicas(
+    builder: &RingBuilder,
+    tree: &TierTree,
+    bound: fn(f64) -> f64,
+) -> Vec<f64> {
     let mut out = vec![0.0; tree.len()];
     let mut stack = vec![(0usize, builder.replicas)];
     while let Some((node, count)) = stack.pop() {

@@ -139,7 +139,10 @@ impl RingBuilder {
         run.settle_surplus();
         let unmet = run.unmet();
         let Run {
-            table, moved_parts, gather_start, ..
+            table,
+            moved_parts,
+            gather_start,
+            ..
         } = run;
         self.replica2part2dev = Some(table);
         self.last_part_gather_start = gather_start as u64;
@@ -548,7 +551,9 @@ impl<'a> Run<'a> {
         for p in 0..self.parts {
             // Duplicates on one device always go (legacy or corrupt tables).
             for r in 1..rows {
-                let Some(&d) = self.table[r].get(p) else { continue };
+                let Some(&d) = self.table[r].get(p) else {
+                    continue;
+                };
                 if d == NONE_DEV {
                     continue;
                 }
@@ -565,7 +570,9 @@ impl<'a> Run<'a> {
             self.collect_paths(p, None);
             let mut best: Option<(i64, usize)> = None;
             for r in 0..rows {
-                let Some(&d) = self.table[r].get(p) else { continue };
+                let Some(&d) = self.table[r].get(p) else {
+                    continue;
+                };
                 if d == NONE_DEV {
                     continue;
                 }
@@ -651,7 +658,12 @@ impl<'a> Run<'a> {
                 })
                 .count() as u32;
             let dn = path[3] as usize;
-            let key = (broken, -(self.target[dn] - self.count[dn]), self.rank[dn], dev.dev.id);
+            let key = (
+                broken,
+                -(self.target[dn] - self.count[dn]),
+                self.rank[dn],
+                dev.dev.id,
+            );
             if best.is_none_or(|b| key < b) {
                 best = Some(key);
             }
@@ -767,7 +779,9 @@ impl<'a> Run<'a> {
             for i in 0..parts {
                 let p = (self.gather_start + i) % parts;
                 for r in 0..rows {
-                    let Some(&d) = self.table[r].get(p) else { continue };
+                    let Some(&d) = self.table[r].get(p) else {
+                        continue;
+                    };
                     let dn = self.plan.tree.dev_path[d as usize][3] as usize;
                     if self.count[dn] <= self.target[dn] {
                         continue;
