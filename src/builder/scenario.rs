@@ -11,6 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::syntax::parse_add_value;
 use super::{BuilderError, NewDevice, RebalanceOptions, RingBuilder, MAX_BALANCE};
 
 /// One command of a round.
@@ -48,68 +49,6 @@ pub struct ScenarioStep {
 
 fn bad(msg: impl Into<String>) -> BuilderError {
     BuilderError::InvalidArgument(msg.into())
-}
-
-/// Swift's add value `[r<region>]z<zone>-<ip>:<port>[R<ip>:<port>]/<device>[_<meta>]`
-/// (region 1 when omitted, as the analyzer's parser defaults it).
-pub fn parse_scenario_add_value(value: &str) -> Result<NewDevice, BuilderError> {
-    let invalid = || bad(format!("Invalid add value: {value}"));
-    let digits = |s: &str| -> (Option<u32>, usize) {
-        let n = s.bytes().take_while(u8::is_ascii_digit).count();
-        (s[..n].parse().ok(), n)
-    };
-    let mut rest = value;
-    let mut region = 1;
-    if let Some(r) = rest.strip_prefix('r') {
-        let (v, n) = digits(r);
-        region = v.ok_or_else(invalid)?;
-        rest = &r[n..];
-    }
-    let z = rest.strip_prefix('z').ok_or_else(invalid)?;
-    let (zone, n) = digits(z);
-    let zone = zone.ok_or_else(invalid)?;
-    rest = z[n..].strip_prefix('-').ok_or_else(invalid)?;
-    let (ip, port, after) = parse_address(rest).ok_or_else(invalid)?;
-    rest = after;
-    let mut replication = None;
-    if let Some(r) = rest.strip_prefix('R') {
-        let (rip, rport, after) = parse_address(r).ok_or_else(invalid)?;
-        replication = Some((rip, rport));
-        rest = after;
-    }
-    let rest = rest.strip_prefix('/').ok_or_else(invalid)?;
-    let (device, meta) = match rest.find('_') {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, ""),
-    };
-    if device.is_empty() {
-        return Err(bad("Invalid device name"));
-    }
-    Ok(NewDevice {
-        id: None,
-        region,
-        zone,
-        ip,
-        port,
-        replication_ip: replication.as_ref().map(|r| r.0.clone()),
-        replication_port: replication.map(|r| r.1),
-        device: device.to_string(),
-        weight: 0.0,
-        meta: meta.to_string(),
-    })
-}
-
-fn parse_address(s: &str) -> Option<(String, u32, &str)> {
-    let (ip, rest) = if let Some(v6) = s.strip_prefix('[') {
-        let end = v6.find(']')?;
-        (v6[..end].to_string(), &v6[end + 1..])
-    } else {
-        let end = s.find(':')?;
-        (s[..end].to_string(), &s[end..])
-    };
-    let rest = rest.strip_prefix(':')?;
-    let n = rest.bytes().take_while(u8::is_ascii_digit).count();
-    Some((ip, rest[..n].parse().ok()?, &rest[n..]))
 }
 
 impl Scenario {
@@ -177,9 +116,12 @@ impl Scenario {
                         let value = arg(1)?
                             .as_str()
                             .ok_or_else(|| bad(format!("Invalid add value {where_}")))?;
-                        let mut dev = parse_scenario_add_value(value)?;
-                        dev.weight = number(2)?;
-                        ScenarioCommand::Add(dev)
+                        // The analyzer parses with the CLI's parser, then defaults region
+                        // and replication address the same way the CLI does.
+                        let parsed = parse_add_value(value).map_err(|e| {
+                            bad(format!("Invalid device specifier {where_}: {}", e.0))
+                        })?;
+                        ScenarioCommand::Add(parsed.into_new_device(number(2)?))
                     }
                     "remove" => ScenarioCommand::Remove(number(1)? as u32),
                     "set_weight" => ScenarioCommand::SetWeight(number(1)? as u32, number(2)?),
@@ -263,16 +205,33 @@ mod tests {
 
     #[test]
     fn parses_add_values() {
-        let d = parse_scenario_add_value("r2z3-10.0.0.1:6200R10.1.0.1:6300/sdb_fast").unwrap();
+        let scn = |value: &str| {
+            Scenario::from_json(&format!(
+                r#"{{"part_power": 8, "replicas": 3, "overload": 0, "random_seed": 1,
+                    "rounds": [[["add", "{value}", 100]]]}}"#
+            ))
+        };
+        let added = |value: &str| match &scn(value).unwrap().rounds[0][0] {
+            ScenarioCommand::Add(dev) => dev.clone(),
+            other => panic!("expected an add, got {other:?}"),
+        };
+        let d = added("r2z3-10.0.0.1:6200R10.1.0.1:6300/sdb_fast");
         assert_eq!(
-            (d.region, d.zone, d.port, d.device.as_str()),
-            (2, 3, 6200, "sdb")
+            (d.region, d.zone, d.port, d.device.as_str(), d.weight),
+            (2, 3, 6200, "sdb", 100.0)
         );
         assert_eq!(d.replication_ip.as_deref(), Some("10.1.0.1"));
         assert_eq!(d.meta, "fast");
-        let d = parse_scenario_add_value("z1-[::1]:6200/sda").unwrap();
+        let d = added("z1-[::1]:6200/sda");
         assert_eq!((d.region, d.ip.as_str()), (1, "::1"));
-        assert!(parse_scenario_add_value("x1-10.0.0.1:6200/sda").is_err());
+        assert_eq!(
+            (d.replication_ip.as_deref(), d.replication_port),
+            (Some("::1"), Some(6200))
+        );
+        let err = scn("x1-10.0.0.1:6200/sda").unwrap_err().to_string();
+        assert!(err.contains("Invalid add value: x1-10.0.0.1:6200/sda"), "{err}");
+        let err = scn("z1-example.com:6200/sda").unwrap_err().to_string();
+        assert!(err.contains("Invalid ip example.com"), "{err}");
     }
 
     #[test]
