@@ -7,6 +7,8 @@
 
 use serde_json::Value;
 
+use crate::builder::syntax::py_repr as py_str_repr;
+
 use super::checks::{CheckKind, CheckReport, Detail, StatLine, Stats};
 
 /// The closing line of every check.
@@ -88,44 +90,16 @@ pub fn py_repr(v: &Value) -> String {
             (_, Some(u)) => u.to_string(),
             _ => py_float(n.as_f64().unwrap_or(f64::NAN)),
         },
-        Value::String(s) => py_str(s),
+        Value::String(s) => py_str_repr(s),
         Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
         Value::Object(m) => format!(
             "{{{}}}",
             m.iter()
-                .map(|(k, v)| format!("{}: {}", py_str(k), py_repr(v)))
+                .map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
     }
-}
-
-fn py_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c)
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 /// `swift-recon`'s `_print_stats`.
