@@ -1977,5 +1977,25 @@ impl Writer {
     }
 }
 
+/// Damages `bytes` for the never-panic property tests of the pickle reader and of the
+/// builder loader: each `(at, byte, kind)` overwrites (kind 0), removes (1) or truncates at
+/// (2) the byte at `at` modulo the current length.
+#[cfg(test)]
+pub(crate) fn damage_for_tests(bytes: &mut Vec<u8>, edits: &[(usize, u8, u8)]) {
+    for &(at, byte, kind) in edits {
+        if bytes.is_empty() {
+            break;
+        }
+        let i = at % bytes.len();
+        match kind {
+            0 => bytes[i] = byte,
+            1 => {
+                bytes.remove(i);
+            }
+            _ => bytes.truncate(i),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

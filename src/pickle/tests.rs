@@ -403,15 +403,7 @@ proptest! {
         edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6),
     ) {
         let mut bytes = bytes;
-        for (at, byte, kind) in edits {
-            if bytes.is_empty() { break; }
-            let i = at % bytes.len();
-            match kind {
-                0 => bytes[i] = byte,
-                1 => { bytes.remove(i); }
-                _ => bytes.truncate(i),
-            }
-        }
+        crate::pickle::damage_for_tests(&mut bytes, &edits);
         let _ = loads(&bytes);
     }
 }

@@ -607,15 +607,7 @@ mod properties {
             edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..4),
         ) {
             let mut bytes = b.to_pickle_bytes();
-            for (at, byte, kind) in edits {
-                if bytes.is_empty() { break; }
-                let i = at % bytes.len();
-                match kind {
-                    0 => bytes[i] = byte,
-                    1 => { bytes.remove(i); }
-                    _ => bytes.truncate(i),
-                }
-            }
+            crate::pickle::damage_for_tests(&mut bytes, &edits);
             if let Err(e) = RingBuilder::from_pickle_bytes(&bytes) {
                 prop_assert!(e.to_string().starts_with("Ring Builder file is invalid: "));
             }
