@@ -229,7 +229,10 @@ mod tests {
             (Some("::1"), Some(6200))
         );
         let err = scn("x1-10.0.0.1:6200/sda").unwrap_err().to_string();
-        assert!(err.contains("Invalid add value: x1-10.0.0.1:6200/sda"), "{err}");
+        assert!(
+            err.contains("Invalid add value: x1-10.0.0.1:6200/sda"),
+            "{err}"
+        );
         let err = scn("z1-example.com:6200/sda").unwrap_err().to_string();
         assert!(err.contains("Invalid ip example.com"), "{err}");
     }
