@@ -30,3 +30,49 @@ pub fn swift_venv() -> PathBuf {
 pub fn swift_bin(name: &str) -> PathBuf {
     swift_venv().join("bin").join(name)
 }
+
+/// Runs the virtualenv's Python with `args` (`["-c", script, ...]` or a script path and its
+/// arguments), `stdin` fed to it and `RINGSMITH_SWIFT_VENV` set; returns its stdout.
+///
+/// Every interop test that asks Swift something goes through here, so a failing Python
+/// always fails the test the same way: with its stderr and stdout in the message.
+pub fn swift_python<A: AsRef<std::ffi::OsStr>>(args: &[A], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let venv = swift_venv();
+    let mut child = Command::new(venv.join("bin/python"))
+        .args(args)
+        .env("RINGSMITH_SWIFT_VENV", &venv)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the Swift virtualenv's python");
+    // Written from a thread so a large input cannot deadlock against a full stdout pipe.
+    let mut child_stdin = child.stdin.take().expect("piped stdin");
+    let input = stdin.to_vec();
+    let writer = std::thread::spawn(move || child_stdin.write_all(&input));
+    let out = child.wait_with_output().expect("wait for python");
+    // A script that exits without reading its stdin closes the pipe; that is not an error.
+    let _ = writer.join();
+    assert!(
+        out.status.success(),
+        "python failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out.stdout
+}
+
+/// [`swift_python`] for scripts that print one JSON document.
+pub fn swift_python_json<A: AsRef<std::ffi::OsStr>>(args: &[A], stdin: &[u8]) -> serde_json::Value {
+    let stdout = swift_python(args, stdin);
+    serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "python printed no JSON ({e}):\n{}",
+            String::from_utf8_lossy(&stdout)
+        )
+    })
+}

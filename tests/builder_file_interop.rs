@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ringsmith::builder::{RingBuilder, NONE_DEV};
-use ringsmith::testing::{swift_bin, swift_venv};
+use ringsmith::testing::{swift_bin, swift_python_json};
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/builders")
@@ -33,24 +33,10 @@ fn fixtures() -> Vec<(String, PathBuf)> {
 /// Runs `script` with Swift's Python; `args` are passed as `sys.argv[1:]`. Returns stdout
 /// parsed as JSON and fails the test with stderr when Python fails.
 fn python(script: &str, args: &[&Path]) -> serde_json::Value {
-    let out = Command::new(swift_venv().join("bin/python"))
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run the Swift virtualenv's python");
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "python printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    let mut argv: Vec<&std::ffi::OsStr> =
+        vec![std::ffi::OsStr::new("-c"), std::ffi::OsStr::new(script)];
+    argv.extend(args.iter().map(|p| p.as_os_str()));
+    swift_python_json(&argv, b"")
 }
 
 /// For each (swift file, ringsmith file) pair: load both with Swift's RingBuilder.load and

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ringsmith::builder::scenario::Scenario;
 
@@ -24,22 +23,17 @@ fn root() -> PathBuf {
 }
 
 fn swift_rounds(scenario: &Path) -> BTreeMap<u64, Round> {
-    let venv = ringsmith::testing::swift_venv();
-    let out = Command::new(venv.join("bin/python"))
-        .arg(root().join("scripts/compare-rebalance.py"))
-        .arg("--swift-json")
-        .arg(scenario)
-        .env("RINGSMITH_SWIFT_VENV", &venv)
-        .output()
-        .expect("run compare-rebalance.py");
-    assert!(
-        out.status.success(),
-        "Swift side failed for {}: {}",
-        scenario.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let script = root().join("scripts/compare-rebalance.py");
+    let stdout = ringsmith::testing::swift_python(
+        &[
+            script.as_os_str(),
+            std::ffi::OsStr::new("--swift-json"),
+            scenario.as_os_str(),
+        ],
+        b"",
     );
     let mut rounds: BTreeMap<u64, Round> = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in String::from_utf8(stdout).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let r = rounds.entry(v["round"].as_u64().unwrap()).or_default();
         r.balance = v["balance"].as_f64().unwrap();
@@ -188,29 +182,11 @@ for case in json.load(sys.stdin):
                 'required': repr(float(req))})
 print(json.dumps(out))
 "#;
-    let venv = ringsmith::testing::swift_venv();
-    let mut child = Command::new(venv.join("bin/python"))
-        .arg("-c")
-        .arg(program)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(serde_json::to_string(&cases).unwrap().as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let swift = ringsmith::testing::swift_python_json(
+        &["-c", program],
+        serde_json::to_string(&cases).unwrap().as_bytes(),
     );
-    let swift: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let swift = swift.as_array().expect("Swift printed a JSON list");
     let key = |t: &Tier| -> String {
         match t {
             Tier::Region(r) => format!("[{r}]"),
@@ -220,7 +196,7 @@ print(json.dumps(out))
         }
     };
     let mut compared = 0;
-    for (case, expected) in cases.iter().zip(&swift) {
+    for (case, expected) in cases.iter().zip(swift) {
         let mut rb = RingBuilder::new(8, case["replicas"].as_f64().unwrap(), 1).unwrap();
         for d in case["devs"].as_array().unwrap() {
             rb.add_dev(NewDevice {
@@ -284,21 +260,17 @@ fn rebalances_a_swift_builder_and_swift_accepts_the_result() {
     let dir = tempfile::tempdir().unwrap();
     let swift_file = dir.path().join("swift.builder");
     let ours_file = dir.path().join("ours.builder");
-    let venv = ringsmith::testing::swift_venv();
     let python = |program: &str| {
-        let out = Command::new(venv.join("bin/python"))
-            .arg("-c")
-            .arg(program)
-            .arg(&swift_file)
-            .arg(&ours_file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let stdout = ringsmith::testing::swift_python(
+            &[
+                std::ffi::OsStr::new("-c"),
+                std::ffi::OsStr::new(program),
+                swift_file.as_os_str(),
+                ours_file.as_os_str(),
+            ],
+            b"",
         );
-        String::from_utf8(out.stdout).unwrap()
+        String::from_utf8(stdout).unwrap()
     };
     python(
         r#"

@@ -33,28 +33,20 @@ fn hash() -> HashConfig {
     HashConfig::load(&fixture("")).expect("fixtures/rings/swift.conf")
 }
 
-/// Runs `script` in Swift's Python with `input` as JSON on stdin; returns its JSON stdout.
+/// Runs `script` in Swift's Python with the path of `input` (as JSON) in `sys.argv[1]`;
+/// returns its JSON stdout.
 fn python(script: &str, input: &Value) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let input_path = dir.path().join("input.json");
     std::fs::write(&input_path, serde_json::to_vec(input).unwrap()).unwrap();
-    let out = Command::new(ringsmith::testing::swift_bin("python"))
-        .arg("-c")
-        .arg(script)
-        .arg(&input_path)
-        .output()
-        .expect("run Swift's python");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "python printed no JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    ringsmith::testing::swift_python_json(
+        &[
+            std::ffi::OsStr::new("-c"),
+            std::ffi::OsStr::new(script),
+            input_path.as_os_str(),
+        ],
+        b"",
+    )
 }
 
 const PY_PRELUDE: &str = r#"
