@@ -46,6 +46,25 @@ fn swifts(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs ours and Swift's with the same `args`, asserts both succeed, returns both stdouts.
+fn both_succeed(dir: &Path, args: &[&str]) -> (String, String) {
+    let (a, b) = (ours(dir, args), swifts(dir, args));
+    assert!(
+        a.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert!(
+        b.status.success(),
+        "swift {args:?}: {}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    (
+        String::from_utf8_lossy(&a.stdout).into_owned(),
+        String::from_utf8_lossy(&b.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn text_report_matches_swift_get_nodes() {
     let dir = swift_dir();
@@ -92,22 +111,8 @@ fn text_report_matches_swift_get_nodes() {
     ];
     for case in &cases {
         let args: Vec<&str> = case.iter().map(String::as_str).collect();
-        let (a, b) = (ours(dir.path(), &args), swifts(dir.path(), &args));
-        assert!(
-            a.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&a.stderr)
-        );
-        assert!(
-            b.status.success(),
-            "swift {args:?}: {}",
-            String::from_utf8_lossy(&b.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&a.stdout),
-            String::from_utf8_lossy(&b.stdout),
-            "{args:?}"
-        );
+        let (ours, swift) = both_succeed(dir.path(), &args);
+        assert_eq!(ours, swift, "{args:?}");
     }
 }
 
@@ -237,19 +242,8 @@ fn policy_names_pick_rings_like_swift() {
         &["-P", "silver", "AUTH_test"],
     ];
     for args in cases {
-        let (a, b) = (ours(dir.path(), args), swifts(dir.path(), args));
-        assert!(
-            a.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&a.stderr)
-        );
-        assert!(
-            b.status.success(),
-            "swift {args:?}: {}",
-            String::from_utf8_lossy(&b.stderr)
-        );
-        let want = String::from_utf8_lossy(&b.stdout).replace("/None\"", "\"");
-        assert_eq!(String::from_utf8_lossy(&a.stdout), want, "{args:?}");
+        let (ours, swift) = both_succeed(dir.path(), args);
+        assert_eq!(ours, swift.replace("/None\"", "\""), "{args:?}");
     }
     let out = ours(dir.path(), &["-P", "bronze", "a", "c", "o"]);
     assert_eq!(out.status.code(), Some(1));
