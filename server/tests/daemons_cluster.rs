@@ -523,6 +523,9 @@ async fn expirer_deletes_objects_past_x_delete_at() {
     assert_eq!(c.object_request("PUT", "AUTH_t", "c", "brief", b"short-lived", &extra).await, 3);
     assert_eq!(c.object_request("PUT", "AUTH_t", "c", "stays", b"forever", &[]).await, 3);
     std::thread::sleep(Duration::from_secs(3));
+    // The queue container reaches the `.expiring_objects` account listing through the
+    // container updater, as in Swift.
+    c.run_everywhere("container-updater");
     c.run_daemon(0, "object-expirer");
     for d in c.primaries("AUTH_t", "c", "brief") {
         assert_eq!(c.get_from(&d, "AUTH_t", "c", "brief").await, Err(404));
