@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cluster;
 mod get_nodes;
+mod recon;
 
 #[derive(Parser)]
 #[command(
@@ -13,7 +15,7 @@ mod get_nodes;
     version,
     about = "Tools for OpenStack-Swift-style object storage clusters"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -22,11 +24,17 @@ struct Cli {
 enum Command {
     /// Show the partition and nodes of an account, container or object (like swift-get-nodes).
     GetNodes(get_nodes::Args),
+    /// Cluster health from the recon endpoints (like swift-recon).
+    Recon(recon::Args),
+    /// Run a whole cluster on this machine: `cluster up`, `cluster status`, `cluster down`.
+    Cluster(cluster::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::GetNodes(args) => get_nodes::run(args),
+        Command::Recon(args) => recon::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }

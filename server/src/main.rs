@@ -30,11 +30,29 @@ struct Cli {
 /// Keys of `[DEFAULT]`/`[app:*-server]` the storage servers understand; others are
 /// logged at debug level and ignored, so an existing Swift config loads unchanged.
 const KNOWN_KEYS: &[&str] = &[
-    "bind_ip", "bind_port", "devices", "mount_check", "workers", "swift_dir",
-    "recon_cache_path", "log_level", "log_format", "user", "use", "node_timeout",
-    "conn_timeout", "client_timeout", "container_update_timeout", "network_chunk_size",
-    "disk_chunk_size", "reclaim_age", "replication_server", "allowed_headers",
-    "fallocate_reserve", "auto_create_account_prefix", "graceful_shutdown_timeout",
+    "bind_ip",
+    "bind_port",
+    "devices",
+    "mount_check",
+    "workers",
+    "swift_dir",
+    "recon_cache_path",
+    "log_level",
+    "log_format",
+    "user",
+    "use",
+    "node_timeout",
+    "conn_timeout",
+    "client_timeout",
+    "container_update_timeout",
+    "network_chunk_size",
+    "disk_chunk_size",
+    "reclaim_age",
+    "replication_server",
+    "allowed_headers",
+    "fallocate_reserve",
+    "auto_create_account_prefix",
+    "graceful_shutdown_timeout",
 ];
 
 fn main() -> ExitCode {
@@ -47,6 +65,20 @@ fn main() -> ExitCode {
         }
     };
     match cli.kind.as_str() {
+        "proxy" => {
+            let app = conf.section("app:proxy-server");
+            runner::init_logging(
+                &app.str_or("log_level", "INFO"),
+                app.str_or("log_format", "text") == "json",
+            );
+            match ringsmith_server::proxy::run(&cli.conf) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ringsmith-server proxy: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         "object" | "container" | "account" => match run_storage(&cli.kind, &conf) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -63,7 +95,7 @@ fn main() -> ExitCode {
         },
         other => {
             eprintln!(
-                "ringsmith-server: unknown server or daemon {other:?} (expected object, container, account or one of {})",
+                "ringsmith-server: unknown server or daemon {other:?} (expected proxy, object, container, account or one of {})",
                 DAEMONS.join(", ")
             );
             ExitCode::from(2)
@@ -169,7 +201,9 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         _ => 6202,
     };
     let ip = app.str_or("bind_ip", "0.0.0.0");
-    let port: u16 = app.parse_or("bind_port", default_port).map_err(|e| e.to_string())?;
+    let port: u16 = app
+        .parse_or("bind_port", default_port)
+        .map_err(|e| e.to_string())?;
     let addr: SocketAddr = format!("{ip}:{port}")
         .parse()
         .or_else(|_| format!("[{ip}]:{port}").parse())
@@ -177,6 +211,15 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
     let drain: f64 = app
         .parse_or("graceful_shutdown_timeout", 30.0)
         .map_err(|e| e.to_string())?;
+    let client_timeout: f64 = app
+        .parse_or("client_timeout", 60.0)
+        .map_err(|e| e.to_string())?;
+    if !(drain.is_finite() && drain >= 0.0 && client_timeout.is_finite() && client_timeout > 0.0) {
+        return Err(format!(
+            "{}: graceful_shutdown_timeout and client_timeout must be positive numbers of seconds",
+            conf.path.display()
+        ));
+    }
     let router = match kind {
         "object" => {
             let cfg = ringsmith_server::object::ObjectConfig::from_conf(conf)?;
@@ -191,7 +234,9 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         }
         _ => {
             let cfg = ringsmith_server::account::AccountConfig::from_conf(conf)?;
-            ringsmith_server::account::account_router(ringsmith_server::account::AccountState::new(cfg))
+            ringsmith_server::account::account_router(ringsmith_server::account::AccountState::new(
+                cfg,
+            ))
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -202,7 +247,10 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         &format!("{kind}-server"),
         addr,
         router,
-        Duration::from_secs_f64(drain.max(0.0)),
+        runner::ServeLimits {
+            header_read_timeout: Duration::from_secs_f64(client_timeout),
+            drain: Duration::from_secs_f64(drain),
+        },
     ))
     .map_err(|e| e.to_string())
 }
@@ -214,7 +262,9 @@ fn check_xattrs(devices: &std::path::Path) {
         return;
     };
     for e in rd.filter_map(|e| e.ok()) {
-        let probe = e.path().join(format!(".xattr-probe-{}", std::process::id()));
+        let probe = e
+            .path()
+            .join(format!(".xattr-probe-{}", std::process::id()));
         if std::fs::write(&probe, b"").is_err() {
             continue;
         }

@@ -1,0 +1,657 @@
+//! `ringsmith cluster up|status|down`: a whole Swift-style cluster on one machine.
+//!
+//! `up` lays a cluster out under one directory, the way an operator would lay out a
+//! SAIO by hand, so every file can be inspected and reused with Swift's own tools:
+//!
+//! ```text
+//! DIR/etc/swift.conf                 [swift-hash] with a random suffix, [storage-policy:N]
+//! DIR/etc/{account,container,object[-N]}.ring.gz   built with the core library's builder
+//! DIR/etc/proxy-server.conf          tempauth users, token secret
+//! DIR/etc/node<i>/{object,container,account}-server.conf
+//! DIR/srv/node<i>/d<j>               the devices (plain directories)
+//! DIR/log/*.log                      each process's output
+//! DIR/run/cluster.json               what was started: pid, kind, address, config
+//! ```
+//!
+//! Storage node `i` listens on `127.0.0.<i+2>` (object, container and account servers on
+//! base-port, +1, +2), each node its own zone, so rings place replicas on distinct
+//! "servers" as in a real cluster; the proxy listens on `127.0.0.1`. `up` returns once
+//! every process answers on its port (bounded wait), having printed the auth URL and the
+//! test credentials. `down` stops exactly the processes listed in `cluster.json` — each
+//! pid is checked against `/proc/<pid>/cmdline` first so a recycled pid is never signalled
+//! — with SIGTERM, then SIGKILL after a grace period.
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Args as ClapArgs, Subcommand};
+use rand::RngCore;
+use ringsmith::builder::{NewDevice, RebalanceOptions, RingBuilder};
+use serde::{Deserialize, Serialize};
+
+#[derive(ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Build rings and configs, start a proxy and N storage nodes, wait until they answer.
+    Up(UpArgs),
+    /// Show whether each process of the cluster is alive and answering.
+    Status(DirArg),
+    /// Stop exactly the processes `up` started.
+    Down(DirArg),
+}
+
+#[derive(ClapArgs)]
+struct DirArg {
+    /// The cluster directory.
+    #[arg(long, default_value = "ringsmith-cluster")]
+    dir: PathBuf,
+}
+
+#[derive(ClapArgs)]
+struct UpArgs {
+    /// The cluster directory (created; must not hold a running cluster).
+    #[arg(long, default_value = "ringsmith-cluster")]
+    dir: PathBuf,
+    /// Storage nodes (each on its own 127.0.0.x address and zone).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=250))]
+    nodes: u32,
+    /// Devices (directories) per storage node.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    disks: u32,
+    /// Replicas per ring (default: 3, or fewer when there are fewer devices).
+    #[arg(long)]
+    replicas: Option<u32>,
+    /// Storage policy names, comma-separated; the first is the default.
+    #[arg(long, value_delimiter = ',', default_value = "gold")]
+    policies: Vec<String>,
+    /// Partition power of every ring.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=20))]
+    part_power: u32,
+    /// The proxy's port on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    proxy_port: u16,
+    /// First storage port; object, container, account servers use it, +1 and +2.
+    #[arg(long, default_value_t = 6200)]
+    base_port: u16,
+    /// Single-process (PACO) mode: one node, one replica, and the proxy calls the object
+    /// server in-process (see docs/paco.md).
+    #[arg(long)]
+    paco: bool,
+    /// The `ringsmith-server` binary (default: next to this one, else on PATH).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Seconds to wait for every process to answer.
+    #[arg(long, default_value_t = 30)]
+    wait: u64,
+}
+
+/// One process of the cluster, as recorded in `run/cluster.json`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct Proc {
+    kind: String,
+    pid: u32,
+    addr: String,
+    conf: PathBuf,
+    log: PathBuf,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+struct ClusterFile {
+    procs: Vec<Proc>,
+    auth_url: String,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let result = match args.command {
+        ClusterCommand::Up(a) => up(a),
+        ClusterCommand::Status(d) => status(&d.dir),
+        ClusterCommand::Down(d) => down(&d.dir),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ringsmith cluster: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn cluster_file(dir: &Path) -> PathBuf {
+    dir.join("run/cluster.json")
+}
+
+fn read_cluster(dir: &Path) -> Result<Option<ClusterFile>, String> {
+    let path = cluster_file(dir);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| format!("{}: not a cluster record: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn write_cluster(dir: &Path, c: &ClusterFile) -> Result<(), String> {
+    let path = cluster_file(dir);
+    let text = serde_json::to_vec_pretty(c).expect("serializable");
+    ringsmith::atomic::write_bytes_atomic(&path, 0o644, &text)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Whether `pid` is alive and is the process we started (same binary and config).
+fn is_ours(p: &Proc) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", p.pid)) else {
+        return false;
+    };
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let conf = p.conf.to_string_lossy();
+    args.iter().any(|a| a.ends_with("ringsmith-server"))
+        && args.iter().any(|a| *a == conf)
+        && !is_zombie(p.pid)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+        .unwrap_or(true)
+}
+
+fn answers(addr: &str) -> bool {
+    addr.parse::<SocketAddr>()
+        .ok()
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_ok())
+}
+
+fn find_server_bin(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = explicit {
+        return if p.exists() {
+            Ok(p)
+        } else {
+            Err(format!("--server-bin {} does not exist", p.display()))
+        };
+    }
+    if let Ok(me) = std::env::current_exe() {
+        let sibling = me.with_file_name("ringsmith-server");
+        if sibling.exists() {
+            return Ok(sibling);
+        }
+    }
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        let p = dir.join("ringsmith-server");
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    Err(
+        "cannot find the ringsmith-server binary (next to ringsmith or on PATH); pass --server-bin"
+            .into(),
+    )
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Writes a ring in Swift's v1 `ring.gz` format from a rebalanced builder.
+fn write_ring(builder: &RingBuilder, path: &Path) -> Result<(), String> {
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+    let table = builder
+        .replica2part2dev
+        .as_ref()
+        .ok_or_else(|| format!("{}: builder was not rebalanced", path.display()))?;
+    let devs: Vec<serde_json::Value> = builder
+        .devs
+        .iter()
+        .map(|d| match d {
+            None => serde_json::Value::Null,
+            Some(d) => serde_json::json!({
+                "device": d.dev.device, "id": d.dev.id, "ip": d.dev.ip, "meta": d.dev.meta,
+                "port": d.dev.port, "region": d.dev.region,
+                "replication_ip": d.dev.replication_ip,
+                "replication_port": d.dev.replication_port,
+                "weight": d.dev.weight, "zone": d.dev.zone,
+            }),
+        })
+        .collect();
+    let meta = serde_json::json!({
+        "byteorder": "little", "devs": devs, "part_shift": 32 - builder.part_power,
+        "replica_count": table.len(), "version": builder.version,
+    })
+    .to_string();
+    let mut raw = b"R1NG\x00\x01".to_vec();
+    raw.extend((meta.len() as u32).to_be_bytes());
+    raw.extend(meta.as_bytes());
+    for row in table {
+        for &id in row {
+            raw.extend((id as u16).to_le_bytes());
+        }
+    }
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).map_err(|e| e.to_string())?;
+    let bytes = gz.finish().map_err(|e| e.to_string())?;
+    ringsmith::atomic::write_bytes_atomic(path, 0o644, &bytes)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+struct Layout {
+    nodes: u32,
+    disks: u32,
+    base_port: u16,
+}
+
+impl Layout {
+    fn ip(&self, node: u32) -> String {
+        format!("127.0.0.{}", node + 2)
+    }
+    fn port(&self, kind: usize) -> u16 {
+        self.base_port + kind as u16
+    }
+}
+
+const KINDS: [&str; 3] = ["object", "container", "account"];
+
+fn build_ring(
+    layout: &Layout,
+    replicas: u32,
+    part_power: u32,
+    kind: usize,
+    path: &Path,
+) -> Result<(), String> {
+    let mut b = RingBuilder::new(part_power, replicas as f64, 1).map_err(|e| e.to_string())?;
+    for node in 0..layout.nodes {
+        for disk in 0..layout.disks {
+            b.add_dev(NewDevice {
+                id: None,
+                region: 1,
+                zone: node + 1,
+                ip: layout.ip(node),
+                port: layout.port(kind) as u32,
+                replication_ip: None,
+                replication_port: None,
+                device: format!("d{disk}"),
+                weight: 100.0,
+                meta: String::new(),
+            })
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    b.rebalance(&RebalanceOptions {
+        seed: Some(1),
+        now_secs: None,
+    })
+    .map_err(|e| format!("rebalancing {}: {e}", path.display()))?;
+    write_ring(&b, path)
+}
+
+fn up(mut a: UpArgs) -> Result<ExitCode, String> {
+    if a.paco {
+        a.nodes = 1;
+        a.replicas = Some(1);
+    }
+    let devices = a.nodes * a.disks;
+    let replicas = a.replicas.unwrap_or(3.min(devices));
+    if replicas == 0 || replicas > devices {
+        return Err(format!(
+            "--replicas {replicas} needs between 1 and {devices} devices (nodes x disks)"
+        ));
+    }
+    if a.policies.is_empty() || a.policies.iter().any(|p| p.trim().is_empty()) {
+        return Err("--policies needs one or more non-empty names".into());
+    }
+    if a.base_port.checked_add(2).is_none() {
+        return Err("--base-port too high".into());
+    }
+    std::fs::create_dir_all(&a.dir)
+        .map_err(|e| format!("cannot create {}: {e}", a.dir.display()))?;
+    let dir = a
+        .dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", a.dir.display()))?;
+    if let Some(existing) = read_cluster(&dir)? {
+        if existing.procs.iter().any(is_ours) {
+            return Err(format!(
+                "a cluster is already running from {}; stop it with `ringsmith cluster down --dir {}`",
+                dir.display(),
+                dir.display()
+            ));
+        }
+    }
+    let server_bin = find_server_bin(a.server_bin.clone())?;
+    let layout = Layout {
+        nodes: a.nodes,
+        disks: a.disks,
+        base_port: a.base_port,
+    };
+    // Refuse to start on ports someone else holds, before writing anything that runs.
+    let mut wanted = vec![format!("127.0.0.1:{}", a.proxy_port)];
+    for n in 0..a.nodes {
+        for k in 0..3 {
+            wanted.push(format!("{}:{}", layout.ip(n), layout.port(k)));
+        }
+    }
+    if let Some(busy) = wanted.iter().find(|w| answers(w)) {
+        return Err(format!(
+            "{busy} is already in use; pick other ports with --proxy-port/--base-port"
+        ));
+    }
+
+    let etc = dir.join("etc");
+    for sub in ["etc", "log", "run", "cache"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("cannot create {sub}: {e}"))?;
+    }
+    // swift.conf: keep an existing hash suffix (re-running `up` must not orphan data).
+    let swift_conf = etc.join("swift.conf");
+    let (prefix, suffix) = match ringsmith::hash::HashConfig::load(&etc) {
+        Ok(h) if !h.suffix.is_empty() => (
+            String::from_utf8_lossy(&h.prefix).into_owned(),
+            String::from_utf8_lossy(&h.suffix).into_owned(),
+        ),
+        _ => (String::new(), random_hex(16)),
+    };
+    let mut sc = format!(
+        "[swift-hash]\nswift_hash_path_prefix = {prefix}\nswift_hash_path_suffix = {suffix}\n"
+    );
+    for (i, name) in a.policies.iter().enumerate() {
+        let _ = write!(
+            sc,
+            "\n[storage-policy:{i}]\nname = {}\npolicy_type = replication\n{}",
+            name.trim(),
+            if i == 0 { "default = yes\n" } else { "" }
+        );
+    }
+    ringsmith::atomic::write_bytes_atomic(&swift_conf, 0o644, sc.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", swift_conf.display()))?;
+
+    // Rings.
+    build_ring(
+        &layout,
+        replicas,
+        a.part_power,
+        2,
+        &etc.join("account.ring.gz"),
+    )?;
+    build_ring(
+        &layout,
+        replicas,
+        a.part_power,
+        1,
+        &etc.join("container.ring.gz"),
+    )?;
+    for i in 0..a.policies.len() {
+        let name = if i == 0 {
+            "object.ring.gz".to_string()
+        } else {
+            format!("object-{i}.ring.gz")
+        };
+        build_ring(&layout, replicas, a.part_power, 0, &etc.join(name))?;
+    }
+
+    // Storage configs and devices.
+    let mut to_start: Vec<(String, PathBuf, String)> = Vec::new();
+    for n in 0..a.nodes {
+        let node_dir = dir.join(format!("srv/node{n}"));
+        for d in 0..a.disks {
+            std::fs::create_dir_all(node_dir.join(format!("d{d}")))
+                .map_err(|e| format!("cannot create device directory: {e}"))?;
+        }
+        std::fs::create_dir_all(etc.join(format!("node{n}"))).map_err(|e| e.to_string())?;
+        for (k, kind) in KINDS.iter().enumerate() {
+            let conf = etc.join(format!("node{n}/{kind}-server.conf"));
+            let text = format!(
+                "[DEFAULT]\ndevices = {devices}\nmount_check = false\ndisable_fallocate = true\nbind_ip = {ip}\nbind_port = {port}\nworkers = 1\nswift_dir = {etc}\nrecon_cache_path = {cache}\nlog_level = INFO\n\n[pipeline:main]\npipeline = recon {kind}-server\n\n[app:{kind}-server]\nuse = egg:swift#{kind}\n\n[filter:recon]\nuse = egg:swift#recon\n\n[{kind}-replicator]\n\n[{kind}-updater]\n\n[{kind}-auditor]\n",
+                devices = node_dir.display(),
+                ip = layout.ip(n),
+                port = layout.port(k),
+                etc = etc.display(),
+                cache = dir.join("cache").display(),
+            );
+            ringsmith::atomic::write_bytes_atomic(&conf, 0o644, text.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+            if !(a.paco && *kind == "object") {
+                to_start.push((
+                    kind.to_string(),
+                    conf,
+                    format!("{}:{}", layout.ip(n), layout.port(k)),
+                ));
+            }
+        }
+    }
+    let proxy_conf = etc.join("proxy-server.conf");
+    let paco = if a.paco {
+        format!(
+            "object_in_process = true\nobject_server_conf = {}\n",
+            etc.join("node0/object-server.conf").display()
+        )
+    } else {
+        String::new()
+    };
+    let text = format!(
+        "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\nlog_level = INFO\n\n[pipeline:main]\npipeline = catch_errors tempauth proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n{paco}\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = {secret}\nuser_admin_admin = admin .admin .reseller_admin\nuser_test_tester = testing .admin\nuser_test_tester2 = testing2 .admin\nuser_test_tester3 = testing3\nuser_test2_tester2 = testing2 .admin\n\n[filter:catch_errors]\nuse = egg:swift#catch_errors\n",
+        port = a.proxy_port,
+        etc = etc.display(),
+        secret = random_hex(32),
+    );
+    ringsmith::atomic::write_bytes_atomic(&proxy_conf, 0o600, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", proxy_conf.display()))?;
+    to_start.push((
+        "proxy".into(),
+        proxy_conf,
+        format!("127.0.0.1:{}", a.proxy_port),
+    ));
+
+    // Start everything, recording each pid as soon as it exists so `down` can always
+    // clean up, even after a failed `up`.
+    let auth_url = format!("http://127.0.0.1:{}/auth/v1.0", a.proxy_port);
+    let mut record = ClusterFile {
+        procs: Vec::new(),
+        auth_url: auth_url.clone(),
+    };
+    for (kind, conf, addr) in &to_start {
+        let stem = conf
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| n != "etc")
+            .map(|n| format!("{n}-"))
+            .unwrap_or_default();
+        let log = dir.join(format!("log/{stem}{kind}.log"));
+        let logf = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let mut cmd = Command::new(&server_bin);
+        cmd.arg(kind)
+            .arg("-c")
+            .arg(conf)
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().map_err(|e| e.to_string())?)
+            .stderr(logf);
+        // Its own process group: a Ctrl-C in the terminal that ran `up` must not stop
+        // the cluster.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", server_bin.display()))?;
+        record.procs.push(Proc {
+            kind: kind.clone(),
+            pid: child.id(),
+            addr: addr.clone(),
+            conf: conf.clone(),
+            log,
+        });
+        write_cluster(&dir, &record)?;
+    }
+
+    // Wait (bounded) until every process answers; fail fast if one dies.
+    let deadline = Instant::now() + Duration::from_secs(a.wait);
+    let mut pending: Vec<&Proc> = record.procs.iter().collect();
+    while !pending.is_empty() {
+        if let Some(dead) = pending.iter().find(|p| !is_ours(p)) {
+            let tail = log_tail(&dead.log);
+            stop_all(&record);
+            let _ = std::fs::remove_file(cluster_file(&dir));
+            return Err(format!(
+                "{} ({}) exited during startup; cluster stopped. Its log ({}):\n{tail}",
+                dead.kind,
+                dead.addr,
+                dead.log.display()
+            ));
+        }
+        pending.retain(|p| !answers(&p.addr));
+        if Instant::now() > deadline {
+            let names: Vec<String> = pending
+                .iter()
+                .map(|p| format!("{} {}", p.kind, p.addr))
+                .collect();
+            stop_all(&record);
+            let _ = std::fs::remove_file(cluster_file(&dir));
+            return Err(format!(
+                "not answering after {} s: {}; cluster stopped (logs in {})",
+                a.wait,
+                names.join(", "),
+                dir.join("log").display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    println!(
+        "Cluster up in {}: proxy 127.0.0.1:{}, {} storage node{} ({}{}), {} device{} each, {} replica{}, policies: {}{}",
+        dir.display(),
+        a.proxy_port,
+        a.nodes,
+        if a.nodes == 1 { "" } else { "s" },
+        layout.ip(0),
+        if a.nodes > 1 { format!("-{}", layout.ip(a.nodes - 1)) } else { String::new() },
+        a.disks,
+        if a.disks == 1 { "" } else { "s" },
+        replicas,
+        if replicas == 1 { "" } else { "s" },
+        a.policies.join(", "),
+        if a.paco { " (single-process object path)" } else { "" }
+    );
+    println!("Auth URL:    {auth_url}");
+    println!("Credentials: test:tester / testing (.admin of AUTH_test)");
+    println!("             test:tester3 / testing3 (plain user of AUTH_test)");
+    println!("             test2:tester2 / testing2 (.admin of AUTH_test2)");
+    println!("             admin:admin / admin (.reseller_admin)");
+    println!("Try:         swift -A {auth_url} -U test:tester -K testing stat");
+    println!(
+        "Stop:        ringsmith cluster down --dir {}",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_tail(path: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_string(&mut s);
+    }
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a pid we verified is ours; no memory is shared.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// SIGTERM to every live process of ours, SIGKILL to those still there after 10 s.
+/// Returns how many were stopped.
+fn stop_all(c: &ClusterFile) -> usize {
+    let live: Vec<&Proc> = c.procs.iter().filter(|p| is_ours(p)).collect();
+    for p in &live {
+        signal(p.pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && live.iter().any(|p| is_ours(p)) {
+        reap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for p in live.iter().filter(|p| is_ours(p)) {
+        signal(p.pid, libc::SIGKILL);
+    }
+    reap();
+    live.len()
+}
+
+/// Collects exit statuses of our own children (only relevant when `up` itself stops
+/// the cluster after a failed start).
+fn reap() {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with WNOHANG on any child; only reaps what is already dead.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r <= 0 {
+            break;
+        }
+    }
+}
+
+fn status(dir: &Path) -> Result<ExitCode, String> {
+    let Some(c) = read_cluster(dir)? else {
+        println!(
+            "No cluster in {} (no {}).",
+            dir.display(),
+            cluster_file(dir).display()
+        );
+        return Ok(ExitCode::from(3));
+    };
+    println!("Auth URL: {}", c.auth_url);
+    println!("{:<10} {:>8}  {:<22} {}", "KIND", "PID", "ADDRESS", "STATE");
+    let mut all_up = true;
+    for p in &c.procs {
+        let state = match (is_ours(p), answers(&p.addr)) {
+            (true, true) => "up",
+            (true, false) => "running, not answering",
+            (false, _) => "stopped",
+        };
+        all_up &= state == "up";
+        println!("{:<10} {:>8}  {:<22} {}", p.kind, p.pid, p.addr, state);
+    }
+    Ok(if all_up {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn down(dir: &Path) -> Result<ExitCode, String> {
+    let Some(c) = read_cluster(dir)? else {
+        println!("No cluster in {} (nothing to stop).", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    };
+    let n = stop_all(&c);
+    let left: Vec<&Proc> = c.procs.iter().filter(|p| is_ours(p)).collect();
+    if !left.is_empty() {
+        return Err(format!(
+            "could not stop pids {:?}",
+            left.iter().map(|p| p.pid).collect::<Vec<_>>()
+        ));
+    }
+    std::fs::remove_file(cluster_file(dir))
+        .map_err(|e| format!("cannot remove cluster record: {e}"))?;
+    println!(
+        "Stopped {n} process{} of the cluster in {}.",
+        if n == 1 { "" } else { "es" },
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,210 @@
+//! `ringsmith cluster up/status/down` through the real binaries: a 3-node cluster of
+//! `ringsmith-server` processes on 127.0.0.x, driven by python-swiftclient, then stopped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn ringsmith() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ringsmith"));
+    c.stdin(Stdio::null());
+    c
+}
+
+/// `ringsmith-server` next to `ringsmith` (cargo builds both for workspace tests).
+fn server_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_ringsmith")).with_file_name("ringsmith-server");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (cargo build -p ringsmith-server; scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A base port with base, +1, +2 free on the three node addresses.
+fn free_base() -> u16 {
+    for _ in 0..200 {
+        let base = free_port("127.0.0.2");
+        if base > 65000 {
+            continue;
+        }
+        let ok = (2..=4).all(|n| {
+            (0..3).all(|k| TcpListener::bind((format!("127.0.0.{n}").as_str(), base + k)).is_ok())
+        });
+        if ok {
+            return base;
+        }
+    }
+    panic!("no free port range on 127.0.0.2-4");
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Stops the cluster whatever happens in the test.
+struct Down(PathBuf);
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = ringsmith()
+            .args(["cluster", "down", "--dir"])
+            .arg(&self.0)
+            .output();
+    }
+}
+
+#[test]
+fn cluster_up_serves_swift_clients_and_down_stops_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let proxy_port = free_port("127.0.0.1");
+    let base = free_base();
+    let _guard = Down(dir.clone());
+    let up = ringsmith()
+        .args([
+            "cluster",
+            "up",
+            "--nodes",
+            "3",
+            "--part-power",
+            "8",
+            "--policies",
+            "gold,silver",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .args([
+            "--proxy-port",
+            &proxy_port.to_string(),
+            "--base-port",
+            &base.to_string(),
+        ])
+        .arg("--server-bin")
+        .arg(server_bin())
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "cluster up failed:\n{}", text(&up));
+    let out = text(&up);
+    let auth = format!("http://127.0.0.1:{proxy_port}/auth/v1.0");
+    assert!(out.contains(&auth), "{out}");
+    assert!(out.contains("test:tester / testing"), "{out}");
+    for f in [
+        "swift.conf",
+        "account.ring.gz",
+        "container.ring.gz",
+        "object.ring.gz",
+        "object-1.ring.gz",
+        "proxy-server.conf",
+    ] {
+        assert!(dir.join("etc").join(f).exists(), "{f} missing");
+    }
+
+    let st = ringsmith()
+        .args(["cluster", "status", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", text(&st));
+    assert_eq!(text(&st).matches(" up\n").count(), 10, "{}", text(&st));
+
+    // A second `up` on a running cluster is refused.
+    let again = ringsmith()
+        .args(["cluster", "up", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already running"), "{}", text(&again));
+
+    // python-swiftclient against the whole Ringsmith cluster, both policies.
+    let swift = |args: &[&str]| {
+        Command::new(ringsmith::testing::swift_bin("swift"))
+            .args(["-A", &auth, "-U", "test:tester", "-K", "testing"])
+            .args(args)
+            .current_dir(tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    std::fs::write(tmp.path().join("hello.txt"), b"hello, ring\n").unwrap();
+    let o = swift(&["upload", "box", "hello.txt"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = swift(&[
+        "upload",
+        "--header",
+        "X-Storage-Policy: silver",
+        "box2",
+        "hello.txt",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = swift(&["stat", "box2"]);
+    assert!(text(&o).contains("silver"), "{}", text(&o));
+    let o = swift(&["download", "box2", "hello.txt", "-o", "back.txt"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(tmp.path().join("back.txt")).unwrap(),
+        b"hello, ring\n"
+    );
+    let o = swift(&["list"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "box\nbox2\n");
+
+    // down stops exactly the recorded pids.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run/cluster.json")).unwrap()).unwrap();
+    let pids: Vec<u64> = record["procs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 10);
+    let down = ringsmith()
+        .args(["cluster", "down", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(
+        text(&down).contains("Stopped 10 processes"),
+        "{}",
+        text(&down)
+    );
+    for pid in pids {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.rsplit_once(") ").unwrap().1.starts_with('Z'))
+            .unwrap_or(false);
+        assert!(!alive, "pid {pid} still running after cluster down");
+    }
+    let st = ringsmith()
+        .args(["cluster", "status", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!st.status.success());
+}
+
+#[test]
+fn cluster_up_rejects_bad_arguments_without_starting_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = ringsmith()
+        .args(["cluster", "up", "--nodes", "2", "--replicas", "3", "--dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--replicas 3"), "{}", text(&o));
+    assert!(!tmp.path().join("run/cluster.json").exists());
+}

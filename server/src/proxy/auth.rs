@@ -1,0 +1,489 @@
+//! tempauth: users from the proxy config, stateless signed tokens, and authorization
+//! against account ownership and container ACLs.
+//!
+//! Swift's tempauth keeps tokens in memcache (or, without it, in Fernet-encrypted
+//! tokens). Ringsmith's tokens are stateless and signed: `AUTH_tk` + hex of
+//! `expiry\naccount\nuser` + an HMAC-SHA256 over that payload *and the user's current key*.
+//! Any proxy holding the same `token_secret` validates any other's tokens (no shared cache
+//! to run), tokens survive proxy restarts, and changing a user's key or deleting the user
+//! revokes every token issued to them. The groups are looked up from the config at each
+//! request, so removing `.admin` takes effect at once. Clients treat tokens as opaque, so
+//! the format is ours to choose.
+//!
+//! Users are `user_<account>_<user> = <key> [.admin] [.reseller_admin] [storage_url]`
+//! (and the base64 form `user64_<b64 account>_<b64 user>`), exactly as in Swift.
+//! A user's groups are `account:user`, `account`, its configured groups, and — for
+//! `.admin` users — the account's storage name `AUTH_<account>`, which is what makes it the
+//! owner. Authorization follows tempauth's `authorize`: reseller admins everywhere, owners
+//! on their account (except account PUT/DELETE), then the container ACL's referrers and
+//! groups.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::conf::{ConfError, Section};
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub account: String,
+    pub user: String,
+    pub key: String,
+    pub groups: Vec<String>,
+    pub storage_url: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct TempAuth {
+    pub reseller_prefix: String,
+    pub token_life: u64,
+    users: HashMap<String, User>,
+    secret: Vec<u8>,
+}
+
+/// Who a request is from, once its token checked out.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub account: String,
+    pub user: String,
+    /// tempauth's group list (REMOTE_USER).
+    pub groups: Vec<String>,
+}
+
+impl Identity {
+    pub fn is_reseller_admin(&self) -> bool {
+        self.groups.iter().any(|g| g == ".reseller_admin")
+    }
+}
+
+fn b64_decode(s: &str) -> Option<String> {
+    // Swift's user64_ names use urlsafe-free standard base64 with '=' padding stripped.
+    const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut out = Vec::new();
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = ALPHA.iter().position(|a| *a == c)? as u32;
+        bits = (bits << 6) | v;
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    for p in parts {
+        inner.update(p);
+    }
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl TempAuth {
+    /// Reads `[filter:tempauth]`. `token_secret` signs tokens; without it a random
+    /// secret is drawn, so tokens die with the process (fine for one proxy, wrong for
+    /// several behind a balancer — `cluster up` always writes one).
+    pub fn from_section(sec: &Section) -> Result<TempAuth, ConfError> {
+        let reseller_prefix = {
+            let p = sec.str_or("reseller_prefix", "AUTH").trim().to_string();
+            if p.is_empty() || p.ends_with('_') {
+                p
+            } else {
+                format!("{p}_")
+            }
+        };
+        let token_life = sec.parse_or("token_life", 86400u64)?;
+        let mut users = HashMap::new();
+        for (key, value) in &sec.values {
+            let (account, user) = if let Some(rest) = key.strip_prefix("user64_") {
+                let Some((a, u)) = rest.split_once('_') else {
+                    continue;
+                };
+                match (b64_decode(a), b64_decode(u)) {
+                    (Some(a), Some(u)) => (a, u),
+                    _ => {
+                        return Err(ConfError::Value {
+                            path: sec.path.clone(),
+                            section: sec.name.clone(),
+                            key: key.clone(),
+                            message: "invalid base64 account or user".into(),
+                        })
+                    }
+                }
+            } else if let Some(rest) = key.strip_prefix("user_") {
+                let Some((a, u)) = rest.split_once('_') else {
+                    continue;
+                };
+                (a.to_string(), u.to_string())
+            } else {
+                continue;
+            };
+            let mut words = value.split_whitespace();
+            let Some(pass) = words.next() else {
+                return Err(ConfError::Value {
+                    path: sec.path.clone(),
+                    section: sec.name.clone(),
+                    key: key.clone(),
+                    message: "a user line needs a key".into(),
+                });
+            };
+            let mut groups = Vec::new();
+            let mut storage_url = None;
+            for w in words {
+                if w.starts_with('.') {
+                    groups.push(w.to_string());
+                } else {
+                    storage_url = Some(w.to_string());
+                }
+            }
+            users.insert(
+                format!("{account}:{user}"),
+                User {
+                    account,
+                    user,
+                    key: pass.to_string(),
+                    groups,
+                    storage_url,
+                },
+            );
+        }
+        let secret = match sec.get("token_secret") {
+            Some(s) if !s.trim().is_empty() => s.trim().as_bytes().to_vec(),
+            _ => {
+                use rand::RngCore;
+                let mut s = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut s);
+                s
+            }
+        };
+        Ok(TempAuth {
+            reseller_prefix,
+            token_life,
+            users,
+            secret,
+        })
+    }
+
+    pub fn account_name(&self, account: &str) -> String {
+        format!("{}{}", self.reseller_prefix, account)
+    }
+
+    pub fn user(&self, account_user: &str) -> Option<&User> {
+        self.users.get(account_user)
+    }
+
+    /// Checks `account:user` + key; on success returns a token valid for `token_life`.
+    pub fn login(&self, account_user: &str, key: &str) -> Option<(String, u64, &User)> {
+        let user = self.users.get(account_user)?;
+        if !constant_time_eq(user.key.as_bytes(), key.as_bytes()) {
+            return None;
+        }
+        let expires = now_secs() + self.token_life;
+        Some((self.sign(user, expires), expires, user))
+    }
+
+    pub fn sign(&self, user: &User, expires: u64) -> String {
+        let payload = format!("{expires}\n{}\n{}", user.account, user.user);
+        let mac = hmac_sha256(
+            &self.secret,
+            &[payload.as_bytes(), b"\0", user.key.as_bytes()],
+        );
+        format!(
+            "{}tk{}{}",
+            self.reseller_prefix,
+            hex::encode(payload.as_bytes()),
+            hex::encode(&mac[..16])
+        )
+    }
+
+    /// The identity behind a token, or `None` if it is forged, expired or revoked.
+    pub fn validate(&self, token: &str) -> Option<Identity> {
+        let body = token
+            .strip_prefix(&self.reseller_prefix)?
+            .strip_prefix("tk")?;
+        if body.len() < 32 || body.len() > 4096 || !body.is_ascii() {
+            return None;
+        }
+        let (payload_hex, mac_hex) = body.split_at(body.len() - 32);
+        let payload = String::from_utf8(hex::decode(payload_hex).ok()?).ok()?;
+        let mac = hex::decode(mac_hex).ok()?;
+        let mut it = payload.splitn(3, '\n');
+        let expires: u64 = it.next()?.parse().ok()?;
+        let account = it.next()?;
+        let user_name = it.next()?;
+        let user = self.users.get(&format!("{account}:{user_name}"))?;
+        let want = hmac_sha256(
+            &self.secret,
+            &[payload.as_bytes(), b"\0", user.key.as_bytes()],
+        );
+        if !constant_time_eq(&want[..16], &mac) || expires <= now_secs() {
+            return None;
+        }
+        Some(self.identity(user))
+    }
+
+    pub fn identity(&self, user: &User) -> Identity {
+        let mut groups = vec![
+            format!("{}:{}", user.account, user.user),
+            user.account.clone(),
+        ];
+        let mut admin = false;
+        for g in &user.groups {
+            if g == ".admin" {
+                admin = true;
+            } else {
+                groups.push(g.clone());
+            }
+        }
+        if admin {
+            groups.push(self.account_name(&user.account));
+        }
+        Identity {
+            account: user.account.clone(),
+            user: user.user.clone(),
+            groups,
+        }
+    }
+}
+
+/// A parsed `X-Container-Read`/`X-Container-Write` value: referrer rules and groups.
+#[derive(Debug, Default, PartialEq)]
+pub struct Acl {
+    pub referrers: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// Swift's `parse_acl` (v1 syntax): comma-separated; `.r:<host>`/`.referrer:` rules,
+/// `.rlistings`, and plain group names (`account`, `account:user`).
+pub fn parse_acl(value: Option<&str>) -> Acl {
+    let mut acl = Acl::default();
+    for item in value.unwrap_or("").split(',').map(str::trim) {
+        if item.is_empty() {
+            continue;
+        }
+        if let Some((kind, rest)) = item.split_once(':') {
+            let k = kind.trim();
+            if matches!(k, ".r" | ".ref" | ".referer" | ".referrer") {
+                let rest = rest.trim();
+                acl.referrers.push(rest.to_string());
+                continue;
+            }
+        }
+        acl.groups.push(item.to_string());
+    }
+    acl
+}
+
+/// `referrer_allowed`: `*` allows all, `-host` denies, `.domain` matches a suffix.
+pub fn referrer_allowed(referer: Option<&str>, referrers: &[String]) -> bool {
+    let host = referer
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .map(|rest| {
+            let hostport = rest.split(['/', '?']).next().unwrap_or("");
+            hostport
+                .rsplit_once('@')
+                .map(|(_, h)| h)
+                .unwrap_or(hostport)
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let mut allow = false;
+    for mhost in referrers {
+        let (neg, m) = match mhost.strip_prefix('-') {
+            Some(m) => (true, m),
+            None => (false, mhost.as_str()),
+        };
+        let m = m.to_ascii_lowercase();
+        let matched = m == "*"
+            || m == host
+            || (m.starts_with('.') && host.ends_with(&m))
+            || (m.starts_with('.') && host == m[1..]);
+        if matched {
+            allow = !neg;
+        }
+    }
+    allow
+}
+
+/// The outcome of tempauth's `authorize`.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Decision {
+    /// Allowed, as the account's owner (may see and set ACLs).
+    Owner,
+    /// Allowed by an ACL.
+    Allowed,
+    Denied,
+}
+
+pub struct AuthzRequest<'a> {
+    pub method: &'a str,
+    pub account: &'a str,
+    pub container: Option<&'a str>,
+    pub object: Option<&'a str>,
+    pub referer: Option<&'a str>,
+    /// The container's read or write ACL, whichever the method needs.
+    pub acl: Option<&'a str>,
+}
+
+pub fn authorize(auth: &TempAuth, identity: Option<&Identity>, req: &AuthzRequest<'_>) -> Decision {
+    if !req.account.starts_with(&auth.reseller_prefix) {
+        return Decision::Denied;
+    }
+    let groups: &[String] = identity.map(|i| i.groups.as_slice()).unwrap_or(&[]);
+    let dot_account = req.account[auth.reseller_prefix.len()..].starts_with('.');
+    if groups.iter().any(|g| g == ".reseller_admin")
+        && req.account != auth.reseller_prefix
+        && !dot_account
+    {
+        return Decision::Owner;
+    }
+    if groups.iter().any(|g| g == ".reseller_reader")
+        && !dot_account
+        && matches!(req.method, "GET" | "HEAD")
+    {
+        return Decision::Allowed;
+    }
+    if groups.iter().any(|g| g == req.account)
+        && (!matches!(req.method, "PUT" | "DELETE") || req.container.is_some())
+    {
+        return Decision::Owner;
+    }
+    if req.method == "OPTIONS" {
+        return Decision::Allowed;
+    }
+    let acl = parse_acl(req.acl);
+    if referrer_allowed(req.referer, &acl.referrers)
+        && (req.object.is_some() || acl.groups.iter().any(|g| g == ".rlistings"))
+    {
+        return Decision::Allowed;
+    }
+    if groups.iter().any(|g| acl.groups.contains(g)) {
+        return Decision::Allowed;
+    }
+    Decision::Denied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conf::Conf;
+    use std::path::Path;
+
+    fn tempauth() -> TempAuth {
+        let conf = Conf::parse(
+            "[filter:tempauth]\nuser_test_tester = testing .admin\nuser_test_tester3 = testing3\nuser_test2_tester2 = testing2 .admin\nuser_admin_admin = admin .admin .reseller_admin\ntoken_secret = s3cret\n",
+            Path::new("proxy.conf"),
+        )
+        .unwrap();
+        TempAuth::from_section(&conf.section("filter:tempauth")).unwrap()
+    }
+
+    fn req<'a>(
+        method: &'a str,
+        account: &'a str,
+        c: Option<&'a str>,
+        acl: Option<&'a str>,
+    ) -> AuthzRequest<'a> {
+        AuthzRequest {
+            method,
+            account,
+            container: c,
+            object: None,
+            referer: None,
+            acl,
+        }
+    }
+
+    #[test]
+    fn tokens_round_trip_and_resist_tampering() {
+        let a = tempauth();
+        let (tok, _, _) = a.login("test:tester", "testing").unwrap();
+        assert!(tok.starts_with("AUTH_tk"));
+        let id = a.validate(&tok).unwrap();
+        assert!(id.groups.contains(&"AUTH_test".to_string()));
+        assert!(a.login("test:tester", "wrong").is_none());
+        // Claiming another account in the payload breaks the signature.
+        let forged = tok.replacen(&hex::encode("test"), &hex::encode("tst2"), 1);
+        assert!(a.validate(&forged).is_none());
+        // Expired.
+        let u = a.user("test:tester").unwrap().clone();
+        assert!(a.validate(&a.sign(&u, now_secs() - 1)).is_none());
+        // A different secret (another cluster) does not validate.
+        let mut other = a.clone();
+        other.secret = b"other".to_vec();
+        assert!(other.validate(&tok).is_none());
+    }
+
+    #[test]
+    fn ownership_and_acls() {
+        let a = tempauth();
+        let owner = a.identity(a.user("test:tester").unwrap());
+        let plain = a.identity(a.user("test:tester3").unwrap());
+        let other = a.identity(a.user("test2:tester2").unwrap());
+        let reseller = a.identity(a.user("admin:admin").unwrap());
+        let r = req("GET", "AUTH_test", Some("c"), None);
+        assert_eq!(authorize(&a, Some(&owner), &r), Decision::Owner);
+        assert_eq!(authorize(&a, Some(&plain), &r), Decision::Denied);
+        assert_eq!(authorize(&a, Some(&other), &r), Decision::Denied);
+        assert_eq!(authorize(&a, Some(&reseller), &r), Decision::Owner);
+        assert_eq!(authorize(&a, None, &r), Decision::Denied);
+        let r = req("GET", "AUTH_test", Some("c"), Some("test2:tester2"));
+        assert_eq!(authorize(&a, Some(&other), &r), Decision::Allowed);
+        let r = req("GET", "AUTH_test", Some("c"), Some(".r:*"));
+        assert_eq!(
+            authorize(&a, None, &r),
+            Decision::Denied,
+            "listing needs .rlistings"
+        );
+        let r = req("GET", "AUTH_test", Some("c"), Some(".r:*,.rlistings"));
+        assert_eq!(authorize(&a, None, &r), Decision::Allowed);
+        // Owners may not PUT/DELETE the account itself.
+        let r = req("PUT", "AUTH_test", None, None);
+        assert_eq!(authorize(&a, Some(&owner), &r), Decision::Denied);
+    }
+
+    #[test]
+    fn referrers() {
+        assert!(referrer_allowed(
+            Some("http://www.example.com/x"),
+            &[".example.com".into()]
+        ));
+        assert!(!referrer_allowed(
+            Some("http://evil.com/"),
+            &[".example.com".into()]
+        ));
+        assert!(!referrer_allowed(
+            Some("http://bad.example.com/"),
+            &["*".into(), "-bad.example.com".into()]
+        ));
+    }
+}

@@ -1,0 +1,348 @@
+//! Talking to the storage nodes: node iteration with handoffs, error limiting, quorum.
+//!
+//! Every backend request goes through [`NodeIter`]: the primaries of a partition in a
+//! shuffled order (so load spreads over replicas), then handoffs in ring order, at most
+//! `request_node_count` in all, skipping nodes the [`ErrorLimiter`] has benched. A node is
+//! benched at once for `507 Insufficient Storage` and after `error_suppression_limit`
+//! errors (connection failures, timeouts, 5xx) inside `error_suppression_interval`; it
+//! comes back by itself when the interval passes, like Swift's.
+//!
+//! Writes fan out to as many nodes as there are replicas, each worker taking the next
+//! usable node from a shared iterator when its own fails; the client's answer is
+//! [`best_response`]: the highest status of the first class (2xx, 3xx, 4xx) that a quorum
+//! (`(n + 1) / 2`) of nodes agree on, else 503.
+//!
+//! The [`Transport`] decides how a request reaches a node: HTTP (pooled keep-alive
+//! connections, unlike Swift's one connection per request) or, for PACO deployments,
+//! a direct call into the object server code in this process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use rand::seq::SliceRandom;
+
+use super::ring::{Node, Ring};
+
+pub fn quorum_size(n: usize) -> usize {
+    n.div_ceil(2).max(1)
+}
+
+/// Per-node error accounting shared by all requests of the proxy.
+pub struct ErrorLimiter {
+    limit: u32,
+    interval: Duration,
+    nodes: Mutex<HashMap<String, NodeErrors>>,
+}
+
+struct NodeErrors {
+    count: u32,
+    last: Instant,
+    /// Benched until this instant.
+    until: Option<Instant>,
+}
+
+impl ErrorLimiter {
+    pub fn new(limit: u32, interval: Duration) -> Self {
+        ErrorLimiter {
+            limit,
+            interval,
+            nodes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn is_limited(&self, node: &Node) -> bool {
+        let mut m = self.nodes.lock().expect("error limiter lock");
+        let Some(e) = m.get_mut(&node.key()) else {
+            return false;
+        };
+        match e.until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                m.remove(&node.key());
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Counts one error; benches the node once it has `limit` of them in the interval.
+    pub fn error(&self, node: &Node, why: &str) {
+        let mut m = self.nodes.lock().expect("error limiter lock");
+        let now = Instant::now();
+        let e = m.entry(node.key()).or_insert(NodeErrors {
+            count: 0,
+            last: now,
+            until: None,
+        });
+        if now.duration_since(e.last) > self.interval {
+            e.count = 0;
+        }
+        e.count += 1;
+        e.last = now;
+        if e.count > self.limit && e.until.is_none() {
+            e.until = Some(now + self.interval);
+            tracing::warn!(node = %node.key(), error = why, interval = ?self.interval,
+                "node error limited");
+        } else {
+            tracing::info!(node = %node.key(), error = why, "backend error");
+        }
+    }
+
+    /// Benches a node at once (507: its disk is gone).
+    pub fn limit(&self, node: &Node, why: &str) {
+        let mut m = self.nodes.lock().expect("error limiter lock");
+        let now = Instant::now();
+        m.insert(
+            node.key(),
+            NodeErrors {
+                count: self.limit + 1,
+                last: now,
+                until: Some(now + self.interval),
+            },
+        );
+        tracing::warn!(node = %node.key(), error = why, interval = ?self.interval,
+            "node error limited");
+    }
+
+    /// Whether the node failed recently (benched or not).
+    pub fn has_errors(&self, node: &Node) -> bool {
+        let m = self.nodes.lock().expect("error limiter lock");
+        m.get(&node.key())
+            .is_some_and(|e| e.last.elapsed() <= self.interval)
+    }
+
+    pub fn success(&self, node: &Node) {
+        let mut m = self.nodes.lock().expect("error limiter lock");
+        if m.get(&node.key()).is_some_and(|e| e.until.is_none()) {
+            m.remove(&node.key());
+        }
+    }
+}
+
+/// Primaries (shuffled), then handoffs, skipping benched nodes, at most `limit` yielded.
+pub struct NodeIter {
+    primaries: std::vec::IntoIter<Node>,
+    handoffs: Option<(Arc<Ring>, usize)>,
+    handoff_list: Option<std::vec::IntoIter<Node>>,
+    remaining: usize,
+    pub primary_count: usize,
+}
+
+impl NodeIter {
+    pub fn new(ring: Arc<Ring>, part: usize, limit: usize, shuffle: bool) -> NodeIter {
+        let mut primaries = ring.part_nodes(part);
+        if shuffle {
+            primaries.shuffle(&mut rand::thread_rng());
+        }
+        let primary_count = primaries.len();
+        NodeIter {
+            primaries: primaries.into_iter(),
+            handoffs: Some((ring, part)),
+            handoff_list: None,
+            remaining: limit,
+            primary_count,
+        }
+    }
+
+    pub fn next_usable(&mut self, limiter: &ErrorLimiter) -> Option<Node> {
+        while self.remaining > 0 {
+            let node = match self.primaries.next() {
+                Some(n) => n,
+                None => {
+                    if self.handoff_list.is_none() {
+                        let (ring, part) = self.handoffs.take()?;
+                        self.handoff_list = Some(ring.more_nodes(part).into_iter());
+                    }
+                    self.handoff_list.as_mut()?.next()?
+                }
+            };
+            if limiter.is_limited(&node) {
+                continue;
+            }
+            self.remaining -= 1;
+            return Some(node);
+        }
+        None
+    }
+}
+
+/// A backend's answer with its body still unread.
+pub struct BackendResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+impl BackendResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A request body for a backend: none, bytes, or a stream.
+pub enum OutBody {
+    Empty,
+    Bytes(bytes::Bytes),
+    Stream(reqwest::Body),
+}
+
+/// How requests reach nodes. The in-process handler, when set, serves object requests
+/// for nodes listed in `local` (PACO).
+#[derive(Clone)]
+pub struct Transport {
+    pub client: reqwest::Client,
+    pub node_timeout: Duration,
+    pub in_process: Option<super::paco::InProcess>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("timeout")]
+    Timeout,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Transport {
+    pub fn new(conn_timeout: Duration, node_timeout: Duration) -> Transport {
+        let client = reqwest::Client::builder()
+            .connect_timeout(conn_timeout)
+            .read_timeout(node_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("reqwest client");
+        Transport {
+            client,
+            node_timeout,
+            in_process: None,
+        }
+    }
+
+    /// One request to one node. `path` is already percent-encoded and starts with `/`.
+    pub async fn request(
+        &self,
+        node: &Node,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: OutBody,
+    ) -> Result<BackendResponse, BackendError> {
+        if let Some(ip) = self.in_process.as_ref().filter(|ip| ip.serves(node)) {
+            let body = match body {
+                OutBody::Empty => Body::empty(),
+                OutBody::Bytes(b) => Body::from(b),
+                OutBody::Stream(s) => Body::new(s),
+            };
+            return ip.call(node, method, path, headers, body).await;
+        }
+        let url = format!("http://{}/{}{}", node.host(), node.device, path);
+        let mut rb = self
+            .client
+            .request(method.clone(), url)
+            .headers(headers.clone());
+        rb = match body {
+            OutBody::Empty => rb,
+            OutBody::Bytes(b) => rb.body(b),
+            OutBody::Stream(s) => rb.body(s),
+        };
+        // The header phase gets node_timeout; body reads are bounded by read_timeout.
+        let resp = match tokio::time::timeout(self.node_timeout, rb.send()).await {
+            Err(_) => return Err(BackendError::Timeout),
+            Ok(Err(e)) if e.is_connect() => return Err(BackendError::Connect(e.to_string())),
+            Ok(Err(e)) if e.is_timeout() => return Err(BackendError::Timeout),
+            Ok(Err(e)) => return Err(BackendError::Other(e.to_string())),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = Body::from_stream(resp.bytes_stream());
+        Ok(BackendResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Swift's `best_response` selection: `(status, index into responses)`.
+pub fn best_status(statuses: &[u16], quorum: usize) -> Option<(u16, usize)> {
+    for hundred in [200u16, 300, 400] {
+        let members: Vec<(usize, u16)> = statuses
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, s)| *s >= hundred && *s < hundred + 100)
+            .collect();
+        if members.len() >= quorum {
+            let (idx, s) = members
+                .iter()
+                .copied()
+                .max_by_key(|(_, s)| *s)
+                .expect("non-empty");
+            return Some((s, idx));
+        }
+    }
+    None
+}
+
+pub fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+pub fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    headers.insert(HeaderName::from_static(name), header_value(value));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_matches_swift() {
+        assert_eq!(quorum_size(1), 1);
+        assert_eq!(quorum_size(2), 1);
+        assert_eq!(quorum_size(3), 2);
+        assert_eq!(quorum_size(4), 2);
+        assert_eq!(quorum_size(5), 3);
+    }
+
+    #[test]
+    fn best_status_picks_first_class_with_quorum() {
+        assert_eq!(best_status(&[201, 201, 503], 2).map(|x| x.0), Some(201));
+        assert_eq!(best_status(&[201, 404, 503], 2), None);
+        assert_eq!(best_status(&[404, 404, 201], 2).map(|x| x.0), Some(404));
+        assert_eq!(best_status(&[204, 202, 503], 2).map(|x| x.0), Some(204));
+    }
+
+    #[test]
+    fn limiter_benches_after_limit_and_on_507() {
+        let l = ErrorLimiter::new(2, Duration::from_secs(60));
+        let n = Node {
+            id: 0,
+            region: 1,
+            zone: 1,
+            ip: "127.0.0.1".into(),
+            port: 1,
+            device: "d1".into(),
+            index: None,
+        };
+        l.error(&n, "x");
+        l.error(&n, "x");
+        assert!(!l.is_limited(&n));
+        l.error(&n, "x");
+        assert!(l.is_limited(&n));
+        let mut m = n.clone();
+        m.device = "d2".into();
+        l.limit(&m, "507");
+        assert!(l.is_limited(&m));
+    }
+}

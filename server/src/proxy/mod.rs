@@ -1,0 +1,287 @@
+//! The proxy server: Swift's API v1 in front of the account, container and object servers.
+//!
+//! A request travels: [`dispatch`] (trans-id, access log, panics never reach the client)
+//! → the auth endpoints or `/info` → for `/v1/...`, token validation ([`auth`]) → the
+//! account, container or object controller ([`controllers`]), which authorizes against
+//! ownership and the container's ACLs, enforces the constraints of `swift.conf`, and talks
+//! to the storage nodes through [`backend`] (node iteration, handoffs, error limiting,
+//! quorum). Object bodies stream: a PUT is read from the client chunk by chunk and each
+//! chunk is handed to every replica's connection before the next is read, so memory per
+//! request is a few chunks whatever the object size, and a slow replica slows the upload
+//! instead of filling memory; a GET pipes one backend's body to the client.
+//!
+//! The rings live in `swift_dir` and are reloaded when their files change ([`ring`]).
+//! Storage policies are the `[storage-policy:N]` sections of `swift.conf` ([`policy`]).
+//! With `object_in_process = true`, object requests for devices this process serves
+//! itself skip HTTP ([`paco`]).
+
+pub mod auth;
+pub mod backend;
+pub mod controllers;
+pub mod listing;
+pub mod paco;
+pub mod policy;
+pub mod ring;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use ringsmith::hash::HashConfig;
+
+use crate::conf::{Conf, ConfError};
+use auth::TempAuth;
+use backend::{ErrorLimiter, Transport};
+use policy::{Constraints, Policies};
+use ring::RingSlot;
+
+/// Everything a proxy needs, built once from its config.
+pub struct Proxy {
+    pub swift_dir: PathBuf,
+    pub hash: HashConfig,
+    pub policies: Policies,
+    pub constraints: Constraints,
+    pub auth: TempAuth,
+    pub account_ring: RingSlot,
+    pub container_ring: RingSlot,
+    pub object_rings: HashMap<u32, RingSlot>,
+    pub limiter: ErrorLimiter,
+    pub transport: Transport,
+    pub account_autocreate: bool,
+    pub allow_account_management: bool,
+    /// `request_node_count` as a multiple of the replica count (Swift's `2 * replicas`).
+    pub node_count_factor: usize,
+    pub post_quorum_timeout: Duration,
+    pub client_timeout: Duration,
+    pub info_cache: Mutex<HashMap<String, (Instant, controllers::ContainerInfo)>>,
+    pub info_ttl: Duration,
+    pub trans_id_suffix: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    #[error(transparent)]
+    Ring(#[from] ring::RingError),
+    #[error(transparent)]
+    Hash(#[from] ringsmith::hash::HashConfigError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Proxy {
+    pub fn from_conf(conf: &Conf) -> Result<Proxy, StartError> {
+        let app = conf.section("app:proxy-server");
+        let swift_dir = PathBuf::from(app.str_or("swift_dir", "/etc/swift"));
+        let hash = HashConfig::load(&swift_dir)?;
+        let swift_conf = Conf::load(&swift_dir.join("swift.conf"))?;
+        let policies = Policies::from_conf(&swift_conf)?;
+        let constraints = Constraints::from_conf(&swift_conf)?;
+        let auth = TempAuth::from_section(&conf.section("filter:tempauth"))?;
+        let reload = Duration::from_secs_f64(app.parse_or("ring_check_interval", 1.0f64)?);
+        let account_ring = RingSlot::open(swift_dir.join("account.ring.gz"), reload)?;
+        let container_ring = RingSlot::open(swift_dir.join("container.ring.gz"), reload)?;
+        let mut object_rings = HashMap::new();
+        for p in &policies.list {
+            let path = swift_dir.join(format!("{}.ring.gz", Policies::ring_name(p.index)));
+            object_rings.insert(p.index, RingSlot::open(path, reload)?);
+        }
+        let secs = |k: &str, d: f64| -> Result<Duration, ConfError> {
+            Ok(Duration::from_secs_f64(app.parse_or(k, d)?.max(0.001)))
+        };
+        let mut transport = Transport::new(secs("conn_timeout", 0.5)?, secs("node_timeout", 10.0)?);
+        if app.bool_or("object_in_process", false)? {
+            let object_conf = app
+                .get("object_server_conf")
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    StartError::Other(format!(
+                        "{}: object_in_process = true needs object_server_conf = <object-server.conf>",
+                        conf.path.display()
+                    ))
+                })?;
+            transport.in_process = Some(paco::InProcess::load(&object_conf)?);
+        }
+        Ok(Proxy {
+            hash,
+            policies,
+            constraints,
+            auth,
+            account_ring,
+            container_ring,
+            object_rings,
+            limiter: ErrorLimiter::new(
+                app.parse_or("error_suppression_limit", 10u32)?,
+                secs("error_suppression_interval", 60.0)?,
+            ),
+            transport,
+            account_autocreate: app.bool_or("account_autocreate", false)?,
+            allow_account_management: app.bool_or("allow_account_management", false)?,
+            node_count_factor: 2,
+            post_quorum_timeout: secs("post_quorum_timeout", 0.5)?,
+            client_timeout: secs("client_timeout", 60.0)?,
+            info_cache: Mutex::new(HashMap::new()),
+            info_ttl: secs("recheck_container_existence", 10.0)?,
+            trans_id_suffix: app.str_or("trans_id_suffix", ""),
+            swift_dir,
+        })
+    }
+
+    pub fn new_trans_id(&self) -> String {
+        use rand::Rng;
+        let r: u128 = rand::thread_rng().gen();
+        format!(
+            "tx{:021x}-{:010x}{}",
+            r & ((1u128 << 84) - 1),
+            auth::now_secs(),
+            self.trans_id_suffix
+        )
+    }
+
+    pub fn router(self: Arc<Self>) -> axum::Router {
+        axum::Router::new().fallback(dispatch).with_state(self)
+    }
+}
+
+/// The single entry point: every request, whatever its path or method.
+async fn dispatch(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
+    let started = Instant::now();
+    let trans_id = req
+        .headers()
+        .get("x-trans-id-extra")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(|extra| format!("{}-{}", proxy.new_trans_id(), extra))
+        .unwrap_or_else(|| proxy.new_trans_id());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let handled = std::panic::AssertUnwindSafe(controllers::handle(&proxy, req, &trans_id));
+    let mut resp = match futures_util::FutureExt::catch_unwind(handled).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!(trans_id = %trans_id, method = %method, path = %path,
+                "handler panicked; answering 500");
+            status_text(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    };
+    let h = resp.headers_mut();
+    backend::set(h, "x-trans-id", &trans_id);
+    backend::set(h, "x-openstack-request-id", &trans_id);
+    tracing::info!(
+        target: "proxy.access",
+        method = %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        trans_id = %trans_id,
+    );
+    resp
+}
+
+/// A plain-text response, as swob's default bodies.
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    let body: String = body.into();
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    backend::set(r.headers_mut(), "content-type", "text/plain; charset=UTF-8");
+    r
+}
+
+pub fn empty(status: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// Swift's standard body for a bare status ("<html><h1>Not Found</h1>..." is swob's; a
+/// short text line is friendlier for operators and clients alike).
+pub fn status_text(status: StatusCode) -> Response {
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return empty(status);
+    }
+    text(
+        status,
+        format!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
+    )
+}
+
+pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Runs the proxy until SIGTERM/SIGINT: stop accepting, finish in-flight requests
+/// (bounded), exit.
+pub fn run(conf_path: &Path) -> Result<(), StartError> {
+    let conf = Conf::load(conf_path)?;
+    let defaults = conf.section("app:proxy-server");
+    let ip = defaults.str_or("bind_ip", "127.0.0.1");
+    let port: u16 = defaults.parse_or("bind_port", 8080u16)?;
+    let workers: usize = defaults.parse_or("worker_threads", 0usize)?;
+    let drain_timeout = Duration::from_secs_f64(
+        defaults
+            .parse_or("graceful_shutdown_timeout", 30.0f64)?
+            .max(0.0),
+    );
+    let proxy = Arc::new(Proxy::from_conf(&conf)?);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if workers > 0 {
+        rt.worker_threads(workers);
+    }
+    let rt = rt
+        .build()
+        .map_err(|e| StartError::Other(format!("tokio runtime: {e}")))?;
+    rt.block_on(async move {
+        let addr: SocketAddr = format!("{ip}:{port}")
+            .parse()
+            .map_err(|e| StartError::Other(format!("bind_ip/bind_port {ip}:{port}: {e}")))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| StartError::Other(format!("cannot listen on {addr}: {e}")))?;
+        tracing::info!(%addr, swift_dir = %proxy.swift_dir.display(), "proxy server listening");
+        let app = proxy.router();
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stopping_tx.send(());
+        });
+        // In-flight requests get `graceful_shutdown_timeout` to finish; long downloads
+        // must not keep a stopping proxy alive forever.
+        let drain = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(drain_timeout).await;
+                tracing::warn!(?drain_timeout, "in-flight requests did not finish; exiting");
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            r = server => r.map_err(|e| StartError::Other(format!("server: {e}")))?,
+            _ = drain => {}
+        }
+        tracing::info!("proxy server stopped");
+        Ok(())
+    })
+}
+
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,351 @@
+//! A throwaway cluster for the proxy's integration tests: real Swift 2.38.3 account,
+//! container and object servers (from the test virtualenv) on 127.0.0.x, rings built by
+//! Swift's own `swift-ring-builder`, and Ringsmith's proxy in front, all under a temp dir.
+//!
+//! Every process started is killed when the [`Cluster`] drops, and every wait is bounded.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct StorageNode {
+    pub ip: String,
+    /// object, container, account
+    pub ports: [u16; 3],
+    pub children: Vec<Child>,
+}
+
+/// Whose storage servers run on the nodes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Storage {
+    Swift,
+    Ringsmith,
+}
+
+pub struct Cluster {
+    pub storage: Storage,
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<StorageNode>,
+    pub proxy: Option<Child>,
+    pub proxy_port: u16,
+}
+
+/// A free TCP port on `ip` (bound then released; the tiny race is acceptable in tests).
+pub fn free_port(ip: &str) -> u16 {
+    let l = TcpListener::bind((ip, 0)).expect("bind for a free port");
+    l.local_addr().unwrap().port()
+}
+
+pub fn wait_listening(addr: &str, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sa: SocketAddr = addr.parse().unwrap();
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&sa, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tail = std::fs::read_to_string(log).unwrap_or_default();
+    panic!("{what} did not start listening on {addr} within 60 s; log:\n{tail}");
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub const USERS: &str = "user_admin_admin = admin .admin .reseller_admin
+user_test_tester = testing .admin
+user_test_tester3 = testing3
+user_test2_tester2 = testing2 .admin
+";
+
+impl Cluster {
+    /// `n` storage nodes (one device each, one zone each) and 3-replica rings
+    /// (or `n` replicas when fewer nodes).
+    pub fn start(n: usize, proxy_extra: &str) -> Cluster {
+        Self::start_with(Storage::Swift, n, proxy_extra)
+    }
+
+    pub fn start_with(storage: Storage, n: usize, proxy_extra: &str) -> Cluster {
+        let venv = ringsmith::testing::swift_venv();
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::create_dir_all(dir.path().join("log")).unwrap();
+        std::fs::write(
+            etc.join("swift.conf"),
+            "[swift-hash]\nswift_hash_path_prefix = rsprefix\nswift_hash_path_suffix = rssuffix\n\n[storage-policy:0]\nname = gold\ndefault = yes\n",
+        )
+        .unwrap();
+        let mut nodes = Vec::new();
+        // Distinct loopback addresses per node, offset by pid so parallel test binaries
+        // rarely share one (ports are free-picked anyway).
+        let base = 20 + (std::process::id() % 200) as usize;
+        for i in 0..n {
+            let ip = format!("127.0.{}.{}", 1 + i, base);
+            let ports = [free_port(&ip), free_port(&ip), free_port(&ip)];
+            std::fs::create_dir_all(dir.path().join(format!("srv/node{i}/d{i}"))).unwrap();
+            nodes.push(StorageNode {
+                ip,
+                ports,
+                children: Vec::new(),
+            });
+        }
+        let replicas = n.min(3);
+        let builder = venv.join("bin/swift-ring-builder");
+        for (k, kind) in ["object", "container", "account"].iter().enumerate() {
+            let b = etc.join(format!("{kind}.builder"));
+            run_ok(Command::new(&builder).arg(&b).args([
+                "create",
+                "8",
+                &replicas.to_string(),
+                "1",
+            ]));
+            for (i, node) in nodes.iter().enumerate() {
+                run_ok(Command::new(&builder).arg(&b).args([
+                    "add",
+                    &format!("r1z{}-{}:{}/d{i}", i + 1, node.ip, node.ports[k]),
+                    "100",
+                ]));
+            }
+            run_ok(Command::new(&builder).arg(&b).arg("rebalance"));
+        }
+        let mut cluster = Cluster {
+            storage,
+            dir,
+            nodes,
+            proxy: None,
+            proxy_port: 0,
+        };
+        for i in 0..n {
+            cluster.start_node(i);
+        }
+        for i in 0..n {
+            cluster.wait_node(i);
+        }
+        cluster.start_proxy(proxy_extra);
+        cluster
+    }
+
+    pub fn etc(&self) -> PathBuf {
+        self.dir.path().join("etc")
+    }
+
+    pub fn start_node(&mut self, i: usize) {
+        let venv = ringsmith::testing::swift_venv();
+        let root = self.dir.path().to_path_buf();
+        let node = &mut self.nodes[i];
+        for (k, kind) in ["object", "container", "account"].iter().enumerate() {
+            let conf = root.join(format!("etc/{kind}-server-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "[DEFAULT]\ndevices = {root}/srv/node{i}\nmount_check = false\ndisable_fallocate = true\nbind_ip = {ip}\nbind_port = {port}\nworkers = 0\nswift_dir = {root}/etc\nlog_level = WARNING\n\n[pipeline:main]\npipeline = {kind}-server\n\n[app:{kind}-server]\nuse = egg:swift#{kind}\n\n[{kind}-replicator]\n[{kind}-updater]\n[{kind}-auditor]\n",
+                    root = root.display(),
+                    ip = node.ip,
+                    port = node.ports[k]
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(root.join(format!("log/{kind}-{i}.log"))).unwrap();
+            let mut cmd = match self.storage {
+                Storage::Swift => {
+                    let mut c = Command::new(venv.join(format!("bin/swift-{kind}-server")));
+                    c.arg(&conf).arg("-v");
+                    c
+                }
+                Storage::Ringsmith => {
+                    let mut c = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"));
+                    c.arg(kind).arg("-c").arg(&conf);
+                    c
+                }
+            };
+            let child = cmd
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start a Swift storage server");
+            node.children.push(child);
+        }
+    }
+
+    pub fn wait_node(&self, i: usize) {
+        let node = &self.nodes[i];
+        for (k, kind) in ["object", "container", "account"].iter().enumerate() {
+            wait_listening(
+                &format!("{}:{}", node.ip, node.ports[k]),
+                &format!("Swift {kind} server {i}"),
+                &self.dir.path().join(format!("log/{kind}-{i}.log")),
+            );
+        }
+    }
+
+    /// Kills every server of storage node `i` (SIGKILL: a crash, not a shutdown).
+    pub fn kill_node(&mut self, i: usize) {
+        for c in &mut self.nodes[i].children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.nodes[i].children.clear();
+    }
+
+    /// The proxy's config; `extra` is appended verbatim (it may reopen any section; lines
+    /// before any header land in `[filter:tempauth]`).
+    pub fn proxy_conf(&self, extra: &str) -> String {
+        self.proxy_conf_on(self.proxy_port, extra)
+    }
+
+    pub fn proxy_conf_on(&self, port: u16, extra: &str) -> String {
+        format!(
+            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = tempauth proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
+            etc = self.etc().display(),
+        )
+    }
+
+    /// Another Ringsmith proxy on the same cluster (say, with other options); returns
+    /// its port. Killed with the cluster.
+    pub fn start_another_proxy(&mut self, name: &str, extra: &str) -> u16 {
+        let port = free_port("127.0.0.1");
+        let conf = self.etc().join(format!("{name}.conf"));
+        std::fs::write(&conf, self.proxy_conf_on(port, extra)).unwrap();
+        let logp = self.dir.path().join(format!("log/{name}.log"));
+        let log = std::fs::File::create(&logp).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
+            .args(["proxy", "-c"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start ringsmith-server proxy");
+        self.nodes[0].children.push(child);
+        wait_listening(&format!("127.0.0.1:{port}"), name, &logp);
+        port
+    }
+
+    pub fn start_proxy(&mut self, extra: &str) {
+        self.proxy_port = free_port("127.0.0.1");
+        let conf = self.etc().join("proxy-server.conf");
+        std::fs::write(&conf, self.proxy_conf(extra)).unwrap();
+        let logp = self.dir.path().join("log/proxy.log");
+        let log = std::fs::File::create(&logp).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
+            .args(["proxy", "-c"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start ringsmith-server proxy");
+        self.proxy = Some(child);
+        wait_listening(&format!("127.0.0.1:{}", self.proxy_port), "proxy", &logp);
+    }
+
+    /// Starts Swift's own proxy (tempauth with Fernet tokens: there is no memcached) in
+    /// front of the same storage nodes; returns its port. Killed with the cluster.
+    pub fn start_swift_proxy(&mut self) -> u16 {
+        let port = free_port("127.0.0.1");
+        let conf = self.etc().join("swift-proxy-server.conf");
+        let key: String = {
+            // 32 bytes, urlsafe base64: what Fernet wants.
+            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let raw: Vec<u8> = (0..32u32)
+                .map(|i| (i.wrapping_mul(97).wrapping_add(13)) as u8)
+                .collect();
+            let mut out = String::new();
+            for chunk in raw.chunks(3) {
+                let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32)
+                    << (8 * (3 - chunk.len()));
+                for k in 0..(chunk.len() + 1) {
+                    out.push(A[((n >> (18 - 6 * k)) & 63) as usize] as char);
+                }
+            }
+            while out.len() % 4 != 0 {
+                out.push('=');
+            }
+            out
+        };
+        std::fs::write(
+            &conf,
+            format!(
+                "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nswift_dir = {etc}\nlog_level = WARNING\n\n[pipeline:main]\npipeline = catch_errors gatekeeper proxy-logging listing_formats tempauth copy dlo proxy-logging proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n\n[filter:tempauth]\nuse = egg:swift#tempauth\nfernet_key_k1 = {key}\nactive_fernet_key_id = k1\n{USERS}\n[filter:catch_errors]\nuse = egg:swift#catch_errors\n[filter:gatekeeper]\nuse = egg:swift#gatekeeper\n[filter:proxy-logging]\nuse = egg:swift#proxy_logging\n[filter:listing_formats]\nuse = egg:swift#listing_formats\n[filter:copy]\nuse = egg:swift#copy\n[filter:dlo]\nuse = egg:swift#dlo\n",
+                etc = self.etc().display()
+            ),
+        )
+        .unwrap();
+        let logp = self.dir.path().join("log/swift-proxy.log");
+        let log = std::fs::File::create(&logp).unwrap();
+        let child = Command::new(ringsmith::testing::swift_bin("swift-proxy-server"))
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start swift-proxy-server");
+        self.nodes[0].children.push(child);
+        wait_listening(&format!("127.0.0.1:{port}"), "Swift proxy", &logp);
+        port
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.proxy_port)
+    }
+
+    pub fn proxy_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log/proxy.log")).unwrap_or_default()
+    }
+
+    /// `swift -A <auth> -U <user> -K <key> <args>` from python-swiftclient.
+    pub fn swift(&self, user: &str, key: &str, args: &[&str]) -> std::process::Output {
+        Command::new(ringsmith::testing::swift_bin("swift"))
+            .args([
+                "-A",
+                &format!("{}/auth/v1.0", self.url()),
+                "-U",
+                user,
+                "-K",
+                key,
+            ])
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run python-swiftclient")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proxy.take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        for i in 0..self.nodes.len() {
+            self.kill_node(i);
+        }
+    }
+}
+
+/// Gets a token with the auth protocol, returning (token, storage url).
+pub async fn login(base: &str, user: &str, key: &str) -> (String, String) {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/auth/v1.0"))
+        .header("x-auth-user", user)
+        .header("x-auth-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "login {user}");
+    let tok = r.headers()["x-auth-token"].to_str().unwrap().to_string();
+    let url = r.headers()["x-storage-url"].to_str().unwrap().to_string();
+    (tok, url)
+}
