@@ -118,7 +118,9 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
         .output()
         .unwrap();
     assert!(st.status.success(), "{}", text(&st));
-    assert_eq!(text(&st).matches(" up\n").count(), 10, "{}", text(&st));
+    // 3 nodes x 3 servers + the proxy, and 3 x 8 daemons + the expirer.
+    assert_eq!(text(&st).matches(" up\n").count(), 35, "{}", text(&st));
+    assert!(text(&st).contains("object-replicator"), "{}", text(&st));
 
     // A second `up` on a running cluster is refused.
     let again = ringsmith()

@@ -114,33 +114,33 @@ impl ObjectAuditor {
         for (_, dev_path) in self.conf.device_dirs() {
             for policy in &self.conf.policies.policies {
                 let objects_dir = policy.dir("objects");
-                for (part_dir, sfx, hash_dir) in walk(&dev_path.join(&objects_dir)) {
-                    let st = match OnDiskState::read_dir(&hash_dir) {
+                walk(&dev_path.join(&objects_dir), |part_dir, sfx, hash_dir| {
+                    let st = match OnDiskState::read_dir(hash_dir) {
                         Ok(s) => s,
-                        Err(_) => continue,
+                        Err(_) => return,
                     };
                     if let Some(t) = &st.tombstone {
                         if t.timestamp < reclaim {
-                            let _ = hashes::invalidate_hash(&part_dir, &sfx);
+                            let _ = hashes::invalidate_hash(part_dir, sfx);
                         }
-                        continue;
+                        return;
                     }
-                    let Some(data) = &st.data else { continue };
+                    let Some(data) = &st.data else { return };
                     let data_path = hash_dir.join(&data.name);
                     let size = std::fs::metadata(&data_path).map(|m| m.len()).unwrap_or(0);
                     if mode == Mode::ZeroByte && size != 0 {
-                        continue;
+                        return;
                     }
                     std::thread::sleep(files.delay(Instant::now(), 1));
-                    match self.audit_one(&hash_dir, &mut bytes, &mut stats) {
+                    match self.audit_one(hash_dir, &mut bytes, &mut stats) {
                         Ok(()) => stats.passes += 1,
                         Err(AuditFailure::Corrupt(reason)) => {
                             tracing::error!(target: "object-auditor", %reason, "Quarantined object");
-                            match diskfile::quarantine(&dev_path, &objects_dir, &hash_dir) {
+                            match diskfile::quarantine(&dev_path, &objects_dir, hash_dir) {
                                 Ok(dest) => {
                                     stats.quarantined += 1;
                                     tracing::warn!(to = %dest.display(), "object quarantined");
-                                    let _ = hashes::invalidate_hash(&part_dir, &sfx);
+                                    let _ = hashes::invalidate_hash(part_dir, sfx);
                                 }
                                 Err(e) => {
                                     stats.errors += 1;
@@ -153,7 +153,7 @@ impl ObjectAuditor {
                             tracing::error!(object = %hash_dir.display(), error = %e, "audit error");
                         }
                     }
-                }
+                });
             }
         }
         stats
@@ -192,9 +192,10 @@ enum AuditFailure {
     Io(String),
 }
 
-/// Every `(part_dir, suffix, hash_dir)` under an `objects[-N]` directory, sorted.
-pub fn walk(objects: &Path) -> Vec<(PathBuf, String, PathBuf)> {
-    let mut out = Vec::new();
+/// Calls `f(part_dir, suffix, hash_dir)` for every object under an `objects[-N]`
+/// directory, in sorted order. Only one directory level is listed at a time, so
+/// memory stays bounded by the largest directory, not the number of objects.
+pub fn walk(objects: &Path, mut f: impl FnMut(&Path, &str, &Path)) {
     let list = |p: &Path| -> Vec<(String, PathBuf)> {
         let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(p)
             .map(|rd| {
@@ -216,11 +217,10 @@ pub fn walk(objects: &Path) -> Vec<(PathBuf, String, PathBuf)> {
                 continue;
             }
             for (_, hdir) in list(&sdir) {
-                out.push((part_dir.clone(), sfx.clone(), hdir));
+                f(&part_dir, &sfx, &hdir);
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

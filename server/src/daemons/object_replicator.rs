@@ -202,10 +202,15 @@ impl ObjectReplicator {
                     .collect();
                 parts.sort();
                 for (part, part_dir) in parts {
+                    // Take the permit before spawning and reap finished jobs as we go, so
+                    // a device with 2^18 partitions never has more than `concurrency`
+                    // tasks in memory.
+                    let permit = sem.clone().acquire_owned().await.expect("semaphore never closed");
+                    while jobs.try_join_next().is_some() {}
                     let me = self.clone();
-                    let (ring, policy, dev, sem) = (ring.clone(), policy.clone(), dev.clone(), sem.clone());
+                    let (ring, policy, dev) = (ring.clone(), policy.clone(), dev.clone());
                     jobs.spawn(async move {
-                        let _permit = sem.acquire_owned().await;
+                        let _permit = permit;
                         me.replicate_partition(&ring, &policy, &dev, part, &part_dir).await;
                     });
                 }
