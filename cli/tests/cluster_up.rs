@@ -172,7 +172,7 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
         .iter()
         .map(|p| p["pid"].as_u64().unwrap())
         .collect();
-    assert_eq!(pids.len(), 10);
+    assert_eq!(pids.len(), 35, "servers, proxy and daemons");
     let down = ringsmith()
         .args(["cluster", "down", "--dir"])
         .arg(&dir)
@@ -180,7 +180,7 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
         .unwrap();
     assert!(down.status.success(), "{}", text(&down));
     assert!(
-        text(&down).contains("Stopped 10 processes"),
+        text(&down).contains("Stopped 35 processes"),
         "{}",
         text(&down)
     );

@@ -160,7 +160,7 @@ impl ObjectAuditor {
     }
 
     fn audit_one(&self, hash_dir: &Path, bytes: &mut RateLimiter, stats: &mut AuditStats) -> Result<(), AuditFailure> {
-        let o = match diskfile::open(hash_dir) {
+        let o = match diskfile::open(hash_dir, None) {
             Ok(Lookup::Found(o)) => o,
             // Raced with a delete or replication: nothing to audit.
             Ok(_) => return Ok(()),
