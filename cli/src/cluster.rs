@@ -479,7 +479,9 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         auth_url: auth_url.clone(),
     };
     for (kind, conf, addr) in &to_start {
-        record.procs.push(spawn_proc(&server_bin, &dir, kind, conf, addr)?);
+        record
+            .procs
+            .push(spawn_proc(&server_bin, &dir, kind, conf, addr)?);
         write_cluster(&dir, &record)?;
     }
 
@@ -528,7 +530,9 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
             for daemon in daemons {
                 let server = daemon.split('-').next().unwrap_or("object");
                 let conf = node_etc.join(format!("{server}-server.conf"));
-                record.procs.push(spawn_proc(&server_bin, &dir, daemon, &conf, "")?);
+                record
+                    .procs
+                    .push(spawn_proc(&server_bin, &dir, daemon, &conf, "")?);
                 write_cluster(&dir, &record)?;
             }
         }
@@ -563,7 +567,13 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
 }
 
 /// Starts `ringsmith-server <kind> -c <conf>` with its output in `DIR/log/`.
-fn spawn_proc(server_bin: &Path, dir: &Path, kind: &str, conf: &Path, addr: &str) -> Result<Proc, String> {
+fn spawn_proc(
+    server_bin: &Path,
+    dir: &Path,
+    kind: &str,
+    conf: &Path,
+    addr: &str,
+) -> Result<Proc, String> {
     let stem = conf
         .parent()
         .and_then(|p| p.file_name())
@@ -572,8 +582,8 @@ fn spawn_proc(server_bin: &Path, dir: &Path, kind: &str, conf: &Path, addr: &str
         .map(|n| format!("{n}-"))
         .unwrap_or_default();
     let log = dir.join(format!("log/{stem}{kind}.log"));
-    let logf = std::fs::File::create(&log)
-        .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let logf =
+        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let mut cmd = Command::new(server_bin);
     cmd.arg(kind)
         .arg("-c")
