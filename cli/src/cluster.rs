@@ -174,7 +174,7 @@ fn is_ours(p: &Proc) -> bool {
     let conf = p.conf.to_string_lossy();
     args.iter().any(|a| a.ends_with("ringsmith-server"))
         && args.iter().any(|a| *a == conf)
-        && args.iter().any(|a| *a == p.kind)
+        && args.contains(&p.kind)
         && !is_zombie(p.pid)
 }
 
