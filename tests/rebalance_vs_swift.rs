@@ -273,3 +273,85 @@ print(json.dumps(out))
     }
     assert!(compared > 500, "compared only {compared} values");
 }
+
+/// Ringsmith rebalances a builder Swift built (fractional replicas, a device pending
+/// removal, a zero-weight device), and Swift accepts the result: it loads, validates, and
+/// rebalances it again.
+#[test]
+fn rebalances_a_swift_builder_and_swift_accepts_the_result() {
+    use ringsmith::builder::{RebalanceOptions, RingBuilder};
+
+    let dir = tempfile::tempdir().unwrap();
+    let swift_file = dir.path().join("swift.builder");
+    let ours_file = dir.path().join("ours.builder");
+    let venv = ringsmith::testing::swift_venv();
+    let python = |program: &str| {
+        let out = Command::new(venv.join("bin/python"))
+            .arg("-c")
+            .arg(program)
+            .arg(&swift_file)
+            .arg(&ours_file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    python(
+        r#"
+import sys
+from swift.common.ring.builder import RingBuilder
+rb = RingBuilder(8, 2.5, 1)
+for z in range(1, 4):
+    for s in range(1, 3):
+        for d in range(2):
+            rb.add_dev({'region': 1, 'zone': z, 'ip': '10.0.%d.%d' % (z, s), 'port': 6200,
+                        'device': 'sd%d' % d, 'weight': 100.0 + 50 * d})
+rb.rebalance(seed=3)
+rb.remove_dev(2)
+rb.set_dev_weight(5, 0)
+rb.add_dev({'region': 1, 'zone': 4, 'ip': '10.0.4.1', 'port': 6200, 'device': 'sda',
+            'weight': 200.0})
+rb.pretend_min_part_hours_passed()
+rb.save(sys.argv[1])
+"#,
+    );
+    let mut rb = RingBuilder::load(&swift_file).unwrap();
+    let out = rb
+        .rebalance(&RebalanceOptions {
+            seed: Some(5),
+            now_secs: None,
+        })
+        .unwrap();
+    assert_eq!(out.removed_devs, 1);
+    rb.validate(false).unwrap();
+    assert!(rb.dev(2).is_none());
+    // A device holds at most one replica of a partition, so one rebalance drains it.
+    assert_eq!(
+        rb.dev(5).unwrap().parts,
+        0,
+        "the zero-weight device is drained"
+    );
+    rb.save(&ours_file).unwrap();
+    let report = python(
+        r#"
+import sys
+from swift.common.ring.builder import RingBuilder
+rb = RingBuilder.load(sys.argv[2])
+rb.validate()
+print(rb.get_balance(), len(rb._replica2part2dev[2]))
+rb.pretend_min_part_hours_passed()
+rb.rebalance(seed=1)
+rb.validate()
+print('ok')
+"#,
+    );
+    assert!(report.trim_end().ends_with("ok"), "{report}");
+    assert!(
+        report.contains(" 128"),
+        "Swift sees the 2.5-replica table: {report}"
+    );
+}

@@ -6,8 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cluster;
+mod completions;
 mod get_nodes;
 mod recon;
+mod ring;
+mod ring_diff;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +31,14 @@ enum Command {
     Recon(recon::Args),
     /// Run a whole cluster on this machine: `cluster up`, `cluster status`, `cluster down`.
     Cluster(cluster::Args),
+    /// Build and inspect rings: a drop-in swift-ring-builder.
+    Ring(ring::Args),
+    /// What moved between two rings or builders, per device and tier.
+    RingDiff(ring_diff::Args),
+    /// Print shell completions for ringsmith.
+    Completions(completions::CompletionsArgs),
+    /// Print the ringsmith man page (or write one per subcommand with --dir).
+    Man(completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +47,9 @@ fn main() -> ExitCode {
         Command::GetNodes(args) => get_nodes::run(args),
         Command::Recon(args) => recon::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Ring(args) => ring::run(args),
+        Command::RingDiff(args) => ring_diff::run(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     }
 }

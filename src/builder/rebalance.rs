@@ -326,7 +326,7 @@ impl RingBuilder {
 
     /// Age `last_part_moves` by the whole hours since the last epoch (Swift's rule: the
     /// epoch only advances when at least an hour has passed).
-    fn update_last_part_moves(&mut self, now: u64) {
+    pub fn update_last_part_moves(&mut self, now: u64) {
         let parts = self.parts();
         if self.last_part_moves.len() != parts {
             self.last_part_moves.resize(parts, 0xff);

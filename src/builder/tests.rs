@@ -799,6 +799,123 @@ fn multiple_replicas_in_zone_with_single_device() {
     assert_eq!(rb.dispersion, Some(20.0));
 }
 
+#[test]
+fn rebalance_dispersion_one_replica_per_partition_per_rebalance() {
+    // Swift's TestRingBuilderDispersion.test_rebalance_dispersion: 6 replicas on one zone,
+    // then two more zones; with min_part_hours 0 each rebalance moves one replica of every
+    // partition, and dispersion falls 50 -> 33.3 -> 16.7 -> 0.
+    let mut rb = RingBuilder::new(8, 6.0, 0).unwrap();
+    let mut next = 0u32;
+    for _ in 0..6 {
+        add(&mut rb, next, 0, 0, "127.0.0.1", &format!("sd{next}"), 1.0);
+        next += 1;
+    }
+    rb.rebalance(&seeded(1)).unwrap();
+    assert_eq!(rb.dispersion, Some(0.0));
+    for z in 1..3 {
+        for _ in 0..6 {
+            add(&mut rb, next, 0, z, "127.0.1.1", &format!("sd{next}"), 1.0);
+            next += 1;
+        }
+    }
+    let steps = [
+        (50.0, [1280, 128, 128]),
+        (33.333333333333336, [1024, 256, 256]),
+        (16.666666666666668, [768, 384, 384]),
+        (0.0, [512, 512, 512]),
+    ];
+    for (round, (dispersion, zones)) in steps.into_iter().enumerate() {
+        let out = rb.rebalance(&seeded(round as u64)).unwrap();
+        assert_eq!(
+            out.changed_parts, 256,
+            "one replica of every partition moves"
+        );
+        assert_eq!(rb.dispersion, Some(dispersion), "round {round}");
+        let counts = counts_by(&rb, |d| d.dev.zone);
+        for (z, want) in zones.iter().enumerate() {
+            assert!(
+                counts[&(z as u32)].abs_diff(*want) <= 3,
+                "round {round}: {counts:?}"
+            );
+        }
+        let only_zones: &dyn Fn(&str) -> bool = &|n: &str| n.starts_with("r0z") && !n.contains('-');
+        let report = rb.dispersion_report(Some(only_zones), true);
+        let placed: Vec<u64> = report.graph.iter().map(|r| r.placed_parts).collect();
+        assert_eq!(placed, (0..3).map(|z| counts[&z]).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn doubling_replicas_respects_weight() {
+    // Swift's test_add_replicas_then_rebalance_respects_weight.
+    let mut rb = RingBuilder::new(8, 3.0, 1).unwrap();
+    let mut id = 0;
+    for zone in 0..3u32 {
+        for w in [3.0, 3.0, 1.0, 1.0] {
+            add(
+                &mut rb,
+                id,
+                0,
+                zone,
+                &format!("127.0.{zone}.{id}"),
+                "sda",
+                w,
+            );
+            id += 1;
+        }
+    }
+    rb.rebalance(&seeded(1)).unwrap();
+    let by_weight = |rb: &RingBuilder| -> Vec<u64> { rb.iter_devs().map(|d| d.parts).collect() };
+    assert_eq!(by_weight(&rb), [96, 96, 32, 32].repeat(3));
+    rb.set_replicas(6.0).unwrap();
+    rb.rebalance(&seeded(1)).unwrap();
+    assert_eq!(by_weight(&rb), [192, 192, 64, 64].repeat(3));
+    rb.validate(false).unwrap();
+}
+
+#[test]
+fn min_part_hours_zero_still_moves_one_replica_per_rebalance() {
+    // Swift's test_min_part_hours_zero_will_move_one_replica.
+    let mut rb = RingBuilder::new(8, 3.0, 0).unwrap();
+    add(&mut rb, 0, 0, 0, "127.0.0.1", "sda1", 0.5);
+    add(&mut rb, 1, 0, 1, "127.0.0.1", "sdb1", 0.5);
+    add(&mut rb, 5, 0, 0, "127.0.0.1", "sda1", 0.5);
+    add(&mut rb, 6, 0, 1, "127.0.0.1", "sdb1", 0.5);
+    rb.rebalance(&seeded(1)).unwrap();
+    rb.validate(false).unwrap();
+    add(&mut rb, 2, 0, 2, "127.0.0.1", "sdd1", 1.0);
+    add(&mut rb, 3, 0, 3, "127.0.0.1", "sde1", 1.0);
+    add(&mut rb, 4, 0, 4, "127.0.0.1", "sdf1", 1.0);
+    rb.rebalance(&seeded(3)).unwrap();
+    rb.validate(false).unwrap();
+    assert_eq!(rb.dispersion, Some(0.0));
+    assert!(
+        (rb.get_balance() - 66.66).abs() < 0.5,
+        "{}",
+        rb.get_balance()
+    );
+    let zones = counts_by(&rb, |d| d.dev.zone);
+    assert_eq!((zones[&0], zones[&1]), (256, 256));
+    let mut new_zones: Vec<u64> = (2..5).map(|z| zones[&z]).collect();
+    new_zones.sort();
+    assert_eq!(new_zones, [85, 85, 86]);
+    let table = rb.replica2part2dev.clone().unwrap();
+    for p in 0..rb.parts() {
+        let mut z: Vec<u32> = table
+            .iter()
+            .map(|row| rb.dev(row[p]).unwrap().dev.zone)
+            .collect();
+        z.sort();
+        assert_eq!(&z[..2], &[0, 1], "part {p}: exactly one replica moved");
+    }
+    rb.rebalance(&seeded(3)).unwrap();
+    assert_eq!(rb.dispersion, Some(0.0));
+    assert!(rb.get_balance() < 0.5, "{}", rb.get_balance());
+    for (zone, count) in counts_by(&rb, |d| d.dev.zone) {
+        assert!((count as f64 - 153.5).abs() <= 1.0, "zone {zone}: {count}");
+    }
+}
+
 // ---- regression cases for Swift's stuck rebalances ----
 
 #[test]
@@ -838,8 +955,10 @@ fn balance_and_dispersion_do_not_fight() {
     assert!(!first.finished);
     let required = rb.get_required_overload().unwrap();
     assert!(
-        first.unmet.iter().any(|u| u.contains("worst tier r0z0")
-            && u.contains(&format!("{required:.6}"))),
+        first
+            .unmet
+            .iter()
+            .any(|u| u.contains("worst tier r0z0") && u.contains(&format!("{required:.6}"))),
         "{:?}",
         first.unmet
     );
