@@ -615,7 +615,7 @@ fn status(dir: &Path) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(3));
     };
     println!("Auth URL: {}", c.auth_url);
-    println!("{:<10} {:>8}  {:<22} {}", "KIND", "PID", "ADDRESS", "STATE");
+    println!("{:<10} {:>8}  {:<22} STATE", "KIND", "PID", "ADDRESS");
     let mut all_up = true;
     for p in &c.procs {
         let state = match (is_ours(p), answers(&p.addr)) {

@@ -189,7 +189,9 @@ async fn auth_isolation_acls_and_bad_requests() {
     // Bad and oversized requests: 4xx, never a crash.
     let long_name = "o".repeat(1025);
     let meta_val = "v".repeat(257);
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, StatusCode)> = vec![
+    // (method, url, headers, expected status)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, StatusCode);
+    let cases: Vec<Case> = vec![
         (
             "PUT",
             format!("{url}/private/{long_name}"),
