@@ -13,8 +13,8 @@ Run it with any Python 3; Swift's side runs in the reference virtualenv
 (~/.cache/ringsmith/swift-venv, or $RINGSMITH_SWIFT_VENV). Ours is the example binary
 `rebalance_scenario` (built with `cargo build --release --example rebalance_scenario` when
 --ours is not given). The table prints per round: final balance, final dispersion,
-partition-replicas moved (sum over the round's rebalances), rebalances, time; then the
-speed ratio Swift/Ringsmith.
+partition-replicas moved (sum over the round's rebalances), rebalances, and the wall and
+CPU time of the round's first rebalance with the ratio Swift/Ringsmith.
 """
 import json
 import os
@@ -65,14 +65,17 @@ def step(r, n):
     old = [list(row) for row in rb._replica2part2dev] if (
         fractional and rb._replica2part2dev) else None
     t = time.perf_counter()
+    c = time.process_time()
     moved, balance, removed = rb.rebalance(seed=seed)
     secs = time.perf_counter() - t
+    cpu = time.process_time() - c
     dispersion = rb.dispersion
     if fractional:
         moved = true_changed(old, rb._replica2part2dev)
         dispersion = true_dispersion()
     rb.pretend_min_part_hours_passed()
-    print(json.dumps({'round': r, 'rebalance': n, 'seconds': secs, 'moved': moved,
+    print(json.dumps({'round': r, 'rebalance': n, 'seconds': secs, 'cpu_seconds': cpu,
+                      'moved': moved,
                       'balance': balance, 'dispersion': dispersion,
                       'removed': removed}), flush=True)
     return moved, balance, removed
@@ -133,6 +136,7 @@ def per_round(steps):
         r['balance'] = s['balance']
         r['dispersion'] = s['dispersion'] or 0.0
         r['first_seconds'] = r.get('first_seconds', s['seconds'])
+        r['first_cpu'] = r.get('first_cpu', s.get('cpu_seconds', s['seconds']))
     return rounds
 
 
@@ -166,17 +170,21 @@ def main(argv):
         if as_json:
             continue
         print('\n%s  (wall %.1fs)' % (os.path.basename(path), time.perf_counter() - t0))
-        print('%5s | %10s %10s | %9s %9s | %8s %8s | %4s %4s | %9s %9s %8s' % (
+        print('%5s | %10s %10s | %9s %9s | %8s %8s | %4s %4s | %9s %9s %7s | %9s %9s %7s' % (
             'round', 'bal swift', 'bal ours', 'disp sw', 'disp ours', 'moved sw',
-            'moved us', 'n sw', 'n us', 'first sw', 'first us', 'ratio'))
+            'moved us', 'n sw', 'n us', 'wall sw', 'wall us', 'ratio', 'cpu sw',
+            'cpu us', 'ratio'))
         for r in sorted(swift):
             s, o = swift[r], ours_rounds.get(r, {})
             ratio = s['first_seconds'] / max(o.get('first_seconds', 0), 1e-9)
-            print('%5d | %10.4f %10.4f | %9.4f %9.4f | %8d %8d | %4d %4d | %8.3fs %8.4fs %7.0fx' % (
-                r, s['balance'], o.get('balance', float('nan')), s['dispersion'],
-                o.get('dispersion', float('nan')), s['moved'], o.get('moved', -1),
-                s['rebalances'], o.get('rebalances', 0), s['first_seconds'],
-                o.get('first_seconds', float('nan')), ratio))
+            cratio = s['first_cpu'] / max(o.get('first_cpu', 0), 1e-9)
+            print('%5d | %10.4f %10.4f | %9.4f %9.4f | %8d %8d | %4d %4d | %8.3fs %8.4fs %6.0fx'
+                  ' | %8.3fs %8.4fs %6.0fx' % (
+                      r, s['balance'], o.get('balance', float('nan')), s['dispersion'],
+                      o.get('dispersion', float('nan')), s['moved'], o.get('moved', -1),
+                      s['rebalances'], o.get('rebalances', 0), s['first_seconds'],
+                      o.get('first_seconds', float('nan')), ratio, s['first_cpu'],
+                      o.get('first_cpu', float('nan')), cratio))
     if as_json:
         print(json.dumps([{'scenario': p, 'swift': s, 'ours': o} for p, s, o in results],
                          indent=1))

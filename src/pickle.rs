@@ -184,6 +184,22 @@ impl Value {
         }
     }
 
+    /// A non-negative `int` that fits `u64` (however it was pickled).
+    pub fn as_u64(&self) -> Option<u64> {
+        as_u64(self.deref_shared())
+    }
+
+    /// A `u64` as Python pickles it: beyond `i64` it needs the long form.
+    pub fn from_u64(v: u64) -> Value {
+        if v <= i64::MAX as u64 {
+            Value::Int(v as i64)
+        } else {
+            let mut b = v.to_le_bytes().to_vec();
+            b.push(0);
+            Value::BigInt(b)
+        }
+    }
+
     /// A number: `int` or `float`.
     pub fn as_f64(&self) -> Option<f64> {
         match self.deref_shared() {
@@ -706,6 +722,38 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// APPENDS of ints onto a compact int list, straight from the stack: the bulk of every
+    /// builder (a million table entries per replica). False when the general path applies.
+    fn append_ints_in_place(&mut self) -> Result<bool, PickleError> {
+        let Some(&mark) = self.marks.last() else {
+            return Ok(false);
+        };
+        let floor = if self.marks.len() >= 2 {
+            self.marks[self.marks.len() - 2]
+        } else {
+            0
+        };
+        if mark == 0 || mark <= floor {
+            return Ok(false);
+        }
+        let Item::N(l) = self.stack[mark - 1] else {
+            return Ok(false);
+        };
+        let Node::Ints(list) = &mut self.arena[l] else {
+            return Ok(false);
+        };
+        let items = &self.stack[mark..];
+        if !items.iter().all(|it| matches!(it, Item::V(Value::Int(_)))) {
+            return Ok(false);
+        }
+        list.extend(self.stack.drain(mark..).map(|it| match it {
+            Item::V(Value::Int(i)) => i,
+            _ => 0, // unreachable: checked above
+        }));
+        self.marks.pop();
+        Ok(true)
+    }
+
     /// A new list from items (protocol 0/1 `LIST`), compact when they are all ints.
     fn push_list(&mut self, items: Vec<Item>) -> Result<(), PickleError> {
         self.push_node(Node::Ints(Vec::new()));
@@ -808,12 +856,35 @@ impl<'a> Reader<'a> {
                     }
                 }
                 if let Some(Value::Bytes(b)) = self.scalar(items) {
-                    // array.array('B', b'...') (how some writers pickle byte arrays).
-                    if tc == 'B' {
-                        let out = b.iter().map(|&x| x as u64).collect();
-                        self.push_node(Node::Array(tc, out));
-                        return Ok(());
-                    }
+                    // Python 2 pickled an array as (typecode, its machine bytes): x86 and
+                    // every platform Swift ran on is little-endian, with C long 8 bytes.
+                    let (width, signed) = match tc {
+                        'B' => (1, false),
+                        'b' => (1, true),
+                        'H' => (2, false),
+                        'h' => (2, true),
+                        'I' => (4, false),
+                        'i' => (4, true),
+                        'L' | 'Q' => (8, false),
+                        _ => (8, true),
+                    };
+                    let code = match (width, signed) {
+                        (1, false) => 0,
+                        (1, true) => 1,
+                        (2, false) => 2,
+                        (2, true) => 4,
+                        (4, false) => 6,
+                        (4, true) => 8,
+                        (_, false) => 10,
+                        (_, true) => 12,
+                    };
+                    let Some(out) = decode_machine_format(code, b) else {
+                        return Err(self.err(format!(
+                            "array('{tc}') bytes are not whole items, or hold a negative one"
+                        )));
+                    };
+                    self.push_node(Node::Array(tc, out));
+                    return Ok(());
                 }
                 Err(self.err("array.array items are not a list"))
             }
@@ -1110,9 +1181,11 @@ impl<'a> Reader<'a> {
                     self.append(l, vec![v])?;
                 }
                 APPENDS => {
-                    let items = self.pop_mark()?;
-                    let l = self.top_node()?;
-                    self.append(l, items)?;
+                    if !self.append_ints_in_place()? {
+                        let items = self.pop_mark()?;
+                        let l = self.top_node()?;
+                        self.append(l, items)?;
+                    }
                 }
                 SETITEM => {
                     let v = self.pop()?;
@@ -1315,23 +1388,27 @@ fn parse_decimal(s: &str) -> Option<Value> {
         Some(d) => (true, d),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 10_000 {
+    // Python 3.11 refuses to convert more than 4300 digits; so does Ringsmith.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 4300 {
         return None;
     }
-    // Magnitude as little-endian base-256 digits.
-    let mut mag: Vec<u8> = vec![0];
-    for d in digits.bytes() {
-        let mut carry = (d - b'0') as u32;
-        for byte in mag.iter_mut() {
-            let x = *byte as u32 * 10 + carry;
-            *byte = x as u8;
-            carry = x >> 8;
+    // Magnitude in little-endian 64-bit limbs, taking 18 digits per multiply.
+    let mut limbs: Vec<u64> = vec![0];
+    for chunk in digits.as_bytes().chunks(18) {
+        let scale = 10u128.pow(chunk.len() as u32);
+        let mut carry: u128 = chunk
+            .iter()
+            .fold(0u128, |acc, d| acc * 10 + (d - b'0') as u128);
+        for limb in limbs.iter_mut() {
+            let x = *limb as u128 * scale + carry;
+            *limb = x as u64;
+            carry = x >> 64;
         }
-        while carry > 0 {
-            mag.push(carry as u8);
-            carry >>= 8;
+        if carry > 0 {
+            limbs.push(carry as u64);
         }
     }
+    let mut mag: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
     mag.push(0); // room for the sign bit
     if neg {
         // two's complement: invert and add one

@@ -391,3 +391,155 @@ fn from_ring_matches_swift_write_builder() {
         assert_eq!(expected[&d.dev.id], d.parts);
     }
 }
+
+/// Loads each builder with Swift, validates it, then lets Swift rebalance it (seeded) and
+/// validate again; reports what it saw.
+const SWIFT_VALIDATES_AND_REBALANCES: &str = r#"
+import json, sys
+from swift.common.ring import RingBuilder
+res = {}
+for p in sys.argv[1:]:
+    b = RingBuilder.load(p)
+    b.validate()
+    r = {'devs': len([d for d in b.devs if d]), 'removing': len(b._remove_devs),
+         'version': b.version, 'balance': b.get_balance()}
+    b.pretend_min_part_hours_passed()
+    b.rebalance(seed=5)
+    b.validate()
+    r['balance_after_swift'] = b.get_balance()
+    res[p] = r
+print(json.dumps(res))
+"#;
+
+#[test]
+fn ringsmith_rebalances_swift_builders_and_swift_accepts_the_result() {
+    use ringsmith::builder::RebalanceOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let mut ours = Vec::new();
+    for (name, path) in fixtures() {
+        let mut b = RingBuilder::load(&path).unwrap();
+        if b.next_part_power.is_some() {
+            // Mid partition-power increase: Swift itself refuses to rebalance.
+            continue;
+        }
+        b.pretend_min_part_hours_passed();
+        let outcome = b
+            .rebalance(&RebalanceOptions {
+                seed: Some(1),
+                now_secs: Some(1_800_000_000),
+            })
+            .unwrap_or_else(|e| panic!("{name}: Ringsmith cannot rebalance Swift's builder: {e}"));
+        b.validate(false)
+            .unwrap_or_else(|e| panic!("{name}: invalid after rebalance: {e}"));
+        assert!(b.remove_devs.is_empty(), "{name}: {outcome:?}");
+        let out = dir.path().join(format!("{name}.builder"));
+        b.save(&out).unwrap();
+        ours.push((name, out, b));
+    }
+    assert!(ours.len() >= 10);
+    let paths: Vec<&Path> = ours.iter().map(|(_, p, _)| p.as_path()).collect();
+    let res = python(SWIFT_VALIDATES_AND_REBALANCES, &paths);
+    for (name, path, b) in &ours {
+        let r = &res[path.to_str().unwrap()];
+        assert_eq!(r["removing"], 0, "{name}: {r}");
+        assert_eq!(r["version"], b.version, "{name}: {r}");
+        assert_eq!(r["devs"], b.iter_devs().count(), "{name}: {r}");
+        let swift_balance = r["balance"].as_f64().unwrap();
+        assert!(
+            (swift_balance - b.get_balance()).abs() < 1e-6,
+            "{name}: Swift sees balance {swift_balance}, Ringsmith {}",
+            b.get_balance()
+        );
+    }
+}
+
+#[test]
+fn a_builder_made_by_ringsmith_works_in_swift() {
+    use ringsmith::builder::{NewDevice, RebalanceOptions};
+    let mut b = RingBuilder::new(8, 3.0, 1).unwrap();
+    for i in 0..6u32 {
+        b.add_dev(NewDevice {
+            region: 1,
+            zone: 1 + i % 3,
+            ip: format!("127.0.0.{}", 1 + i % 3),
+            port: 6200 + i / 3,
+            device: format!("sd{}", ["a", "b"][(i / 3) as usize]),
+            weight: 100.0,
+            meta: format!("disk {i}"),
+            ..NewDevice::default()
+        })
+        .unwrap();
+    }
+    let opts = RebalanceOptions {
+        seed: Some(7),
+        now_secs: Some(1_800_000_000),
+    };
+    b.rebalance(&opts).unwrap();
+    // A device added since the rebalance, and one marked for removal.
+    b.add_dev(NewDevice {
+        region: 1,
+        zone: 1,
+        ip: "127.0.0.4".into(),
+        port: 6200,
+        device: "sdc".into(),
+        weight: 50.0,
+        ..NewDevice::default()
+    })
+    .unwrap();
+    b.remove_dev(2).unwrap();
+    assert!(b.ensure_id());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("object.builder");
+    let backup = b.save_with_backup(&path, 1_800_000_000).unwrap();
+    assert!(backup.ends_with("backups/1800000000.object.builder"));
+
+    let show = Command::new(swift_bin("swift-ring-builder"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(show.status.success(), "{text}");
+    assert!(text.contains("7 devices"), "{text}");
+    assert!(text.contains("disk 5"), "{text}");
+    let del: Vec<&str> = text.lines().filter(|l| l.contains(" DEL")).collect();
+    assert_eq!(del.len(), 1, "{text}");
+    assert!(del[0].trim_start().starts_with('2'), "{text}");
+
+    let check = r#"
+import json, sys
+from swift.common.ring import RingBuilder
+b = RingBuilder.load(sys.argv[1])
+print(json.dumps({'id': b.id, 'removing': [d['id'] for d in b._remove_devs],
+                  'same_object': all(any(r is d for d in b.devs) for r in b._remove_devs),
+                  'new_dev_keys': sorted(b.devs[6])}))
+"#;
+    let r = python(check, &[&path]);
+    assert_eq!(r["id"], b.id.clone().unwrap());
+    assert_eq!(r["removing"], serde_json::json!([2]));
+    assert_eq!(r["same_object"], true);
+    // Like a device Swift's add_dev made after a rebalance: no parts_wanted yet.
+    assert!(!r["new_dev_keys"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("parts_wanted")));
+
+    for args in [
+        &["pretend_min_part_hours_passed"][..],
+        &["rebalance", "--seed", "2"],
+    ] {
+        let out = Command::new(swift_bin("swift-ring-builder"))
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let after = RingBuilder::load(&path).unwrap();
+    assert!(after.dev(2).is_none());
+    assert!(after.dev(6).unwrap().parts > 0);
+    after.validate(false).unwrap();
+}

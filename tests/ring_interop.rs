@@ -210,7 +210,7 @@ fn random_paths(n: usize, seed: u64) -> Vec<(String, Option<String>, Option<Stri
         'a', 'b', 'c', 'x', 'Y', 'Z', '0', '7', '_', '-', '.', ' ', '%', 'é', 'ü', '中', '😀', '~',
     ];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut name = |rng: &mut ChaCha8Rng, slash: bool| -> String {
+    let name = |rng: &mut ChaCha8Rng, slash: bool| -> String {
         let len = if rng.gen_bool(0.05) {
             rng.gen_range(60..300)
         } else {

@@ -2,7 +2,9 @@
 //! as `swift-get-nodes`, line for line, or the same facts as JSON with `--json`.
 //!
 //! Usage mirrors Swift's: `get-nodes [-a] <ring.gz> <account> [<container> [<object>]]`,
-//! `get-nodes [-a] <ring.gz> -p <partition>`, or the path as one argument (`a/c/o`).
+//! `get-nodes [-a] <ring.gz> -p <partition>`, `get-nodes [-a] -P <policy> <account> ...` (the
+//! policy's object ring; account and container rings for shorter paths), or the path as one
+//! argument (`a/c/o`).
 //! Without `--all` the report lists as many handoffs as there are primaries. The hash
 //! prefix and suffix come from `<swift-dir>/swift.conf` (`--swift-dir`, else `$SWIFT_DIR`,
 //! else `/etc/swift`); a partition lookup (`-p`) does not need them.
@@ -25,11 +27,15 @@ use serde_json::{json, Value};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The ring file (e.g. /etc/swift/object.ring.gz).
-    pub ring: PathBuf,
-    /// `<account> [<container> [<object>]]`, or one `account/container/object` argument.
-    #[arg(num_args = 0..=3)]
-    pub path: Vec<String>,
+    /// `[<ring.gz>] <account> [<container> [<object>]]`: the ring file (e.g.
+    /// /etc/swift/object.ring.gz, unless -P names a policy) and the path, which may also be
+    /// one `account/container/object` argument.
+    #[arg(num_args = 0..=4, value_name = "ARG")]
+    pub args: Vec<String>,
+    /// Use the ring of this storage policy (name or alias from swift.conf) instead of a
+    /// ring file; account and container paths use the account and container rings.
+    #[arg(short = 'P', long = "policy-name")]
+    pub policy_name: Option<String>,
     /// Show the nodes of this partition instead of looking a path up.
     #[arg(short = 'p', long)]
     pub partition: Option<u32>,
@@ -67,11 +73,119 @@ struct Target {
     object: Option<String>,
 }
 
-fn parse_target(args: &Args) -> Result<Target, String> {
+/// Which ring to read, and what Swift derives from how it was chosen.
+struct Source {
+    ring: PathBuf,
+    /// The ring's name (`object-1`); `None` for the account/container ring a policy
+    /// lookup falls back to (Swift then prints no name warnings).
+    ring_name: Option<String>,
+    policy_index: Option<u32>,
+}
+
+fn resolve(args: &Args) -> Result<(Source, Target), String> {
+    let mut rest = args.args.clone();
+    let mut ring_file = None;
+    // As in Swift: with -P no argument is a ring file; otherwise the first one is if it
+    // ends in .ring.gz.
+    if args.policy_name.is_none() && rest.first().is_some_and(|a| a.ends_with(".ring.gz")) {
+        ring_file = Some(PathBuf::from(rest.remove(0)));
+    }
+    if rest.len() > 3 {
+        return Err(
+            "invalid arguments: expected [<ring.gz>] <account> [<container> [<object>]]".into(),
+        );
+    }
+    let target = parse_target(rest, args)?;
+    let source = match (ring_file, &args.policy_name) {
+        (Some(ring), _) => Source {
+            ring_name: Some(ring_name(&ring)),
+            ring,
+            policy_index: None,
+        },
+        (None, Some(name)) => {
+            let dir = swift_dir(args.swift_dir.as_deref());
+            let index = policy_index_by_name(&dir, name)?;
+            let ring_in = |n: &str| dir.join(format!("{n}.ring.gz"));
+            if target.object.is_some() || args.partition.is_some() {
+                let n = if index == 0 {
+                    "object".to_string()
+                } else {
+                    format!("object-{index}")
+                };
+                Source {
+                    ring: ring_in(&n),
+                    ring_name: Some(n),
+                    policy_index: Some(index),
+                }
+            } else {
+                let kind = if target.container.is_some() {
+                    "container"
+                } else {
+                    "account"
+                };
+                Source {
+                    ring: ring_in(kind),
+                    ring_name: None,
+                    policy_index: None,
+                }
+            }
+        }
+        (None, None) => return Err("need a <ring.gz> or -P <policy name>".into()),
+    };
+    Ok((source, target))
+}
+
+/// The index of the storage policy called `name` (or with that alias), as Swift's
+/// `POLICIES.get_by_name` finds it in `<swift_dir>/swift.conf`: case-insensitive, and a
+/// cluster without `[storage-policy:N]` sections has policy 0 named `Policy-0`.
+fn policy_index_by_name(swift_dir: &std::path::Path, name: &str) -> Result<u32, String> {
+    let path = swift_dir.join("swift.conf");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut policies: Vec<(u32, Vec<String>)> = Vec::new();
+    let mut current: Option<usize> = None;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') && line.ends_with(']') {
+            current = line[1..line.len() - 1]
+                .trim()
+                .strip_prefix("storage-policy:")
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .map(|n| {
+                    policies.push((n, Vec::new()));
+                    policies.len() - 1
+                });
+            continue;
+        }
+        let (Some(i), Some((key, value))) = (current, line.split_once(['=', ':'])) else {
+            continue;
+        };
+        match key.trim() {
+            "name" => policies[i].1.push(value.trim().to_uppercase()),
+            "aliases" => policies[i].1.extend(
+                value
+                    .split(',')
+                    .map(|a| a.trim().to_uppercase())
+                    .filter(|a| !a.is_empty()),
+            ),
+            _ => {}
+        }
+    }
+    if policies.is_empty() {
+        policies.push((0, vec!["POLICY-0".into()]));
+    }
+    let wanted = name.to_uppercase();
+    policies
+        .iter()
+        .find(|(_, names)| names.contains(&wanted))
+        .map(|(n, _)| *n)
+        .ok_or_else(|| format!("no policy named {name:?} in {}", path.display()))
+}
+
+fn parse_target(args_rest: Vec<String>, args: &Args) -> Result<Target, String> {
     let mut parts: Vec<String> = if args.quoted {
-        args.path.iter().map(|p| unquote(p)).collect()
+        args_rest.iter().map(|p| unquote(p)).collect()
     } else {
-        args.path.clone()
+        args_rest
     };
     if parts.len() == 1 {
         let whole = parts.remove(0);
@@ -102,7 +216,7 @@ fn parse_target(args: &Args) -> Result<Target, String> {
 }
 
 fn report(args: &Args) -> Result<String, String> {
-    let target = parse_target(args)?;
+    let (source, target) = resolve(args)?;
     let by_path = target.account.is_some() && args.partition.is_none();
     let hash = if by_path {
         let dir = swift_dir(args.swift_dir.as_deref());
@@ -110,15 +224,16 @@ fn report(args: &Args) -> Result<String, String> {
     } else {
         HashConfig::default()
     };
-    let ring = Ring::load(&args.ring, hash).map_err(|e| e.to_string())?;
-    let ring_name = ring_name(&args.ring);
+    let ring = Ring::load(&source.ring, hash).map_err(|e| e.to_string())?;
+    let ring_name = source.ring_name.clone().unwrap_or_default();
+    let named = source.ring_name.is_some();
 
     let part = match args.partition {
         Some(p) if (p as usize) < ring.partition_count() => p,
         Some(p) => {
             return Err(format!(
                 "partition {p} is out of range: {} has {} partitions",
-                args.ring.display(),
+                source.ring.display(),
                 ring.partition_count()
             ))
         }
@@ -153,7 +268,7 @@ fn report(args: &Args) -> Result<String, String> {
         .flatten()
         .and_then(|(_, n)| n.parse::<u32>().ok());
     let mut warnings = Vec::new();
-    let mut policy_index = None;
+    let mut policy_index = source.policy_index;
     let mut datadir = if ring_name.starts_with("object") && ring_name.contains('-') {
         format!(
             "objects-{}",
@@ -170,12 +285,12 @@ fn report(args: &Args) -> Result<String, String> {
         }
     } else if target.account.is_some() && target.container.is_some() {
         datadir = "containers".into();
-        if ring_name != "container" {
+        if named && ring_name != "container" {
             warnings.push("WARNING: account/container specified but ring not named \"container\"");
         }
     } else if target.account.is_some() {
         datadir = "accounts".into();
-        if ring_name != "account" {
+        if named && ring_name != "account" {
             warnings.push("WARNING: account specified but ring not named \"account\"");
         }
     }
@@ -187,7 +302,7 @@ fn report(args: &Args) -> Result<String, String> {
             v
         };
         let out = json!({
-            "ring": args.ring.display().to_string(),
+            "ring": source.ring.display().to_string(),
             "account": target.account,
             "container": target.container,
             "object": target.object,

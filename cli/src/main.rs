@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cluster;
+mod completions;
 mod get_nodes;
+mod recon;
+mod ring;
+mod ring_diff;
 
 #[derive(Parser)]
 #[command(
@@ -14,7 +18,7 @@ mod get_nodes;
     version,
     about = "Tools for OpenStack-Swift-style object storage clusters"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -23,14 +27,29 @@ struct Cli {
 enum Command {
     /// Show the partition and nodes of an account, container or object (like swift-get-nodes).
     GetNodes(get_nodes::Args),
+    /// Cluster health from the recon endpoints (like swift-recon).
+    Recon(recon::Args),
     /// Run a whole cluster on this machine: `cluster up`, `cluster status`, `cluster down`.
     Cluster(cluster::Args),
+    /// Build and inspect rings: a drop-in swift-ring-builder.
+    Ring(ring::Args),
+    /// What moved between two rings or builders, per device and tier.
+    RingDiff(ring_diff::Args),
+    /// Print shell completions for ringsmith.
+    Completions(completions::CompletionsArgs),
+    /// Print the ringsmith man page (or write one per subcommand with --dir).
+    Man(completions::ManArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::GetNodes(args) => get_nodes::run(args),
+        Command::Recon(args) => recon::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Ring(args) => ring::run(args),
+        Command::RingDiff(args) => ring_diff::run(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     }
 }

@@ -218,3 +218,40 @@ fn bad_input_is_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn policy_names_pick_rings_like_swift() {
+    let dir = swift_dir();
+    let conf = dir.path().join("swift.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(
+        "\n[storage-policy:0]\nname = gold\ndefault = yes\n\n[storage-policy:1]\nname = silver\naliases = ag, argent\n",
+    );
+    std::fs::write(&conf, text).unwrap();
+    let cases: &[&[&str]] = &[
+        &["-P", "silver", "a", "c", "o"],
+        &["-P", "gold", "a", "c", "o"],
+        &["-a", "-P", "ARGENT", "-p", "5"],
+        &["-P", "gold", "-p", "7"],
+        &["-P", "gold", "AUTH_test", "c"],
+        &["-P", "silver", "AUTH_test"],
+    ];
+    for args in cases {
+        let (a, b) = (ours(dir.path(), args), swifts(dir.path(), args));
+        assert!(
+            a.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&a.stderr)
+        );
+        assert!(
+            b.status.success(),
+            "swift {args:?}: {}",
+            String::from_utf8_lossy(&b.stderr)
+        );
+        let want = String::from_utf8_lossy(&b.stdout).replace("/None\"", "\"");
+        assert_eq!(String::from_utf8_lossy(&a.stdout), want, "{args:?}");
+    }
+    let out = ours(dir.path(), &["-P", "bronze", "a", "c", "o"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no policy named \"bronze\""));
+}

@@ -30,11 +30,29 @@ struct Cli {
 /// Keys of `[DEFAULT]`/`[app:*-server]` the storage servers understand; others are
 /// logged at debug level and ignored, so an existing Swift config loads unchanged.
 const KNOWN_KEYS: &[&str] = &[
-    "bind_ip", "bind_port", "devices", "mount_check", "workers", "swift_dir",
-    "recon_cache_path", "log_level", "log_format", "user", "use", "node_timeout",
-    "conn_timeout", "client_timeout", "container_update_timeout", "network_chunk_size",
-    "disk_chunk_size", "reclaim_age", "replication_server", "allowed_headers",
-    "fallocate_reserve", "auto_create_account_prefix", "graceful_shutdown_timeout",
+    "bind_ip",
+    "bind_port",
+    "devices",
+    "mount_check",
+    "workers",
+    "swift_dir",
+    "recon_cache_path",
+    "log_level",
+    "log_format",
+    "user",
+    "use",
+    "node_timeout",
+    "conn_timeout",
+    "client_timeout",
+    "container_update_timeout",
+    "network_chunk_size",
+    "disk_chunk_size",
+    "reclaim_age",
+    "replication_server",
+    "allowed_headers",
+    "fallocate_reserve",
+    "auto_create_account_prefix",
+    "graceful_shutdown_timeout",
 ];
 
 fn main() -> ExitCode {
@@ -68,11 +86,104 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        daemon if DAEMONS.contains(&daemon) => match run_daemon(daemon, &conf, cli.once) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringsmith-server {daemon}: {e}");
+                ExitCode::from(2)
+            }
+        },
         other => {
-            eprintln!("ringsmith-server: unknown server or daemon {other:?} (expected proxy, object, container or account)");
+            eprintln!(
+                "ringsmith-server: unknown server or daemon {other:?} (expected proxy, object, container, account or one of {})",
+                DAEMONS.join(", ")
+            );
             ExitCode::from(2)
         }
     }
+}
+
+/// The consistency daemons (see `ringsmith_server::daemons`).
+const DAEMONS: &[&str] = &[
+    "object-replicator",
+    "object-auditor",
+    "object-updater",
+    "object-expirer",
+    "container-replicator",
+    "container-updater",
+    "container-auditor",
+    "account-replicator",
+    "account-auditor",
+];
+
+fn run_daemon(name: &str, conf: &Conf, once: bool) -> Result<(), String> {
+    use ringsmith_server::daemons::{self, DaemonConf};
+    use std::sync::Arc;
+    let server = name.split('-').next().unwrap_or("object");
+    let section = conf.section(name);
+    runner::init_logging(
+        &section.str_or("log_level", "INFO"),
+        section.str_or("log_format", "text") == "json",
+    );
+    let default_port = match server {
+        "object" => 6200,
+        "container" => 6201,
+        _ => 6202,
+    };
+    let dconf = DaemonConf::from_conf(conf, name, server, default_port)?;
+    let interval = dconf.interval;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        match name {
+            "object-replicator" => {
+                let r = Arc::new(daemons::object_replicator::ObjectReplicator::new(dconf)?);
+                daemons::run(name, once, interval, || r.run_pass()).await;
+            }
+            "object-auditor" => {
+                let a = Arc::new(daemons::object_auditor::ObjectAuditor::new(dconf)?);
+                daemons::run(name, once, interval, || {
+                    let a = a.clone();
+                    async move {
+                        let _ = tokio::task::spawn_blocking(move || a.run_pass()).await;
+                    }
+                })
+                .await;
+            }
+            "object-updater" => {
+                let u = daemons::object_updater::ObjectUpdater::new(dconf)?;
+                daemons::run(name, once, interval, || u.run_pass()).await;
+            }
+            "object-expirer" => {
+                let x = daemons::expirer::Expirer::new(dconf);
+                daemons::run(name, once, interval, || x.run_pass()).await;
+            }
+            "container-updater" => {
+                let u = daemons::container_updater::ContainerUpdater::new(dconf);
+                daemons::run(name, once, interval, || u.run_pass()).await;
+            }
+            "container-auditor" | "account-auditor" => {
+                let kind = if name.starts_with("container") { "container" } else { "account" };
+                let a = Arc::new(daemons::db_auditor::DbAuditor::new(dconf, kind));
+                daemons::run(name, once, interval, || {
+                    let a = a.clone();
+                    async move {
+                        let _ = tokio::task::spawn_blocking(move || a.run_pass()).await;
+                    }
+                })
+                .await;
+            }
+            _ => {
+                let kind = if name.starts_with("container") { "container" } else { "account" };
+                let r = Arc::new(daemons::db_replicator::DbReplicator::new(dconf, kind));
+                daemons::run(name, once, interval, || r.run_pass()).await;
+            }
+        }
+        Ok::<(), String>(())
+    })
 }
 
 fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
@@ -90,7 +201,9 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         _ => 6202,
     };
     let ip = app.str_or("bind_ip", "0.0.0.0");
-    let port: u16 = app.parse_or("bind_port", default_port).map_err(|e| e.to_string())?;
+    let port: u16 = app
+        .parse_or("bind_port", default_port)
+        .map_err(|e| e.to_string())?;
     let addr: SocketAddr = format!("{ip}:{port}")
         .parse()
         .or_else(|_| format!("[{ip}]:{port}").parse())
@@ -98,6 +211,15 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
     let drain: f64 = app
         .parse_or("graceful_shutdown_timeout", 30.0)
         .map_err(|e| e.to_string())?;
+    let client_timeout: f64 = app
+        .parse_or("client_timeout", 60.0)
+        .map_err(|e| e.to_string())?;
+    if !(drain.is_finite() && drain >= 0.0 && client_timeout.is_finite() && client_timeout > 0.0) {
+        return Err(format!(
+            "{}: graceful_shutdown_timeout and client_timeout must be positive numbers of seconds",
+            conf.path.display()
+        ));
+    }
     let router = match kind {
         "object" => {
             let cfg = ringsmith_server::object::ObjectConfig::from_conf(conf)?;
@@ -112,7 +234,9 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         }
         _ => {
             let cfg = ringsmith_server::account::AccountConfig::from_conf(conf)?;
-            ringsmith_server::account::account_router(ringsmith_server::account::AccountState::new(cfg))
+            ringsmith_server::account::account_router(ringsmith_server::account::AccountState::new(
+                cfg,
+            ))
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -123,7 +247,10 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         &format!("{kind}-server"),
         addr,
         router,
-        Duration::from_secs_f64(drain.max(0.0)),
+        runner::ServeLimits {
+            header_read_timeout: Duration::from_secs_f64(client_timeout),
+            drain: Duration::from_secs_f64(drain),
+        },
     ))
     .map_err(|e| e.to_string())
 }
@@ -135,7 +262,9 @@ fn check_xattrs(devices: &std::path::Path) {
         return;
     };
     for e in rd.filter_map(|e| e.ok()) {
-        let probe = e.path().join(format!(".xattr-probe-{}", std::process::id()));
+        let probe = e
+            .path()
+            .join(format!(".xattr-probe-{}", std::process::id()));
         if std::fs::write(&probe, b"").is_err() {
             continue;
         }

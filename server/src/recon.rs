@@ -81,7 +81,10 @@ impl ReconState {
         let rest = path.trim_start_matches("/recon/");
         let mut it = rest.splitn(2, '/');
         let check = it.next().unwrap_or("");
-        let rtype = it.next().map(|s| s.trim_end_matches('/')).filter(|s| !s.is_empty());
+        let rtype = it
+            .next()
+            .map(|s| s.trim_end_matches('/'))
+            .filter(|s| !s.is_empty());
         let value = match (check, rtype) {
             ("mem", None) => Some(self.mem()),
             ("load", None) => self.load(),
@@ -95,7 +98,9 @@ impl ReconState {
             ("devices", None) => Some(self.devices()),
             ("time", None) => Some(json!(now_f64())),
             ("version", None) => Some(json!({ "version": SWIFT_VERSION })),
-            ("async", None) => Some(self.cache_keys("object", &["async_pending", "async_pending_last"])),
+            ("async", None) => {
+                Some(self.cache_keys("object", &["async_pending", "async_pending_last"]))
+            }
             ("driveaudit", None) => Some(self.cache_keys("drive", &["drive_audit_errors"])),
             ("relinker", None) => Some(self.cache_keys("relinker", &["devices", "workers"])),
             ("sharding", None) => Some(self.cache_keys(
@@ -118,7 +123,11 @@ impl ReconState {
             )),
             ("updater", Some("object")) => Some(self.cache_keys(
                 "object",
-                &["object_updater_sweep", "object_updater_stats", "object_updater_last"],
+                &[
+                    "object_updater_sweep",
+                    "object_updater_stats",
+                    "object_updater_last",
+                ],
             )),
             ("updater", Some("container")) => {
                 Some(self.cache_keys("container", &["container_updater_sweep"]))
@@ -128,17 +137,21 @@ impl ReconState {
                 &["object_auditor_stats_ALL", "object_auditor_stats_ZBF"],
             )),
             ("auditor", Some(t @ ("container" | "account"))) => {
-                let keys: Vec<String> = ["audits_passed", "auditor_pass_completed", "audits_since", "audits_failed"]
-                    .iter()
-                    .map(|k| format!("{t}_{k}"))
-                    .collect();
+                let keys: Vec<String> = [
+                    "audits_passed",
+                    "auditor_pass_completed",
+                    "audits_since",
+                    "audits_failed",
+                ]
+                .iter()
+                .map(|k| format!("{t}_{k}"))
+                .collect();
                 let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
                 Some(self.cache_keys(t, &refs))
             }
-            ("expirer", Some("object")) => Some(self.cache_keys(
-                "object",
-                &["object_expiration_pass", "expired_last_pass"],
-            )),
+            ("expirer", Some("object")) => {
+                Some(self.cache_keys("object", &["object_expiration_pass", "expired_last_pass"]))
+            }
             ("reconstruction", Some("object")) => Some(self.cache_keys(
                 "object",
                 &["object_reconstruction_last", "object_reconstruction_time"],
@@ -157,11 +170,12 @@ impl ReconState {
     }
 
     fn cache_keys(&self, file: &str, keys: &[&str]) -> Value {
-        let data: Map<String, Value> = std::fs::read_to_string(self.0.cache.join(format!("{file}.recon")))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v.as_object().cloned())
-            .unwrap_or_default();
+        let data: Map<String, Value> =
+            std::fs::read_to_string(self.0.cache.join(format!("{file}.recon")))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default();
         let mut out = Map::new();
         for k in keys {
             out.insert(k.to_string(), data.get(*k).cloned().unwrap_or(Value::Null));
@@ -250,7 +264,11 @@ impl ReconState {
     fn diskusage(&self) -> Value {
         let mut out = Vec::new();
         for name in self.device_names() {
-            match self.usable(&name).ok().and_then(|_| statvfs(&self.0.devices.join(&name))) {
+            match self
+                .usable(&name)
+                .ok()
+                .and_then(|_| statvfs(&self.0.devices.join(&name)))
+            {
                 Some(st) => out.push(json!({
                     "device": name, "mounted": true,
                     "size": st.size, "used": st.used, "avail": st.avail,
@@ -270,7 +288,10 @@ impl ReconState {
         for n in names {
             let p = self.0.swift_dir.join(format!("{n}.ring.gz"));
             if let Ok(bytes) = std::fs::read(&p) {
-                out.insert(p.display().to_string(), json!(hex::encode(Md5::digest(&bytes))));
+                out.insert(
+                    p.display().to_string(),
+                    json!(hex::encode(Md5::digest(&bytes))),
+                );
             }
         }
         Value::Object(out)
@@ -286,7 +307,11 @@ impl ReconState {
     fn quarantined(&self) -> Value {
         let count = |p: PathBuf| -> i64 {
             std::fs::read_dir(p)
-                .map(|rd| rd.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).count() as i64)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .filter(|e| e.path().is_dir())
+                        .count() as i64
+                })
                 .unwrap_or(0)
         };
         let (mut objects, mut containers, mut accounts) = (0, 0, 0);

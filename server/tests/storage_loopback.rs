@@ -31,7 +31,11 @@ fn start_cluster() -> Cluster {
     write_swift_conf(&etc);
     let mut procs = Vec::new();
     let mut addrs = Vec::new();
-    for (kind, ip) in [("object", "127.0.0.2"), ("container", "127.0.0.3"), ("account", "127.0.0.4")] {
+    for (kind, ip) in [
+        ("object", "127.0.0.2"),
+        ("container", "127.0.0.3"),
+        ("account", "127.0.0.4"),
+    ] {
         let port = free_port(ip);
         let conf = write_server_conf(&etc, kind, ip, port, &devices, &cache);
         let mut cmd = Command::new(BIN);
@@ -63,11 +67,19 @@ fn ts(n: u64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_speak_the_backend_protocol_over_loopback() {
     let mut c = start_cluster();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let (o, ct, a) = (c.object, c.container, c.account);
 
     // Account and container creation, container → account report.
-    let r = http.put(format!("http://{a}/sda1/0/AUTH_t")).header("X-Timestamp", ts(1)).send().await.unwrap();
+    let r = http
+        .put(format!("http://{a}/sda1/0/AUTH_t"))
+        .header("X-Timestamp", ts(1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let r = http
         .put(format!("http://{ct}/sda1/0/AUTH_t/photos"))
@@ -79,7 +91,11 @@ async fn servers_speak_the_backend_protocol_over_loopback() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let r = http.get(format!("http://{a}/sda1/0/AUTH_t?format=json")).send().await.unwrap();
+    let r = http
+        .get(format!("http://{a}/sda1/0/AUTH_t?format=json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-account-container-count"], "1");
     let listing: serde_json::Value = r.json().await.unwrap();
     assert_eq!(listing[0]["name"], "photos");
@@ -98,13 +114,21 @@ async fn servers_speak_the_backend_protocol_over_loopback() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let r = http.get(format!("http://{ct}/sda1/0/AUTH_t/photos?format=json")).send().await.unwrap();
+    let r = http
+        .get(format!("http://{ct}/sda1/0/AUTH_t/photos?format=json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-container-object-count"], "1");
     let listing: serde_json::Value = r.json().await.unwrap();
     assert_eq!(listing[0]["name"], "cat/pic.jpg");
     assert_eq!(listing[0]["bytes"], 1_048_576);
 
-    let r = http.get(format!("http://{o}/sda1/0/AUTH_t/photos/cat/pic.jpg")).send().await.unwrap();
+    let r = http
+        .get(format!("http://{o}/sda1/0/AUTH_t/photos/cat/pic.jpg"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
     let r = http
@@ -115,7 +139,11 @@ async fn servers_speak_the_backend_protocol_over_loopback() {
         .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap().as_ref(), &body[1000..1010]);
-    let r = http.head(format!("http://{o}/sda1/0/AUTH_t/photos/cat/pic.jpg")).send().await.unwrap();
+    let r = http
+        .head(format!("http://{o}/sda1/0/AUTH_t/photos/cat/pic.jpg"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], "1048576");
 
@@ -131,7 +159,10 @@ async fn servers_speak_the_backend_protocol_over_loopback() {
     );
     let head = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 409"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("x-backend-timestamp:"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("x-backend-timestamp:"),
+        "{head}"
+    );
     // ...and a write that passes the checks gets 100 Continue, then its answer.
     let mut s = raw_connect(o);
     write_all(
@@ -148,20 +179,52 @@ async fn servers_speak_the_backend_protocol_over_loopback() {
     let head = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 201"), "{head}");
 
+    // A client that never finishes its request head is cut off (client_timeout = 3).
+    let mut s = raw_connect(o);
+    write_all(
+        &mut s,
+        b"PUT /sda1/0/AUTH_t/photos/slow HTTP/1.1\r\nHost: x\r\nX-Timest",
+    );
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+    let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(n == 0 || reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "slow client held the connection"
+    );
+
     // Recon over HTTP.
-    let r = http.get(format!("http://{o}/recon/diskusage")).send().await.unwrap();
+    let r = http
+        .get(format!("http://{o}/recon/diskusage"))
+        .send()
+        .await
+        .unwrap();
     let du: serde_json::Value = r.json().await.unwrap();
     assert_eq!(du[0]["device"], "sda1");
     assert_eq!(du[0]["mounted"], true);
     assert!(du[0]["size"].as_u64().unwrap() > 0);
-    let r = http.get(format!("http://{ct}/recon/swiftconfmd5")).send().await.unwrap();
+    let r = http
+        .get(format!("http://{ct}/recon/swiftconfmd5"))
+        .send()
+        .await
+        .unwrap();
     let md5: serde_json::Value = r.json().await.unwrap();
     assert_eq!(md5["/etc/swift/swift.conf"].as_str().unwrap().len(), 32);
 
     // Graceful shutdown on SIGTERM.
     for p in c.procs.iter_mut() {
-        let st = p.terminate(Duration::from_secs(15)).unwrap_or_else(|| panic!("{} ignored SIGTERM", p.name));
-        assert!(st.success(), "{} exited with {st}: {}", p.name, p.log_text());
+        let st = p
+            .terminate(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("{} ignored SIGTERM", p.name));
+        assert!(
+            st.success(),
+            "{} exited with {st}: {}",
+            p.name,
+            p.log_text()
+        );
     }
     let _ = &c.etc;
 }
@@ -173,24 +236,51 @@ fn bad_configs_are_clear_startup_errors() {
     std::fs::create_dir_all(etc.join("n")).unwrap();
     // No swift.conf.
     let conf = write_server_conf(&etc, "object", "127.0.0.1", 1, &etc.join("n"), &etc);
-    let out = Command::new(BIN).arg("object").arg("-c").arg(&conf).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("object")
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("swift.conf"), "{err}");
     // An invalid value names the file and the key.
     write_swift_conf(&etc);
-    let text = std::fs::read_to_string(&conf).unwrap().replace("bind_port = 1", "bind_port = sixty");
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("bind_port = 1", "bind_port = sixty");
     std::fs::write(&conf, text).unwrap();
-    let out = Command::new(BIN).arg("object").arg("-c").arg(&conf).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("object")
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bind_port") && err.contains("sixty") && err.contains(&conf.display().to_string()), "{err}");
+    assert!(
+        err.contains("bind_port")
+            && err.contains("sixty")
+            && err.contains(&conf.display().to_string()),
+        "{err}"
+    );
     // A missing config file.
-    let out = Command::new(BIN).arg("account").arg("-c").arg(etc.join("nope.conf")).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("account")
+        .arg("-c")
+        .arg(etc.join("nope.conf"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.conf"));
     // An unknown server kind.
-    let out = Command::new(BIN).arg("frobnicator").arg("-c").arg(&conf).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("frobnicator")
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicator"));
 }

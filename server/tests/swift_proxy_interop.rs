@@ -18,7 +18,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_ringsmith-server");
 
 fn run(cmd: &mut Command) -> Output {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
     out
 }
 
@@ -55,7 +57,13 @@ struct Node {
 
 fn build_ring(etc: &Path, name: &str, replicas: u32, nodes: &[&Node]) {
     let builder = format!("{name}.builder");
-    must(venv_cmd("swift-ring-builder", etc).args([&builder, "create", "6", &replicas.to_string(), "1"]));
+    must(venv_cmd("swift-ring-builder", etc).args([
+        &builder,
+        "create",
+        "6",
+        &replicas.to_string(),
+        "1",
+    ]));
     for n in nodes {
         must(venv_cmd("swift-ring-builder", etc).args([
             &builder,
@@ -82,7 +90,11 @@ fn fernet_key() -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in k.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -128,10 +140,30 @@ fn swift_proxy_and_tools_work_against_ringsmith_storage_nodes() {
     write_swift_conf(&etc);
 
     let nodes = [
-        Node { kind: "object", ip: "127.0.0.2", port: free_port("127.0.0.2"), device: "d1" },
-        Node { kind: "object", ip: "127.0.0.5", port: free_port("127.0.0.5"), device: "d2" },
-        Node { kind: "container", ip: "127.0.0.3", port: free_port("127.0.0.3"), device: "d3" },
-        Node { kind: "account", ip: "127.0.0.4", port: free_port("127.0.0.4"), device: "d4" },
+        Node {
+            kind: "object",
+            ip: "127.0.0.2",
+            port: free_port("127.0.0.2"),
+            device: "d1",
+        },
+        Node {
+            kind: "object",
+            ip: "127.0.0.5",
+            port: free_port("127.0.0.5"),
+            device: "d2",
+        },
+        Node {
+            kind: "container",
+            ip: "127.0.0.3",
+            port: free_port("127.0.0.3"),
+            device: "d3",
+        },
+        Node {
+            kind: "account",
+            ip: "127.0.0.4",
+            port: free_port("127.0.0.4"),
+            device: "d4",
+        },
     ];
     build_ring(&etc, "object", 2, &[&nodes[0], &nodes[1]]);
     build_ring(&etc, "container", 1, &[&nodes[2]]);
@@ -148,8 +180,15 @@ fn swift_proxy_and_tools_work_against_ringsmith_storage_nodes() {
         }
         let mut cmd = Command::new(BIN);
         cmd.arg(n.kind).arg("-c").arg(&conf);
-        let mut p = Proc::spawn(&format!("ringsmith {} {}", n.kind, n.ip), cmd, root.join(format!("{}-{}.log", n.kind, n.ip)));
-        p.wait_listening(format!("{}:{}", n.ip, n.port).parse().unwrap(), Duration::from_secs(20));
+        let mut p = Proc::spawn(
+            &format!("ringsmith {} {}", n.kind, n.ip),
+            cmd,
+            root.join(format!("{}-{}.log", n.kind, n.ip)),
+        );
+        p.wait_listening(
+            format!("{}:{}", n.ip, n.port).parse().unwrap(),
+            Duration::from_secs(20),
+        );
         procs.push(p);
     }
     let proxy_port = free_port("127.0.0.1");
@@ -170,7 +209,8 @@ fn swift_proxy_and_tools_work_against_ringsmith_storage_nodes() {
     let auth = format!("http://127.0.0.1:{proxy_port}/auth/v1.0");
     let swift = |args: &[&str]| -> Output {
         let mut c = venv_cmd("swift", root);
-        c.args(["-A", &auth, "-U", "test:tester", "-K", "testing"]).args(args);
+        c.args(["-A", &auth, "-U", "test:tester", "-K", "testing"])
+            .args(args);
         run(&mut c)
     };
     let ok = |args: &[&str], procs: &Vec<Proc>, proxy: &Proc| -> String {
@@ -186,13 +226,23 @@ fn swift_proxy_and_tools_work_against_ringsmith_storage_nodes() {
     };
 
     // Upload a 3 MB object and a small one, with metadata.
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(root.join("big.bin"), &big).unwrap();
     std::fs::write(root.join("small.txt"), b"hello from swiftclient\n").unwrap();
     ok(&["post", "cont1"], &procs, &proxy);
-    ok(&["upload", "cont1", "big.bin", "--object-name", "dir/big.bin"], &procs, &proxy);
+    ok(
+        &["upload", "cont1", "big.bin", "--object-name", "dir/big.bin"],
+        &procs,
+        &proxy,
+    );
     ok(&["upload", "cont1", "small.txt"], &procs, &proxy);
-    ok(&["post", "cont1", "small.txt", "-m", "color:blue"], &procs, &proxy);
+    ok(
+        &["post", "cont1", "small.txt", "-m", "color:blue"],
+        &procs,
+        &proxy,
+    );
 
     let listing = ok(&["list", "cont1"], &procs, &proxy);
     assert_eq!(listing, "dir/big.bin\nsmall.txt\n");
@@ -205,17 +255,27 @@ fn swift_proxy_and_tools_work_against_ringsmith_storage_nodes() {
     assert!(stat.contains("Content Length: 23"), "{stat}");
     let stat = ok(&["stat", "cont1"], &procs, &proxy);
     assert!(stat.contains("Objects: 2"), "{stat}");
-    assert!(stat.contains(&format!("Bytes: {}", 3_000_000 + 23)), "{stat}");
+    assert!(
+        stat.contains(&format!("Bytes: {}", 3_000_000 + 23)),
+        "{stat}"
+    );
     let stat = ok(&["stat"], &procs, &proxy);
     assert!(stat.contains("Containers: 1"), "{stat}");
 
-    ok(&["download", "cont1", "dir/big.bin", "-o", "big.down"], &procs, &proxy);
-    assert!(std::fs::read(root.join("big.down")).unwrap() == big, "downloaded bytes differ");
+    ok(
+        &["download", "cont1", "dir/big.bin", "-o", "big.down"],
+        &procs,
+        &proxy,
+    );
+    assert!(
+        std::fs::read(root.join("big.down")).unwrap() == big,
+        "downloaded bytes differ"
+    );
 
     // Both object replicas exist on our disks, readable by Swift's own tool.
     let part_dirs: Vec<PathBuf> = ["127.0.0.2/d1", "127.0.0.5/d2"]
         .iter()
-        .map(|d| root.join(format!("srv-{}", d.replace('/', "/"))).join("objects"))
+        .map(|d| root.join(format!("srv-{d}")).join("objects"))
         .collect();
     let mut data_files = Vec::new();
     for p in &part_dirs {
@@ -224,12 +284,26 @@ fn swift_proxy_and_tools_work_against_ringsmith_storage_nodes() {
         data_files.extend(found);
     }
     for f in &data_files {
-        let out = must(venv_cmd("swift-object-info", root).arg("--swift-dir").arg(&etc).arg(f));
-        assert!(out.contains("(valid)"), "swift-object-info {}:\n{out}", f.display());
+        let out = must(
+            venv_cmd("swift-object-info", root)
+                .arg("--swift-dir")
+                .arg(&etc)
+                .arg(f),
+        );
+        assert!(
+            out.contains("(valid)"),
+            "swift-object-info {}:\n{out}",
+            f.display()
+        );
     }
     let dbs = find_files(&root.join("srv-127.0.0.3/d3/containers"), ".db");
     assert_eq!(dbs.len(), 1);
-    let out = must(venv_cmd("swift-container-info", root).arg("--swift-dir").arg(&etc).arg(&dbs[0]));
+    let out = must(
+        venv_cmd("swift-container-info", root)
+            .arg("--swift-dir")
+            .arg(&etc)
+            .arg(&dbs[0]),
+    );
     assert!(out.contains("Object Count: 2"), "{out}");
 
     // Delete everything through the proxy.
@@ -243,8 +317,19 @@ fn swift_proxy_and_tools_work_against_ringsmith_storage_nodes() {
     // The real swift-recon against our nodes.
     let mut recon = venv_cmd("swift-recon", root);
     recon.arg("--swiftdir").arg(&etc).args([
-        "object", "container", "account", "-d", "-u", "-q", "-l", "-r", "-T", "--sockstat",
-        "--driveaudit", "--swift-versions", "--validate-servers",
+        "object",
+        "container",
+        "account",
+        "-d",
+        "-u",
+        "-q",
+        "-l",
+        "-r",
+        "-T",
+        "--sockstat",
+        "--driveaudit",
+        "--swift-versions",
+        "--validate-servers",
     ]);
     let out = must(&mut recon);
     for want in [
@@ -256,7 +341,10 @@ fn swift_proxy_and_tools_work_against_ringsmith_storage_nodes() {
         "Validating server type 'container' on 1 hosts...\n1/1 hosts ok",
         "Validating server type 'account' on 1 hosts...\n1/1 hosts ok",
     ] {
-        assert!(out.contains(want), "swift-recon output lacks {want:?}:\n{out}");
+        assert!(
+            out.contains(want),
+            "swift-recon output lacks {want:?}:\n{out}"
+        );
     }
     assert!(!out.contains("Not mounted"), "{out}");
     assert!(!out.contains("Traceback"), "{out}");
@@ -277,7 +365,9 @@ fn find_files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {

@@ -62,15 +62,19 @@ pub(crate) struct DispersionData {
 pub(crate) fn compute(builder: &RingBuilder, tree: &TierTree) -> DispersionData {
     let parts = builder.parts();
     let max_allowed = max_replicas(builder, tree, f64::ceil);
-    let int_replicas = builder.replicas.ceil() as usize;
-    let mut hist: Vec<Vec<u64>> = vec![Vec::new(); tree.len()];
-    let mut at_risk_total: u64 = 0;
     let Some(table) = &builder.replica2part2dev else {
         return DispersionData {
             graph: BTreeMap::new(),
             dispersion: 0.0,
         };
     };
+    // A partition has at most one replica per row, so `rows + 1` histogram cells per tier
+    // suffice; one flat array for all tiers.
+    let width = table.len().max(builder.replicas.ceil() as usize) + 1;
+    let mut hist = vec![0u64; tree.len() * width];
+    let mut seen = vec![false; tree.len()];
+    let allowed: Vec<u64> = max_allowed.iter().map(|&a| a.max(0.0) as u64).collect();
+    let mut at_risk_total: u64 = 0;
     let mut nodes: Vec<[u32; 4]> = Vec::with_capacity(table.len());
     for part in 0..parts {
         nodes.clear();
@@ -91,22 +95,27 @@ pub(crate) fn compute(builder: &RingBuilder, tree: &TierTree) -> DispersionData 
                     continue;
                 }
                 let n = nodes[i..].iter().filter(|p| p[level] == node).count();
-                let h = &mut hist[node as usize];
-                if h.is_empty() {
-                    *h = vec![0; int_replicas.max(n) + 1];
-                }
-                if h.len() <= n {
-                    h.resize(n + 1, 0);
-                }
-                h[n] += 1;
-                let allowed = max_allowed[node as usize];
-                if n as f64 > allowed {
-                    risk[level + 1] += (n as f64 - allowed) as u64;
+                hist[node as usize * width + n] += 1;
+                seen[node as usize] = true;
+                let allowed = allowed[node as usize];
+                if n as u64 > allowed {
+                    risk[level + 1] += n as u64 - allowed;
                 }
             }
         }
         at_risk_total += risk.iter().copied().max().unwrap_or(0);
     }
+    let int_replicas = builder.replicas.ceil() as usize;
+    let hist: Vec<Vec<u64>> = (0..tree.len())
+        .map(|node| {
+            if !seen[node] {
+                return Vec::new();
+            }
+            let mut h = hist[node * width..(node + 1) * width].to_vec();
+            h.truncate((int_replicas + 1).max(h.iter().rposition(|&c| c > 0).unwrap_or(0) + 1));
+            h
+        })
+        .collect();
     let mut graph = BTreeMap::new();
     for (node, mut h) in hist.into_iter().enumerate() {
         if h.is_empty() {
@@ -199,10 +208,7 @@ impl RingBuilder {
                     continue;
                 }
             }
-            let max = index
-                .get(tier)
-                .map(|&i| max_allowed[i])
-                .unwrap_or(0.0) as u64;
+            let max = index.get(tier).map(|&i| max_allowed[i]).unwrap_or(0.0) as u64;
             let mut at_risk = 0u64;
             let mut placed = 0u64;
             for (n, &c) in counts.iter().enumerate().skip(1) {

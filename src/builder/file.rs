@@ -112,6 +112,25 @@ pub fn backup_path(builder_path: &Path, now_secs: u64) -> PathBuf {
     dir.join("backups").join(format!("{now_secs}.{name}"))
 }
 
+/// Where writing `path` really writes: the final target of a chain of symlinks (relative
+/// links resolve against their own directory), or `path` itself.
+fn resolve_symlinks(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    // A loop of links cannot be followed; 40 is the kernel's own limit.
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(target) => {
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    p
+}
+
 /// Largest device id a table of `bytes`-wide ids can hold (the all-ones value means "none").
 fn none_dev_id(bytes: u8) -> u64 {
     if bytes >= 4 {
@@ -380,14 +399,30 @@ impl RingBuilder {
 
     /// Writes the `.builder` file atomically (a crash leaves the old file or the new one).
     /// Assigns nothing: call [`RingBuilder::ensure_id`] first, as Swift's `save` does.
-    /// An existing file keeps its permissions; a new one gets 0644.
+    ///
+    /// What Swift's in-place write keeps, this keeps too: a symlinked builder is written
+    /// through the link (the link stays), and an existing file keeps its mode, owner and
+    /// group (a new one gets 0644).
     pub fn save(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let path = path.as_ref();
-        let mode = std::fs::metadata(path)
+        let target = resolve_symlinks(path);
+        let existing = std::fs::metadata(&target).ok();
+        let mode = existing
+            .as_ref()
             .map(|m| m.permissions().mode() & 0o7777)
             .unwrap_or(0o644);
-        crate::atomic::write_bytes_atomic(path, mode, &self.to_pickle_bytes()).map_err(|e| {
+        let owner = existing.as_ref().map(|m| (m.uid(), m.gid()));
+        let bytes = self.to_pickle_bytes();
+        crate::atomic::write_file_atomic(&target, mode, |f| {
+            use std::io::Write;
+            if let Some((uid, gid)) = owner {
+                // Only root can give a file away; anyone else writes files they own.
+                let _ = std::os::unix::fs::fchown(&*f, Some(uid), Some(gid));
+            }
+            f.write_all(&bytes)
+        })
+        .map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot write Ring Builder file {}: {e}", path.display()),
@@ -515,11 +550,7 @@ impl RingBuilder {
 }
 
 fn int(v: u64) -> Value {
-    if v <= i64::MAX as u64 {
-        Value::Int(v as i64)
-    } else {
-        Value::Float(v as f64)
-    }
+    Value::from_u64(v)
 }
 
 fn opt_int(v: Option<u64>) -> Value {
@@ -661,8 +692,10 @@ fn req<'a>(ctx: &Ctx, st: &State<'a>, key: &str) -> Result<&'a Value, BuilderFil
 }
 
 fn get_u64(ctx: &Ctx, what: &str, v: &Value) -> Result<u64, BuilderFileError> {
+    if let Some(n) = v.as_u64() {
+        return Ok(n);
+    }
     match v.deref_shared() {
-        Value::Int(i) if *i >= 0 => Ok(*i as u64),
         Value::Bool(b) => Ok(*b as u64),
         // Python tolerates whole floats in int fields; so does Ringsmith.
         Value::Float(f) if *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19 => Ok(*f as u64),

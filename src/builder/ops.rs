@@ -21,7 +21,7 @@ impl RingBuilder {
                 "part_power must be at most 32 (was {part_power})"
             )));
         }
-        if !(replicas >= 1.0) || !replicas.is_finite() {
+        if replicas.is_nan() || replicas < 1.0 || !replicas.is_finite() {
             return Err(BuilderError::InvalidArgument(format!(
                 "replicas must be at least 1 (was {replicas:.6})"
             )));
@@ -219,7 +219,7 @@ impl RingBuilder {
     /// Change the replica count (fractional allowed, at least 1). The table's rows grow or
     /// shrink at the next rebalance; devices count as changed when the slot count changes.
     pub fn set_replicas(&mut self, replicas: f64) -> Result<(), BuilderError> {
-        if !(replicas >= 1.0) || !replicas.is_finite() {
+        if replicas.is_nan() || replicas < 1.0 || !replicas.is_finite() {
             return Err(BuilderError::InvalidArgument(format!(
                 "replicas must be at least 1 (was {replicas:.6})"
             )));
@@ -357,7 +357,7 @@ impl RingBuilder {
             }
         }
         let mut out: Vec<(u32, u32)> = order.into_iter().map(|p| (p, count[p as usize])).collect();
-        out.sort_by(|a, b| b.1.cmp(&a.1));
+        out.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
         out
     }
 }
@@ -384,7 +384,9 @@ impl DeviceFilter {
             || self.region.is_some_and(|v| v != dev.region)
             || self.zone.is_some_and(|v| v != dev.zone)
             || self.port.is_some_and(|v| v != dev.port)
-            || self.replication_port.is_some_and(|v| v != dev.replication_port)
+            || self
+                .replication_port
+                .is_some_and(|v| v != dev.replication_port)
             || self.weight.is_some_and(|v| v != weight)
         {
             return false;

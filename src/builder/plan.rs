@@ -139,14 +139,9 @@ impl TierTree {
 #[derive(Clone, Debug)]
 pub(crate) struct ReplicaPlan {
     pub tree: TierTree,
-    pub weighted: Vec<f64>,
-    pub wanted: Vec<f64>,
     pub target: Vec<f64>,
     pub required_overload: f64,
-    /// The overload actually applied: `min(overload, required)`.
-    pub effective_overload: f64,
-    /// Per-partition bounds: `floor(target)` and `ceil(target)`.
-    pub min: Vec<u32>,
+    /// Per-partition bound: `ceil(target)` (Swift's plan `max`).
     pub max: Vec<u32>,
     /// Swift's `_build_max_replicas_by_tier()` (ceil bound): what dispersion measures against.
     pub max_allowed: Vec<f64>,
@@ -213,8 +208,8 @@ impl RingBuilder {
         let weighted = weighted_replicas(self, &tree)?;
         let wanted = wanted_replicas(self, &tree, &weighted)?;
         let required = required_overload(self, &tree, &weighted, &wanted)?;
-        let (target, effective) = if required <= 0.0 {
-            (wanted.clone(), 0.0)
+        let target = if required <= 0.0 {
+            wanted
         } else {
             let overload = self.overload.min(required);
             let mut target = vec![0.0; tree.len()];
@@ -226,12 +221,8 @@ impl RingBuilder {
                 target[i] = m * overload + weighted[i];
             }
             validate_replicas_by_tier(self.replicas, &tree, &target)?;
-            (target, overload)
+            target
         };
-        let min = target
-            .iter()
-            .map(|&r| (r + 1e-10).floor().max(0.0) as u32)
-            .collect();
         let max = target
             .iter()
             .map(|&r| (r - 1e-10).ceil().max(0.0) as u32)
@@ -240,12 +231,8 @@ impl RingBuilder {
         let parts_by_tier = parts_by_tier(self, &tree, &target)?;
         Ok(ReplicaPlan {
             tree,
-            weighted,
-            wanted,
             target,
             required_overload: required,
-            effective_overload: effective,
-            min,
             max,
             max_allowed,
             parts_by_tier,
@@ -336,7 +323,11 @@ fn weighted_replicas(builder: &RingBuilder, tree: &TierTree) -> Result<Vec<f64>,
 }
 
 /// Swift's `_build_max_replicas_by_tier(bound)` over the weighted tree; 0 elsewhere.
-pub(crate) fn max_replicas(builder: &RingBuilder, tree: &TierTree, bound: fn(f64) -> f64) -> Vec<f64> {
+pub(crate) fn max_replicas(
+    builder: &RingBuilder,
+    tree: &TierTree,
+    bound: fn(f64) -> f64,
+) -> Vec<f64> {
     let mut out = vec![0.0; tree.len()];
     let mut stack = vec![(0usize, builder.replicas)];
     while let Some((node, count)) = stack.pop() {

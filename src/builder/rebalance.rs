@@ -139,7 +139,10 @@ impl RingBuilder {
         run.settle_surplus();
         let unmet = run.unmet();
         let Run {
-            table, moved_parts, gather_start, ..
+            table,
+            moved_parts,
+            gather_start,
+            ..
         } = run;
         self.replica2part2dev = Some(table);
         self.last_part_gather_start = gather_start as u64;
@@ -169,9 +172,13 @@ impl RingBuilder {
         self.version += 1;
         let mut unmet = unmet;
         if data.dispersion > 0.0 && plan.required_overload > self.overload {
+            let worst = self
+                .dispersion_report(None, false)
+                .worst_tier
+                .unwrap_or_else(|| "-".into());
             unmet.push(format!(
-                "dispersion {:.2}%: full dispersion needs an overload of {:.6} ({:.2}%), \
-                 the ring has {:.6}",
+                "dispersion {:.2}% (worst tier {worst}): full dispersion needs an overload \
+                 of {:.6} ({:.2}%), the ring has {:.6}",
                 data.dispersion,
                 plan.required_overload,
                 plan.required_overload * 100.0,
@@ -319,7 +326,7 @@ impl RingBuilder {
 
     /// Age `last_part_moves` by the whole hours since the last epoch (Swift's rule: the
     /// epoch only advances when at least an hour has passed).
-    fn update_last_part_moves(&mut self, now: u64) {
+    pub fn update_last_part_moves(&mut self, now: u64) {
         let parts = self.parts();
         if self.last_part_moves.len() != parts {
             self.last_part_moves.resize(parts, 0xff);
@@ -396,6 +403,15 @@ struct Run<'a> {
     fluid: Vec<(u32, u16)>,
     /// Bounds the work of augmenting steps per rebalance (they are rare on real rings).
     displace_budget: u64,
+    /// The weighted children of node i are `children[child_start[i]..child_start[i + 1]]`
+    /// (a flat copy of the tree for the hot loop).
+    child_start: Vec<u32>,
+    children: Vec<u32>,
+    /// Per node: the plan's per-partition bound and the fair share dispersion uses.
+    max: Vec<u32>,
+    fair: Vec<u32>,
+    depth_of: Vec<u8>,
+    dev_of: Vec<u32>,
 }
 
 impl<'a> Run<'a> {
@@ -404,13 +420,27 @@ impl<'a> Run<'a> {
         let n = plan.tree.len();
         let table = b.replica2part2dev.take().unwrap_or_default();
         let old = table.clone();
-        let mut target = vec![0i64; n];
-        for i in 0..n {
-            if plan.tree.nodes[i].num_weighted_devs > 0 {
-                target[i] = plan.parts_by_tier[i] as i64;
-            }
-        }
+        let target: Vec<i64> = plan
+            .tree
+            .nodes
+            .iter()
+            .zip(&plan.parts_by_tier)
+            .map(|(node, &parts)| {
+                if node.num_weighted_devs > 0 {
+                    parts as i64
+                } else {
+                    0
+                }
+            })
+            .collect();
         let rank = (0..n).map(|_| rng.gen::<u32>()).collect();
+        let mut child_start = Vec::with_capacity(n + 1);
+        let mut children = Vec::new();
+        for node in &plan.tree.nodes {
+            child_start.push(children.len() as u32);
+            children.extend_from_slice(&node.weighted_children);
+        }
+        child_start.push(children.len() as u32);
         let gather_start = if parts > 1 {
             (b.last_part_gather_start as usize + parts / 4 + rng.gen_range(0..=parts / 2)) % parts
         } else {
@@ -432,7 +462,17 @@ impl<'a> Run<'a> {
             scratch: Vec::new(),
             dfs_buf: vec![Vec::new(); 5],
             fluid: Vec::new(),
-            displace_budget: 4_000_000,
+            displace_budget: 500_000,
+            child_start,
+            children,
+            max: plan.max.clone(),
+            fair: plan
+                .max_allowed
+                .iter()
+                .map(|&x| x.floor().max(0.0) as u32)
+                .collect(),
+            depth_of: plan.tree.nodes.iter().map(|n| n.depth).collect(),
+            dev_of: plan.tree.nodes.iter().map(|n| n.dev_id).collect(),
         }
     }
 
@@ -548,7 +588,9 @@ impl<'a> Run<'a> {
         for p in 0..self.parts {
             // Duplicates on one device always go (legacy or corrupt tables).
             for r in 1..rows {
-                let Some(&d) = self.table[r].get(p) else { continue };
+                let Some(&d) = self.table[r].get(p) else {
+                    continue;
+                };
                 if d == NONE_DEV {
                     continue;
                 }
@@ -565,7 +607,9 @@ impl<'a> Run<'a> {
             self.collect_paths(p, None);
             let mut best: Option<(i64, usize)> = None;
             for r in 0..rows {
-                let Some(&d) = self.table[r].get(p) else { continue };
+                let Some(&d) = self.table[r].get(p) else {
+                    continue;
+                };
                 if d == NONE_DEV {
                     continue;
                 }
@@ -597,31 +641,43 @@ impl<'a> Run<'a> {
     /// `self.scratch`: children with room for the partition, largest deficit first; with
     /// `need_deficit`, only tiers below their target.
     fn find_home(&mut self, node: u32, need_deficit: bool) -> Option<u32> {
-        let depth = self.plan.tree.nodes[node as usize].depth as usize;
+        let depth = self.depth_of[node as usize] as usize;
         if depth == 4 {
-            return Some(self.plan.tree.nodes[node as usize].dev_id);
+            return Some(self.dev_of[node as usize]);
+        }
+        let (lo, hi) = (
+            self.child_start[node as usize] as usize,
+            self.child_start[node as usize + 1] as usize,
+        );
+        // Common case first: the best child by key, without building a list; the sorted
+        // list is only built when that branch has no room (backtracking).
+        let mut best: Option<(bool, i64, u32, u32)> = None;
+        for i in lo..hi {
+            let c = self.children[i];
+            if let Some(key) = self.child_key(c, depth, need_deficit) {
+                if best.is_none_or(|b| key < b) {
+                    best = Some(key);
+                }
+            }
+        }
+        let best = best?;
+        if let Some(d) = self.find_home(best.3, need_deficit) {
+            return Some(d);
         }
         let mut cands = std::mem::take(&mut self.dfs_buf[depth]);
         cands.clear();
-        for &c in &self.plan.tree.nodes[node as usize].weighted_children {
-            let ci = c as usize;
-            let deficit = self.target[ci] - self.count[ci];
-            if need_deficit && deficit <= 0 {
+        for i in lo..hi {
+            let c = self.children[i];
+            if c == best.3 {
                 continue;
             }
-            let here = self.scratch.iter().filter(|q| q[depth] == c).count() as u32;
-            if here >= self.plan.max[ci] {
-                continue;
+            if let Some(key) = self.child_key(c, depth, need_deficit) {
+                cands.push(key);
             }
-            // Tiers where one more replica of this partition stays within the fair share
-            // (what dispersion measures) come first, then the largest deficit.
-            let risky = (here + 1) as f64 > self.plan.max_allowed[ci];
-            cands.push((risky, -deficit, self.rank[ci], c));
         }
         cands.sort_unstable();
         let mut found = None;
-        for i in 0..cands.len() {
-            let c = cands[i].3;
+        for &(_, _, _, c) in &cands {
             if let Some(d) = self.find_home(c, need_deficit) {
                 found = Some(d);
                 break;
@@ -629,6 +685,26 @@ impl<'a> Run<'a> {
         }
         self.dfs_buf[depth] = cands;
         found
+    }
+
+    /// Sort key of a child tier for the partition in `self.scratch`, None if it has no
+    /// room for it. Tiers where one more replica stays within the fair share (what
+    /// dispersion measures) come first, then the largest deficit, then the seeded rank.
+    #[inline(always)]
+    fn child_key(&self, c: u32, depth: usize, need_deficit: bool) -> Option<(bool, i64, u32, u32)> {
+        let ci = c as usize;
+        let deficit = self.target[ci] - self.count[ci];
+        if need_deficit && deficit <= 0 {
+            return None;
+        }
+        let mut here = 0u32;
+        for q in &self.scratch {
+            here += (q[depth] == c) as u32;
+        }
+        if here >= self.max[ci] {
+            return None;
+        }
+        Some((here >= self.fair[ci], -deficit, self.rank[ci], c))
     }
 
     /// Last resort when no placement within the plan exists: the weighted device without
@@ -651,7 +727,12 @@ impl<'a> Run<'a> {
                 })
                 .count() as u32;
             let dn = path[3] as usize;
-            let key = (broken, -(self.target[dn] - self.count[dn]), self.rank[dn], dev.dev.id);
+            let key = (
+                broken,
+                -(self.target[dn] - self.count[dn]),
+                self.rank[dn],
+                dev.dev.id,
+            );
             if best.is_none_or(|b| key < b) {
                 best = Some(key);
             }
@@ -767,7 +848,9 @@ impl<'a> Run<'a> {
             for i in 0..parts {
                 let p = (self.gather_start + i) % parts;
                 for r in 0..rows {
-                    let Some(&d) = self.table[r].get(p) else { continue };
+                    let Some(&d) = self.table[r].get(p) else {
+                        continue;
+                    };
                     let dn = self.plan.tree.dev_path[d as usize][3] as usize;
                     if self.count[dn] <= self.target[dn] {
                         continue;

@@ -115,8 +115,8 @@ fn parse_address(s: &str) -> Option<(String, u32, &str)> {
 impl Scenario {
     /// Parse and check a scenario, with the analyzer's messages.
     pub fn from_json(text: &str) -> Result<Scenario, BuilderError> {
-        let raw: Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("Invalid JSON in scenario file: {e}")))?;
+        let raw: Value = serde_json::from_str(text)
+            .map_err(|e| bad(format!("Invalid JSON in scenario file: {e}")))?;
         let obj = raw
             .as_object()
             .ok_or_else(|| bad("Scenario must be a JSON object, not array or string"))?;
@@ -134,11 +134,15 @@ impl Scenario {
         }
         let replicas = num("replicas")?;
         if replicas < 1.0 {
-            return Err(bad(format!("replicas must be at least 1, but is {replicas:.6}")));
+            return Err(bad(format!(
+                "replicas must be at least 1, but is {replicas:.6}"
+            )));
         }
         let overload = num("overload")?;
         if overload < 0.0 {
-            return Err(bad(format!("overload must be non-negative, but is {overload:.6}")));
+            return Err(bad(format!(
+                "overload must be non-negative, but is {overload:.6}"
+            )));
         }
         let random_seed = num("random_seed")? as i64 as u64;
         let rounds = obj
@@ -260,7 +264,10 @@ mod tests {
     #[test]
     fn parses_add_values() {
         let d = parse_scenario_add_value("r2z3-10.0.0.1:6200R10.1.0.1:6300/sdb_fast").unwrap();
-        assert_eq!((d.region, d.zone, d.port, d.device.as_str()), (2, 3, 6200, "sdb"));
+        assert_eq!(
+            (d.region, d.zone, d.port, d.device.as_str()),
+            (2, 3, 6200, "sdb")
+        );
         assert_eq!(d.replication_ip.as_deref(), Some("10.1.0.1"));
         assert_eq!(d.meta, "fast");
         let d = parse_scenario_add_value("z1-[::1]:6200/sda").unwrap();
@@ -283,8 +290,18 @@ mod tests {
         assert_eq!(steps[0].moved, 768);
         let round2: u64 = steps.iter().filter(|s| s.round == 2).map(|s| s.moved).sum();
         assert_eq!(round2, 192);
-        assert_eq!(steps.iter().filter(|s| s.round == 3).map(|s| s.removed).sum::<u64>(), 1);
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| s.round == 3)
+                .map(|s| s.removed)
+                .sum::<u64>(),
+            1
+        );
         assert!(Scenario::from_json(r#"{"part_power": 40}"#).is_err());
-        assert!(Scenario::from_json("[]").unwrap_err().to_string().contains("JSON object"));
+        assert!(Scenario::from_json("[]")
+            .unwrap_err()
+            .to_string()
+            .contains("JSON object"));
     }
 }

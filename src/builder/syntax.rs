@@ -172,7 +172,7 @@ pub fn validate_device_name(name: &str) -> bool {
 
 /// Cuts a one-letter-prefixed number (`d12`, `r1`, `z3`, `:6200`) off the front of `s`.
 /// Returns the digits (possibly empty, which Python's `int('')` then rejects) and the rest.
-fn take_prefixed_digits<'a>(s: &'a str) -> (&'a str, &'a str) {
+fn take_prefixed_digits(s: &str) -> (&str, &str) {
     let body = &s[1..];
     let end = body
         .bytes()

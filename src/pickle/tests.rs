@@ -137,13 +137,57 @@ fn python_2_strings_and_legacy_instances() {
 }
 
 #[test]
+fn python_2_arrays_of_machine_bytes() {
+    // Python 2.7: pickle.dumps(array('H', [1, 258, 65535]), 2) and an array('I').
+    let p = b"\x80\x02carray\narray\nq\x00U\x01HU\x06\x01\x00\x02\x01\xff\xff\x86q\x01Rq\x02.";
+    assert_eq!(
+        loads(p).unwrap(),
+        Value::Array {
+            typecode: 'H',
+            items: vec![1, 258, 65535]
+        }
+    );
+    let p = b"\x80\x02carray\narray\nU\x01IU\x08\x01\x00\x00\x00\x00\x00\x01\x00\x86R.";
+    assert_eq!(
+        loads(p).unwrap(),
+        Value::Array {
+            typecode: 'I',
+            items: vec![1, 65536]
+        }
+    );
+    let e = loads(b"\x80\x02carray\narray\nU\x01HU\x03abc\x86R.").unwrap_err();
+    assert!(e.to_string().contains("whole items"), "{e}");
+}
+
+#[test]
 fn protocol_0_strings_escapes_and_big_ints() {
     let p = b"(lp0\nS'a\\'b\\x41\\n'\np1\naVcaf\\u00e9\np2\naL123456789012345678901234567890L\na.";
     let v = loads(p).unwrap();
     let items = v.as_seq().unwrap();
     assert_eq!(items[0], b(b"a'bA\n"));
     assert_eq!(items[1], s("café"));
-    assert!(matches!(items[2], Value::BigInt(_)));
+    // 123456789012345678901234567890 == 0x18ee90ff6c373e0ee4e3f0ad2
+    assert_eq!(
+        items[2],
+        Value::BigInt(vec![
+            0xd2, 0x0a, 0x3f, 0x4e, 0xee, 0xe0, 0x73, 0xc3, 0xf6, 0x0f, 0xe9, 0x8e, 0x01
+        ])
+    );
+    let neg = loads(b"L-123456789012345678901234567890L\n.").unwrap();
+    let Value::BigInt(nb) = &neg else {
+        panic!("{neg:?}")
+    };
+    // Two's complement of the above: adding them gives zero.
+    let pos = [
+        0xd2u8, 0x0a, 0x3f, 0x4e, 0xee, 0xe0, 0x73, 0xc3, 0xf6, 0x0f, 0xe9, 0x8e, 0x01,
+    ];
+    let mut carry = 0u16;
+    for (a, b) in pos.iter().zip(nb.iter()) {
+        let x = *a as u16 + *b as u16 + carry;
+        assert_eq!(x as u8, 0);
+        carry = x >> 8;
+    }
+    assert!(loads(format!("L{}L\n.", "9".repeat(4301)).as_bytes()).is_err());
     // And the big int survives a round trip through protocol 2.
     assert_eq!(loads(&dumps(&v)).unwrap(), v);
 }

@@ -545,13 +545,11 @@ fn inflate_gzip(bytes: &[u8]) -> Result<Vec<u8>, RingProblem> {
 }
 
 fn check_magic(payload: &[u8]) -> Result<FormatVersion, RingProblem> {
-    if payload.len() < 6 {
-        if b"R1NG".starts_with(&payload[..payload.len().min(4)]) {
-            return Err(RingProblem::Truncated(format!(
-                "only {} bytes of ring data",
-                payload.len()
-            )));
-        }
+    if payload.len() < 6 && b"R1NG".starts_with(&payload[..payload.len().min(4)]) {
+        return Err(RingProblem::Truncated(format!(
+            "only {} bytes of ring data",
+            payload.len()
+        )));
     }
     if payload.len() < 4 || &payload[..4] != b"R1NG" {
         return Err(RingProblem::BadMagic(
@@ -834,10 +832,7 @@ fn read_section<'a>(
         detail: d,
     };
     let start = e.uncompressed_start;
-    if start
-        .checked_add(8)
-        .map_or(true, |end| end > payload.len() as u64)
-    {
+    if start.saturating_add(8) > payload.len() as u64 {
         return Err(bad(format!(
             "starts at {start}, beyond the {} bytes of data",
             payload.len()

@@ -162,7 +162,7 @@ impl Ring {
                         "partition {p} replica {r} is not assigned to any device"
                     )));
                 }
-                if devs.get(id as usize).map_or(true, Option::is_none) {
+                if !matches!(devs.get(id as usize), Some(Some(_))) {
                     return Err(RingProblem::BadTable(format!(
                         "partition {p} replica {r} is assigned to device id {id}, which is not in the ring"
                     )));

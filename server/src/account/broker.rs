@@ -99,8 +99,7 @@ impl AccountInfo {
     /// Swift's `_is_deleted_info` for accounts.
     pub fn is_deleted(&self) -> bool {
         self.status == "DELETED"
-            || (self.container_count == 0
-                && ts(&self.delete_timestamp) > ts(&self.put_timestamp))
+            || (self.container_count == 0 && ts(&self.delete_timestamp) > ts(&self.put_timestamp))
     }
 }
 
@@ -112,7 +111,11 @@ pub struct ContainerRow {
     pub policy_index: u32,
 }
 
-pub fn create(path: &Path, account: &str, put_timestamp: Timestamp) -> rusqlite::Result<Connection> {
+pub fn create(
+    path: &Path,
+    account: &str,
+    put_timestamp: Timestamp,
+) -> rusqlite::Result<Connection> {
     let dir = path.parent().expect("db path has a directory");
     let io = |e: std::io::Error| {
         rusqlite::Error::SqliteFailure(
@@ -219,7 +222,10 @@ pub fn put_container(conn: &mut Connection, rep: &ContainerReport) -> rusqlite::
     tx.commit()
 }
 
-pub fn list(conn: &Connection, params: &ListingParams) -> rusqlite::Result<Vec<Entry<ContainerRow>>> {
+pub fn list(
+    conn: &Connection,
+    params: &ListingParams,
+) -> rusqlite::Result<Vec<Entry<ContainerRow>>> {
     db::list_iter(params, |w, reverse, n| {
         let (cond, args) = w.sql();
         let sql = format!(
@@ -261,7 +267,11 @@ pub fn delete(conn: &Connection, t: Timestamp) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub fn update_metadata(conn: &mut Connection, items: &[(String, String)], t: Timestamp) -> rusqlite::Result<()> {
+pub fn update_metadata(
+    conn: &mut Connection,
+    items: &[(String, String)],
+    t: Timestamp,
+) -> rusqlite::Result<()> {
     if items.is_empty() {
         return Ok(());
     }
@@ -285,7 +295,12 @@ mod tests {
     #[test]
     fn container_reports_roll_up() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = create(&dir.path().join("a/a.db"), "AUTH_a", Timestamp::parse("1").unwrap()).unwrap();
+        let mut conn = create(
+            &dir.path().join("a/a.db"),
+            "AUTH_a",
+            Timestamp::parse("1").unwrap(),
+        )
+        .unwrap();
         let rep = |name: &str, put: &str, del: &str, objs: i64, policy: u32| ContainerReport {
             name: name.into(),
             put_timestamp: Timestamp::parse(put).unwrap(),
@@ -297,8 +312,14 @@ mod tests {
         put_container(&mut conn, &rep("c1", "2", "0", 3, 0)).unwrap();
         put_container(&mut conn, &rep("c2", "2", "0", 1, 1)).unwrap();
         let i = info(&conn).unwrap();
-        assert_eq!((i.container_count, i.object_count, i.bytes_used), (2, 4, 40));
-        assert_eq!(policy_stats(&conn).unwrap(), vec![(0, 1, 3, 30), (1, 1, 1, 10)]);
+        assert_eq!(
+            (i.container_count, i.object_count, i.bytes_used),
+            (2, 4, 40)
+        );
+        assert_eq!(
+            policy_stats(&conn).unwrap(),
+            vec![(0, 1, 3, 30), (1, 1, 1, 10)]
+        );
         put_container(&mut conn, &rep("c2", "2", "3", 0, 1)).unwrap();
         let i = info(&conn).unwrap();
         assert_eq!((i.container_count, i.object_count), (1, 3));

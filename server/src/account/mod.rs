@@ -100,12 +100,17 @@ pub fn account_router(state: Arc<AccountState>) -> Router {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking db task panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking db task panicked")
 }
 
 fn db_error(e: rusqlite::Error) -> Resp {
     tracing::error!(error = %e, "database error");
-    plain(StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {e}"))
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("database error: {e}"),
+    )
 }
 
 fn required_timestamp(headers: &HeaderMap) -> Result<Timestamp, Resp> {
@@ -130,7 +135,11 @@ async fn handle(state: &Arc<AccountState>, req: Request) -> Resp {
             "allow",
             HeaderValue::from_static("DELETE, GET, HEAD, OPTIONS, POST, PUT"),
         );
-        h::insert(r.headers_mut(), "server", &format!("account-server/{SWIFT_VERSION}"));
+        h::insert(
+            r.headers_mut(),
+            "server",
+            &format!("account-server/{SWIFT_VERSION}"),
+        );
         return r;
     }
     if !matches!(method.as_str(), "PUT" | "GET" | "HEAD" | "POST" | "DELETE") {
@@ -138,13 +147,21 @@ async fn handle(state: &Arc<AccountState>, req: Request) -> Resp {
     }
     let path = match decode_path(req.uri().path()) {
         Ok(p) => p,
-        Err(_) => return plain(StatusCode::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"),
+        Err(_) => {
+            return plain(
+                StatusCode::PRECONDITION_FAILED,
+                "Invalid UTF8 or contains NULL",
+            )
+        }
     };
     let sp = match parse_storage_path(&path, 3, 4) {
         Ok(p) => p,
         Err(PathError::Invalid(m)) => return plain(StatusCode::BAD_REQUEST, m),
         Err(PathError::BadEncoding) => {
-            return plain(StatusCode::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL")
+            return plain(
+                StatusCode::PRECONDITION_FAILED,
+                "Invalid UTF8 or contains NULL",
+            )
         }
     };
     let dev = match state.cfg.devices.device_path(&sp.device) {
@@ -179,7 +196,8 @@ async fn put_container(state: &Arc<AccountState>, t: Target, headers: &HeaderMap
     let parse_ts = |n: &str| -> Result<Timestamp, Resp> {
         match h::get(headers, n) {
             None => Ok(Timestamp::ZERO),
-            Some(v) => Timestamp::parse(v).map_err(|_| plain(StatusCode::BAD_REQUEST, format!("Invalid {n}"))),
+            Some(v) => Timestamp::parse(v)
+                .map_err(|_| plain(StatusCode::BAD_REQUEST, format!("Invalid {n}"))),
         }
     };
     let put_ts = match parse_ts("x-put-timestamp") {
@@ -190,7 +208,11 @@ async fn put_container(state: &Arc<AccountState>, t: Target, headers: &HeaderMap
         Ok(t) => t,
         Err(r) => return r,
     };
-    let int = |n: &str| h::get(headers, n).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
+    let int = |n: &str| {
+        h::get(headers, n)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+    };
     let rep = ContainerReport {
         name,
         put_timestamp: put_ts,
@@ -200,7 +222,8 @@ async fn put_container(state: &Arc<AccountState>, t: Target, headers: &HeaderMap
         policy_index: int("x-backend-storage-policy-index").max(0) as u32,
     };
     let auto_create = t.account.starts_with(&state.cfg.auto_create_account_prefix);
-    let override_deleted = h::get(headers, "x-account-override-deleted").is_some_and(crate::conf::is_true);
+    let override_deleted =
+        h::get(headers, "x-account-override-deleted").is_some_and(crate::conf::is_true);
     let (path, account) = (t.db_path.clone(), t.account.clone());
     let res = blocking(move || -> rusqlite::Result<bool> {
         let mut conn = if path.exists() {
@@ -319,10 +342,19 @@ async fn post_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap)
     }
 }
 
-fn account_headers(state: &AccountState, i: &AccountInfo, stats: &[(u32, i64, i64, i64)], hm: &mut HeaderMap) {
+fn account_headers(
+    state: &AccountState,
+    i: &AccountInfo,
+    stats: &[(u32, i64, i64, i64)],
+    hm: &mut HeaderMap,
+) {
     let created = ts(&i.created_at);
     let put = ts(&i.put_timestamp);
-    h::insert(hm, "x-account-container-count", &i.container_count.to_string());
+    h::insert(
+        hm,
+        "x-account-container-count",
+        &i.container_count.to_string(),
+    );
     h::insert(hm, "x-account-object-count", &i.object_count.to_string());
     h::insert(hm, "x-account-bytes-used", &i.bytes_used.to_string());
     h::insert(hm, "x-timestamp", &created.normal());
@@ -330,9 +362,21 @@ fn account_headers(state: &AccountState, i: &AccountInfo, stats: &[(u32, i64, i6
     h::insert(hm, "last-modified", &http_date(put.ceil_seconds()));
     for (idx, containers, objects, bytes) in stats {
         let name = state.cfg.policies.name_of(*idx);
-        h::insert(hm, &format!("x-account-storage-policy-{name}-container-count"), &containers.to_string());
-        h::insert(hm, &format!("x-account-storage-policy-{name}-object-count"), &objects.to_string());
-        h::insert(hm, &format!("x-account-storage-policy-{name}-bytes-used"), &bytes.to_string());
+        h::insert(
+            hm,
+            &format!("x-account-storage-policy-{name}-container-count"),
+            &containers.to_string(),
+        );
+        h::insert(
+            hm,
+            &format!("x-account-storage-policy-{name}-object-count"),
+            &objects.to_string(),
+        );
+        h::insert(
+            hm,
+            &format!("x-account-storage-policy-{name}-bytes-used"),
+            &bytes.to_string(),
+        );
     }
     for (k, v) in db::live_metadata(&db::parse_metadata(&i.metadata)) {
         h::insert(hm, &k, &v);
@@ -352,11 +396,20 @@ async fn get_account(
         state.cfg.constraints.account_listing_limit,
     ) {
         Ok(p) => p,
-        Err((code, m)) => return plain(StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST), m),
+        Err((code, m)) => {
+            return plain(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+                m,
+            )
+        }
     };
     let path = t.db_path.clone();
     let p2 = params.clone();
-    type Got = (AccountInfo, Vec<(u32, i64, i64, i64)>, Vec<Entry<broker::ContainerRow>>);
+    type Got = (
+        AccountInfo,
+        Vec<(u32, i64, i64, i64)>,
+        Vec<Entry<broker::ContainerRow>>,
+    );
     let res = blocking(move || -> rusqlite::Result<Option<Got>> {
         if !path.exists() {
             return Ok(None);
@@ -367,7 +420,11 @@ async fn get_account(
             return Ok(Some((i, vec![], vec![])));
         }
         let stats = broker::policy_stats(&conn)?;
-        let rows = if head { vec![] } else { broker::list(&conn, &p2)? };
+        let rows = if head {
+            vec![]
+        } else {
+            broker::list(&conn, &p2)?
+        };
         Ok(Some((i, stats, rows)))
     })
     .await;
@@ -386,19 +443,36 @@ async fn get_account(
     if head {
         let mut r = empty(StatusCode::NO_CONTENT);
         r.headers_mut().extend(hm);
-        h::insert(r.headers_mut(), "content-type", params.format.content_type());
+        h::insert(
+            r.headers_mut(),
+            "content-type",
+            params.format.content_type(),
+        );
         return r;
     }
     let body = render(state, &t.account, &rows, params.format);
-    let status = if body.is_empty() { StatusCode::NO_CONTENT } else { StatusCode::OK };
+    let status = if body.is_empty() {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::OK
+    };
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut().extend(hm);
-    h::insert(r.headers_mut(), "content-type", params.format.content_type());
+    h::insert(
+        r.headers_mut(),
+        "content-type",
+        params.format.content_type(),
+    );
     r
 }
 
-fn render(state: &AccountState, account: &str, rows: &[Entry<broker::ContainerRow>], format: ListingFormat) -> String {
+fn render(
+    state: &AccountState,
+    account: &str,
+    rows: &[Entry<broker::ContainerRow>],
+    format: ListingFormat,
+) -> String {
     match format {
         ListingFormat::Plain => rows
             .iter()

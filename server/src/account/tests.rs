@@ -7,23 +7,85 @@ use serde_json::Value;
 use super::*;
 use crate::object::tests::{req, send, Node};
 
+/// A timestamp `n` seconds after a base fixed for the whole test run (so two calls
+/// with the same `n` always agree).
 fn t(n: u64) -> String {
-    Timestamp::from_ticks((Timestamp::now().seconds() - 1000 + n) * 100_000, 0).internal()
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| Timestamp::now().seconds() - 1000);
+    Timestamp::from_ticks((base + n) * 100_000, 0).internal()
 }
 
 #[tokio::test]
 async fn account_lifecycle_listing_and_policy_stats() {
     let node = Node::new();
-    let r = account_router(AccountState::new(AccountConfig::from_conf(&node.conf("account-server")).unwrap()));
-    assert_eq!(send(&r, req("HEAD", "/sda1/0/AUTH_a", &[], Body::empty())).await.0, StatusCode::NOT_FOUND);
-    let report = |c: &'static str, put: String, del: &'static str, objs: &'static str, policy: &'static str| {
-        req("PUT", &format!("/sda1/0/AUTH_a/{c}"), &[("x-put-timestamp", &put), ("x-delete-timestamp", del), ("x-object-count", objs), ("x-bytes-used", "100"), ("x-backend-storage-policy-index", policy)], Body::empty())
+    let r = account_router(AccountState::new(
+        AccountConfig::from_conf(&node.conf("account-server")).unwrap(),
+    ));
+    assert_eq!(
+        send(&r, req("HEAD", "/sda1/0/AUTH_a", &[], Body::empty()))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let report = |c: &'static str,
+                  put: String,
+                  del: &'static str,
+                  objs: &'static str,
+                  policy: &'static str| {
+        req(
+            "PUT",
+            &format!("/sda1/0/AUTH_a/{c}"),
+            &[
+                ("x-put-timestamp", &put),
+                ("x-delete-timestamp", del),
+                ("x-object-count", objs),
+                ("x-bytes-used", "100"),
+                ("x-backend-storage-policy-index", policy),
+            ],
+            Body::empty(),
+        )
     };
-    assert_eq!(send(&r, report("c1", t(2), "0", "1", "0")).await.0, StatusCode::NOT_FOUND, "no account yet");
-    assert_eq!(send(&r, req("PUT", "/sda1/0/AUTH_a", &[("x-timestamp", &t(1)), ("x-account-meta-owner", "me")], Body::empty())).await.0, StatusCode::CREATED);
-    assert_eq!(send(&r, req("PUT", "/sda1/0/AUTH_a", &[("x-timestamp", &t(2))], Body::empty())).await.0, StatusCode::ACCEPTED);
-    assert_eq!(send(&r, report("c1", t(2), "0", "1", "0")).await.0, StatusCode::CREATED);
-    assert_eq!(send(&r, report("c2", t(2), "0", "2", "1")).await.0, StatusCode::CREATED);
+    assert_eq!(
+        send(&r, report("c1", t(2), "0", "1", "0")).await.0,
+        StatusCode::NOT_FOUND,
+        "no account yet"
+    );
+    assert_eq!(
+        send(
+            &r,
+            req(
+                "PUT",
+                "/sda1/0/AUTH_a",
+                &[("x-timestamp", &t(1)), ("x-account-meta-owner", "me")],
+                Body::empty()
+            )
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        send(
+            &r,
+            req(
+                "PUT",
+                "/sda1/0/AUTH_a",
+                &[("x-timestamp", &t(2))],
+                Body::empty()
+            )
+        )
+        .await
+        .0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        send(&r, report("c1", t(2), "0", "1", "0")).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        send(&r, report("c2", t(2), "0", "2", "1")).await.0,
+        StatusCode::CREATED
+    );
     let (s, h, _) = send(&r, req("HEAD", "/sda1/0/AUTH_a", &[], Body::empty())).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(h["x-account-container-count"], "2");
@@ -32,34 +94,120 @@ async fn account_lifecycle_listing_and_policy_stats() {
     assert_eq!(h["x-account-meta-owner"], "me");
     assert_eq!(h["x-account-storage-policy-gold-object-count"], "1");
     assert_eq!(h["x-account-storage-policy-silver-object-count"], "2");
-    let (s, _, b) = send(&r, req("GET", "/sda1/0/AUTH_a?format=json", &[], Body::empty())).await;
+    let (s, _, b) = send(
+        &r,
+        req("GET", "/sda1/0/AUTH_a?format=json", &[], Body::empty()),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v[1]["name"], "c2");
     assert_eq!(v[1]["count"], 2);
     assert_eq!(v[1]["storage_policy"], "silver");
-    let (_, _, b) = send(&r, req("GET", "/sda1/0/AUTH_a?format=xml", &[], Body::empty())).await;
-    assert!(String::from_utf8(b).unwrap().contains("<container><name>c1</name><count>1</count><bytes>100</bytes>"));
-    let (_, _, b) = send(&r, req("GET", "/sda1/0/AUTH_a?marker=c1", &[], Body::empty())).await;
+    let (_, _, b) = send(
+        &r,
+        req("GET", "/sda1/0/AUTH_a?format=xml", &[], Body::empty()),
+    )
+    .await;
+    assert!(String::from_utf8(b)
+        .unwrap()
+        .contains("<container><name>c1</name><count>1</count><bytes>100</bytes>"));
+    let (_, _, b) = send(
+        &r,
+        req("GET", "/sda1/0/AUTH_a?marker=c1", &[], Body::empty()),
+    )
+    .await;
     assert_eq!(b, b"c2\n");
     // A container deletion report.
-    assert_eq!(send(&r, report("c1", t(2), "0000000000.00000", "0", "0")).await.0, StatusCode::CREATED);
+    assert_eq!(
+        send(&r, report("c1", t(2), "0000000000.00000", "0", "0"))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
     let del = t(3);
-    let q = req("PUT", "/sda1/0/AUTH_a/c1", &[("x-put-timestamp", &t(2)), ("x-delete-timestamp", &del), ("x-object-count", "0"), ("x-bytes-used", "0")], Body::empty());
+    let q = req(
+        "PUT",
+        "/sda1/0/AUTH_a/c1",
+        &[
+            ("x-put-timestamp", &t(2)),
+            ("x-delete-timestamp", &del),
+            ("x-object-count", "0"),
+            ("x-bytes-used", "0"),
+        ],
+        Body::empty(),
+    );
     assert_eq!(send(&r, q).await.0, StatusCode::NO_CONTENT);
     let (_, _, b) = send(&r, req("GET", "/sda1/0/AUTH_a", &[], Body::empty())).await;
     assert_eq!(b, b"c2\n");
-    assert_eq!(send(&r, req("POST", "/sda1/0/AUTH_a", &[("x-timestamp", &t(4)), ("x-account-meta-owner", "")], Body::empty())).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(
+            &r,
+            req(
+                "POST",
+                "/sda1/0/AUTH_a",
+                &[("x-timestamp", &t(4)), ("x-account-meta-owner", "")],
+                Body::empty()
+            )
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
     let (_, h, _) = send(&r, req("HEAD", "/sda1/0/AUTH_a", &[], Body::empty())).await;
     assert!(h.get("x-account-meta-owner").is_none());
-    assert_eq!(send(&r, req("DELETE", "/sda1/0/AUTH_a", &[("x-timestamp", &t(5))], Body::empty())).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(
+            &r,
+            req(
+                "DELETE",
+                "/sda1/0/AUTH_a",
+                &[("x-timestamp", &t(5))],
+                Body::empty()
+            )
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
     let (s, h, _) = send(&r, req("HEAD", "/sda1/0/AUTH_a", &[], Body::empty())).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(h["x-account-status"], "Deleted");
-    assert_eq!(send(&r, req("PUT", "/sda1/0/AUTH_a", &[("x-timestamp", &t(6))], Body::empty())).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(send(&r, req("DELETE", "/sda1/0/AUTH_a", &[("x-timestamp", &t(7))], Body::empty())).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(
+            &r,
+            req(
+                "PUT",
+                "/sda1/0/AUTH_a",
+                &[("x-timestamp", &t(6))],
+                Body::empty()
+            )
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(
+            &r,
+            req(
+                "DELETE",
+                "/sda1/0/AUTH_a",
+                &[("x-timestamp", &t(7))],
+                Body::empty()
+            )
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
     let (s, h, _) = send(&r, req("OPTIONS", "/", &[], Body::empty())).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["server"], "account-server/2.38.3");
-    assert_eq!(send(&r, req("PUT", "/sda1/0/AUTH_b", &[], Body::empty())).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        send(&r, req("PUT", "/sda1/0/AUTH_b", &[], Body::empty()))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
 }

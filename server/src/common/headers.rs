@@ -16,12 +16,10 @@ pub fn timestamp(headers: &HeaderMap, name: &str) -> Result<Option<Timestamp>, S
     match headers.get(name) {
         None => Ok(None),
         Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| format!("Invalid {name} header"))?;
-            Timestamp::parse(s)
-                .map(Some)
-                .map_err(|_| format!("X-Timestamp should be a UNIX timestamp float value; was {s:?}"))
+            let s = v.to_str().map_err(|_| format!("Invalid {name} header"))?;
+            Timestamp::parse(s).map(Some).map_err(|_| {
+                format!("X-Timestamp should be a UNIX timestamp float value; was {s:?}")
+            })
         }
     }
 }

@@ -39,7 +39,9 @@ pub fn split_path(
     let count = segs.len();
     if !segs[0].is_empty()
         || count < minsegs + 1
-        || segs[1..(minsegs + 1).min(count)].iter().any(|s| s.is_empty())
+        || segs[1..(minsegs + 1).min(count)]
+            .iter()
+            .any(|s| s.is_empty())
     {
         return Err(invalid());
     }
@@ -92,7 +94,9 @@ pub fn validate_device_partition(device: &str, partition: &str) -> Result<(), Pa
         || partition.len() > 10
         || !partition.bytes().all(|b| b.is_ascii_digit())
     {
-        return Err(PathError::Invalid(format!("Invalid partition: {partition}")));
+        return Err(PathError::Invalid(format!(
+            "Invalid partition: {partition}"
+        )));
     }
     Ok(())
 }

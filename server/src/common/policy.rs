@@ -122,13 +122,16 @@ impl Policies {
     /// error is Swift's 503 message.
     pub fn from_header(&self, value: Option<&str>) -> Result<&Policy, String> {
         match value {
-            None => self.get(0).ok_or_else(|| "No policy with index 0".to_string()),
+            None => self
+                .get(0)
+                .ok_or_else(|| "No policy with index 0".to_string()),
             Some(v) => {
                 let idx: u32 = v
                     .trim()
                     .parse()
                     .map_err(|_| format!("No policy with index {v}"))?;
-                self.get(idx).ok_or_else(|| format!("No policy with index {v}"))
+                self.get(idx)
+                    .ok_or_else(|| format!("No policy with index {v}"))
             }
         }
     }

@@ -211,14 +211,30 @@ mod tests {
         assert_eq!(o.offset(), 10);
         assert_eq!(o.internal(), "0000000001.00000_000000000000000a");
         assert!(o > Timestamp::parse("1").unwrap());
-        assert_eq!(Timestamp::parse("1.000005").unwrap().normal(), "0000000001.00001");
-        assert_eq!(Timestamp::parse("1.000004").unwrap().normal(), "0000000001.00000");
+        assert_eq!(
+            Timestamp::parse("1.000005").unwrap().normal(),
+            "0000000001.00001"
+        );
+        assert_eq!(
+            Timestamp::parse("1.000004").unwrap().normal(),
+            "0000000001.00000"
+        );
         assert_eq!(Timestamp::parse(".5").unwrap().normal(), "0000000000.50000");
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "abc", "-1", "1e5", "1.2.3", "1_", "1_xyz", "10000000000", " . "] {
+        for bad in [
+            "",
+            "abc",
+            "-1",
+            "1e5",
+            "1.2.3",
+            "1_",
+            "1_xyz",
+            "10000000000",
+            " . ",
+        ] {
             assert!(Timestamp::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -228,6 +244,9 @@ mod tests {
         let t = Timestamp::parse("1795313121.68505").unwrap();
         assert_eq!(t.isoformat(), "2026-11-22T02:05:21.685050");
         assert_eq!(http_date(t.ceil_seconds()), "Sun, 22 Nov 2026 02:05:22 GMT");
-        assert_eq!(parse_http_date("Sun, 22 Nov 2026 02:05:22 GMT"), Some(1795313122));
+        assert_eq!(
+            parse_http_date("Sun, 22 Nov 2026 02:05:22 GMT"),
+            Some(1795313122)
+        );
     }
 }

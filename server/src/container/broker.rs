@@ -282,7 +282,13 @@ pub fn put_object(conn: &mut Connection, rec: &ObjectRecord) -> rusqlite::Result
             // Only a newer content type from a POST can still apply.
             match rec.ctype_timestamp {
                 Some(c) if c > old_ts && old.4 == 0 && !rec.deleted => {
-                    row = (old.0.clone(), old.1, rec.content_type.clone(), old.3.clone(), 0);
+                    row = (
+                        old.0.clone(),
+                        old.1,
+                        rec.content_type.clone(),
+                        old.3.clone(),
+                        0,
+                    );
                 }
                 _ => {
                     tx.commit()?;
@@ -296,7 +302,13 @@ pub fn put_object(conn: &mut Connection, rec: &ObjectRecord) -> rusqlite::Result
                 return Ok(());
             }
             if newer_ctype {
-                row = (old.0.clone(), old.1, rec.content_type.clone(), old.3.clone(), old.4);
+                row = (
+                    old.0.clone(),
+                    old.1,
+                    rec.content_type.clone(),
+                    old.3.clone(),
+                    old.4,
+                );
             }
         }
         tx.execute(
@@ -440,11 +452,21 @@ mod tests {
         let i = info(&conn).unwrap();
         assert_eq!((i.object_count, i.bytes_used), (1, 5));
         assert_ne!(i.hash, "0".repeat(32));
-        let rows = list(&conn, &ListingParams { limit: 10, ..Default::default() }, 0).unwrap();
+        let rows = list(
+            &conn,
+            &ListingParams {
+                limit: 10,
+                ..Default::default()
+            },
+            0,
+        )
+        .unwrap();
         assert_eq!(rows.len(), 1);
         // The file is readable by plain SQLite with Swift's view.
         let n: i64 = conn
-            .query_row("SELECT count(*) FROM object WHERE deleted = 1", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM object WHERE deleted = 1", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(n, 1);
     }

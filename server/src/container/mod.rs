@@ -123,7 +123,11 @@ const SAVE_HEADERS: &[&str] = &[
     "x-history-location",
 ];
 
-pub(crate) fn metadata_items(headers: &HeaderMap, target: &str, save: &[&str]) -> Vec<(String, String)> {
+pub(crate) fn metadata_items(
+    headers: &HeaderMap,
+    target: &str,
+    save: &[&str],
+) -> Vec<(String, String)> {
     let meta = format!("x-{target}-meta-");
     let sys = format!("x-{target}-sysmeta-");
     let mut out = Vec::new();
@@ -139,12 +143,17 @@ pub(crate) fn metadata_items(headers: &HeaderMap, target: &str, save: &[&str]) -
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking db task panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking db task panicked")
 }
 
 fn db_error(e: rusqlite::Error) -> Resp {
     tracing::error!(error = %e, "database error");
-    plain(StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {e}"))
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("database error: {e}"),
+    )
 }
 
 struct Target {
@@ -159,7 +168,10 @@ fn target(state: &ContainerState, path: &str) -> Result<Target, Resp> {
         Ok(p) => p,
         Err(PathError::Invalid(m)) => return Err(plain(StatusCode::BAD_REQUEST, m)),
         Err(PathError::BadEncoding) => {
-            return Err(plain(StatusCode::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"))
+            return Err(plain(
+                StatusCode::PRECONDITION_FAILED,
+                "Invalid UTF8 or contains NULL",
+            ))
         }
     };
     let dev = match state.cfg.devices.device_path(&sp.device) {
@@ -198,14 +210,26 @@ async fn handle(state: &Arc<ContainerState>, req: Request) -> Resp {
             "allow",
             HeaderValue::from_static("DELETE, GET, HEAD, OPTIONS, POST, PUT, UPDATE"),
         );
-        h::insert(r.headers_mut(), "server", &format!("container-server/{SWIFT_VERSION}"));
+        h::insert(
+            r.headers_mut(),
+            "server",
+            &format!("container-server/{SWIFT_VERSION}"),
+        );
         return r;
     }
     let path = match decode_path(req.uri().path()) {
         Ok(p) => p,
-        Err(_) => return plain(StatusCode::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"),
+        Err(_) => {
+            return plain(
+                StatusCode::PRECONDITION_FAILED,
+                "Invalid UTF8 or contains NULL",
+            )
+        }
     };
-    if !matches!(method.as_str(), "PUT" | "GET" | "HEAD" | "POST" | "DELETE" | "UPDATE") {
+    if !matches!(
+        method.as_str(),
+        "PUT" | "GET" | "HEAD" | "POST" | "DELETE" | "UPDATE"
+    ) {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
     let t = match target(state, &path) {
@@ -235,7 +259,12 @@ async fn handle(state: &Arc<ContainerState>, req: Request) -> Resp {
 }
 
 /// Object rows from object servers (`PUT`/`DELETE /d/p/a/c/o`).
-async fn object_update(state: &Arc<ContainerState>, t: Target, headers: &HeaderMap, delete: bool) -> Resp {
+async fn object_update(
+    state: &Arc<ContainerState>,
+    t: Target,
+    headers: &HeaderMap,
+    delete: bool,
+) -> Resp {
     let req_ts = match required_timestamp(headers) {
         Ok(t) => t,
         Err(r) => return r,
@@ -243,7 +272,12 @@ async fn object_update(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
     let policy_index = match h::get(headers, "x-backend-storage-policy-index") {
         Some(v) => match v.trim().parse::<u32>() {
             Ok(i) => i,
-            Err(_) => return plain(StatusCode::BAD_REQUEST, "Invalid X-Backend-Storage-Policy-Index"),
+            Err(_) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid X-Backend-Storage-Policy-Index",
+                )
+            }
         },
         None => 0,
     };
@@ -251,7 +285,9 @@ async fn object_update(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
     let rec = ObjectRecord {
         name: t.path.object.clone().unwrap_or_default(),
         created_at: req_ts,
-        size: h::get(headers, "x-size").and_then(|v| v.parse().ok()).unwrap_or(0),
+        size: h::get(headers, "x-size")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         content_type: h::get(headers, "x-content-type").unwrap_or("").to_string(),
         etag: h::get(headers, "x-etag").unwrap_or("").to_string(),
         deleted: delete,
@@ -259,8 +295,15 @@ async fn object_update(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
         ctype_timestamp: opt_ts("x-content-type-timestamp"),
         meta_timestamp: opt_ts("x-meta-timestamp"),
     };
-    if !delete && (h::get(headers, "x-size").is_none() || h::get(headers, "x-content-type").is_none() || h::get(headers, "x-etag").is_none()) {
-        return plain(StatusCode::BAD_REQUEST, "Missing X-Size, X-Content-Type or X-Etag");
+    if !delete
+        && (h::get(headers, "x-size").is_none()
+            || h::get(headers, "x-content-type").is_none()
+            || h::get(headers, "x-etag").is_none())
+    {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Missing X-Size, X-Content-Type or X-Etag",
+        );
     }
     let auto_create = t.account.starts_with(&state.cfg.auto_create_account_prefix)
         || h::get(headers, "x-backend-auto-create").is_some_and(crate::conf::is_true);
@@ -277,7 +320,11 @@ async fn object_update(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
             return Ok(StatusCode::NOT_FOUND);
         }
         broker::put_object(&mut conn, &rec)?;
-        Ok(if delete { StatusCode::NO_CONTENT } else { StatusCode::CREATED })
+        Ok(if delete {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::CREATED
+        })
     })
     .await;
     match res {
@@ -311,9 +358,19 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
         return plain(StatusCode::BAD_REQUEST, m);
     }
     let requested = match h::get(headers, "x-backend-storage-policy-index") {
-        Some(v) => match v.trim().parse::<u32>().ok().and_then(|i| state.cfg.policies.get(i)) {
+        Some(v) => match v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .and_then(|i| state.cfg.policies.get(i))
+        {
             Some(p) => Some(p.index),
-            None => return plain(StatusCode::BAD_REQUEST, format!("Invalid X-Storage-Policy-Index {v:?}")),
+            None => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    format!("Invalid X-Storage-Policy-Index {v:?}"),
+                )
+            }
         },
         None => None,
     };
@@ -325,7 +382,13 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
     let (account, container, path) = (t.account.clone(), t.container.clone(), t.db_path.clone());
     let res = blocking(move || -> rusqlite::Result<PutOutcome> {
         if !path.exists() {
-            let mut conn = broker::create(&path, &account, &container, req_ts, requested.unwrap_or(default_index))?;
+            let mut conn = broker::create(
+                &path,
+                &account,
+                &container,
+                req_ts,
+                requested.unwrap_or(default_index),
+            )?;
             broker::update_metadata(&mut conn, &items, req_ts)?;
             return Ok(PutOutcome::Created(broker::info(&conn)?));
         }
@@ -364,7 +427,11 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
         Ok(PutOutcome::PolicyConflict(u32::MAX)) => return plain(StatusCode::CONFLICT, "Conflict"),
         Ok(PutOutcome::PolicyConflict(idx)) => {
             let mut r = plain(StatusCode::CONFLICT, "Conflict");
-            h::insert(r.headers_mut(), "x-backend-storage-policy-index", &idx.to_string());
+            h::insert(
+                r.headers_mut(),
+                "x-backend-storage-policy-index",
+                &idx.to_string(),
+            );
             return r;
         }
         Ok(PutOutcome::Created(i)) => (StatusCode::CREATED, i),
@@ -374,7 +441,11 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
         return r;
     }
     let mut r = empty(status);
-    h::insert(r.headers_mut(), "x-backend-storage-policy-index", &info.storage_policy_index.to_string());
+    h::insert(
+        r.headers_mut(),
+        "x-backend-storage-policy-index",
+        &info.storage_policy_index.to_string(),
+    );
     r
 }
 
@@ -392,15 +463,30 @@ async fn account_update(
         h::get(headers, "x-account-device"),
     ) {
         Ok(t) => t,
-        Err(m) => return Some(plain(StatusCode::BAD_REQUEST, m.replace("Container", "Account"))),
+        Err(m) => {
+            return Some(plain(
+                StatusCode::BAD_REQUEST,
+                m.replace("Container", "Account"),
+            ))
+        }
     };
     if targets.is_empty() {
         return None;
     }
     let (put_ts, del_ts, count, bytes) = if info.is_deleted() {
-        (info.put_timestamp.clone(), info.delete_timestamp.clone(), 0, 0)
+        (
+            info.put_timestamp.clone(),
+            info.delete_timestamp.clone(),
+            0,
+            0,
+        )
     } else {
-        (info.put_timestamp.clone(), info.delete_timestamp.clone(), info.object_count, info.bytes_used)
+        (
+            info.put_timestamp.clone(),
+            info.delete_timestamp.clone(),
+            info.object_count,
+            info.bytes_used,
+        )
     };
     let mut not_found = 0;
     let mut ok = 0;
@@ -421,7 +507,10 @@ async fn account_update(
             .header("X-Delete-Timestamp", &del_ts)
             .header("X-Object-Count", count.to_string())
             .header("X-Bytes-Used", bytes.to_string())
-            .header("X-Backend-Storage-Policy-Index", info.storage_policy_index.to_string())
+            .header(
+                "X-Backend-Storage-Policy-Index",
+                info.storage_policy_index.to_string(),
+            )
             .header("X-Trans-Id", h::get(headers, "x-trans-id").unwrap_or("-"));
         if let Some(v) = h::get(headers, "x-account-override-deleted") {
             req = req.header("X-Account-Override-Deleted", v);
@@ -429,14 +518,17 @@ async fn account_update(
         match req.send().await {
             Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => not_found += 1,
             Ok(r) if r.status().is_success() => ok += 1,
-            Ok(r) => tracing::error!(host = %tg.host, status = %r.status(), "account update failed"),
+            Ok(r) => {
+                tracing::error!(host = %tg.host, status = %r.status(), "account update failed")
+            }
             Err(e) => tracing::error!(host = %tg.host, error = %e, "account update failed"),
         }
     }
     if ok > 0 {
         let path = t.db_path.clone();
         let info = info.clone();
-        let _ = blocking(move || db::open(&path).and_then(|c| broker::set_reported(&c, &info))).await;
+        let _ =
+            blocking(move || db::open(&path).and_then(|c| broker::set_reported(&c, &info))).await;
     }
     if not_found == targets.len() {
         return Some(plain(StatusCode::NOT_FOUND, "Account not found"));
@@ -457,7 +549,7 @@ async fn delete_container(state: &Arc<ContainerState>, t: Target, headers: &Head
     enum Outcome {
         NotFound,
         NotEmpty,
-        Deleted(ContainerInfo),
+        Deleted(Box<ContainerInfo>),
     }
     let res = blocking(move || -> rusqlite::Result<Outcome> {
         if !path.exists() {
@@ -473,7 +565,7 @@ async fn delete_container(state: &Arc<ContainerState>, t: Target, headers: &Head
         }
         broker::set_delete_timestamp(&conn, req_ts)?;
         broker::update_status_changed_at(&conn, req_ts)?;
-        Ok(Outcome::Deleted(broker::info(&conn)?))
+        Ok(Outcome::Deleted(Box::new(broker::info(&conn)?)))
     })
     .await;
     match res {
@@ -529,9 +621,21 @@ fn container_headers(i: &ContainerInfo, hm: &mut HeaderMap) {
     let put = ts(&i.put_timestamp);
     h::insert(hm, "x-backend-timestamp", &created.internal());
     h::insert(hm, "x-backend-put-timestamp", &put.internal());
-    h::insert(hm, "x-backend-delete-timestamp", &ts(&i.delete_timestamp).internal());
-    h::insert(hm, "x-backend-status-changed-at", &ts(&i.status_changed_at).internal());
-    h::insert(hm, "x-backend-storage-policy-index", &i.storage_policy_index.to_string());
+    h::insert(
+        hm,
+        "x-backend-delete-timestamp",
+        &ts(&i.delete_timestamp).internal(),
+    );
+    h::insert(
+        hm,
+        "x-backend-status-changed-at",
+        &ts(&i.status_changed_at).internal(),
+    );
+    h::insert(
+        hm,
+        "x-backend-storage-policy-index",
+        &i.storage_policy_index.to_string(),
+    );
     h::insert(hm, "x-backend-sharding-state", "unsharded");
     if i.is_deleted() {
         return;
@@ -559,23 +663,30 @@ async fn get_container(
         state.cfg.constraints.container_listing_limit,
     ) {
         Ok(p) => p,
-        Err((code, m)) => return plain(StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST), m),
+        Err((code, m)) => {
+            return plain(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+                m,
+            )
+        }
     };
     let path = t.db_path.clone();
     let p2 = params.clone();
-    let res = blocking(move || -> rusqlite::Result<Option<(ContainerInfo, Vec<Entry<broker::ObjectRow>>)>> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        let conn = db::open(&path)?;
-        let i = broker::info(&conn)?;
-        let rows = if head || i.is_deleted() {
-            vec![]
-        } else {
-            broker::list(&conn, &p2, i.storage_policy_index)?
-        };
-        Ok(Some((i, rows)))
-    })
+    let res = blocking(
+        move || -> rusqlite::Result<Option<(ContainerInfo, Vec<Entry<broker::ObjectRow>>)>> {
+            if !path.exists() {
+                return Ok(None);
+            }
+            let conn = db::open(&path)?;
+            let i = broker::info(&conn)?;
+            let rows = if head || i.is_deleted() {
+                vec![]
+            } else {
+                broker::list(&conn, &p2, i.storage_policy_index)?
+            };
+            Ok(Some((i, rows)))
+        },
+    )
     .await;
     let (info, rows) = match res {
         Err(e) => return db_error(e),
@@ -592,15 +703,27 @@ async fn get_container(
     if head {
         let mut r = empty(StatusCode::NO_CONTENT);
         r.headers_mut().extend(hm);
-        h::insert(r.headers_mut(), "content-type", params.format.content_type());
+        h::insert(
+            r.headers_mut(),
+            "content-type",
+            params.format.content_type(),
+        );
         return r;
     }
     let body = render_objects(&t.container, &rows, params.format);
-    let status = if body.is_empty() { StatusCode::NO_CONTENT } else { StatusCode::OK };
+    let status = if body.is_empty() {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::OK
+    };
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut().extend(hm);
-    h::insert(r.headers_mut(), "content-type", params.format.content_type());
+    h::insert(
+        r.headers_mut(),
+        "content-type",
+        params.format.content_type(),
+    );
     h::insert(r.headers_mut(), "x-backend-record-type", "object");
     h::insert(
         r.headers_mut(),
@@ -627,7 +750,11 @@ fn split_swift_bytes(ctype: &str, size: i64) -> (String, i64) {
     (kept.join(";"), bytes)
 }
 
-fn render_objects(container: &str, rows: &[Entry<broker::ObjectRow>], format: ListingFormat) -> String {
+fn render_objects(
+    container: &str,
+    rows: &[Entry<broker::ObjectRow>],
+    format: ListingFormat,
+) -> String {
     match format {
         ListingFormat::Plain => {
             let mut s = String::new();
@@ -694,7 +821,12 @@ async fn update_container(t: Target, headers: &HeaderMap, body: axum::body::Byte
     }
     let items: Vec<serde_json::Value> = match serde_json::from_slice(&body) {
         Ok(serde_json::Value::Array(a)) => a,
-        _ => return plain(StatusCode::BAD_REQUEST, "Invalid UPDATE body: expected a JSON list"),
+        _ => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "Invalid UPDATE body: expected a JSON list",
+            )
+        }
     };
     let mut recs = Vec::new();
     for it in items {
@@ -709,7 +841,10 @@ async fn update_container(t: Target, headers: &HeaderMap, body: axum::body::Byte
             content_type: s("content_type"),
             etag: s("etag"),
             deleted: it.get("deleted").and_then(|v| v.as_i64()).unwrap_or(0) == 1,
-            policy_index: it.get("storage_policy_index").and_then(|v| v.as_u64()).unwrap_or(0) as u32,
+            policy_index: it
+                .get("storage_policy_index")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0) as u32,
             ctype_timestamp: None,
             meta_timestamp: None,
         });

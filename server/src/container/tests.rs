@@ -14,8 +14,12 @@ fn router(node: &Node) -> Router {
     ))
 }
 
+/// A timestamp `n` seconds after a base fixed for the whole test run (so two calls
+/// with the same `n` always agree).
 fn t(n: u64) -> String {
-    Timestamp::from_ticks((Timestamp::now().seconds() - 1000 + n) * 100_000, 0).internal()
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| Timestamp::now().seconds() - 1000);
+    Timestamp::from_ticks((base + n) * 100_000, 0).internal()
 }
 
 async fn put_obj(r: &Router, name: &str, ts: &str, size: &str) -> StatusCode {
@@ -24,7 +28,12 @@ async fn put_obj(r: &Router, name: &str, ts: &str, size: &str) -> StatusCode {
         req(
             "PUT",
             &format!("/sda1/0/a/c/{name}"),
-            &[("x-timestamp", ts), ("x-size", size), ("x-content-type", "text/plain"), ("x-etag", "0af9")],
+            &[
+                ("x-timestamp", ts),
+                ("x-size", size),
+                ("x-content-type", "text/plain"),
+                ("x-etag", "0af9"),
+            ],
             Body::empty(),
         ),
     )
@@ -36,18 +45,76 @@ async fn put_obj(r: &Router, name: &str, ts: &str, size: &str) -> StatusCode {
 async fn create_list_stats_and_delete() {
     let node = Node::new();
     let r = router(&node);
-    assert_eq!(put_obj(&r, "o", &t(1), "1").await, StatusCode::NOT_FOUND, "no DB yet");
-    let (s, h, _) = send(&r, req("PUT", "/sda1/0/a/c", &[("x-timestamp", &t(1)), ("x-container-meta-color", "red"), ("x-backend-storage-policy-index", "1")], Body::empty())).await;
+    assert_eq!(
+        put_obj(&r, "o", &t(1), "1").await,
+        StatusCode::NOT_FOUND,
+        "no DB yet"
+    );
+    let (s, h, _) = send(
+        &r,
+        req(
+            "PUT",
+            "/sda1/0/a/c",
+            &[
+                ("x-timestamp", &t(1)),
+                ("x-container-meta-color", "red"),
+                ("x-backend-storage-policy-index", "1"),
+            ],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(h["x-backend-storage-policy-index"], "1");
-    assert_eq!(send(&r, req("PUT", "/sda1/0/a/c", &[("x-timestamp", &t(2))], Body::empty())).await.0, StatusCode::ACCEPTED);
+    assert_eq!(
+        send(
+            &r,
+            req(
+                "PUT",
+                "/sda1/0/a/c",
+                &[("x-timestamp", &t(2))],
+                Body::empty()
+            )
+        )
+        .await
+        .0,
+        StatusCode::ACCEPTED
+    );
     // The policy is fixed at creation.
-    let (s, h, _) = send(&r, req("PUT", "/sda1/0/a/c", &[("x-timestamp", &t(3)), ("x-backend-storage-policy-index", "0")], Body::empty())).await;
+    let (s, h, _) = send(
+        &r,
+        req(
+            "PUT",
+            "/sda1/0/a/c",
+            &[
+                ("x-timestamp", &t(3)),
+                ("x-backend-storage-policy-index", "0"),
+            ],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(h["x-backend-storage-policy-index"], "1");
 
-    for (n, size) in [("a/1.txt", "12"), ("a/2.txt", "3"), ("b/x.txt", "5"), ("c.txt", "10")] {
-        let q = req("PUT", &format!("/sda1/0/a/c/{n}"), &[("x-timestamp", &t(4)), ("x-size", size), ("x-content-type", "text/plain;swift_bytes=99"), ("x-etag", "e1"), ("x-backend-storage-policy-index", "1")], Body::empty());
+    for (n, size) in [
+        ("a/1.txt", "12"),
+        ("a/2.txt", "3"),
+        ("b/x.txt", "5"),
+        ("c.txt", "10"),
+    ] {
+        let q = req(
+            "PUT",
+            &format!("/sda1/0/a/c/{n}"),
+            &[
+                ("x-timestamp", &t(4)),
+                ("x-size", size),
+                ("x-content-type", "text/plain;swift_bytes=99"),
+                ("x-etag", "e1"),
+                ("x-backend-storage-policy-index", "1"),
+            ],
+            Body::empty(),
+        );
         assert_eq!(send(&r, q).await.0, StatusCode::CREATED);
     }
     let (s, h, _) = send(&r, req("HEAD", "/sda1/0/a/c", &[], Body::empty())).await;
@@ -59,8 +126,23 @@ async fn create_list_stats_and_delete() {
     assert_eq!(h["x-put-timestamp"], t(2).as_str());
 
     let (s, _, b) = send(&r, req("GET", "/sda1/0/a/c", &[], Body::empty())).await;
-    assert_eq!((s, String::from_utf8(b).unwrap()), (StatusCode::OK, "a/1.txt\na/2.txt\nb/x.txt\nc.txt\n".to_string()));
-    let (s, h, b) = send(&r, req("GET", "/sda1/0/a/c?format=json&delimiter=/", &[], Body::empty())).await;
+    assert_eq!(
+        (s, String::from_utf8(b).unwrap()),
+        (
+            StatusCode::OK,
+            "a/1.txt\na/2.txt\nb/x.txt\nc.txt\n".to_string()
+        )
+    );
+    let (s, h, b) = send(
+        &r,
+        req(
+            "GET",
+            "/sda1/0/a/c?format=json&delimiter=/",
+            &[],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["content-type"], "application/json; charset=utf-8");
     let v: Value = serde_json::from_slice(&b).unwrap();
@@ -69,31 +151,116 @@ async fn create_list_stats_and_delete() {
     assert_eq!(v[2]["bytes"], 99, "swift_bytes overrides the size");
     assert_eq!(v[2]["content_type"], "text/plain");
     assert_eq!(v[2]["last_modified"].as_str().unwrap().len(), 26);
-    let (_, _, b) = send(&r, req("GET", "/sda1/0/a/c?format=xml&prefix=a/&limit=1", &[], Body::empty())).await;
+    let (_, _, b) = send(
+        &r,
+        req(
+            "GET",
+            "/sda1/0/a/c?format=xml&prefix=a/&limit=1",
+            &[],
+            Body::empty(),
+        ),
+    )
+    .await;
     let x = String::from_utf8(b).unwrap();
     assert!(x.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<container name=\"c\"><object><name>a/1.txt</name><hash>e1</hash><bytes>99</bytes>"), "{x}");
-    let (_, _, b) = send(&r, req("GET", "/sda1/0/a/c?marker=a/2.txt&end_marker=c.txt", &[], Body::empty())).await;
+    let (_, _, b) = send(
+        &r,
+        req(
+            "GET",
+            "/sda1/0/a/c?marker=a/2.txt&end_marker=c.txt",
+            &[],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(b, b"b/x.txt\n");
-    let (_, _, b) = send(&r, req("GET", "/sda1/0/a/c?reverse=true&limit=2", &[], Body::empty())).await;
+    let (_, _, b) = send(
+        &r,
+        req(
+            "GET",
+            "/sda1/0/a/c?reverse=true&limit=2",
+            &[],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(b, b"c.txt\nb/x.txt\n");
     let (_, _, b) = send(&r, req("GET", "/sda1/0/a/c?path=a", &[], Body::empty())).await;
     assert_eq!(b, b"a/1.txt\na/2.txt\n");
     let (s, _, _) = send(&r, req("GET", "/sda1/0/a/c?prefix=zzz", &[], Body::empty())).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    assert_eq!(send(&r, req("GET", "/sda1/0/a/c?limit=10001", &[], Body::empty())).await.0, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        send(
+            &r,
+            req("GET", "/sda1/0/a/c?limit=10001", &[], Body::empty())
+        )
+        .await
+        .0,
+        StatusCode::PRECONDITION_FAILED
+    );
 
     // Not empty: 409. Delete the rows, then the container.
-    assert_eq!(send(&r, req("DELETE", "/sda1/0/a/c", &[("x-timestamp", &t(5))], Body::empty())).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        send(
+            &r,
+            req(
+                "DELETE",
+                "/sda1/0/a/c",
+                &[("x-timestamp", &t(5))],
+                Body::empty()
+            )
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
     for n in ["a/1.txt", "a/2.txt", "b/x.txt", "c.txt"] {
-        let (s, _, _) = send(&r, req("DELETE", &format!("/sda1/0/a/c/{n}"), &[("x-timestamp", &t(6)), ("x-backend-storage-policy-index", "1")], Body::empty())).await;
+        let (s, _, _) = send(
+            &r,
+            req(
+                "DELETE",
+                &format!("/sda1/0/a/c/{n}"),
+                &[
+                    ("x-timestamp", &t(6)),
+                    ("x-backend-storage-policy-index", "1"),
+                ],
+                Body::empty(),
+            ),
+        )
+        .await;
         assert_eq!(s, StatusCode::NO_CONTENT);
     }
-    assert_eq!(send(&r, req("DELETE", "/sda1/0/a/c", &[("x-timestamp", &t(7))], Body::empty())).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(
+            &r,
+            req(
+                "DELETE",
+                "/sda1/0/a/c",
+                &[("x-timestamp", &t(7))],
+                Body::empty()
+            )
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
     let (s, h, _) = send(&r, req("HEAD", "/sda1/0/a/c", &[], Body::empty())).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(h.contains_key("x-backend-delete-timestamp"));
     // Recreated after deletion with another policy: allowed.
-    let (s, h, _) = send(&r, req("PUT", "/sda1/0/a/c", &[("x-timestamp", &t(8)), ("x-backend-storage-policy-index", "0")], Body::empty())).await;
+    let (s, h, _) = send(
+        &r,
+        req(
+            "PUT",
+            "/sda1/0/a/c",
+            &[
+                ("x-timestamp", &t(8)),
+                ("x-backend-storage-policy-index", "0"),
+            ],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(h["x-backend-storage-policy-index"], "0");
 }
@@ -104,14 +271,51 @@ async fn bad_container_requests() {
     let r = router(&node);
     let long = format!("/sda1/0/a/{}", "c".repeat(257));
     let cases = vec![
-        (req("PUT", "/sda1/0/a/c", &[], Body::empty()), StatusCode::BAD_REQUEST),
-        (req("PUT", &long, &[("x-timestamp", &t(1))], Body::empty()), StatusCode::BAD_REQUEST),
-        (req("PUT", "/sda1/0/a/c", &[("x-timestamp", &t(1)), ("x-backend-storage-policy-index", "7")], Body::empty()), StatusCode::BAD_REQUEST),
-        (req("GET", "/sda1/0/a", &[], Body::empty()), StatusCode::BAD_REQUEST),
-        (req("GET", "/../0/a/c", &[], Body::empty()), StatusCode::BAD_REQUEST),
-        (req("GET", "/nodev/0/a/c", &[], Body::empty()), StatusCode::INSUFFICIENT_STORAGE),
-        (req("GET", "/sda1/0/a/c", &[], Body::empty()), StatusCode::NOT_FOUND),
-        (req("POST", "/sda1/0/a/c", &[("x-timestamp", &t(1))], Body::empty()), StatusCode::NOT_FOUND),
+        (
+            req("PUT", "/sda1/0/a/c", &[], Body::empty()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req("PUT", &long, &[("x-timestamp", &t(1))], Body::empty()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req(
+                "PUT",
+                "/sda1/0/a/c",
+                &[
+                    ("x-timestamp", &t(1)),
+                    ("x-backend-storage-policy-index", "7"),
+                ],
+                Body::empty(),
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req("GET", "/sda1/0/a", &[], Body::empty()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req("GET", "/../0/a/c", &[], Body::empty()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req("GET", "/nodev/0/a/c", &[], Body::empty()),
+            StatusCode::INSUFFICIENT_STORAGE,
+        ),
+        (
+            req("GET", "/sda1/0/a/c", &[], Body::empty()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            req(
+                "POST",
+                "/sda1/0/a/c",
+                &[("x-timestamp", &t(1))],
+                Body::empty(),
+            ),
+            StatusCode::NOT_FOUND,
+        ),
     ];
     for (q, want) in cases {
         let what = format!("{} {}", q.method(), q.uri());
@@ -126,9 +330,27 @@ async fn bad_container_requests() {
 async fn auto_created_accounts_get_rows_without_a_put() {
     let node = Node::new();
     let r = router(&node);
-    let (s, _, _) = send(&r, req("PUT", "/sda1/0/.expiring_objects/123/obj", &[("x-timestamp", &t(1)), ("x-size", "0"), ("x-content-type", "text/plain"), ("x-etag", "d41d")], Body::empty())).await;
+    let (s, _, _) = send(
+        &r,
+        req(
+            "PUT",
+            "/sda1/0/.expiring_objects/123/obj",
+            &[
+                ("x-timestamp", &t(1)),
+                ("x-size", "0"),
+                ("x-content-type", "text/plain"),
+                ("x-etag", "d41d"),
+            ],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (_, _, b) = send(&r, req("GET", "/sda1/0/.expiring_objects/123", &[], Body::empty())).await;
+    let (_, _, b) = send(
+        &r,
+        req("GET", "/sda1/0/.expiring_objects/123", &[], Body::empty()),
+    )
+    .await;
     assert_eq!(b, b"obj\n");
 }
 
@@ -143,41 +365,135 @@ pub(crate) async fn serve(r: Router) -> String {
 #[tokio::test]
 async fn object_writes_reach_the_container_and_containers_reach_the_account() {
     let node = Node::new();
-    let account = serve(crate::account::account_router(crate::account::AccountState::new(
-        crate::account::AccountConfig::from_conf(&node.conf("account-server")).unwrap(),
-    )))
+    let account = serve(crate::account::account_router(
+        crate::account::AccountState::new(
+            crate::account::AccountConfig::from_conf(&node.conf("account-server")).unwrap(),
+        ),
+    ))
     .await;
     let container = serve(router(&node)).await;
     let objects = node.router();
     let http = reqwest::Client::new();
-    let acct = |m: &str, p: &str| http.request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), format!("http://{account}{p}"));
-    assert_eq!(acct("PUT", "/sda1/0/AUTH_t").header("x-timestamp", t(1)).send().await.unwrap().status(), 201);
+    let acct = |m: &str, p: &str| {
+        http.request(
+            reqwest::Method::from_bytes(m.as_bytes()).unwrap(),
+            format!("http://{account}{p}"),
+        )
+    };
+    assert_eq!(
+        acct("PUT", "/sda1/0/AUTH_t")
+            .header("x-timestamp", t(1))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
     let cr = router(&node);
-    let (s, _, _) = send(&cr, req("PUT", "/sda1/0/AUTH_t/c", &[("x-timestamp", &t(2)), ("x-account-host", &account), ("x-account-partition", "0"), ("x-account-device", "sda1")], Body::empty())).await;
+    let (s, _, _) = send(
+        &cr,
+        req(
+            "PUT",
+            "/sda1/0/AUTH_t/c",
+            &[
+                ("x-timestamp", &t(2)),
+                ("x-account-host", &account),
+                ("x-account-partition", "0"),
+                ("x-account-device", "sda1"),
+            ],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     let body = vec![1u8; 1234];
-    let (s, _, _) = send(&objects, req("PUT", "/sda1/0/AUTH_t/c/o", &[("x-timestamp", &t(3)), ("content-type", "a/b"), ("content-length", "1234"), ("x-container-host", &container), ("x-container-partition", "0"), ("x-container-device", "sda1")], body)).await;
+    let (s, _, _) = send(
+        &objects,
+        req(
+            "PUT",
+            "/sda1/0/AUTH_t/c/o",
+            &[
+                ("x-timestamp", &t(3)),
+                ("content-type", "a/b"),
+                ("content-length", "1234"),
+                ("x-container-host", &container),
+                ("x-container-partition", "0"),
+                ("x-container-device", "sda1"),
+            ],
+            body,
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (_, h, b) = send(&cr, req("GET", "/sda1/0/AUTH_t/c?format=json", &[], Body::empty())).await;
+    let (_, h, b) = send(
+        &cr,
+        req("GET", "/sda1/0/AUTH_t/c?format=json", &[], Body::empty()),
+    )
+    .await;
     assert_eq!(h["x-container-object-count"], "1");
     assert_eq!(h["x-container-bytes-used"], "1234");
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v[0]["content_type"], "a/b");
     // The account learns the counts on the next container report (here: a PUT).
-    let (s, _, _) = send(&cr, req("PUT", "/sda1/0/AUTH_t/c", &[("x-timestamp", &t(4)), ("x-account-host", &account), ("x-account-partition", "0"), ("x-account-device", "sda1")], Body::empty())).await;
+    let (s, _, _) = send(
+        &cr,
+        req(
+            "PUT",
+            "/sda1/0/AUTH_t/c",
+            &[
+                ("x-timestamp", &t(4)),
+                ("x-account-host", &account),
+                ("x-account-partition", "0"),
+                ("x-account-device", "sda1"),
+            ],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let resp = acct("HEAD", "/sda1/0/AUTH_t").send().await.unwrap();
     assert_eq!(resp.status(), 204);
     assert_eq!(resp.headers()["x-account-object-count"], "1");
     assert_eq!(resp.headers()["x-account-bytes-used"], "1234");
-    assert_eq!(resp.headers()["x-account-storage-policy-gold-container-count"], "1");
+    assert_eq!(
+        resp.headers()["x-account-storage-policy-gold-container-count"],
+        "1"
+    );
     // Object DELETE removes the row.
-    let (s, _, _) = send(&objects, req("DELETE", "/sda1/0/AUTH_t/c/o", &[("x-timestamp", &t(5)), ("x-container-host", &container), ("x-container-partition", "0"), ("x-container-device", "sda1")], Body::empty())).await;
+    let (s, _, _) = send(
+        &objects,
+        req(
+            "DELETE",
+            "/sda1/0/AUTH_t/c/o",
+            &[
+                ("x-timestamp", &t(5)),
+                ("x-container-host", &container),
+                ("x-container-partition", "0"),
+                ("x-container-device", "sda1"),
+            ],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, h, _) = send(&cr, req("GET", "/sda1/0/AUTH_t/c", &[], Body::empty())).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(h["x-container-object-count"], "0");
     // A container PUT for an account that exists nowhere is a 404.
-    let (s, _, _) = send(&cr, req("PUT", "/sda1/0/AUTH_none/c", &[("x-timestamp", &t(6)), ("x-account-host", &account), ("x-account-partition", "0"), ("x-account-device", "sda1")], Body::empty())).await;
+    let (s, _, _) = send(
+        &cr,
+        req(
+            "PUT",
+            "/sda1/0/AUTH_none/c",
+            &[
+                ("x-timestamp", &t(6)),
+                ("x-account-host", &account),
+                ("x-account-partition", "0"),
+                ("x-account-device", "sda1"),
+            ],
+            Body::empty(),
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -88,9 +88,17 @@ pub fn parse_metadata(text: &str) -> Map<String, Value> {
 }
 
 /// Merges new metadata items: an item replaces the stored one only when newer.
-pub fn merge_metadata(stored: &mut Map<String, Value>, updates: &[(String, String)], ts: Timestamp) {
+pub fn merge_metadata(
+    stored: &mut Map<String, Value>,
+    updates: &[(String, String)],
+    ts: Timestamp,
+) {
     for (k, v) in updates {
-        let newer = match stored.get(k).and_then(|e| e.get(1)).and_then(|t| t.as_str()) {
+        let newer = match stored
+            .get(k)
+            .and_then(|e| e.get(1))
+            .and_then(|t| t.as_str())
+        {
             Some(old) => Timestamp::parse(old).map(|o| ts > o).unwrap_or(true),
             None => true,
         };
@@ -443,10 +451,22 @@ mod tests {
 
     #[test]
     fn bad_params() {
-        assert_eq!(listing_params(Some("limit=10001"), None, 10000).unwrap_err().0, 412);
-        assert_eq!(listing_params(Some("delimiter=ab"), None, 10000).unwrap_err().0, 412);
         assert_eq!(
-            listing_params(None, Some("application/json"), 10).unwrap().format,
+            listing_params(Some("limit=10001"), None, 10000)
+                .unwrap_err()
+                .0,
+            412
+        );
+        assert_eq!(
+            listing_params(Some("delimiter=ab"), None, 10000)
+                .unwrap_err()
+                .0,
+            412
+        );
+        assert_eq!(
+            listing_params(None, Some("application/json"), 10)
+                .unwrap()
+                .format,
             ListingFormat::Json
         );
     }

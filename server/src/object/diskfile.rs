@@ -50,10 +50,7 @@ impl DiskError {
     pub fn is_insufficient_storage(&self) -> bool {
         match self {
             DiskError::XattrNotSupported(_) | DiskError::NoSpace(_) => true,
-            DiskError::Io(e) => matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSPC) | Some(libc::EDQUOT)
-            ),
+            DiskError::Io(e) => matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)),
             DiskError::BadMetadata { .. } => false,
         }
     }
@@ -209,7 +206,7 @@ pub struct OnDiskState {
 impl OnDiskState {
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> OnDiskState {
         let mut files: Vec<OnDiskFile> = names.into_iter().filter_map(parse_file_name).collect();
-        files.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        files.sort_by_key(|f| std::cmp::Reverse(f.timestamp));
         let mut st = OnDiskState::default();
         for f in files {
             match f.kind {
@@ -293,6 +290,31 @@ pub fn cleanup(dir: &Path, reclaim_before: Option<Timestamp>) -> io::Result<OnDi
     Ok(st)
 }
 
+/// `mkdir -p` that reports how many directories it created (Swift's `makedirs_count`).
+pub fn create_dirs_counted(dir: &Path) -> io::Result<usize> {
+    if dir.is_dir() {
+        return Ok(0);
+    }
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while !d.exists() {
+        missing.push(d.to_path_buf());
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    let mut created = 0;
+    for m in missing.iter().rev() {
+        match fs::create_dir(m) {
+            Ok(()) => created += 1,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(created)
+}
+
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
@@ -306,6 +328,9 @@ pub struct OpenObject {
     pub data_timestamp: Timestamp,
     pub meta_timestamp: Option<Timestamp>,
     pub size: u64,
+    /// The whole body, when the caller asked for small objects to be read up front
+    /// (one trip to the blocking pool instead of two).
+    pub small_body: Option<Vec<u8>>,
 }
 
 pub enum Lookup {
@@ -329,7 +354,9 @@ fn is_data_only_key(k: &str) -> bool {
         || l == "x-object-manifest"
 }
 
-pub fn open(dir: &Path) -> Result<Lookup, DiskError> {
+/// Opens the object in `dir`; with `read_up_to`, bodies of at most that many bytes are
+/// read into memory at once.
+pub fn open(dir: &Path, read_up_to: Option<u64>) -> Result<Lookup, DiskError> {
     let st = OnDiskState::read_dir(dir)?;
     if let Some(t) = st.tombstone {
         return Ok(Lookup::Deleted(t.timestamp));
@@ -366,6 +393,15 @@ pub fn open(dir: &Path) -> Result<Lookup, DiskError> {
             meta_timestamp = Some(m.timestamp);
         }
     }
+    let small_body = match read_up_to {
+        Some(limit) if size <= limit => {
+            use std::io::Read;
+            let mut buf = Vec::with_capacity(size as usize);
+            (&file).read_to_end(&mut buf)?;
+            Some(buf)
+        }
+        _ => None,
+    };
     Ok(Lookup::Found(OpenObject {
         file,
         data_path,
@@ -373,6 +409,7 @@ pub fn open(dir: &Path) -> Result<Lookup, DiskError> {
         data_timestamp: data.timestamp,
         meta_timestamp,
         size,
+        small_body,
     }))
 }
 

@@ -48,7 +48,9 @@ impl Drop for DirLock {
 }
 
 pub fn valid_suffix(s: &str) -> bool {
-    s.len() == 3 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 3
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// Records that `suffix` of the partition at `part_dir` changed.
@@ -63,13 +65,18 @@ pub fn invalidate_hash(part_dir: &Path, suffix: &str) -> io::Result<()> {
 }
 
 /// md5 of one suffix directory; `None` when the suffix is gone (it is then removed).
-pub fn hash_suffix(suffix_dir: &Path, reclaim_before: Option<Timestamp>) -> io::Result<Option<String>> {
+pub fn hash_suffix(
+    suffix_dir: &Path,
+    reclaim_before: Option<Timestamp>,
+) -> io::Result<Option<String>> {
     let mut names: Vec<String> = match fs::read_dir(suffix_dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
             return Ok(None)
         }
         Err(e) => return Err(e),

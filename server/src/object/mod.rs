@@ -78,9 +78,7 @@ pub fn device_settings(app: &crate::conf::Section) -> Result<DeviceSettings, Con
 }
 
 /// Loads `swift.conf` from `swift_dir`: hash secrets, policies, constraints.
-pub fn load_swift_conf(
-    swift_dir: &Path,
-) -> Result<(HashConfig, Policies, Constraints), String> {
+pub fn load_swift_conf(swift_dir: &Path) -> Result<(HashConfig, Policies, Constraints), String> {
     let path = swift_dir.join("swift.conf");
     let hash = HashConfig::load(swift_dir).map_err(|e| e.to_string())?;
     let conf = Conf::load(&path).map_err(|e| e.to_string())?;

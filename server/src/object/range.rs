@@ -10,7 +10,7 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
-    pub fn len(&self) -> u64 {
+    pub fn length(&self) -> u64 {
         self.end - self.start + 1
     }
 }
@@ -66,30 +66,18 @@ pub fn parse_range(header: &str, size: u64) -> RangeOutcome {
     let mut out = Vec::new();
     for r in raw {
         match r {
-            (None, Some(n)) => {
-                if n > 0 && size > 0 {
-                    out.push(ByteRange {
-                        start: size.saturating_sub(n),
-                        end: size - 1,
-                    });
-                }
-            }
-            (Some(s), None) => {
-                if s < size {
-                    out.push(ByteRange {
-                        start: s,
-                        end: size - 1,
-                    });
-                }
-            }
-            (Some(s), Some(e)) => {
-                if s < size {
-                    out.push(ByteRange {
-                        start: s,
-                        end: e.min(size - 1),
-                    });
-                }
-            }
+            (None, Some(n)) if n > 0 && size > 0 => out.push(ByteRange {
+                start: size.saturating_sub(n),
+                end: size - 1,
+            }),
+            (Some(s), None) if s < size => out.push(ByteRange {
+                start: s,
+                end: size - 1,
+            }),
+            (Some(s), Some(e)) if s < size => out.push(ByteRange {
+                start: s,
+                end: e.min(size - 1),
+            }),
             _ => {}
         }
     }

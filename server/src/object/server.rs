@@ -47,10 +47,8 @@ pub async fn dispatch(state: Arc<ObjectState>, recon: ReconState, req: Request) 
         "request"
     );
     let mut resp = resp;
-    resp.headers_mut().insert(
-        "x-backend-server",
-        HeaderValue::from_static("ringsmith"),
-    );
+    resp.headers_mut()
+        .insert("x-backend-server", HeaderValue::from_static("ringsmith"));
     resp
 }
 
@@ -61,7 +59,12 @@ async fn handle(state: &Arc<ObjectState>, req: Request) -> Resp {
     }
     let path = match decode_path(req.uri().path()) {
         Ok(p) => p,
-        Err(_) => return plain(StatusCode::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"),
+        Err(_) => {
+            return plain(
+                StatusCode::PRECONDITION_FAILED,
+                "Invalid UTF8 or contains NULL",
+            )
+        }
     };
     match method.as_str() {
         "REPLICATE" => {
@@ -75,7 +78,10 @@ async fn handle(state: &Arc<ObjectState>, req: Request) -> Resp {
                 Ok(p) => p,
                 Err(PathError::Invalid(m)) => return plain(StatusCode::BAD_REQUEST, m),
                 Err(PathError::BadEncoding) => {
-                    return plain(StatusCode::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL")
+                    return plain(
+                        StatusCode::PRECONDITION_FAILED,
+                        "Invalid UTF8 or contains NULL",
+                    )
                 }
             };
             match ObjectRequest::new(state, sp, req.headers()) {
@@ -100,7 +106,8 @@ fn options(state: &ObjectState) -> Resp {
     } else {
         "DELETE, GET, HEAD, OPTIONS, POST, PUT"
     };
-    r.headers_mut().insert("allow", HeaderValue::from_static(allow));
+    r.headers_mut()
+        .insert("allow", HeaderValue::from_static(allow));
     h::insert(
         r.headers_mut(),
         "server",
@@ -178,7 +185,10 @@ fn disk_error(device: &str, e: DiskError) -> Resp {
         return insufficient_storage(device);
     }
     tracing::error!(device, error = %e, "disk error");
-    plain(StatusCode::INTERNAL_SERVER_ERROR, format!("disk error: {e}"))
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("disk error: {e}"),
+    )
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -188,8 +198,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 async fn lookup(or: &ObjectRequest) -> Result<Lookup, DiskError> {
+    lookup_reading(or, None).await
+}
+
+async fn lookup_reading(or: &ObjectRequest, read_up_to: Option<u64>) -> Result<Lookup, DiskError> {
     let dir = or.hash_dir.clone();
-    blocking(move || diskfile::open(&dir)).await
+    blocking(move || diskfile::open(&dir, read_up_to)).await
 }
 
 fn required_timestamp(headers: &HeaderMap) -> Result<Timestamp, Resp> {
@@ -213,7 +227,9 @@ fn delete_at_header(headers: &HeaderMap) -> Result<Option<u64>, Resp> {
                 .trim()
                 .parse()
                 .map_err(|_| plain(StatusCode::BAD_REQUEST, "Non-integer X-Delete-At"))?;
-            if n <= now_secs() {
+            // A replicator copies an object as it is, even one already past expiry.
+            let replicating = h::get(headers, "x-backend-replication").is_some_and(crate::conf::is_true);
+            if n <= now_secs() && !replicating {
                 return Err(plain(StatusCode::BAD_REQUEST, "X-Delete-At in past"));
             }
             Ok(Some(n))
@@ -424,7 +440,16 @@ async fn put(state: &Arc<ObjectState>, or: ObjectRequest, req: Request) -> Resp 
         ("X-Etag".to_string(), etag.clone()),
     ];
     apply_overrides(&headers, &mut cheaders);
-    container_updates(state, &or, &headers, "PUT", cheaders, container_targets, req_ts).await;
+    container_updates(
+        state,
+        &or,
+        &headers,
+        "PUT",
+        cheaders,
+        container_targets,
+        req_ts,
+    )
+    .await;
     delete_at_updates(state, &or, &headers, delete_at, orig_delete_at, req_ts).await;
     let _ = orig_exists;
     let mut r = empty(StatusCode::CREATED);
@@ -438,7 +463,10 @@ fn apply_overrides(headers: &HeaderMap, cheaders: &mut [(String, String)]) {
         let Some(k) = name
             .as_str()
             .strip_prefix("x-backend-container-update-override-")
-            .or_else(|| name.as_str().strip_prefix("x-object-sysmeta-container-update-override-"))
+            .or_else(|| {
+                name.as_str()
+                    .strip_prefix("x-object-sysmeta-container-update-override-")
+            })
         else {
             continue;
         };
@@ -524,9 +552,18 @@ impl TempWriter {
                 diskfile::write_metadata(&f, &tmp_path, &meta)?;
                 f.sync_all()?;
                 let dir = target.parent().expect("data file has a hash dir");
-                std::fs::create_dir_all(dir)?;
+                let created = diskfile::create_dirs_counted(dir)?;
                 std::fs::rename(&tmp_path, &target)?;
-                diskfile::fsync_dir(dir)?;
+                // The new name, and every directory this write created, must survive
+                // a crash: fsync the leaf and the parent of each new directory.
+                let mut d = dir;
+                for _ in 0..=created {
+                    diskfile::fsync_dir(d)?;
+                    match d.parent() {
+                        Some(p) => d = p,
+                        None => break,
+                    }
+                }
                 Ok(())
             })();
             if result.is_err() {
@@ -693,16 +730,32 @@ fn object_headers(o: &OpenObject) -> HeaderMap {
         .unwrap_or(o.data_timestamp);
     h::insert(&mut hm, "x-timestamp", &x_ts.normal());
     h::insert(&mut hm, "last-modified", &http_date(x_ts.ceil_seconds()));
-    let backend_ts = o.meta_timestamp.unwrap_or(o.data_timestamp).max(o.data_timestamp);
+    let backend_ts = o
+        .meta_timestamp
+        .unwrap_or(o.data_timestamp)
+        .max(o.data_timestamp);
     h::insert(&mut hm, "x-backend-timestamp", &backend_ts.internal());
-    h::insert(&mut hm, "x-backend-data-timestamp", &o.data_timestamp.internal());
-    h::insert(&mut hm, "x-backend-durable-timestamp", &o.data_timestamp.internal());
+    h::insert(
+        &mut hm,
+        "x-backend-data-timestamp",
+        &o.data_timestamp.internal(),
+    );
+    h::insert(
+        &mut hm,
+        "x-backend-durable-timestamp",
+        &o.data_timestamp.internal(),
+    );
     hm.insert("accept-ranges", HeaderValue::from_static("bytes"));
     hm
 }
 
 /// If-Match / If-None-Match / If-(Un)Modified-Since, as swob's conditional response.
-fn conditional(headers: &HeaderMap, etag: &str, last_modified: u64, is_get_or_head: bool) -> Option<StatusCode> {
+fn conditional(
+    headers: &HeaderMap,
+    etag: &str,
+    last_modified: u64,
+    is_get_or_head: bool,
+) -> Option<StatusCode> {
     if let Some(im) = h::get(headers, "if-match") {
         let tags = etag_list(im);
         if !tags.iter().any(|t| t == "*" || t == etag) {
@@ -735,7 +788,8 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
     if let Err(m) = h::timestamp(headers, "x-timestamp") {
         return plain(StatusCode::BAD_REQUEST, m);
     }
-    let found = match lookup(&or).await {
+    let read_small = (!head && !headers.contains_key("range")).then_some(SMALL_OBJECT);
+    let found = match lookup_reading(&or, read_small).await {
         Ok(Lookup::Found(o)) => o,
         Ok(Lookup::Deleted(t)) => return with_backend_ts(plain(StatusCode::NOT_FOUND, ""), t),
         Ok(Lookup::NotFound) => return plain(StatusCode::NOT_FOUND, ""),
@@ -762,6 +816,14 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
     }
     let mut hm = object_headers(&found);
     let etag = found.metadata.get("ETag").cloned().unwrap_or_default();
+    if let Some(b) = &found.small_body {
+        // Verified before a byte is sent: a corrupt small object is never served.
+        if hex::encode(Md5::digest(b)) != etag {
+            tracing::error!(path = %found.data_path.display(), "ETag and file's md5 do not match; quarantining");
+            quarantine(&or).await;
+            return plain(StatusCode::NOT_FOUND, "");
+        }
+    }
     let x_ts = found
         .metadata
         .get("X-Timestamp")
@@ -771,7 +833,8 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
         let mut r = empty(status);
         hm.remove("content-type");
         r.headers_mut().extend(hm);
-        r.headers_mut().insert("content-length", HeaderValue::from_static("0"));
+        r.headers_mut()
+            .insert("content-length", HeaderValue::from_static("0"));
         return r;
     }
     let size = found.size;
@@ -781,7 +844,10 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
     };
     match ranges {
         RangeOutcome::Unsatisfiable => {
-            let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "Requested Range Not Satisfiable");
+            let mut r = plain(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "Requested Range Not Satisfiable",
+            );
             h::insert(r.headers_mut(), "content-range", &format!("bytes */{size}"));
             r
         }
@@ -791,7 +857,10 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
             r.headers_mut().extend(hm);
             h::insert(r.headers_mut(), "content-length", &size.to_string());
             if !head {
-                *r.body_mut() = full_body(state, &or, found, etag);
+                *r.body_mut() = match found.small_body {
+                    Some(b) => Body::from(b),
+                    None => full_body(state, &or, found, etag),
+                };
             }
             r
         }
@@ -805,7 +874,7 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
                 "content-range",
                 &format!("bytes {}-{}/{size}", br.start, br.end),
             );
-            h::insert(r.headers_mut(), "content-length", &br.len().to_string());
+            h::insert(r.headers_mut(), "content-length", &br.length().to_string());
             if !head {
                 *r.body_mut() = range_body(found.file, vec![(Vec::new(), br)], Vec::new());
             }
@@ -836,7 +905,7 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
             let trailer = format!("\r\n--{boundary}--").into_bytes();
             let total: u64 = parts
                 .iter()
-                .map(|(p, br)| p.len() as u64 + br.len())
+                .map(|(p, br)| p.len() as u64 + br.length())
                 .sum::<u64>()
                 + trailer.len() as u64;
             let mut r = Response::new(Body::empty());
@@ -915,7 +984,11 @@ fn full_body(state: &Arc<ObjectState>, or: &ObjectRequest, o: OpenObject, etag: 
                 }
                 return None;
             }
-            let want = st.left.min(if size <= SMALL_OBJECT { size } else { chunk as u64 }) as usize;
+            let want = st.left.min(if size <= SMALL_OBJECT {
+                size
+            } else {
+                chunk as u64
+            }) as usize;
             let mut file = st.file.take()?;
             let (res, file) = blocking(move || {
                 let mut buf = vec![0u8; want];
@@ -1032,7 +1105,10 @@ async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap) 
     if is_expired(&found.metadata, headers) {
         return plain(StatusCode::NOT_FOUND, "");
     }
-    let orig = found.meta_timestamp.unwrap_or(found.data_timestamp).max(found.data_timestamp);
+    let orig = found
+        .meta_timestamp
+        .unwrap_or(found.data_timestamp)
+        .max(found.data_timestamp);
     if orig >= req_ts {
         return with_backend_ts(plain(StatusCode::CONFLICT, "Conflict"), orig);
     }
@@ -1083,7 +1159,11 @@ async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap) 
     if new_ctype.is_some() {
         cheaders.push(("X-Content-Type-Timestamp".into(), req_ts.internal()));
     }
-    let ctype_reply = found.metadata.get("Content-Type").cloned().unwrap_or_default();
+    let ctype_reply = found
+        .metadata
+        .get("Content-Type")
+        .cloned()
+        .unwrap_or_default();
     let sysmeta: Vec<(String, String)> = found
         .metadata
         .iter()
@@ -1091,7 +1171,16 @@ async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap) 
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     drop(found);
-    container_updates(state, &or, headers, "PUT", cheaders, container_targets, req_ts).await;
+    container_updates(
+        state,
+        &or,
+        headers,
+        "PUT",
+        cheaders,
+        container_targets,
+        req_ts,
+    )
+    .await;
     delete_at_updates(state, &or, headers, delete_at, old_delete_at, req_ts).await;
     let mut r = empty(StatusCode::ACCEPTED);
     h::insert(r.headers_mut(), "x-backend-content-type", &ctype_reply);
@@ -1122,7 +1211,10 @@ async fn delete(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap
     };
     let (orig_ts, existed, stored_delete_at, ctype) = match &existing {
         Lookup::Found(o) => (
-            Some(o.data_timestamp.max(o.meta_timestamp.unwrap_or(o.data_timestamp))),
+            Some(
+                o.data_timestamp
+                    .max(o.meta_timestamp.unwrap_or(o.data_timestamp)),
+            ),
             !is_expired(&o.metadata, headers),
             o.metadata.get("X-Delete-At").cloned(),
             o.metadata.get("Content-Type").cloned(),
@@ -1160,7 +1252,16 @@ async fn delete(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap
         return disk_error(&or.path.device, e);
     }
     let cheaders = vec![("X-Timestamp".to_string(), req_ts.internal())];
-    container_updates(state, &or, headers, "DELETE", cheaders, container_targets, req_ts).await;
+    container_updates(
+        state,
+        &or,
+        headers,
+        "DELETE",
+        cheaders,
+        container_targets,
+        req_ts,
+    )
+    .await;
     let status = if existed {
         StatusCode::NO_CONTENT
     } else {
@@ -1185,7 +1286,10 @@ async fn replicate(state: &Arc<ObjectState>, path: &str, headers: &HeaderMap) ->
         Ok(p) => p,
         Err(PathError::Invalid(m)) => return plain(StatusCode::BAD_REQUEST, m),
         Err(PathError::BadEncoding) => {
-            return plain(StatusCode::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL")
+            return plain(
+                StatusCode::PRECONDITION_FAILED,
+                "Invalid UTF8 or contains NULL",
+            )
         }
     };
     let policy = match state

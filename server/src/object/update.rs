@@ -79,11 +79,7 @@ pub struct PendingUpdate {
 impl PendingUpdate {
     pub fn to_pickle(&self) -> Vec<u8> {
         let s = |x: &str| Value::Str(x.to_string());
-        let headers = self
-            .headers
-            .iter()
-            .map(|(k, v)| (s(k), s(v)))
-            .collect();
+        let headers = self.headers.iter().map(|(k, v)| (s(k), s(v))).collect();
         ringsmith::pickle::dumps(&Value::Dict(vec![
             (s("op"), s(self.op)),
             (s("account"), s(&self.account)),

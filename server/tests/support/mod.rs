@@ -14,7 +14,11 @@ pub const HASH_SUFFIX: &str = "rssuffix";
 
 /// A free loopback port on `ip` (bound, read, released).
 pub fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn write_swift_conf(dir: &Path) {
@@ -29,13 +33,20 @@ pub fn write_swift_conf(dir: &Path) {
 }
 
 /// Writes `<kind>-server.conf` in `etc` for a server on ip:port over `devices`.
-pub fn write_server_conf(etc: &Path, kind: &str, ip: &str, port: u16, devices: &Path, cache: &Path) -> PathBuf {
+pub fn write_server_conf(
+    etc: &Path,
+    kind: &str,
+    ip: &str,
+    port: u16,
+    devices: &Path,
+    cache: &Path,
+) -> PathBuf {
     let path = etc.join(format!("{kind}-server-{ip}.conf"));
     std::fs::write(
         &path,
         format!(
             "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = {ip}\nbind_port = {port}\nworkers = 1\n\
-             swift_dir = {}\nrecon_cache_path = {}\nlog_level = WARNING\nfallocate_reserve = 0\nsome_unknown_key = 1\n\n\
+             swift_dir = {}\nrecon_cache_path = {}\nlog_level = WARNING\nfallocate_reserve = 0\nclient_timeout = 3\nsome_unknown_key = 1\n\n\
              [pipeline:main]\npipeline = healthcheck recon {kind}-server\n\n[app:{kind}-server]\nuse = egg:swift#{kind}\n\n\
              [filter:recon]\nuse = egg:swift#recon\nrecon_lock_path = {}\n\n[{kind}-replicator]\n[{kind}-auditor]\n",
             devices.display(),
@@ -60,7 +71,9 @@ impl Proc {
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         Proc {
             name: name.to_string(),
             child: Some(child),
@@ -86,7 +99,11 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("{} did not listen on {addr} within {limit:?}:\n{}", self.name, self.log_text());
+        panic!(
+            "{} did not listen on {addr} within {limit:?}:\n{}",
+            self.name,
+            self.log_text()
+        );
     }
 
     /// Sends SIGTERM and waits (bounded) for exit; returns the exit status.
@@ -129,7 +146,10 @@ pub fn read_head(s: &mut TcpStream) -> String {
         match s.read(&mut byte) {
             Ok(0) => break,
             Ok(_) => buf.push(byte[0]),
-            Err(e) => panic!("reading response head: {e}; got {:?}", String::from_utf8_lossy(&buf)),
+            Err(e) => panic!(
+                "reading response head: {e}; got {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
         }
     }
     String::from_utf8_lossy(&buf).into_owned()

@@ -1,1 +1,0 @@
-//! Data types of Swift's recon endpoints and the health client built on them.
