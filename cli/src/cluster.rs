@@ -664,7 +664,7 @@ fn status(dir: &Path) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(3));
     };
     println!("Auth URL: {}", c.auth_url);
-    println!("{:<10} {:>8}  {:<22} {}", "KIND", "PID", "ADDRESS", "STATE");
+    println!("{:<10} {:>8}  {:<22} STATE", "KIND", "PID", "ADDRESS");
     let mut all_up = true;
     for p in &c.procs {
         // Daemons have no address: running is all they can be.
