@@ -118,6 +118,8 @@ pub struct Planner {
     pub edits: Vec<Edit>,
     /// The dry run of the staged edits, or why it failed.
     pub plan: Option<Result<RebalancePlan, String>>,
+    /// Dry-run as if `min_part_hours` had passed (Swift's `pretend_min_part_hours_passed`).
+    pub ignore_min_part_hours: bool,
     after: Option<RingBuilder>,
 }
 
@@ -406,6 +408,10 @@ impl App {
                 self.planner.after = None;
             }
             KeyCode::Char('p') => self.compute_plan(),
+            KeyCode::Char('M') => {
+                self.planner.ignore_min_part_hours = !self.planner.ignore_min_part_hours;
+                self.compute_plan();
+            }
             KeyCode::Char('W') => {
                 if self.planner.after.is_none() {
                     self.status = "Run the dry run first (p): nothing to write".into();
@@ -479,6 +485,9 @@ impl App {
             return;
         };
         let mut builder = (*ring.builder).clone();
+        if self.planner.ignore_min_part_hours {
+            builder.pretend_min_part_hours_passed();
+        }
         let result = apply_edits(&mut builder, &self.planner.edits).and_then(|()| {
             builder
                 .plan_rebalance(&RebalanceOptions::default())
@@ -522,6 +531,7 @@ impl App {
             Ok(msg) => {
                 self.status = msg;
                 self.planner = Planner::default();
+                self.view = View::Planner;
             }
             Err(e) => self.status = format!("Write failed, nothing changed: {e}"),
         }

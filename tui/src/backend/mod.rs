@@ -18,6 +18,9 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[doc(hidden)]
+pub mod fixture;
+
 use ringsmith::builder::tier_name;
 use ringsmith::builder::RingBuilder;
 use ringsmith::device::Tier;

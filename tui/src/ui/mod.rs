@@ -477,6 +477,8 @@ fn ring(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
             )))
             .bar_width(3)
             .bar_gap(1)
+            // 100 (the fair share) sits at half height so over- and under-filled both show.
+            .max(200)
             .data(BarGroup::default().bars(&bars)),
         chart,
     );
@@ -562,7 +564,8 @@ fn planner(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
         Line::from(if app.readonly {
             "read-only: p dry run".to_string()
         } else {
-            "w weight  a add  x remove  o overload  u undo  p dry run  W write".to_string()
+            "w weight a add x remove o overload u undo p dry-run M min_part_hours W write"
+                .to_string()
         }),
         Line::from(""),
         Line::from(Span::styled("Staged edits:", Style::new().add_modifier(Modifier::BOLD))),
@@ -583,6 +586,15 @@ fn planner(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
                 "  moved {} partitions; balance {:.2} -> {:.2}; dispersion {:.2} -> {:.2}",
                 p.outcome.changed_parts, p.balance_before, p.balance_after, p.dispersion_before, p.dispersion_after
             )));
+            if p.outcome.changed_parts == 0 && r.min_part_hours > 0 && !app.planner.ignore_min_part_hours {
+                lines.push(Line::from(Span::styled(
+                    format!("  min_part_hours ({}h) holds recently moved partitions; M: pretend it passed", r.min_part_hours),
+                    Style::new().fg(WARNING),
+                )));
+            }
+            if app.planner.ignore_min_part_hours {
+                lines.push(Line::from("  (as if min_part_hours had passed)"));
+            }
             lines.push(Line::from("  tier                 leave  arrive  after"));
             for t in p.tiers.iter().filter(|t| t.leaving + t.arriving > 0).take(8) {
                 lines.push(Line::from(format!(
