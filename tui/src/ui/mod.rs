@@ -452,7 +452,7 @@ fn ring(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
     );
     // One bar per device: partitions as a % of what its weight share asks (100 = exact).
     let width = chart.width.saturating_sub(2) as usize;
-    let max_bars = (width / 4).max(1);
+    let max_bars = (width / 5).max(1);
     let mut worst: Vec<&DevStat> = r.devices.iter().collect();
     worst.sort_by(|a, b| b.balance.abs().total_cmp(&a.balance.abs()));
     worst.truncate(max_bars);
@@ -475,7 +475,7 @@ fn ring(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
                 worst.len(),
                 r.devices.len()
             )))
-            .bar_width(3)
+            .bar_width(4)
             .bar_gap(1)
             // 100 (the fair share) sits at half height so over- and under-filled both show.
             .max(200)
@@ -679,3 +679,6 @@ fn input(f: &mut Frame, prompt: Prompt, text: &str) {
         area,
     );
 }
+
+#[cfg(test)]
+mod tests;
