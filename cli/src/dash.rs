@@ -35,12 +35,17 @@ fn seconds(name: &str, v: f64) -> Result<Duration, String> {
     if v.is_finite() && v > 0.0 && v < 86_400.0 {
         Ok(Duration::from_secs_f64(v))
     } else {
-        Err(format!("--{name} must be a number of seconds above 0, got {v}"))
+        Err(format!(
+            "--{name} must be a number of seconds above 0, got {v}"
+        ))
     }
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let config = match (seconds("interval", args.interval), seconds("timeout", args.timeout)) {
+    let config = match (
+        seconds("interval", args.interval),
+        seconds("timeout", args.timeout),
+    ) {
         (Ok(interval), Ok(timeout)) => PollerConfig {
             builder_dir: args.builder_dir.unwrap_or_else(|| args.swift_dir.clone()),
             swift_dir: args.swift_dir,
@@ -95,13 +100,18 @@ pub fn write_plan(req: &WriteRequest) -> Result<String, String> {
         .save(&builder_backup)
         .map_err(|e| format!("Unable to write backup {}: {e}", builder_backup.display()))?;
     ring_io::save_ring(&ring, &req.ring_path, format)?;
-    builder
-        .save(&req.builder_path)
-        .map_err(|e| format!("Unable to write builder file {}: {e}", req.builder_path.display()))?;
+    builder.save(&req.builder_path).map_err(|e| {
+        format!(
+            "Unable to write builder file {}: {e}",
+            req.builder_path.display()
+        )
+    })?;
     Ok(format!(
         "Wrote {} and {} (backups in {})",
         req.builder_path.display(),
         req.ring_path.display(),
-        builder_backup.parent().map_or(String::new(), |p| p.display().to_string())
+        builder_backup
+            .parent()
+            .map_or(String::new(), |p| p.display().to_string())
     ))
 }

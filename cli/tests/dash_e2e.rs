@@ -14,7 +14,11 @@ fn ringsmith() -> Command {
 }
 
 fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn free_base() -> u16 {
@@ -48,7 +52,11 @@ impl Session {
             .args(args)
             .output()
             .expect("tmux is installed (scripts/test.sh installs it)");
-        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
     fn screen(&self) -> String {
@@ -77,8 +85,15 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-S").arg(&self.socket).arg("kill-server").output();
-        let _ = ringsmith().args(["cluster", "down", "--dir"]).arg(&self.cluster).output();
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+        let _ = ringsmith()
+            .args(["cluster", "down", "--dir"])
+            .arg(&self.cluster)
+            .output();
     }
 }
 
@@ -104,20 +119,43 @@ fn dash_shows_a_live_cluster_and_a_killed_server_as_down() {
         cluster: cluster.clone(),
     };
     let up = ringsmith()
-        .args(["cluster", "up", "--nodes", "3", "--part-power", "6", "--wait", "60"])
+        .args([
+            "cluster",
+            "up",
+            "--nodes",
+            "3",
+            "--part-power",
+            "6",
+            "--wait",
+            "60",
+        ])
         .args(["--proxy-port", &free_port("127.0.0.1").to_string()])
         .args(["--base-port", &base.to_string(), "--dir"])
         .arg(&cluster)
         .output()
         .unwrap();
-    assert!(up.status.success(), "cluster up: {}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "cluster up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
 
     let command = format!(
         "{} dash --swift-dir {} --interval 0.5 --timeout 1; echo DASH-EXITED $?; sleep 60",
         env!("CARGO_BIN_EXE_ringsmith"),
         cluster.join("etc").display()
     );
-    session.tmux(&["new-session", "-d", "-s", "dash", "-x", "120", "-y", "32", &command]);
+    session.tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "120",
+        "-y",
+        "32",
+        &command,
+    ]);
 
     let object2 = format!("127.0.0.2:{base}");
     let screen = session.wait_for("all hosts up", Duration::from_secs(30), |s| {
@@ -137,23 +175,32 @@ fn dash_shows_a_live_cluster_and_a_killed_server_as_down() {
     session.wait_for("help", Duration::from_secs(10), |s| s.contains(" Help "));
     // Esc alone (a following key would read as Alt-<key>), then back to the overview.
     session.keys(&["Escape"]);
-    session.wait_for("help closed", Duration::from_secs(10), |s| !s.contains(" Help "));
+    session.wait_for("help closed", Duration::from_secs(10), |s| {
+        !s.contains(" Help ")
+    });
     session.keys(&["1"]);
-    session.wait_for("the overview", Duration::from_secs(10), |s| s.contains("Hosts (worst first"));
+    session.wait_for("the overview", Duration::from_secs(10), |s| {
+        s.contains("Hosts (worst first")
+    });
 
     // Kill one object server: the dashboard shows it down, worst first, with the reason.
     let pid = object_server_pid(&cluster, &object2);
     // SAFETY: a plain kill(2) of a pid this test's cluster started and recorded.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    let screen = session.wait_for("the killed server shown down", Duration::from_secs(30), |s| {
-        s.contains("hosts 8 up / 1 down")
-    });
+    let screen = session.wait_for(
+        "the killed server shown down",
+        Duration::from_secs(30),
+        |s| s.contains("hosts 8 up / 1 down"),
+    );
     let down_line = screen
         .lines()
         .find(|l| l.contains(&object2))
         .unwrap_or_else(|| panic!("{object2} missing:\n{screen}"));
     assert!(down_line.contains("DOWN"), "{down_line}");
-    let first_host_row = screen.lines().find(|l| l.contains(":") && l.contains("127.0.0.")).unwrap();
+    let first_host_row = screen
+        .lines()
+        .find(|l| l.contains(":") && l.contains("127.0.0."))
+        .unwrap();
     assert!(first_host_row.contains(&object2), "worst first:\n{screen}");
 
     session.keys(&["q"]);

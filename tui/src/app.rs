@@ -101,7 +101,8 @@ impl std::fmt::Display for Edit {
 pub enum Action {
     None,
     Quit,
-    Write(WriteRequest),
+    /// Boxed: a builder is large and most keys return `None`.
+    Write(Box<WriteRequest>),
 }
 
 /// A confirmed plan: write `builder` to `builder_path` and its ring to `ring_path`.
@@ -180,7 +181,7 @@ impl App {
             .filter(|h| self.filter.is_empty() || h.host.contains(&self.filter))
             .collect();
         hosts.sort_by_key(|h| {
-            let severity = if !h.up() {
+            if !h.up() {
                 0
             } else if h.ring_md5_ok == Some(false) || !h.unmounted.is_empty() {
                 1
@@ -188,8 +189,7 @@ impl App {
                 2
             } else {
                 3
-            };
-            severity
+            }
         });
         hosts
     }
@@ -214,7 +214,8 @@ impl App {
             .collect();
         match self.sort {
             SortKey::Tree => devs.sort_by(|a, b| {
-                (a.region, a.zone, &a.ip, a.port, &a.device).cmp(&(b.region, b.zone, &b.ip, b.port, &b.device))
+                (a.region, a.zone, &a.ip, a.port, &a.device)
+                    .cmp(&(b.region, b.zone, &b.ip, b.port, &b.device))
             }),
             SortKey::Balance => devs.sort_by(|a, b| b.balance.abs().total_cmp(&a.balance.abs())),
             SortKey::Weight => devs.sort_by(|a, b| b.weight.total_cmp(&a.weight)),
@@ -319,9 +320,7 @@ impl App {
             KeyCode::Char(c @ '1'..='5') => self.switch(View::ALL[c as usize - '1' as usize]),
             KeyCode::Char('/') => self.mode = Mode::Filter,
             KeyCode::Down | KeyCode::Char('j') => {
-                if self.selected + 1 < self.row_count() {
-                    self.selected += 1;
-                }
+                self.selected = (self.selected + 1).min(self.row_count().saturating_sub(1));
             }
             KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
             KeyCode::Home | KeyCode::Char('g') => self.selected = 0,
@@ -497,7 +496,10 @@ impl App {
             Ok((after, plan)) => {
                 self.status = format!(
                     "Dry run: balance {:.2} -> {:.2}, dispersion {:.2} -> {:.2}; W writes",
-                    plan.balance_before, plan.balance_after, plan.dispersion_before, plan.dispersion_after
+                    plan.balance_before,
+                    plan.balance_after,
+                    plan.dispersion_before,
+                    plan.dispersion_after
                 );
                 self.planner.after = Some(after);
                 self.planner.plan = Some(Ok(plan));
@@ -517,12 +519,12 @@ impl App {
         let Some(builder_path) = ring.builder_path.clone() else {
             return Action::None;
         };
-        Action::Write(WriteRequest {
+        Action::Write(Box::new(WriteRequest {
             ring_name: ring.name.clone(),
             builder_path,
             ring_path: ring.ring_path.clone(),
             builder: after,
-        })
+        }))
     }
 
     /// The binary reports how the write went.

@@ -44,7 +44,10 @@ fn views_switch_by_tab_backtab_and_digits() {
 fn hosts_are_listed_worst_first_and_selection_is_clamped() {
     let mut app = live_app(false);
     let order: Vec<_> = app.hosts_sorted().iter().map(|h| h.host.clone()).collect();
-    assert_eq!(order, ["127.0.0.3:6200", "127.0.0.2:6200", "127.0.0.1:6200"]);
+    assert_eq!(
+        order,
+        ["127.0.0.3:6200", "127.0.0.2:6200", "127.0.0.1:6200"]
+    );
     for _ in 0..10 {
         app.handle_key(key('j'));
     }
@@ -158,7 +161,10 @@ fn planner_stages_edits_dry_runs_and_writes_only_after_yes() {
         app.planner.edits,
         vec![
             Edit::Weight { id: 0, weight: 0.0 },
-            Edit::Add { value: "r1z3-127.0.0.4:6200/sdd".into(), weight: 120.0 },
+            Edit::Add {
+                value: "r1z3-127.0.0.4:6200/sdd".into(),
+                weight: 120.0
+            },
             Edit::Overload(0.1),
         ]
     );
@@ -167,11 +173,19 @@ fn planner_stages_edits_dry_runs_and_writes_only_after_yes() {
 
     // min_part_hours was just reset by the fixture's rebalance: pretend it passed.
     app.handle_key(key('M'));
-    let plan = app.planner.plan.clone().expect("a dry run").expect("it succeeds");
+    let plan = app
+        .planner
+        .plan
+        .clone()
+        .expect("a dry run")
+        .expect("it succeeds");
     assert!(plan.outcome.changed_parts > 0);
     let d0 = plan.devices.iter().find(|d| d.id == 0).unwrap();
     assert_eq!(d0.parts_after, 0, "weight 0 empties d0");
-    assert!(plan.devices.iter().any(|d| d.name.contains("127.0.0.4") && d.arriving > 0));
+    assert!(plan
+        .devices
+        .iter()
+        .any(|d| d.name.contains("127.0.0.4") && d.arriving > 0));
 
     // 'n' cancels, nothing returned.
     app.handle_key(key('W'));
@@ -183,7 +197,10 @@ fn planner_stages_edits_dry_runs_and_writes_only_after_yes() {
     match app.handle_key(key('y')) {
         Action::Write(req) => {
             assert_eq!(req.ring_name, "object");
-            assert_eq!(req.builder_path, std::path::PathBuf::from("/etc/swift/object.builder"));
+            assert_eq!(
+                req.builder_path,
+                std::path::PathBuf::from("/etc/swift/object.builder")
+            );
             assert_eq!(req.builder.dev(0).unwrap().parts, 0);
             assert!(req.builder.iter_devs().any(|d| d.dev.ip == "127.0.0.4"));
         }
@@ -204,7 +221,11 @@ fn planner_reports_a_failing_dry_run() {
         app.handle_key(key('j'));
     }
     app.handle_key(key('p'));
-    assert!(matches!(app.planner.plan, Some(Err(_))), "{:?}", app.planner.plan);
+    assert!(
+        matches!(app.planner.plan, Some(Err(_))),
+        "{:?}",
+        app.planner.plan
+    );
     app.handle_key(key('W'));
     assert_eq!(app.mode, Mode::Normal, "a failed plan cannot be written");
 }

@@ -23,7 +23,11 @@ pub fn small_builder() -> RingBuilder {
                 port: 6200,
                 device: dev.to_string(),
                 // Uneven on purpose so balance and the chart have something to show.
-                weight: if i == 0 { 100.0 } else { 100.0 + 50.0 * zone as f64 },
+                weight: if i == 0 {
+                    100.0
+                } else {
+                    100.0 + 50.0 * zone as f64
+                },
                 ..NewDevice::default()
             })
             .expect("add device");
@@ -32,7 +36,6 @@ pub fn small_builder() -> RingBuilder {
     b.rebalance(&RebalanceOptions {
         seed: Some(7),
         now_secs: Some(NOW as u64),
-        ..RebalanceOptions::default()
     })
     .expect("rebalance");
     b
@@ -67,8 +70,18 @@ pub fn live_snapshot() -> ClusterSnapshot {
     h1.replication_failures = Some(0);
     h1.ring_md5_ok = Some(true);
     h1.disks = vec![
-        DiskUse { device: "sdb".into(), mounted: true, used: 40, size: 100 },
-        DiskUse { device: "sdc".into(), mounted: true, used: 75, size: 100 },
+        DiskUse {
+            device: "sdb".into(),
+            mounted: true,
+            used: 40,
+            size: 100,
+        },
+        DiskUse {
+            device: "sdc".into(),
+            mounted: true,
+            used: 75,
+            size: 100,
+        },
     ];
     let mut h2 = host(2);
     h2.load5 = Some(3.10);
@@ -79,7 +92,12 @@ pub fn live_snapshot() -> ClusterSnapshot {
     h2.replication_failures = Some(4);
     h2.ring_md5_ok = Some(false);
     h2.unmounted = vec!["sdc".into()];
-    h2.disks = vec![DiskUse { device: "sdb".into(), mounted: true, used: 90, size: 100 }];
+    h2.disks = vec![DiskUse {
+        device: "sdb".into(),
+        mounted: true,
+        used: 90,
+        size: 100,
+    }];
     let mut h3 = host(3);
     h3.error = Some("unreachable: cannot connect: Connection refused".into());
     ClusterSnapshot {
@@ -89,8 +107,18 @@ pub fn live_snapshot() -> ClusterSnapshot {
         live: true,
         errors: vec![],
         replication_history: vec![
-            ReplicationSample { host: "127.0.0.2:6200".into(), last: NOW - 7_300.0, duration: 340.0, failures: 4 },
-            ReplicationSample { host: "127.0.0.1:6200".into(), last: NOW - 90.0, duration: 12.5, failures: 0 },
+            ReplicationSample {
+                host: "127.0.0.2:6200".into(),
+                last: NOW - 7_300.0,
+                duration: 340.0,
+                failures: 4,
+            },
+            ReplicationSample {
+                host: "127.0.0.1:6200".into(),
+                last: NOW - 90.0,
+                duration: 12.5,
+                failures: 0,
+            },
         ],
     }
 }
@@ -133,7 +161,12 @@ pub fn huge_snapshot(part_power: u32) -> ClusterSnapshot {
         seed: 1,
     });
     let builder = RingBuilder::from_ring(&data, 1);
-    let ring = ring_stats("object", builder, None, PathBuf::from("/etc/swift/object.ring.gz"));
+    let ring = ring_stats(
+        "object",
+        builder,
+        None,
+        PathBuf::from("/etc/swift/object.ring.gz"),
+    );
     let hosts = super::hosts_of_rings(std::slice::from_ref(&ring))
         .into_iter()
         .map(|h| HostStatus {

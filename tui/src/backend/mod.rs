@@ -172,10 +172,8 @@ pub fn ring_stats(
     let mut parts_per_tier = Vec::new();
     if builder.replica2part2dev.is_some() {
         if let Ok(by_tier) = builder.parts_by_tier() {
-            let mut tiers: Vec<(&Tier, &u64)> = by_tier
-                .iter()
-                .filter(|(t, _)| t.depth() < 4)
-                .collect();
+            let mut tiers: Vec<(&Tier, &u64)> =
+                by_tier.iter().filter(|(t, _)| t.depth() < 4).collect();
             tiers.sort_by_key(|(t, _)| (t.depth(), (*t).clone()));
             parts_per_tier = tiers
                 .into_iter()
@@ -294,7 +292,12 @@ fn sum_numbers(v: &Value) -> u64 {
 
 /// Folds one endpoint's JSON into a host's status. Shapes are Swift's; anything unexpected
 /// leaves the field unknown rather than failing.
-pub fn apply_answer(status: &mut HostStatus, endpoint: &str, body: &Value, local_md5s: &BTreeMap<String, String>) {
+pub fn apply_answer(
+    status: &mut HostStatus,
+    endpoint: &str,
+    body: &Value,
+    local_md5s: &BTreeMap<String, String>,
+) {
     match endpoint {
         "load" => status.load5 = body.get("5m").and_then(Value::as_f64),
         "async" => status.async_pending = body.get("async_pending").and_then(as_u64),
@@ -395,7 +398,10 @@ pub fn poll_hosts(
             return statuses;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             for s in &mut statuses {
@@ -441,7 +447,10 @@ pub fn local_ring_md5s(swift_dir: &Path) -> BTreeMap<String, String> {
 }
 
 /// One full snapshot: rings, then hosts. Blocking; call it off the UI thread.
-pub fn take_snapshot(config: &PollerConfig, history: &mut Vec<ReplicationSample>) -> ClusterSnapshot {
+pub fn take_snapshot(
+    config: &PollerConfig,
+    history: &mut Vec<ReplicationSample>,
+) -> ClusterSnapshot {
     let (rings, errors) = load_rings(&config.swift_dir, &config.builder_dir);
     let hosts = hosts_of_rings(&rings);
     let md5s = local_ring_md5s(&config.swift_dir);

@@ -81,7 +81,10 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
         _ if !app.filter.is_empty() => format!("filter: {} (Esc clears)", app.filter),
         _ => "q quit  Tab/1-5 views  j/k move  Enter drill  / filter  s sort  r next ring".into(),
     };
-    f.render_widget(Paragraph::new(text).style(Style::new().fg(Color::Gray)), area);
+    f.render_widget(
+        Paragraph::new(text).style(Style::new().fg(Color::Gray)),
+        area,
+    );
 }
 
 fn color_of(level: u8) -> Color {
@@ -93,9 +96,7 @@ fn color_of(level: u8) -> Color {
 }
 
 fn host_level(h: &HostStatus) -> u8 {
-    if !h.up() {
-        2
-    } else if h.ring_md5_ok == Some(false) || !h.unmounted.is_empty() {
+    if !h.up() || h.ring_md5_ok == Some(false) || !h.unmounted.is_empty() {
         2
     } else if h.async_pending.unwrap_or(0) > 0 || h.quarantined.unwrap_or(0) > 0 {
         1
@@ -126,32 +127,75 @@ fn overview(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
     let hosts = app.hosts_sorted();
     let up = s.hosts.iter().filter(|h| h.up()).count();
     let down = s.hosts.len() - up;
-    let md5_bad = s.hosts.iter().filter(|h| h.ring_md5_ok == Some(false)).count();
+    let md5_bad = s
+        .hosts
+        .iter()
+        .filter(|h| h.ring_md5_ok == Some(false))
+        .count();
     let asyncs: u64 = s.hosts.iter().filter_map(|h| h.async_pending).sum();
     let quarantined: u64 = s.hosts.iter().filter_map(|h| h.quarantined).sum();
     let unmounted: usize = s.hosts.iter().map(|h| h.unmounted.len()).sum();
-    let oldest_repl = s.hosts.iter().filter_map(|h| h.replication_last).reduce(f64::min);
-    let longest_repl = s.hosts.iter().filter_map(|h| h.replication_duration).reduce(f64::max);
+    let oldest_repl = s
+        .hosts
+        .iter()
+        .filter_map(|h| h.replication_last)
+        .reduce(f64::min);
+    let longest_repl = s
+        .hosts
+        .iter()
+        .filter_map(|h| h.replication_duration)
+        .reduce(f64::max);
     let max_load = s.hosts.iter().filter_map(|h| h.load5).reduce(f64::max);
 
     let mut tiles: Vec<(String, u8)> = vec![
         (
             format!("hosts {up} up / {down} down"),
-            if s.hosts.is_empty() { 1 } else if down > 0 { 2 } else { 0 },
+            if s.hosts.is_empty() {
+                1
+            } else if down > 0 {
+                2
+            } else {
+                0
+            },
         ),
         (
             if s.live {
-                format!("ring md5 {}", if md5_bad == 0 { "agree".into() } else { format!("{md5_bad} differ") })
+                format!(
+                    "ring md5 {}",
+                    if md5_bad == 0 {
+                        "agree".into()
+                    } else {
+                        format!("{md5_bad} differ")
+                    }
+                )
             } else {
                 "ring md5 unknown".into()
             },
-            if md5_bad > 0 { 2 } else if s.live { 0 } else { 1 },
+            if md5_bad > 0 {
+                2
+            } else if s.live {
+                0
+            } else {
+                1
+            },
         ),
-        (format!("unmounted {unmounted}"), if unmounted > 0 { 2 } else { 0 }),
-        (format!("async pending {asyncs}"), if asyncs > 0 { 1 } else { 0 }),
-        (format!("quarantined {quarantined}"), if quarantined > 0 { 1 } else { 0 }),
         (
-            format!("oldest replication {}", oldest_repl.map_or("-".into(), |t| ago(s.taken_at, t))),
+            format!("unmounted {unmounted}"),
+            if unmounted > 0 { 2 } else { 0 },
+        ),
+        (
+            format!("async pending {asyncs}"),
+            if asyncs > 0 { 1 } else { 0 },
+        ),
+        (
+            format!("quarantined {quarantined}"),
+            if quarantined > 0 { 1 } else { 0 },
+        ),
+        (
+            format!(
+                "oldest replication {}",
+                oldest_repl.map_or("-".into(), |t| ago(s.taken_at, t))
+            ),
             match oldest_repl {
                 Some(t) if s.taken_at - t > 86_400.0 => 2,
                 Some(t) if s.taken_at - t > 3_600.0 => 1,
@@ -160,10 +204,19 @@ fn overview(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
             },
         ),
         (
-            format!("longest pass {}", longest_repl.map_or("-".into(), |d| format!("{d:.0}s"))),
+            format!(
+                "longest pass {}",
+                longest_repl.map_or("-".into(), |d| format!("{d:.0}s"))
+            ),
             0,
         ),
-        (format!("max load5 {}", max_load.map_or("-".into(), |l| format!("{l:.2}"))), 0),
+        (
+            format!(
+                "max load5 {}",
+                max_load.map_or("-".into(), |l| format!("{l:.2}"))
+            ),
+            0,
+        ),
     ];
     for e in &s.errors {
         tiles.push((e.clone(), 2));
@@ -175,7 +228,12 @@ fn overview(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
         .map(|(text, level)| {
             let mark = ["OK  ", "WARN", "FAIL"][*level as usize];
             Line::from(vec![
-                Span::styled(mark, Style::new().fg(color_of(*level)).add_modifier(Modifier::BOLD)),
+                Span::styled(
+                    mark,
+                    Style::new()
+                        .fg(color_of(*level))
+                        .add_modifier(Modifier::BOLD),
+                ),
                 Span::raw(" "),
                 Span::raw(text.clone()),
             ])
@@ -202,13 +260,20 @@ fn overview(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
             Cell::from(h.load5.map_or("-".into(), |l| format!("{l:.2}"))),
             Cell::from(opt(h.async_pending)),
             Cell::from(opt(h.quarantined)),
-            Cell::from(h.replication_last.map_or("-".into(), |t| ago(s.taken_at, t))),
+            Cell::from(
+                h.replication_last
+                    .map_or("-".into(), |t| ago(s.taken_at, t)),
+            ),
             Cell::from(match h.ring_md5_ok {
                 Some(true) => "ok",
                 Some(false) => "DIFFER",
                 None => "-",
             }),
-            Cell::from(if h.unmounted.is_empty() { "-".into() } else { h.unmounted.join(",") }),
+            Cell::from(if h.unmounted.is_empty() {
+                "-".into()
+            } else {
+                h.unmounted.join(",")
+            }),
             Cell::from(h.error.clone().unwrap_or_default()),
         ])
         .style(Style::new().fg(color_of(level)))
@@ -228,8 +293,18 @@ fn overview(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
         ],
     )
     .header(
-        Row::new(["host", "state", "load5", "async", "quar", "repl", "ringmd5", "unmounted", "error"])
-            .style(Style::new().add_modifier(Modifier::BOLD)),
+        Row::new([
+            "host",
+            "state",
+            "load5",
+            "async",
+            "quar",
+            "repl",
+            "ringmd5",
+            "unmounted",
+            "error",
+        ])
+        .style(Style::new().add_modifier(Modifier::BOLD)),
     )
     .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
     .block(Block::bordered().title(" Hosts (worst first, Enter: devices) "));
@@ -246,7 +321,13 @@ fn disk_of(s: &ClusterSnapshot, d: &DevStat) -> Option<(f64, bool, bool)> {
     let unmounted = h_unmounted(host, &d.device);
     let disk = host.disks.iter().find(|u| u.device == d.device);
     Some((
-        disk.map_or(0.0, |u| if u.size > 0 { u.used as f64 / u.size as f64 } else { 0.0 }),
+        disk.map_or(0.0, |u| {
+            if u.size > 0 {
+                u.used as f64 / u.size as f64
+            } else {
+                0.0
+            }
+        }),
         unmounted,
         !host.up(),
     ))
@@ -302,18 +383,25 @@ fn devices(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
             let key = (d.region, d.zone, format!("{}:{}", d.ip, d.port));
             let prev = last.clone();
             if prev.as_ref().map(|p| p.0) != Some(d.region) {
-                rows.push(header_row(format!("region {}", d.region), ring.devices.iter().filter(|x| x.region == d.region)));
+                rows.push(header_row(
+                    format!("region {}", d.region),
+                    ring.devices.iter().filter(|x| x.region == d.region),
+                ));
             }
             if prev.as_ref().map(|p| (p.0, p.1)) != Some((d.region, d.zone)) {
                 rows.push(header_row(
                     format!("  zone {}", d.zone),
-                    ring.devices.iter().filter(|x| x.region == d.region && x.zone == d.zone),
+                    ring.devices
+                        .iter()
+                        .filter(|x| x.region == d.region && x.zone == d.zone),
                 ));
             }
             if prev.as_ref() != Some(&key) {
                 rows.push(header_row(
                     format!("    {}", key.2),
-                    ring.devices.iter().filter(|x| x.ip == d.ip && x.port == d.port && x.region == d.region && x.zone == d.zone),
+                    ring.devices.iter().filter(|x| {
+                        x.ip == d.ip && x.port == d.port && x.region == d.region && x.zone == d.zone
+                    }),
                 ));
             }
             last = Some(key);
@@ -332,11 +420,18 @@ fn devices(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
         if disk.is_some_and(|x| x.2) {
             flags.push("HOST-DOWN");
         }
-        let level = if flags.iter().any(|f| *f != "DEL") { 2 } else { balance_level(d.balance) };
+        let level = if flags.iter().any(|f| *f != "DEL") {
+            2
+        } else {
+            balance_level(d.balance)
+        };
         let name = if tree {
             format!("      d{} {}", d.id, d.device)
         } else {
-            format!("d{} r{}z{}-{}:{}/{}", d.id, d.region, d.zone, d.ip, d.port, d.device)
+            format!(
+                "d{} r{}z{}-{}:{}/{}",
+                d.id, d.region, d.zone, d.ip, d.port, d.device
+            )
         };
         rows.push(
             Row::new(vec![
@@ -357,8 +452,14 @@ fn devices(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
         " Devices of {} ({} devices{}{}, sort: {:?}) ",
         ring.name,
         devs.len(),
-        app.drill_host.as_ref().map_or(String::new(), |h| format!(", host {h}")),
-        if app.filter.is_empty() { String::new() } else { format!(", filter {:?}", app.filter) },
+        app.drill_host
+            .as_ref()
+            .map_or(String::new(), |h| format!(", host {h}")),
+        if app.filter.is_empty() {
+            String::new()
+        } else {
+            format!(", filter {:?}", app.filter)
+        },
         app.sort
     );
     let table = Table::new(
@@ -378,7 +479,11 @@ fn devices(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
     )
     .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
     .block(Block::bordered().title(title));
-    let mut state = TableState::default().with_selected(if devs.is_empty() { None } else { Some(selected_row) });
+    let mut state = TableState::default().with_selected(if devs.is_empty() {
+        None
+    } else {
+        Some(selected_row)
+    });
     f.render_stateful_widget(table, area, &mut state);
 }
 
@@ -397,8 +502,11 @@ fn ring(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
         );
         return;
     }
-    let [list, detail] =
-        Layout::vertical([Constraint::Length(s.rings.len() as u16 + 3), Constraint::Min(5)]).areas(area);
+    let [list, detail] = Layout::vertical([
+        Constraint::Length(s.rings.len() as u16 + 3),
+        Constraint::Min(5),
+    ])
+    .areas(area);
     let rows = s.rings.iter().map(|r| {
         let level = balance_level(r.balance).max(if r.dispersion > 0.0 { 1 } else { 0 });
         Row::new(vec![
@@ -409,8 +517,13 @@ fn ring(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
             format!("{:.2}", r.balance),
             format!("{:.2}", r.dispersion),
             format!("{:.2}%", r.overload * 100.0),
-            r.required_overload.map_or("-".into(), |o| format!("{:.2}%", o * 100.0)),
-            if r.builder_path.is_some() { "builder".into() } else { "ring.gz".into() },
+            r.required_overload
+                .map_or("-".into(), |o| format!("{:.2}%", o * 100.0)),
+            if r.builder_path.is_some() {
+                "builder".into()
+            } else {
+                "ring.gz".into()
+            },
         ])
         .style(Style::new().fg(color_of(level)))
     });
@@ -429,15 +542,27 @@ fn ring(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
         ],
     )
     .header(
-        Row::new(["ring", "power", "replicas", "devices", "balance", "dispersion", "overload", "required", "source"])
-            .style(Style::new().add_modifier(Modifier::BOLD)),
+        Row::new([
+            "ring",
+            "power",
+            "replicas",
+            "devices",
+            "balance",
+            "dispersion",
+            "overload",
+            "required",
+            "source",
+        ])
+        .style(Style::new().add_modifier(Modifier::BOLD)),
     )
     .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
     .block(Block::bordered().title(" Rings (Enter: its devices) "));
     let mut state = TableState::default().with_selected(Some(app.selected));
     f.render_stateful_widget(table, list, &mut state);
 
-    let Some(r) = s.rings.get(app.selected) else { return };
+    let Some(r) = s.rings.get(app.selected) else {
+        return;
+    };
     let [tiers, chart] =
         Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(detail);
     let tier_lines: Vec<Line> = r
@@ -447,7 +572,8 @@ fn ring(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
         .map(|(t, n)| Line::from(format!("{t:<22} {n:>9}")))
         .collect();
     f.render_widget(
-        Paragraph::new(tier_lines).block(Block::bordered().title(format!(" {} parts per tier ", r.name))),
+        Paragraph::new(tier_lines)
+            .block(Block::bordered().title(format!(" {} parts per tier ", r.name))),
         tiers,
     );
     // One bar per device: partitions as a % of what its weight share asks (100 = exact).
@@ -460,7 +586,11 @@ fn ring(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
     let bars: Vec<Bar> = worst
         .iter()
         .map(|d| {
-            let pct = if d.weight_share > 0.0 { 100.0 * d.part_share / d.weight_share } else { 0.0 };
+            let pct = if d.weight_share > 0.0 {
+                100.0 * d.part_share / d.weight_share
+            } else {
+                0.0
+            };
             Bar::default()
                 .value(pct.round() as u64)
                 .label(Line::from(format!("d{}", d.id)))
@@ -497,8 +627,10 @@ fn replication(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
         };
         Row::new(vec![
             h.host.clone(),
-            h.replication_last.map_or("never".into(), |t| ago(s.taken_at, t)),
-            h.replication_duration.map_or("-".into(), |d| format!("{d:.1}s")),
+            h.replication_last
+                .map_or("never".into(), |t| ago(s.taken_at, t)),
+            h.replication_duration
+                .map_or("-".into(), |d| format!("{d:.1}s")),
             opt(h.replication_failures),
             h.error.clone().unwrap_or_default(),
         ])
@@ -514,7 +646,10 @@ fn replication(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
             Constraint::Min(10),
         ],
     )
-    .header(Row::new(["host", "last pass", "duration", "failures", "error"]).style(Style::new().add_modifier(Modifier::BOLD)))
+    .header(
+        Row::new(["host", "last pass", "duration", "failures", "error"])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
     .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
     .block(Block::bordered().title(" Object replication per node "));
     let mut state = TableState::default().with_selected(Some(app.selected));
@@ -534,10 +669,21 @@ fn replication(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
             ))
         })
         .collect();
-    let rings: Vec<String> = s.rings.iter().map(|r| format!("{} (min_part_hours {})", r.name, r.min_part_hours)).collect();
+    let rings: Vec<String> = s
+        .rings
+        .iter()
+        .map(|r| format!("{} (min_part_hours {})", r.name, r.min_part_hours))
+        .collect();
     f.render_widget(
-        Paragraph::new(if lines.is_empty() { vec![Line::from("No replication pass seen yet.")] } else { lines })
-            .block(Block::bordered().title(format!(" Passes over time, newest first — rings: {} ", rings.join(", ")))),
+        Paragraph::new(if lines.is_empty() {
+            vec![Line::from("No replication pass seen yet.")]
+        } else {
+            lines
+        })
+        .block(Block::bordered().title(format!(
+            " Passes over time, newest first — rings: {} ",
+            rings.join(", ")
+        ))),
         history,
     );
 }
@@ -568,7 +714,10 @@ fn planner(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
                 .to_string()
         }),
         Line::from(""),
-        Line::from(Span::styled("Staged edits:", Style::new().add_modifier(Modifier::BOLD))),
+        Line::from(Span::styled(
+            "Staged edits:",
+            Style::new().add_modifier(Modifier::BOLD),
+        )),
     ];
     if app.planner.edits.is_empty() {
         lines.push(Line::from("  (none)"));
@@ -579,14 +728,27 @@ fn planner(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
     lines.push(Line::from(""));
     match &app.planner.plan {
         None => lines.push(Line::from("No dry run yet (p).")),
-        Some(Err(e)) => lines.push(Line::from(Span::styled(format!("Dry run failed: {e}"), Style::new().fg(FAILING)))),
+        Some(Err(e)) => lines.push(Line::from(Span::styled(
+            format!("Dry run failed: {e}"),
+            Style::new().fg(FAILING),
+        ))),
         Some(Ok(p)) => {
-            lines.push(Line::from(Span::styled("Dry run:", Style::new().add_modifier(Modifier::BOLD))));
+            lines.push(Line::from(Span::styled(
+                "Dry run:",
+                Style::new().add_modifier(Modifier::BOLD),
+            )));
             lines.push(Line::from(format!(
                 "  moved {} partitions; balance {:.2} -> {:.2}; dispersion {:.2} -> {:.2}",
-                p.outcome.changed_parts, p.balance_before, p.balance_after, p.dispersion_before, p.dispersion_after
+                p.outcome.changed_parts,
+                p.balance_before,
+                p.balance_after,
+                p.dispersion_before,
+                p.dispersion_after
             )));
-            if p.outcome.changed_parts == 0 && r.min_part_hours > 0 && !app.planner.ignore_min_part_hours {
+            if p.outcome.changed_parts == 0
+                && r.min_part_hours > 0
+                && !app.planner.ignore_min_part_hours
+            {
                 lines.push(Line::from(Span::styled(
                     format!("  min_part_hours ({}h) holds recently moved partitions; M: pretend it passed", r.min_part_hours),
                     Style::new().fg(WARNING),
@@ -596,14 +758,23 @@ fn planner(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
                 lines.push(Line::from("  (as if min_part_hours had passed)"));
             }
             lines.push(Line::from("  tier                 leave  arrive  after"));
-            for t in p.tiers.iter().filter(|t| t.leaving + t.arriving > 0).take(8) {
+            for t in p
+                .tiers
+                .iter()
+                .filter(|t| t.leaving + t.arriving > 0)
+                .take(8)
+            {
                 lines.push(Line::from(format!(
                     "  {:<20} {:>5} {:>7} {:>6}",
                     t.tier, t.leaving, t.arriving, t.parts_after
                 )));
             }
             lines.push(Line::from("  device               leave  arrive  after"));
-            for d in p.devices.iter().filter(|d| d.leaving + d.arriving > 0 || d.removed) {
+            for d in p
+                .devices
+                .iter()
+                .filter(|d| d.leaving + d.arriving > 0 || d.removed)
+            {
                 lines.push(Line::from(format!(
                     "  {:<20} {:>5} {:>7} {:>6}{}",
                     format!("d{} {}", d.id, d.name),
@@ -626,7 +797,12 @@ fn planner(f: &mut Frame, app: &App, s: &ClusterSnapshot, area: Rect) {
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
-    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
 }
 
 fn help(f: &mut Frame) {
@@ -661,7 +837,11 @@ fn confirm(f: &mut Frame, app: &App) {
             Line::from(format!("Write {name}.builder and {name}.ring.gz?")),
             Line::from("Backups go to backups/. y: write   any other key: cancel"),
         ])
-        .block(Block::bordered().title(" Confirm ").style(Style::new().fg(WARNING))),
+        .block(
+            Block::bordered()
+                .title(" Confirm ")
+                .style(Style::new().fg(WARNING)),
+        ),
         area,
     );
 }

@@ -37,7 +37,10 @@ fn press(app: &mut App, keys: &str) {
 
 #[test]
 fn every_view_live() {
-    for (i, name) in ["overview", "devices", "ring", "replication", "planner"].iter().enumerate() {
+    for (i, name) in ["overview", "devices", "ring", "replication", "planner"]
+        .iter()
+        .enumerate()
+    {
         let app = app_with(Some(fixture::live_snapshot()), &(i + 1).to_string());
         insta::assert_snapshot!(format!("live_{name}"), render(&app, 110, 30));
     }
@@ -45,7 +48,10 @@ fn every_view_live() {
 
 #[test]
 fn every_view_unreachable() {
-    for (i, name) in ["overview", "devices", "ring", "replication", "planner"].iter().enumerate() {
+    for (i, name) in ["overview", "devices", "ring", "replication", "planner"]
+        .iter()
+        .enumerate()
+    {
         let app = app_with(Some(fixture::unreachable_snapshot()), &(i + 1).to_string());
         insta::assert_snapshot!(format!("unreachable_{name}"), render(&app, 110, 30));
     }
@@ -54,7 +60,10 @@ fn every_view_unreachable() {
 #[test]
 fn every_view_empty_and_loading() {
     insta::assert_snapshot!("loading", render(&app_with(None, ""), 80, 12));
-    for (i, name) in ["overview", "devices", "ring", "replication", "planner"].iter().enumerate() {
+    for (i, name) in ["overview", "devices", "ring", "replication", "planner"]
+        .iter()
+        .enumerate()
+    {
         let app = app_with(Some(fixture::empty_snapshot()), &(i + 1).to_string());
         insta::assert_snapshot!(format!("empty_{name}"), render(&app, 80, 16));
     }
@@ -64,7 +73,10 @@ fn every_view_empty_and_loading() {
 fn huge_ring_views() {
     // 2^14 partitions keep the debug-build test quick; the benchmark renders 2^20.
     let snapshot = fixture::huge_snapshot(14);
-    for (i, name) in ["overview", "devices", "ring", "planner"].iter().enumerate() {
+    for (i, name) in ["overview", "devices", "ring", "planner"]
+        .iter()
+        .enumerate()
+    {
         let key = ["1", "2", "3", "5"][i];
         let app = app_with(Some(snapshot.clone()), &format!("{key}GkkkS"));
         insta::assert_snapshot!(format!("huge_{name}"), render(&app, 120, 30));
