@@ -115,3 +115,86 @@ pub fn write_plan(req: &WriteRequest) -> Result<String, String> {
             .map_or(String::new(), |p| p.display().to_string())
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringsmith::builder::{NewDevice, RebalanceOptions, RingBuilder};
+
+    fn builder() -> RingBuilder {
+        let mut b = RingBuilder::new(6, 3.0, 0).unwrap();
+        for zone in 1..=4u32 {
+            b.add_dev(NewDevice {
+                region: 1,
+                zone,
+                ip: format!("127.0.0.{zone}"),
+                port: 6200,
+                device: "sdb".into(),
+                weight: 100.0,
+                ..NewDevice::default()
+            })
+            .unwrap();
+        }
+        b.rebalance(&RebalanceOptions {
+            seed: Some(1),
+            now_secs: Some(1),
+        })
+        .unwrap();
+        b
+    }
+
+    #[test]
+    fn a_confirmed_plan_writes_builder_and_ring_with_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let builder_path = dir.path().join("object.builder");
+        let ring_path = dir.path().join("object.ring.gz");
+        builder().save(&builder_path).unwrap();
+        let mut after = RingBuilder::load(&builder_path).unwrap();
+        after.set_dev_weight(0, 0.0).unwrap();
+        after
+            .rebalance(&RebalanceOptions {
+                seed: Some(2),
+                now_secs: Some(10_000),
+            })
+            .unwrap();
+        let req = WriteRequest {
+            ring_name: "object".into(),
+            builder_path: builder_path.clone(),
+            ring_path: ring_path.clone(),
+            builder: after,
+        };
+        let msg = write_plan(&req).unwrap();
+        assert!(msg.contains("backups"), "{msg}");
+        let written = RingBuilder::load(&builder_path).unwrap();
+        assert_eq!(written.dev(0).unwrap().parts, 0);
+        let ring = ringsmith::ring::RingData::load(&ring_path).unwrap();
+        assert!(ring.replica2part2dev.iter().flatten().all(|&d| d != 0));
+        let backups: Vec<String> = std::fs::read_dir(dir.path().join("backups"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            backups.iter().any(|n| n.ends_with(".object.builder")),
+            "{backups:?}"
+        );
+        assert!(
+            backups.iter().any(|n| n.ends_with(".object.ring.gz")),
+            "{backups:?}"
+        );
+    }
+
+    #[test]
+    fn a_write_into_a_missing_directory_fails_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("no/such/dir");
+        std::fs::write(dir.path().join("no"), b"a file, not a dir").unwrap();
+        let req = WriteRequest {
+            ring_name: "object".into(),
+            builder_path: gone.join("object.builder"),
+            ring_path: gone.join("object.ring.gz"),
+            builder: builder(),
+        };
+        let err = write_plan(&req).unwrap_err();
+        assert!(err.contains("no/such/dir") || err.contains("lock"), "{err}");
+    }
+}
