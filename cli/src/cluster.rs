@@ -92,7 +92,22 @@ struct UpArgs {
     /// Seconds to wait for every process to answer.
     #[arg(long, default_value_t = 30)]
     wait: u64,
+    /// Do not start the consistency daemons (replicators, auditors, updaters, expirer).
+    #[arg(long)]
+    no_daemons: bool,
 }
+
+/// The daemons `up` starts on every storage node (plus the expirer on the first).
+const NODE_DAEMONS: [&str; 8] = [
+    "object-replicator",
+    "object-auditor",
+    "object-updater",
+    "container-replicator",
+    "container-updater",
+    "container-auditor",
+    "account-replicator",
+    "account-auditor",
+];
 
 /// One process of the cluster, as recorded in `run/cluster.json`.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -159,6 +174,7 @@ fn is_ours(p: &Proc) -> bool {
     let conf = p.conf.to_string_lossy();
     args.iter().any(|a| a.ends_with("ringsmith-server"))
         && args.iter().any(|a| *a == conf)
+        && args.contains(&p.kind)
         && !is_zombie(p.pid)
 }
 
@@ -463,36 +479,9 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         auth_url: auth_url.clone(),
     };
     for (kind, conf, addr) in &to_start {
-        let stem = conf
-            .parent()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .filter(|n| n != "etc")
-            .map(|n| format!("{n}-"))
-            .unwrap_or_default();
-        let log = dir.join(format!("log/{stem}{kind}.log"));
-        let logf = std::fs::File::create(&log)
-            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let mut cmd = Command::new(&server_bin);
-        cmd.arg(kind)
-            .arg("-c")
-            .arg(conf)
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().map_err(|e| e.to_string())?)
-            .stderr(logf);
-        // Its own process group: a Ctrl-C in the terminal that ran `up` must not stop
-        // the cluster.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", server_bin.display()))?;
-        record.procs.push(Proc {
-            kind: kind.clone(),
-            pid: child.id(),
-            addr: addr.clone(),
-            conf: conf.clone(),
-            log,
-        });
+        record
+            .procs
+            .push(spawn_proc(&server_bin, &dir, kind, conf, addr)?);
         write_cluster(&dir, &record)?;
     }
 
@@ -529,6 +518,26 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // The consistency daemons, once the servers they talk to answer. No address: they
+    // only serve logs and recon cache entries.
+    if !a.no_daemons {
+        for n in 0..a.nodes {
+            let node_etc = etc.join(format!("node{n}"));
+            let mut daemons: Vec<&str> = NODE_DAEMONS.to_vec();
+            if n == 0 {
+                daemons.push("object-expirer");
+            }
+            for daemon in daemons {
+                let server = daemon.split('-').next().unwrap_or("object");
+                let conf = node_etc.join(format!("{server}-server.conf"));
+                record
+                    .procs
+                    .push(spawn_proc(&server_bin, &dir, daemon, &conf, "")?);
+                write_cluster(&dir, &record)?;
+            }
+        }
+    }
+
     println!(
         "Cluster up in {}: proxy 127.0.0.1:{}, {} storage node{} ({}{}), {} device{} each, {} replica{}, policies: {}{}",
         dir.display(),
@@ -555,6 +564,46 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts `ringsmith-server <kind> -c <conf>` with its output in `DIR/log/`.
+fn spawn_proc(
+    server_bin: &Path,
+    dir: &Path,
+    kind: &str,
+    conf: &Path,
+    addr: &str,
+) -> Result<Proc, String> {
+    let stem = conf
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| n != "etc")
+        .map(|n| format!("{n}-"))
+        .unwrap_or_default();
+    let log = dir.join(format!("log/{stem}{kind}.log"));
+    let logf =
+        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let mut cmd = Command::new(server_bin);
+    cmd.arg(kind)
+        .arg("-c")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().map_err(|e| e.to_string())?)
+        .stderr(logf);
+    // Its own process group: a Ctrl-C in the terminal that ran `up` must not stop
+    // the cluster.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", server_bin.display()))?;
+    Ok(Proc {
+        kind: kind.to_string(),
+        pid: child.id(),
+        addr: addr.to_string(),
+        conf: conf.to_path_buf(),
+        log,
+    })
 }
 
 fn log_tail(path: &Path) -> String {
@@ -615,10 +664,11 @@ fn status(dir: &Path) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(3));
     };
     println!("Auth URL: {}", c.auth_url);
-    println!("{:<10} {:>8}  {:<22} {}", "KIND", "PID", "ADDRESS", "STATE");
+    println!("{:<10} {:>8}  {:<22} STATE", "KIND", "PID", "ADDRESS");
     let mut all_up = true;
     for p in &c.procs {
-        let state = match (is_ours(p), answers(&p.addr)) {
+        // Daemons have no address: running is all they can be.
+        let state = match (is_ours(p), p.addr.is_empty() || answers(&p.addr)) {
             (true, true) => "up",
             (true, false) => "running, not answering",
             (false, _) => "stopped",

@@ -118,7 +118,9 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
         .output()
         .unwrap();
     assert!(st.status.success(), "{}", text(&st));
-    assert_eq!(text(&st).matches(" up\n").count(), 10, "{}", text(&st));
+    // 3 nodes x 3 servers + the proxy, and 3 x 8 daemons + the expirer.
+    assert_eq!(text(&st).matches(" up\n").count(), 35, "{}", text(&st));
+    assert!(text(&st).contains("object-replicator"), "{}", text(&st));
 
     // A second `up` on a running cluster is refused.
     let again = ringsmith()
@@ -170,7 +172,7 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
         .iter()
         .map(|p| p["pid"].as_u64().unwrap())
         .collect();
-    assert_eq!(pids.len(), 10);
+    assert_eq!(pids.len(), 35, "servers, proxy and daemons");
     let down = ringsmith()
         .args(["cluster", "down", "--dir"])
         .arg(&dir)
@@ -178,7 +180,7 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
         .unwrap();
     assert!(down.status.success(), "{}", text(&down));
     assert!(
-        text(&down).contains("Stopped 10 processes"),
+        text(&down).contains("Stopped 35 processes"),
         "{}",
         text(&down)
     );

@@ -44,7 +44,10 @@ pub fn db_files(dev_path: &std::path::Path, kind: &str) -> Vec<PathBuf> {
 
 impl ContainerUpdater {
     pub fn new(conf: DaemonConf) -> ContainerUpdater {
-        ContainerUpdater { http: conf.http(), conf }
+        ContainerUpdater {
+            http: conf.http(),
+            conf,
+        }
     }
 
     pub async fn run_pass(&self) {
@@ -60,7 +63,10 @@ impl ContainerUpdater {
         for (_, dev_path) in self.conf.device_dirs() {
             for path in db_files(&dev_path, "containers") {
                 let p = path.clone();
-                let info = tokio::task::spawn_blocking(move || db::open(&p).and_then(|c| broker::info(&c))).await;
+                let info = tokio::task::spawn_blocking(move || {
+                    db::open(&p).and_then(|c| broker::info(&c))
+                })
+                .await;
                 let info = match info {
                     Ok(Ok(i)) => i,
                     other => {
@@ -81,7 +87,11 @@ impl ContainerUpdater {
                     Ok((p, n)) => (p, n.iter().cloned().collect::<Vec<_>>()),
                     Err(_) => continue,
                 };
-                let (count, bytes) = if info.is_deleted() { (0, 0) } else { (info.object_count, info.bytes_used) };
+                let (count, bytes) = if info.is_deleted() {
+                    (0, 0)
+                } else {
+                    (info.object_count, info.bytes_used)
+                };
                 let mut ok = 0;
                 for node in &nodes {
                     let url = format!(
@@ -99,20 +109,30 @@ impl ContainerUpdater {
                         .header("X-Object-Count", count.to_string())
                         .header("X-Bytes-Used", bytes.to_string())
                         .header("X-Account-Override-Deleted", "yes")
-                        .header("X-Backend-Storage-Policy-Index", info.storage_policy_index.to_string())
+                        .header(
+                            "X-Backend-Storage-Policy-Index",
+                            info.storage_policy_index.to_string(),
+                        )
                         .send()
                         .await;
                     match r {
                         Ok(r) if r.status().is_success() => ok += 1,
-                        Ok(r) => tracing::warn!(node = %node.describe(), status = %r.status(), "account update failed"),
-                        Err(e) => tracing::warn!(node = %node.describe(), error = %e, "account update failed"),
+                        Ok(r) => {
+                            tracing::warn!(node = %node.describe(), status = %r.status(), "account update failed")
+                        }
+                        Err(e) => {
+                            tracing::warn!(node = %node.describe(), error = %e, "account update failed")
+                        }
                     }
                 }
                 // A majority of account replicas is what Swift's updater requires too.
                 if ok > nodes.len() / 2 {
                     successes += 1;
                     let p = path.clone();
-                    let _ = tokio::task::spawn_blocking(move || db::open(&p).and_then(|c| broker::set_reported(&c, &info))).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        db::open(&p).and_then(|c| broker::set_reported(&c, &info))
+                    })
+                    .await;
                 } else {
                     failures += 1;
                 }

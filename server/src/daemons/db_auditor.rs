@@ -13,16 +13,21 @@ use super::DaemonConf;
 
 /// `Ok` when the database is readable and consistent; the reason otherwise.
 pub fn check_db(path: &Path, stat_table: &str) -> Result<(), String> {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| e.to_string())?;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| e.to_string())?;
     let verdict: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .map_err(|e| e.to_string())?;
     if verdict != "ok" {
         return Err(verdict);
     }
-    conn.query_row(&format!("SELECT put_timestamp FROM {stat_table}"), [], |r| r.get::<_, String>(0))
-        .map_err(|e| e.to_string())?;
+    conn.query_row(
+        &format!("SELECT put_timestamp FROM {stat_table}"),
+        [],
+        |r| r.get::<_, String>(0),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -42,7 +47,11 @@ impl DbAuditor {
         let start = Instant::now();
         let dir = format!("{}s", self.kind);
         let (mut passed, mut failed) = (0u64, 0u64);
-        let files_per_second: f64 = self.conf.section.parse_or(&format!("{}s_per_second", self.kind), 200.0).unwrap_or(200.0);
+        let files_per_second: f64 = self
+            .conf
+            .section
+            .parse_or(&format!("{}s_per_second", self.kind), 200.0)
+            .unwrap_or(200.0);
         let mut limiter = super::RateLimiter::new(files_per_second);
         for (_, dev_path) in self.conf.device_dirs() {
             for db in super::container_updater::db_files(&dev_path, &dir) {
@@ -53,12 +62,17 @@ impl DbAuditor {
                         failed += 1;
                         let hash_dir = db.parent().expect("db files sit in a hash dir");
                         let q = dev_path.join("quarantined").join(&dir);
-                        let name = hash_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        let name = hash_dir
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
                         let mut dest = q.join(&name);
                         if dest.exists() {
-                            dest = q.join(format!("{name}-{}", crate::object::diskfile::unique_hex()));
+                            dest =
+                                q.join(format!("{name}-{}", crate::object::diskfile::unique_hex()));
                         }
-                        let moved = std::fs::create_dir_all(&q).and_then(|_| std::fs::rename(hash_dir, &dest));
+                        let moved = std::fs::create_dir_all(&q)
+                            .and_then(|_| std::fs::rename(hash_dir, &dest));
                         tracing::error!(target: "db-auditor", db = %db.display(), %reason, to = %dest.display(),
                             moved = moved.is_ok(), "Quarantined database");
                     }
@@ -66,12 +80,21 @@ impl DbAuditor {
             }
         }
         let k = self.kind;
-        tracing::info!(kind = k, passed, failed, elapsed_s = start.elapsed().as_secs_f64(), "database audit pass completed");
+        tracing::info!(
+            kind = k,
+            passed,
+            failed,
+            elapsed_s = start.elapsed().as_secs_f64(),
+            "database audit pass completed"
+        );
         let mut m = Map::new();
         m.insert(format!("{k}_audits_passed"), json!(passed));
         m.insert(format!("{k}_audits_failed"), json!(failed));
         m.insert(format!("{k}_audits_since"), json!(super::now_f64()));
-        m.insert(format!("{k}_auditor_pass_completed"), json!(start.elapsed().as_secs_f64()));
+        m.insert(
+            format!("{k}_auditor_pass_completed"),
+            json!(start.elapsed().as_secs_f64()),
+        );
         super::dump_recon_cache(&self.conf.recon_cache_path, k, m);
     }
 }
@@ -84,7 +107,14 @@ mod tests {
     fn healthy_db_passes_and_garbage_fails() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.db");
-        crate::container::broker::create(&good, "a", "c", crate::common::Timestamp::parse("1").unwrap(), 0).unwrap();
+        crate::container::broker::create(
+            &good,
+            "a",
+            "c",
+            crate::common::Timestamp::parse("1").unwrap(),
+            0,
+        )
+        .unwrap();
         assert_eq!(check_db(&good, "container_stat"), Ok(()));
         let bad = dir.path().join("bad.db");
         std::fs::write(&bad, b"this is not a database at all, just rot").unwrap();

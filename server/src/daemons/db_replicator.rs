@@ -79,15 +79,19 @@ fn read_info(conn: &rusqlite::Connection, kind: &str) -> rusqlite::Result<DbInfo
             },
         )
     } else {
-        conn.query_row("SELECT account, put_timestamp, delete_timestamp FROM account_stat", [], |r| {
-            Ok(DbInfo {
-                account: r.get(0)?,
-                container: None,
-                put_timestamp: r.get(1)?,
-                delete_timestamp: r.get(2)?,
-                policy_index: 0,
-            })
-        })
+        conn.query_row(
+            "SELECT account, put_timestamp, delete_timestamp FROM account_stat",
+            [],
+            |r| {
+                Ok(DbInfo {
+                    account: r.get(0)?,
+                    container: None,
+                    put_timestamp: r.get(1)?,
+                    delete_timestamp: r.get(2)?,
+                    policy_index: 0,
+                })
+            },
+        )
     }
 }
 
@@ -95,7 +99,11 @@ fn sync_point(conn: &rusqlite::Connection, remote: &str) -> rusqlite::Result<i64
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS outgoing_sync (remote_id TEXT UNIQUE, sync_point INTEGER, updated_at TEXT DEFAULT 0);",
     )?;
-    match conn.query_row("SELECT sync_point FROM outgoing_sync WHERE remote_id = ?", params![remote], |r| r.get(0)) {
+    match conn.query_row(
+        "SELECT sync_point FROM outgoing_sync WHERE remote_id = ?",
+        params![remote],
+        |r| r.get(0),
+    ) {
         Ok(p) => Ok(p),
         Err(rusqlite::Error::QueryReturnedNoRows) => Ok(-1),
         Err(e) => Err(e),
@@ -112,7 +120,11 @@ fn set_sync_point(conn: &rusqlite::Connection, remote: &str, point: i64) -> rusq
 }
 
 /// Rows after `after` (by ROWID), at most `BATCH`, as `(rowid, record)`.
-fn rows_after(conn: &rusqlite::Connection, kind: &str, after: i64) -> rusqlite::Result<Vec<(i64, Value)>> {
+fn rows_after(
+    conn: &rusqlite::Connection,
+    kind: &str,
+    after: i64,
+) -> rusqlite::Result<Vec<(i64, Value)>> {
     if kind == "container" {
         let mut st = conn.prepare(
             "SELECT ROWID, name, created_at, size, content_type, etag, deleted, storage_policy_index \
@@ -150,12 +162,18 @@ fn rows_after(conn: &rusqlite::Connection, kind: &str, after: i64) -> rusqlite::
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("database task panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("database task panicked")
 }
 
 impl DbReplicator {
     pub fn new(conf: DaemonConf, kind: &'static str) -> DbReplicator {
-        DbReplicator { http: conf.http(), conf, kind }
+        DbReplicator {
+            http: conf.http(),
+            conf,
+            kind,
+        }
     }
 
     pub async fn run_pass(self: &Arc<Self>) {
@@ -169,7 +187,9 @@ impl DbReplicator {
         };
         let mut stats = PassStats::default();
         for dev in super::local_devices(&ring, &self.conf.bind_ip, self.conf.bind_port) {
-            let crate::common::DeviceState::Ok(dev_path) = self.conf.devices.device_path(&dev.device) else {
+            let crate::common::DeviceState::Ok(dev_path) =
+                self.conf.devices.device_path(&dev.device)
+            else {
                 continue;
             };
             for path in super::container_updater::db_files(&dev_path, &format!("{}s", self.kind)) {
@@ -184,7 +204,12 @@ impl DbReplicator {
             }
         }
         let elapsed = start.elapsed().as_secs_f64();
-        tracing::info!(kind = self.kind, ?stats, elapsed_s = elapsed, "database replication pass completed");
+        tracing::info!(
+            kind = self.kind,
+            ?stats,
+            elapsed_s = elapsed,
+            "database replication pass completed"
+        );
         let mut m = Map::new();
         m.insert(
             "replication_stats".into(),
@@ -200,7 +225,13 @@ impl DbReplicator {
         super::dump_recon_cache(&self.conf.recon_cache_path, self.kind, m);
     }
 
-    async fn replicate_db(&self, ring: &Ring, dev: &Device, path: &Path, stats: &mut PassStats) -> Result<(), String> {
+    async fn replicate_db(
+        &self,
+        ring: &Ring,
+        dev: &Device,
+        path: &Path,
+        stats: &mut PassStats,
+    ) -> Result<(), String> {
         let p = path.to_path_buf();
         let kind = self.kind;
         let info = blocking(move || db::open(&p).and_then(|c| read_info(&c, kind)))
@@ -222,7 +253,10 @@ impl DbReplicator {
             if !all_ok || primaries.is_empty() {
                 return Err("handoff database kept: not every primary accepted it".into());
             }
-            let hash_dir: PathBuf = path.parent().ok_or("database has no directory")?.to_path_buf();
+            let hash_dir: PathBuf = path
+                .parent()
+                .ok_or("database has no directory")?
+                .to_path_buf();
             std::fs::remove_dir_all(&hash_dir).map_err(|e| e.to_string())?;
             stats.remove += 1;
             tracing::info!(db = %path.display(), "handoff database moved to its primaries and removed");
@@ -235,15 +269,36 @@ impl DbReplicator {
         }
     }
 
-    async fn sync_to(&self, node: &Device, part: u32, path: &Path, info: &DbInfo, stats: &mut PassStats) -> Result<(), String> {
+    async fn sync_to(
+        &self,
+        node: &Device,
+        part: u32,
+        path: &Path,
+        info: &DbInfo,
+        stats: &mut PassStats,
+    ) -> Result<(), String> {
         let mut rel = format!("/{}", info.account);
         if let Some(c) = &info.container {
             rel.push('/');
             rel.push_str(c);
         }
-        let url = format!("{}/{}/{part}{}", node_base(node), quote(&node.device), quote(&rel));
-        let remote_id = format!("{}/{}", node_base(node).trim_start_matches("http://"), node.device);
-        let head = self.http.head(&url).send().await.map_err(|e| e.to_string())?;
+        let url = format!(
+            "{}/{}/{part}{}",
+            node_base(node),
+            quote(&node.device),
+            quote(&rel)
+        );
+        let remote_id = format!(
+            "{}/{}",
+            node_base(node).trim_start_matches("http://"),
+            node.device
+        );
+        let head = self
+            .http
+            .head(&url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let code = head.status().as_u16();
         let deleted_remote = head.headers().contains_key("x-backend-timestamp") && code == 404;
         let missing = code == 404;
@@ -258,12 +313,18 @@ impl DbReplicator {
                 .header("X-Timestamp", &info.put_timestamp)
                 .header("X-Account-Override-Deleted", "yes");
             if info.container.is_some() {
-                req = req.header("X-Backend-Storage-Policy-Index", info.policy_index.to_string());
+                req = req.header(
+                    "X-Backend-Storage-Policy-Index",
+                    info.policy_index.to_string(),
+                );
             }
             let r = req.send().await.map_err(|e| e.to_string())?;
             if !(r.status().is_success() || r.status().as_u16() == 409) {
                 if !deleted_remote {
-                    return Err(format!("creating the remote replica answered {}", r.status()));
+                    return Err(format!(
+                        "creating the remote replica answered {}",
+                        r.status()
+                    ));
                 }
             } else {
                 stats.remote_created += 1;
@@ -283,9 +344,12 @@ impl DbReplicator {
             })
             .await
             .map_err(|e| e.to_string())?;
-            let Some(last) = rows.last().map(|(id, _)| *id) else { break };
+            let Some(last) = rows.last().map(|(id, _)| *id) else {
+                break;
+            };
             pushed_any = true;
-            self.push_rows(&url, info, rows.iter().map(|(_, v)| v)).await?;
+            self.push_rows(&url, info, rows.iter().map(|(_, v)| v))
+                .await?;
             stats.rows_pushed += rows.len() as u64;
             let (p, rid) = (path.to_path_buf(), remote_id.clone());
             blocking(move || db::open(&p).and_then(|c| set_sync_point(&c, &rid, last.max(point))))
@@ -297,19 +361,33 @@ impl DbReplicator {
         }
         // A deleted container's delete timestamp travels too.
         if info.container.is_some()
-            && crate::container::broker::ts(&info.delete_timestamp) > crate::container::broker::ts(&info.put_timestamp)
+            && crate::container::broker::ts(&info.delete_timestamp)
+                > crate::container::broker::ts(&info.put_timestamp)
         {
-            let _ = self.http.delete(&url).header("X-Timestamp", &info.delete_timestamp).send().await;
+            let _ = self
+                .http
+                .delete(&url)
+                .header("X-Timestamp", &info.delete_timestamp)
+                .send()
+                .await;
         }
         Ok(())
     }
 
-    async fn push_rows<'a>(&self, url: &str, info: &DbInfo, rows: impl Iterator<Item = &'a Value>) -> Result<(), String> {
+    async fn push_rows<'a>(
+        &self,
+        url: &str,
+        info: &DbInfo,
+        rows: impl Iterator<Item = &'a Value>,
+    ) -> Result<(), String> {
         if info.container.is_some() {
             let body: Vec<&Value> = rows.collect();
             let r = self
                 .http
-                .request(reqwest::Method::from_bytes(b"UPDATE").expect("static method"), url)
+                .request(
+                    reqwest::Method::from_bytes(b"UPDATE").expect("static method"),
+                    url,
+                )
                 .header("X-Timestamp", crate::common::Timestamp::now().internal())
                 .header("Content-Type", "application/json")
                 .body(serde_json::to_vec(&body).unwrap_or_default())
@@ -322,7 +400,15 @@ impl DbReplicator {
             return Ok(());
         }
         for row in rows {
-            let s = |k: &str| row.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+            let s = |k: &str| {
+                row.get(k)
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .unwrap_or_default()
+            };
             let curl = format!("{url}/{}", quote(&s("name")));
             let r = self
                 .http

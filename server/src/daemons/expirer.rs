@@ -38,7 +38,10 @@ pub struct Expirer {
 
 impl Expirer {
     pub fn new(conf: DaemonConf) -> Expirer {
-        Expirer { http: conf.http(), conf }
+        Expirer {
+            http: conf.http(),
+            conf,
+        }
     }
 
     /// A JSON listing from the first replica that answers.
@@ -55,7 +58,12 @@ impl Expirer {
             let mut ok = true;
             loop {
                 let url = format!("{}/{}/{part}/{rel}", node_base(node), quote(&node.device));
-                let r = self.http.get(&url).query(&[("format", "json"), ("marker", marker.as_str())]).send().await;
+                let r = self
+                    .http
+                    .get(&url)
+                    .query(&[("format", "json"), ("marker", marker.as_str())])
+                    .send()
+                    .await;
                 let items: Vec<serde_json::Value> = match r {
                     Ok(r) if r.status().as_u16() == 200 => match r.json().await {
                         Ok(v) => v,
@@ -89,20 +97,29 @@ impl Expirer {
 
     pub async fn run_pass(&self) {
         let start = Instant::now();
-        let rings = (self.conf.load_ring("account"), self.conf.load_ring("container"), self.conf.load_ring("object"));
+        let rings = (
+            self.conf.load_ring("account"),
+            self.conf.load_ring("container"),
+            self.conf.load_ring("object"),
+        );
         let (Ok(aring), Ok(cring), Ok(oring)) = rings else {
             tracing::error!("the expirer needs the account, container and object rings");
             return;
         };
         let now = Timestamp::now().seconds();
         let (mut objects, mut failures) = (0u64, 0u64);
-        let containers = self.listing(&aring, &[EXPIRING_ACCOUNT]).await.unwrap_or_default();
+        let containers = self
+            .listing(&aring, &[EXPIRING_ACCOUNT])
+            .await
+            .unwrap_or_default();
         for cont in containers {
             // Containers are named by time; later ones hold nothing due yet.
             if cont.parse::<u64>().is_ok_and(|t| t > now) {
                 continue;
             }
-            let Some(tasks) = self.listing(&cring, &[EXPIRING_ACCOUNT, &cont]).await else { continue };
+            let Some(tasks) = self.listing(&cring, &[EXPIRING_ACCOUNT, &cont]).await else {
+                continue;
+            };
             for task in tasks {
                 let Some((at, a, c, o)) = parse_task(&task) else {
                     tracing::warn!(task, "unparsable expirer queue entry");
@@ -121,27 +138,56 @@ impl Expirer {
         }
         tracing::info!(target: "object-expirer", objects, failures, elapsed_s = start.elapsed().as_secs_f64(), "expirer pass completed");
         let mut m = Map::new();
-        m.insert("object_expiration_pass".into(), json!(start.elapsed().as_secs_f64()));
+        m.insert(
+            "object_expiration_pass".into(),
+            json!(start.elapsed().as_secs_f64()),
+        );
         m.insert("expired_last_pass".into(), json!(objects));
         super::dump_recon_cache(&self.conf.recon_cache_path, "object", m);
     }
 
-    async fn expire(&self, oring: &ringsmith::ring::Ring, cring: &ringsmith::ring::Ring, at: u64, a: &str, c: &str, o: &str) -> bool {
-        let Ok((part, nodes)) = oring.get_nodes(a, Some(c), Some(o)) else { return false };
-        let Ok((cpart, cnodes)) = cring.get_nodes(a, Some(c), None) else { return false };
-        let hosts: Vec<String> = cnodes.iter().map(|d| node_base(d).trim_start_matches("http://").to_string()).collect();
+    async fn expire(
+        &self,
+        oring: &ringsmith::ring::Ring,
+        cring: &ringsmith::ring::Ring,
+        at: u64,
+        a: &str,
+        c: &str,
+        o: &str,
+    ) -> bool {
+        let Ok((part, nodes)) = oring.get_nodes(a, Some(c), Some(o)) else {
+            return false;
+        };
+        let Ok((cpart, cnodes)) = cring.get_nodes(a, Some(c), None) else {
+            return false;
+        };
+        let hosts: Vec<String> = cnodes
+            .iter()
+            .map(|d| node_base(d).trim_start_matches("http://").to_string())
+            .collect();
         let devs: Vec<String> = cnodes.iter().map(|d| d.device.clone()).collect();
         let mut all = true;
         for (i, node) in nodes.iter().enumerate() {
-            let url = format!("{}/{}/{part}{}", node_base(node), quote(&node.device), quote(&format!("/{a}/{c}/{o}")));
+            let url = format!(
+                "{}/{}/{part}{}",
+                node_base(node),
+                quote(&node.device),
+                quote(&format!("/{a}/{c}/{o}"))
+            );
             let mut req = self
                 .http
                 .delete(&url)
-                .header("X-Timestamp", Timestamp::from_ticks(at * 100_000, 0).internal())
+                .header(
+                    "X-Timestamp",
+                    Timestamp::from_ticks(at * 100_000, 0).internal(),
+                )
                 .header("X-If-Delete-At", at.to_string())
                 .header("X-Backend-Clean-Expiring-Object-Queue", "no");
             // Each primary updates one container replica, as the proxy arranges it.
-            if let (Some(h), Some(d)) = (hosts.get(i % hosts.len().max(1)), devs.get(i % devs.len().max(1))) {
+            if let (Some(h), Some(d)) = (
+                hosts.get(i % hosts.len().max(1)),
+                devs.get(i % devs.len().max(1)),
+            ) {
                 req = req
                     .header("X-Container-Host", h)
                     .header("X-Container-Device", d)
@@ -149,7 +195,9 @@ impl Expirer {
             }
             match req.send().await {
                 // 404: already gone; 412: rewritten with another expiry; 409: newer.
-                Ok(r) if r.status().is_success() || matches!(r.status().as_u16(), 404 | 409 | 412) => {}
+                Ok(r)
+                    if r.status().is_success()
+                        || matches!(r.status().as_u16(), 404 | 409 | 412) => {}
                 Ok(r) => {
                     tracing::warn!(node = %node.describe(), status = %r.status(), "expiring delete failed");
                     all = false;
@@ -164,7 +212,9 @@ impl Expirer {
     }
 
     async fn drop_task(&self, cring: &ringsmith::ring::Ring, cont: &str, task: &str) {
-        let Ok((part, nodes)) = cring.get_nodes(EXPIRING_ACCOUNT, Some(cont), None) else { return };
+        let Ok((part, nodes)) = cring.get_nodes(EXPIRING_ACCOUNT, Some(cont), None) else {
+            return;
+        };
         for node in nodes.iter() {
             let url = format!(
                 "{}/{}/{part}{}",
@@ -172,7 +222,12 @@ impl Expirer {
                 quote(&node.device),
                 quote(&format!("/{EXPIRING_ACCOUNT}/{cont}/{task}"))
             );
-            let _ = self.http.delete(&url).header("X-Timestamp", Timestamp::now().internal()).send().await;
+            let _ = self
+                .http
+                .delete(&url)
+                .header("X-Timestamp", Timestamp::now().internal())
+                .send()
+                .await;
         }
     }
 }

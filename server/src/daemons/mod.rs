@@ -22,8 +22,8 @@
 //! tested on a real local cluster in `server/tests/daemons_*.rs`.
 
 pub mod container_updater;
-pub mod db_replicator;
 pub mod db_auditor;
+pub mod db_replicator;
 pub mod expirer;
 pub mod object_auditor;
 pub mod object_replicator;
@@ -79,14 +79,23 @@ pub(crate) fn secs(s: &Section, key: &str, default: f64) -> Result<Duration, Str
 impl DaemonConf {
     /// `name` is the daemon (`object-replicator`); `server` the server whose
     /// `[app:*-server]` section supplies fallbacks (`object`).
-    pub fn from_conf(conf: &Conf, name: &str, server: &str, default_port: u16) -> Result<DaemonConf, String> {
+    pub fn from_conf(
+        conf: &Conf,
+        name: &str,
+        server: &str,
+        default_port: u16,
+    ) -> Result<DaemonConf, String> {
         let s = conf.section(name);
         let app = conf.section(&format!("app:{server}-server"));
         let get = |k: &str, d: &str| s.get(k).or_else(|| app.get(k)).unwrap_or(d).to_string();
         let swift_dir = PathBuf::from(get("swift_dir", "/etc/swift"));
         let (hash, policies, _) = crate::object::load_swift_conf(&swift_dir)?;
         let e = |e: ConfError| e.to_string();
-        let interval_default = if name.ends_with("auditor") { 1800.0 } else { 30.0 };
+        let interval_default = if name.ends_with("auditor") {
+            1800.0
+        } else {
+            30.0
+        };
         let interval = if s.get("interval").is_some() {
             secs(&s, "interval", interval_default)?
         } else {
@@ -94,7 +103,12 @@ impl DaemonConf {
         };
         let bind_port: u16 = get("bind_port", &default_port.to_string())
             .parse()
-            .map_err(|_| format!("{}: [{name}] bind_port is not a port number", conf.path.display()))?;
+            .map_err(|_| {
+                format!(
+                    "{}: [{name}] bind_port is not a port number",
+                    conf.path.display()
+                )
+            })?;
         Ok(DaemonConf {
             name: name.to_string(),
             devices: crate::object::device_settings(&s).map_err(e)?,
@@ -130,7 +144,9 @@ impl DaemonConf {
     /// Tombstones older than this are reclaimed.
     pub fn reclaim_before(&self) -> Timestamp {
         Timestamp::from_ticks(
-            Timestamp::now().ticks().saturating_sub(self.reclaim_age * 100_000),
+            Timestamp::now()
+                .ticks()
+                .saturating_sub(self.reclaim_age * 100_000),
             0,
         )
     }
@@ -163,7 +179,8 @@ pub fn local_devices(ring: &Ring, bind_ip: &str, bind_port: u16) -> Vec<Device> 
         .iter()
         .flatten()
         .filter(|d| {
-            let port_ok = d.port == u32::from(bind_port) || d.replication_port == u32::from(bind_port);
+            let port_ok =
+                d.port == u32::from(bind_port) || d.replication_port == u32::from(bind_port);
             port_ok && (wildcard || d.ip == bind_ip || d.replication_ip == bind_ip)
         })
         .cloned()
@@ -172,8 +189,16 @@ pub fn local_devices(ring: &Ring, bind_ip: &str, bind_port: u16) -> Vec<Device> 
 
 /// `http://ip:port` for backend traffic to a device (its replication address).
 pub fn node_base(d: &Device) -> String {
-    let ip = if d.replication_ip.is_empty() { &d.ip } else { &d.replication_ip };
-    let port = if d.replication_port == 0 { d.port } else { d.replication_port };
+    let ip = if d.replication_ip.is_empty() {
+        &d.ip
+    } else {
+        &d.replication_ip
+    };
+    let port = if d.replication_port == 0 {
+        d.port
+    } else {
+        d.replication_port
+    };
     format!("http://{}:{port}", ringsmith::device::bracket_ipv6(ip))
 }
 
@@ -236,7 +261,11 @@ pub fn dump_recon_cache(cache_dir: &Path, file: &str, entries: Map<String, Value
     }
 }
 
-fn try_dump_recon_cache(cache_dir: &Path, file: &str, entries: Map<String, Value>) -> std::io::Result<()> {
+fn try_dump_recon_cache(
+    cache_dir: &Path,
+    file: &str,
+    entries: Map<String, Value>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(cache_dir)?;
     let _lock = FileLock::acquire(&cache_dir.join(format!(".{file}.recon.lock")))?;
     let path = cache_dir.join(format!("{file}.recon"));
@@ -259,7 +288,10 @@ pub struct FileLock {
 impl FileLock {
     pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
         use std::os::unix::io::AsRawFd;
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         // SAFETY: flock on a descriptor we own; no memory is involved.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(std::io::Error::last_os_error());
@@ -289,11 +321,17 @@ where
                 return;
             }
         }
-        tracing::info!(daemon = name, elapsed_s = start.elapsed().as_secs_f64(), "pass done");
+        tracing::info!(
+            daemon = name,
+            elapsed_s = start.elapsed().as_secs_f64(),
+            "pass done"
+        );
         if once {
             return;
         }
-        let pause = interval.saturating_sub(start.elapsed()).max(Duration::from_millis(100));
+        let pause = interval
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_millis(100));
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = &mut shutdown => {
@@ -347,7 +385,10 @@ mod tests {
         let mut b = Map::new();
         b.insert("replication_last".into(), Value::from(1.5));
         dump_recon_cache(dir.path(), "object", b);
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("object.recon")).unwrap()).unwrap();
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("object.recon")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(v["async_pending"], 3);
         assert_eq!(v["replication_last"], 1.5);
     }

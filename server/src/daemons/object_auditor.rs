@@ -41,14 +41,22 @@ pub struct AuditStats {
 }
 
 /// Why an object fails its audit.
-pub fn check_object(path: &Path, meta: &diskfile::Metadata, size: u64, contents_md5: Option<&str>) -> Result<(), String> {
+pub fn check_object(
+    path: &Path,
+    meta: &diskfile::Metadata,
+    size: u64,
+    contents_md5: Option<&str>,
+) -> Result<(), String> {
     let want_len: u64 = meta
         .get("Content-Length")
         .ok_or("no Content-Length in metadata")?
         .parse()
         .map_err(|_| "Content-Length in metadata is not a number")?;
     if want_len != size {
-        return Err(format!("{}: metadata Content-Length {want_len} != file size {size}", path.display()));
+        return Err(format!(
+            "{}: metadata Content-Length {want_len} != file size {size}",
+            path.display()
+        ));
     }
     let etag = meta.get("ETag").ok_or("no ETag in metadata")?;
     if meta.get("name").is_none() {
@@ -56,7 +64,10 @@ pub fn check_object(path: &Path, meta: &diskfile::Metadata, size: u64, contents_
     }
     if let Some(md5) = contents_md5 {
         if etag != md5 {
-            return Err(format!("{}: ETag {etag} and file's md5 {md5} do not match", path.display()));
+            return Err(format!(
+                "{}: ETag {etag} and file's md5 {md5} do not match",
+                path.display()
+            ));
         }
     }
     Ok(())
@@ -87,19 +98,26 @@ impl ObjectAuditor {
             let start = Instant::now();
             let started_at = super::now_f64();
             let stats = self.audit(mode);
-            let key = if mode == Mode::All { "object_auditor_stats_ALL" } else { "object_auditor_stats_ZBF" };
+            let key = if mode == Mode::All {
+                "object_auditor_stats_ALL"
+            } else {
+                "object_auditor_stats_ZBF"
+            };
             tracing::info!(target: "object-auditor", mode = ?mode, passes = stats.passes,
                 quarantined = stats.quarantined, errors = stats.errors, bytes = stats.bytes_processed,
                 elapsed_s = start.elapsed().as_secs_f64(), "object audit pass completed");
             let mut m = Map::new();
-            m.insert(key.into(), json!({
-                "audit_time": start.elapsed().as_secs_f64(),
-                "bytes_processed": stats.bytes_processed,
-                "errors": stats.errors,
-                "passes": stats.passes,
-                "quarantined": stats.quarantined,
-                "start_time": started_at,
-            }));
+            m.insert(
+                key.into(),
+                json!({
+                    "audit_time": start.elapsed().as_secs_f64(),
+                    "bytes_processed": stats.bytes_processed,
+                    "errors": stats.errors,
+                    "passes": stats.passes,
+                    "quarantined": stats.quarantined,
+                    "start_time": started_at,
+                }),
+            );
             super::dump_recon_cache(&self.conf.recon_cache_path, "object", m);
         }
     }
@@ -107,40 +125,43 @@ impl ObjectAuditor {
     pub fn audit(&self, mode: Mode) -> AuditStats {
         let mut stats = AuditStats::default();
         let (mut files, mut bytes) = match mode {
-            Mode::All => (RateLimiter::new(self.files_per_second), RateLimiter::new(self.bytes_per_second)),
+            Mode::All => (
+                RateLimiter::new(self.files_per_second),
+                RateLimiter::new(self.bytes_per_second),
+            ),
             Mode::ZeroByte => (RateLimiter::new(self.zbf_per_second), RateLimiter::new(0.0)),
         };
         let reclaim = self.conf.reclaim_before();
         for (_, dev_path) in self.conf.device_dirs() {
             for policy in &self.conf.policies.policies {
                 let objects_dir = policy.dir("objects");
-                for (part_dir, sfx, hash_dir) in walk(&dev_path.join(&objects_dir)) {
-                    let st = match OnDiskState::read_dir(&hash_dir) {
+                walk(&dev_path.join(&objects_dir), |part_dir, sfx, hash_dir| {
+                    let st = match OnDiskState::read_dir(hash_dir) {
                         Ok(s) => s,
-                        Err(_) => continue,
+                        Err(_) => return,
                     };
                     if let Some(t) = &st.tombstone {
                         if t.timestamp < reclaim {
-                            let _ = hashes::invalidate_hash(&part_dir, &sfx);
+                            let _ = hashes::invalidate_hash(part_dir, sfx);
                         }
-                        continue;
+                        return;
                     }
-                    let Some(data) = &st.data else { continue };
+                    let Some(data) = &st.data else { return };
                     let data_path = hash_dir.join(&data.name);
                     let size = std::fs::metadata(&data_path).map(|m| m.len()).unwrap_or(0);
                     if mode == Mode::ZeroByte && size != 0 {
-                        continue;
+                        return;
                     }
                     std::thread::sleep(files.delay(Instant::now(), 1));
-                    match self.audit_one(&hash_dir, &mut bytes, &mut stats) {
+                    match self.audit_one(hash_dir, &mut bytes, &mut stats) {
                         Ok(()) => stats.passes += 1,
                         Err(AuditFailure::Corrupt(reason)) => {
                             tracing::error!(target: "object-auditor", %reason, "Quarantined object");
-                            match diskfile::quarantine(&dev_path, &objects_dir, &hash_dir) {
+                            match diskfile::quarantine(&dev_path, &objects_dir, hash_dir) {
                                 Ok(dest) => {
                                     stats.quarantined += 1;
                                     tracing::warn!(to = %dest.display(), "object quarantined");
-                                    let _ = hashes::invalidate_hash(&part_dir, &sfx);
+                                    let _ = hashes::invalidate_hash(part_dir, sfx);
                                 }
                                 Err(e) => {
                                     stats.errors += 1;
@@ -153,19 +174,27 @@ impl ObjectAuditor {
                             tracing::error!(object = %hash_dir.display(), error = %e, "audit error");
                         }
                     }
-                }
+                });
             }
         }
         stats
     }
 
-    fn audit_one(&self, hash_dir: &Path, bytes: &mut RateLimiter, stats: &mut AuditStats) -> Result<(), AuditFailure> {
+    fn audit_one(
+        &self,
+        hash_dir: &Path,
+        bytes: &mut RateLimiter,
+        stats: &mut AuditStats,
+    ) -> Result<(), AuditFailure> {
         let o = match diskfile::open(hash_dir, None) {
             Ok(Lookup::Found(o)) => o,
             // Raced with a delete or replication: nothing to audit.
             Ok(_) => return Ok(()),
             Err(DiskError::BadMetadata { path, reason }) => {
-                return Err(AuditFailure::Corrupt(format!("{}: bad metadata: {reason}", path.display())))
+                return Err(AuditFailure::Corrupt(format!(
+                    "{}: bad metadata: {reason}",
+                    path.display()
+                )))
             }
             Err(e) => return Err(AuditFailure::Io(e.to_string())),
         };
@@ -174,7 +203,9 @@ impl ObjectAuditor {
         let mut buf = vec![0u8; 65536];
         let mut read = 0u64;
         loop {
-            let n = f.read(&mut buf).map_err(|e| AuditFailure::Io(e.to_string()))?;
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| AuditFailure::Io(e.to_string()))?;
             if n == 0 {
                 break;
             }
@@ -183,7 +214,13 @@ impl ObjectAuditor {
             std::thread::sleep(bytes.delay(Instant::now(), n as u64));
         }
         stats.bytes_processed += read;
-        check_object(&o.data_path, &o.metadata, read, Some(&hex::encode(md5.finalize()))).map_err(AuditFailure::Corrupt)
+        check_object(
+            &o.data_path,
+            &o.metadata,
+            read,
+            Some(&hex::encode(md5.finalize())),
+        )
+        .map_err(AuditFailure::Corrupt)
     }
 }
 
@@ -192,9 +229,10 @@ enum AuditFailure {
     Io(String),
 }
 
-/// Every `(part_dir, suffix, hash_dir)` under an `objects[-N]` directory, sorted.
-pub fn walk(objects: &Path) -> Vec<(PathBuf, String, PathBuf)> {
-    let mut out = Vec::new();
+/// Calls `f(part_dir, suffix, hash_dir)` for every object under an `objects[-N]`
+/// directory, in sorted order. Only one directory level is listed at a time, so
+/// memory stays bounded by the largest directory, not the number of objects.
+pub fn walk(objects: &Path, mut f: impl FnMut(&Path, &str, &Path)) {
     let list = |p: &Path| -> Vec<(String, PathBuf)> {
         let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(p)
             .map(|rd| {
@@ -216,11 +254,10 @@ pub fn walk(objects: &Path) -> Vec<(PathBuf, String, PathBuf)> {
                 continue;
             }
             for (_, hdir) in list(&sdir) {
-                out.push((part_dir.clone(), sfx.clone(), hdir));
+                f(&part_dir, &sfx, &hdir);
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -237,7 +274,9 @@ mod tests {
         assert!(check_object(p, &m, 5, Some("5d41402abc4b2a76b9719d911017c592")).is_ok());
         let e = check_object(p, &m, 5, Some("932fa1df4cc240f052835e4956329d4b")).unwrap_err();
         assert!(e.contains("do not match"), "{e}");
-        assert!(check_object(p, &m, 4, None).unwrap_err().contains("Content-Length 5 != file size 4"));
+        assert!(check_object(p, &m, 4, None)
+            .unwrap_err()
+            .contains("Content-Length 5 != file size 4"));
         m.remove("name");
         assert!(check_object(p, &m, 5, None).is_err());
     }

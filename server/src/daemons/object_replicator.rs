@@ -67,7 +67,10 @@ pub struct ObjectReplicator {
 }
 
 /// The suffixes whose hash differs: present locally and missing or different remotely.
-pub fn suffixes_to_sync(local: &BTreeMap<String, String>, remote: &BTreeMap<String, String>) -> Vec<String> {
+pub fn suffixes_to_sync(
+    local: &BTreeMap<String, String>,
+    remote: &BTreeMap<String, String>,
+) -> Vec<String> {
     local
         .iter()
         .filter(|(s, h)| remote.get(*s) != Some(*h))
@@ -100,7 +103,10 @@ pub enum RemoteState {
     Missing,
     Deleted(Timestamp),
     /// Data timestamp and newest (data or meta) timestamp.
-    Present { data: Timestamp, newest: Timestamp },
+    Present {
+        data: Timestamp,
+        newest: Timestamp,
+    },
 }
 
 /// The requests that bring the remote up to our state (none when it is as new).
@@ -141,7 +147,11 @@ pub fn plan(local: &OnDiskState, remote: RemoteState) -> Vec<Push> {
         out.push(Push::Put);
     }
     if let Some(m) = &local.meta {
-        let after_put = if out.contains(&Push::Put) { Some(d.timestamp) } else { remote_newest };
+        let after_put = if out.contains(&Push::Put) {
+            Some(d.timestamp)
+        } else {
+            remote_newest
+        };
         if after_put.is_none_or(|r| r < m.timestamp) {
             out.push(Push::Post);
         }
@@ -169,14 +179,29 @@ impl ObjectReplicator {
         let started_at = super::now_f64();
         let s = &self.stats;
         for c in [
-            &s.attempted, &s.success, &s.failure, &s.hashmatch, &s.remove, &s.rsync,
-            &s.suffix_count, &s.suffix_hash, &s.suffix_sync, &s.objects_pushed,
+            &s.attempted,
+            &s.success,
+            &s.failure,
+            &s.hashmatch,
+            &s.remove,
+            &s.rsync,
+            &s.suffix_count,
+            &s.suffix_hash,
+            &s.suffix_sync,
+            &s.objects_pushed,
         ] {
             c.store(0, Ordering::Relaxed);
         }
         let sem = Arc::new(Semaphore::new(self.conf.concurrency));
         let mut jobs = tokio::task::JoinSet::new();
-        let policies: Vec<Policy> = self.conf.policies.policies.iter().filter(|p| p.policy_type == "replication").cloned().collect();
+        let policies: Vec<Policy> = self
+            .conf
+            .policies
+            .policies
+            .iter()
+            .filter(|p| p.policy_type == "replication")
+            .cloned()
+            .collect();
         for policy in policies {
             let ring = match self.conf.load_ring(&policy.ring_name()) {
                 Ok(r) => Arc::new(r),
@@ -187,12 +212,16 @@ impl ObjectReplicator {
             };
             let policy = Arc::new(policy);
             for dev in super::local_devices(&ring, &self.conf.bind_ip, self.conf.bind_port) {
-                let crate::common::DeviceState::Ok(dev_path) = self.conf.devices.device_path(&dev.device) else {
+                let crate::common::DeviceState::Ok(dev_path) =
+                    self.conf.devices.device_path(&dev.device)
+                else {
                     tracing::warn!(device = %dev.device, "skipping unmounted device");
                     continue;
                 };
                 let objects = dev_path.join(policy.dir("objects"));
-                let Ok(rd) = std::fs::read_dir(&objects) else { continue };
+                let Ok(rd) = std::fs::read_dir(&objects) else {
+                    continue;
+                };
                 let mut parts: Vec<(u32, PathBuf)> = rd
                     .filter_map(|e| e.ok())
                     .filter_map(|e| {
@@ -202,11 +231,21 @@ impl ObjectReplicator {
                     .collect();
                 parts.sort();
                 for (part, part_dir) in parts {
+                    // Take the permit before spawning and reap finished jobs as we go, so
+                    // a device with 2^18 partitions never has more than `concurrency`
+                    // tasks in memory.
+                    let permit = sem
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore never closed");
+                    while jobs.try_join_next().is_some() {}
                     let me = self.clone();
-                    let (ring, policy, dev, sem) = (ring.clone(), policy.clone(), dev.clone(), sem.clone());
+                    let (ring, policy, dev) = (ring.clone(), policy.clone(), dev.clone());
                     jobs.spawn(async move {
-                        let _permit = sem.acquire_owned().await;
-                        me.replicate_partition(&ring, &policy, &dev, part, &part_dir).await;
+                        let _permit = permit;
+                        me.replicate_partition(&ring, &policy, &dev, part, &part_dir)
+                            .await;
                     });
                 }
             }
@@ -232,7 +271,14 @@ impl ObjectReplicator {
         super::dump_recon_cache(&self.conf.recon_cache_path, "object", m);
     }
 
-    async fn replicate_partition(&self, ring: &Ring, policy: &Policy, dev: &Device, part: u32, part_dir: &Path) {
+    async fn replicate_partition(
+        &self,
+        ring: &Ring,
+        policy: &Policy,
+        dev: &Device,
+        part: u32,
+        part_dir: &Path,
+    ) {
         inc(&self.stats.attempted, 1);
         let primaries: Vec<Device> = ring.get_part_nodes(part).iter().cloned().collect();
         let is_primary = primaries.iter().any(|p| p.id == dev.id);
@@ -253,14 +299,26 @@ impl ObjectReplicator {
         inc(&self.stats.suffix_count, local.len() as u64);
         if is_primary {
             // Other primaries; a handoff stands in for each unreachable one.
-            let mut handoffs = ring.get_more_nodes(part).filter(|d| d.id != dev.id).cloned().collect::<Vec<_>>().into_iter();
-            let mut queue: Vec<Device> = primaries.iter().filter(|p| p.id != dev.id).cloned().collect();
+            let mut handoffs = ring
+                .get_more_nodes(part)
+                .filter(|d| d.id != dev.id)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into_iter();
+            let mut queue: Vec<Device> = primaries
+                .iter()
+                .filter(|p| p.id != dev.id)
+                .cloned()
+                .collect();
             let mut i = 0;
             let mut all_ok = true;
             while i < queue.len() {
                 let node = queue[i].clone();
                 i += 1;
-                match self.sync_partition(policy, &node, part, part_dir, &local).await {
+                match self
+                    .sync_partition(policy, &node, part, part_dir, &local)
+                    .await
+                {
                     Ok(()) => {}
                     Err(SyncError::Unreachable(e)) => {
                         tracing::warn!(part, node = %node.describe(), error = %e, "primary unreachable; using a handoff");
@@ -275,11 +333,21 @@ impl ObjectReplicator {
                     }
                 }
             }
-            inc(if all_ok { &self.stats.success } else { &self.stats.failure }, 1);
+            inc(
+                if all_ok {
+                    &self.stats.success
+                } else {
+                    &self.stats.failure
+                },
+                1,
+            );
         } else {
             let mut all_ok = !primaries.is_empty();
             for node in &primaries {
-                if let Err(e) = self.sync_partition(policy, node, part, part_dir, &local).await {
+                if let Err(e) = self
+                    .sync_partition(policy, node, part, part_dir, &local)
+                    .await
+                {
                     tracing::warn!(part, node = %node.describe(), error = ?e, "handoff revert failed; keeping the local copy");
                     all_ok = false;
                 }
@@ -327,18 +395,30 @@ impl ObjectReplicator {
         let base = format!("{}/{}/{part}", node_base(node), quote(&node.device));
         let resp = self
             .http
-            .request(reqwest::Method::from_bytes(b"REPLICATE").expect("static method"), &base)
+            .request(
+                reqwest::Method::from_bytes(b"REPLICATE").expect("static method"),
+                &base,
+            )
             .header("X-Backend-Storage-Policy-Index", policy.index.to_string())
             .send()
             .await
             .map_err(|e| SyncError::Unreachable(e.to_string()))?;
         if resp.status().as_u16() == 507 {
-            return Err(SyncError::Unreachable(format!("{} is unmounted (507)", node.device)));
+            return Err(SyncError::Unreachable(format!(
+                "{} is unmounted (507)",
+                node.device
+            )));
         }
         if !resp.status().is_success() {
-            return Err(SyncError::Failed(format!("REPLICATE answered {}", resp.status())));
+            return Err(SyncError::Failed(format!(
+                "REPLICATE answered {}",
+                resp.status()
+            )));
         }
-        let body = resp.bytes().await.map_err(|e| SyncError::Unreachable(e.to_string()))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| SyncError::Unreachable(e.to_string()))?;
         let remote = parse_remote_hashes(&body).map_err(SyncError::Failed)?;
         inc(&self.stats.suffix_hash, 1);
         let differing = suffixes_to_sync(local, &remote);
@@ -351,8 +431,14 @@ impl ObjectReplicator {
         let mut failed = None;
         for sfx in &differing {
             let sdir = part_dir.join(sfx);
-            let Ok(rd) = std::fs::read_dir(&sdir) else { continue };
-            let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+            let Ok(rd) = std::fs::read_dir(&sdir) else {
+                continue;
+            };
+            let mut dirs: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
             dirs.sort();
             for hash_dir in dirs {
                 if let Err(e) = self.sync_object(policy, node, part, &hash_dir).await {
@@ -365,7 +451,10 @@ impl ObjectReplicator {
         let url = format!("{base}/{}", differing.join("-"));
         let _ = self
             .http
-            .request(reqwest::Method::from_bytes(b"REPLICATE").expect("static method"), &url)
+            .request(
+                reqwest::Method::from_bytes(b"REPLICATE").expect("static method"),
+                &url,
+            )
             .header("X-Backend-Storage-Policy-Index", policy.index.to_string())
             .send()
             .await;
@@ -375,20 +464,32 @@ impl ObjectReplicator {
         }
     }
 
-    async fn sync_object(&self, policy: &Policy, node: &Device, part: u32, hash_dir: &Path) -> Result<(), String> {
+    async fn sync_object(
+        &self,
+        policy: &Policy,
+        node: &Device,
+        part: u32,
+        hash_dir: &Path,
+    ) -> Result<(), String> {
         let st = OnDiskState::read_dir(hash_dir).map_err(|e| e.to_string())?;
         let Some(newest) = st.data.as_ref().or(st.tombstone.as_ref()) else {
             return Ok(());
         };
         let file_path = hash_dir.join(&newest.name);
         let meta = {
-            let f = std::fs::File::open(&file_path).map_err(|e| format!("{}: {e}", file_path.display()))?;
+            let f = std::fs::File::open(&file_path)
+                .map_err(|e| format!("{}: {e}", file_path.display()))?;
             diskfile::read_metadata(&f, &file_path).map_err(|e| e.to_string())?
         };
         let Some(name) = meta.get("name").cloned() else {
             return Err(format!("{}: no name in metadata", file_path.display()));
         };
-        let url = format!("{}/{}/{part}{}", node_base(node), quote(&node.device), quote(&name));
+        let url = format!(
+            "{}/{}/{part}{}",
+            node_base(node),
+            quote(&node.device),
+            quote(&name)
+        );
         let pidx = policy.index.to_string();
         let head = self
             .http
@@ -407,17 +508,26 @@ impl ObjectReplicator {
         };
         let remote = match head.status().as_u16() {
             200 => RemoteState::Present {
-                data: ts("x-backend-data-timestamp").or(ts("x-timestamp")).unwrap_or(Timestamp::ZERO),
-                newest: ts("x-backend-timestamp").or(ts("x-timestamp")).unwrap_or(Timestamp::ZERO),
+                data: ts("x-backend-data-timestamp")
+                    .or(ts("x-timestamp"))
+                    .unwrap_or(Timestamp::ZERO),
+                newest: ts("x-backend-timestamp")
+                    .or(ts("x-timestamp"))
+                    .unwrap_or(Timestamp::ZERO),
             },
-            404 => ts("x-backend-timestamp").map(RemoteState::Deleted).unwrap_or(RemoteState::Missing),
+            404 => ts("x-backend-timestamp")
+                .map(RemoteState::Deleted)
+                .unwrap_or(RemoteState::Missing),
             s => return Err(format!("HEAD answered {s}")),
         };
         for step in plan(&st, remote) {
             self.limiter.lock().await.wait(1).await;
             let resp = match step {
                 Push::Delete => {
-                    let t = st.tombstone.as_ref().expect("plan deletes only with a tombstone");
+                    let t = st
+                        .tombstone
+                        .as_ref()
+                        .expect("plan deletes only with a tombstone");
                     self.http
                         .delete(&url)
                         .header("X-Timestamp", t.timestamp.internal())
@@ -428,12 +538,19 @@ impl ObjectReplicator {
                 }
                 Push::Put => {
                     let d = st.data.as_ref().expect("plan puts only with data");
-                    let f = tokio::fs::File::open(hash_dir.join(&d.name)).await.map_err(|e| e.to_string())?;
+                    let f = tokio::fs::File::open(hash_dir.join(&d.name))
+                        .await
+                        .map_err(|e| e.to_string())?;
                     let len = f.metadata().await.map_err(|e| e.to_string())?.len();
                     let mut req = self
                         .http
                         .put(&url)
-                        .timeout(self.conf.node_timeout.max(std::time::Duration::from_secs(1)) * 6)
+                        .timeout(
+                            self.conf
+                                .node_timeout
+                                .max(std::time::Duration::from_secs(1))
+                                * 6,
+                        )
                         .header("X-Timestamp", d.timestamp.internal())
                         .header("Content-Length", len.to_string())
                         .header("X-Backend-Storage-Policy-Index", &pidx)
@@ -462,7 +579,10 @@ impl ObjectReplicator {
                         .header("X-Backend-Replication", "True");
                     for (k, v) in &mmeta {
                         let l = k.to_ascii_lowercase();
-                        if matches!(l.as_str(), "name" | "x-timestamp" | "content-type-timestamp") {
+                        if matches!(
+                            l.as_str(),
+                            "name" | "x-timestamp" | "content-type-timestamp"
+                        ) {
                             continue;
                         }
                         req = req.header(k.as_str(), v.as_str());
@@ -474,7 +594,8 @@ impl ObjectReplicator {
             // 409: the remote already has this or something newer; 404 on DELETE: the
             // tombstone was written where nothing was.
             let code = resp.status().as_u16();
-            let ok = resp.status().is_success() || code == 409 || (step == Push::Delete && code == 404);
+            let ok =
+                resp.status().is_success() || code == 409 || (step == Push::Delete && code == 404);
             if !ok {
                 return Err(format!("{step:?} answered {code}"));
             }
@@ -496,7 +617,10 @@ mod tests {
     use super::*;
 
     fn map(items: &[(&str, &str)]) -> BTreeMap<String, String> {
-        items.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        items
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -510,10 +634,17 @@ mod tests {
     #[test]
     fn remote_hashes_parse_from_pickles() {
         let mut h = BTreeMap::new();
-        h.insert("ff8".to_string(), "8959681ba92ba4904e94eed1d27ee58d".to_string());
+        h.insert(
+            "ff8".to_string(),
+            "8959681ba92ba4904e94eed1d27ee58d".to_string(),
+        );
         let parsed = parse_remote_hashes(&hashes::pickle_hashes(&h)).unwrap();
         assert_eq!(parsed, h);
-        assert!(parse_remote_hashes(&ringsmith::pickle::dumps(&ringsmith::pickle::Value::None)).unwrap().is_empty());
+        assert!(
+            parse_remote_hashes(&ringsmith::pickle::dumps(&ringsmith::pickle::Value::None))
+                .unwrap()
+                .is_empty()
+        );
         assert!(parse_remote_hashes(b"garbage").is_err());
     }
 
@@ -527,18 +658,69 @@ mod tests {
         assert_eq!(plan(&data, RemoteState::Missing), vec![Push::Put]);
         assert_eq!(plan(&data, RemoteState::Deleted(t("1"))), vec![Push::Put]);
         assert!(plan(&data, RemoteState::Deleted(t("3"))).is_empty());
-        assert!(plan(&data, RemoteState::Present { data: t("2"), newest: t("2") }).is_empty());
-        assert_eq!(plan(&data, RemoteState::Present { data: t("1"), newest: t("1") }), vec![Push::Put]);
+        assert!(plan(
+            &data,
+            RemoteState::Present {
+                data: t("2"),
+                newest: t("2")
+            }
+        )
+        .is_empty());
+        assert_eq!(
+            plan(
+                &data,
+                RemoteState::Present {
+                    data: t("1"),
+                    newest: t("1")
+                }
+            ),
+            vec![Push::Put]
+        );
 
         let with_meta = OnDiskState::from_names(["0000000002.00000.data", "0000000004.00000.meta"]);
-        assert_eq!(plan(&with_meta, RemoteState::Missing), vec![Push::Put, Push::Post]);
-        assert_eq!(plan(&with_meta, RemoteState::Present { data: t("2"), newest: t("2") }), vec![Push::Post]);
-        assert!(plan(&with_meta, RemoteState::Present { data: t("2"), newest: t("4") }).is_empty());
+        assert_eq!(
+            plan(&with_meta, RemoteState::Missing),
+            vec![Push::Put, Push::Post]
+        );
+        assert_eq!(
+            plan(
+                &with_meta,
+                RemoteState::Present {
+                    data: t("2"),
+                    newest: t("2")
+                }
+            ),
+            vec![Push::Post]
+        );
+        assert!(plan(
+            &with_meta,
+            RemoteState::Present {
+                data: t("2"),
+                newest: t("4")
+            }
+        )
+        .is_empty());
 
         let ts = OnDiskState::from_names(["0000000005.00000.ts"]);
         assert_eq!(plan(&ts, RemoteState::Missing), vec![Push::Delete]);
-        assert_eq!(plan(&ts, RemoteState::Present { data: t("2"), newest: t("4") }), vec![Push::Delete]);
-        assert!(plan(&ts, RemoteState::Present { data: t("6"), newest: t("6") }).is_empty());
+        assert_eq!(
+            plan(
+                &ts,
+                RemoteState::Present {
+                    data: t("2"),
+                    newest: t("4")
+                }
+            ),
+            vec![Push::Delete]
+        );
+        assert!(plan(
+            &ts,
+            RemoteState::Present {
+                data: t("6"),
+                newest: t("6")
+            }
+        )
+        .is_empty());
         assert!(plan(&ts, RemoteState::Deleted(t("5"))).is_empty());
     }
 }

@@ -44,7 +44,12 @@ pub fn parse_async_pending(bytes: &[u8]) -> Result<AsyncUpdate, String> {
     let Value::Dict(items) = v.deref_shared().clone() else {
         return Err("not a dict".into());
     };
-    let get = |k: &str| items.iter().find(|(kk, _)| text(kk).as_deref() == Some(k)).map(|(_, v)| v);
+    let get = |k: &str| {
+        items
+            .iter()
+            .find(|(kk, _)| text(kk).as_deref() == Some(k))
+            .map(|(_, v)| v)
+    };
     let field = |k: &str| get(k).and_then(text).ok_or_else(|| format!("missing {k}"));
     let op = field("op")?;
     if op != "PUT" && op != "DELETE" {
@@ -59,7 +64,11 @@ pub fn parse_async_pending(bytes: &[u8]) -> Result<AsyncUpdate, String> {
         }
     }
     let successes = get("successes")
-        .and_then(|v| v.deref_shared().as_seq().map(|s| s.iter().filter_map(|x| x.as_i64()).collect()))
+        .and_then(|v| {
+            v.deref_shared()
+                .as_seq()
+                .map(|s| s.iter().filter_map(|x| x.as_i64()).collect())
+        })
         .unwrap_or_default();
     Ok(AsyncUpdate {
         op,
@@ -74,8 +83,12 @@ pub fn parse_async_pending(bytes: &[u8]) -> Result<AsyncUpdate, String> {
 
 impl AsyncUpdate {
     pub fn to_pickle(&self) -> Vec<u8> {
-        let mut items: Vec<(Value, Value)> =
-            self.raw.iter().filter(|(k, _)| text(k).as_deref() != Some("successes")).cloned().collect();
+        let mut items: Vec<(Value, Value)> = self
+            .raw
+            .iter()
+            .filter(|(k, _)| text(k).as_deref() != Some("successes"))
+            .cloned()
+            .collect();
         items.push((
             Value::Str("successes".into()),
             Value::List(self.successes.iter().map(|i| Value::Int(*i)).collect()),
@@ -122,8 +135,15 @@ pub struct SweepStats {
 
 impl ObjectUpdater {
     pub fn new(conf: DaemonConf) -> Result<ObjectUpdater, String> {
-        let objects_per_second = conf.section.parse_or("objects_per_second", 50.0).map_err(|e| e.to_string())?;
-        Ok(ObjectUpdater { http: conf.http(), conf, objects_per_second })
+        let objects_per_second = conf
+            .section
+            .parse_or("objects_per_second", 50.0)
+            .map_err(|e| e.to_string())?;
+        Ok(ObjectUpdater {
+            http: conf.http(),
+            conf,
+            objects_per_second,
+        })
     }
 
     pub async fn run_pass(&self) {
@@ -139,28 +159,52 @@ impl ObjectUpdater {
         let mut limiter = RateLimiter::new(self.objects_per_second);
         for (dev, dev_path) in self.conf.device_dirs() {
             for policy in &self.conf.policies.policies {
-                self.sweep(&ring, policy, &dev_path, &mut limiter, &mut stats).await;
+                self.sweep(&ring, policy, &dev_path, &mut limiter, &mut stats)
+                    .await;
             }
             tracing::info!(target: "object-updater", device = %dev, ?stats, "object update sweep completed");
         }
         let mut m = Map::new();
-        m.insert("object_updater_sweep".into(), json!(start.elapsed().as_secs_f64()));
-        m.insert("object_updater_stats".into(), json!({
-            "successes": stats.successes, "failures": stats.failures,
-            "quarantines": stats.quarantines, "unlinks": stats.unlinks,
-        }));
+        m.insert(
+            "object_updater_sweep".into(),
+            json!(start.elapsed().as_secs_f64()),
+        );
+        m.insert(
+            "object_updater_stats".into(),
+            json!({
+                "successes": stats.successes, "failures": stats.failures,
+                "quarantines": stats.quarantines, "unlinks": stats.unlinks,
+            }),
+        );
         m.insert("object_updater_last".into(), json!(super::now_f64()));
         super::dump_recon_cache(&self.conf.recon_cache_path, "object", m);
     }
 
-    async fn sweep(&self, ring: &ringsmith::ring::Ring, policy: &Policy, dev_path: &Path, limiter: &mut RateLimiter, stats: &mut SweepStats) {
+    async fn sweep(
+        &self,
+        ring: &ringsmith::ring::Ring,
+        policy: &Policy,
+        dev_path: &Path,
+        limiter: &mut RateLimiter,
+        stats: &mut SweepStats,
+    ) {
         let async_dir = dev_path.join(policy.dir("async_pending"));
-        let Ok(rd) = std::fs::read_dir(&async_dir) else { return };
-        let mut suffixes: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        let Ok(rd) = std::fs::read_dir(&async_dir) else {
+            return;
+        };
+        let mut suffixes: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
         suffixes.sort();
         for sdir in suffixes {
             let names: Vec<String> = std::fs::read_dir(&sdir)
-                .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
                 .unwrap_or_default();
             let (keep, obsolete) = newest_per_object(&names);
             for n in obsolete {
@@ -170,14 +214,24 @@ impl ObjectUpdater {
             }
             for n in keep {
                 limiter.wait(1).await;
-                self.process(ring, policy, dev_path, &sdir.join(&n), stats).await;
+                self.process(ring, policy, dev_path, &sdir.join(&n), stats)
+                    .await;
             }
             let _ = std::fs::remove_dir(&sdir); // only when empty
         }
     }
 
-    async fn process(&self, ring: &ringsmith::ring::Ring, policy: &Policy, dev_path: &Path, path: &Path, stats: &mut SweepStats) {
-        let parsed = std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| parse_async_pending(&b));
+    async fn process(
+        &self,
+        ring: &ringsmith::ring::Ring,
+        policy: &Policy,
+        dev_path: &Path,
+        path: &Path,
+        stats: &mut SweepStats,
+    ) {
+        let parsed = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| parse_async_pending(&b));
         let mut upd = match parsed {
             Ok(u) => u,
             Err(e) => {
@@ -210,14 +264,18 @@ impl ObjectUpdater {
                 quote(&node.device),
                 quote(&format!("/{}/{}/{}", upd.account, upd.container, upd.obj))
             );
-            let method = reqwest::Method::from_bytes(upd.op.as_bytes()).expect("op validated at parse");
+            let method =
+                reqwest::Method::from_bytes(upd.op.as_bytes()).expect("op validated at parse");
             let mut req = self.http.request(method, &url);
             for (k, v) in &upd.headers {
                 req = req.header(k.as_str(), v.as_str());
             }
             req = req
                 .header("X-Backend-Storage-Policy-Index", policy.index.to_string())
-                .header("User-Agent", format!("object-updater {}", std::process::id()));
+                .header(
+                    "User-Agent",
+                    format!("object-updater {}", std::process::id()),
+                );
             match req.send().await {
                 Ok(r) if r.status().is_success() => upd.successes.push(i64::from(node.id)),
                 Ok(r) => {
@@ -256,7 +314,10 @@ mod tests {
             account: "AUTH_test".into(),
             container: "c".into(),
             obj: "o/ö".into(),
-            headers: vec![("X-Timestamp".into(), "1795313248.76961".into()), ("X-Size".into(), "3".into())],
+            headers: vec![
+                ("X-Timestamp".into(), "1795313248.76961".into()),
+                ("X-Size".into(), "3".into()),
+            ],
         };
         let mut p = parse_async_pending(&u.to_pickle()).unwrap();
         assert_eq!((p.op.as_str(), p.obj.as_str()), ("PUT", "o/ö"));
@@ -271,10 +332,14 @@ mod tests {
 
     #[test]
     fn only_the_newest_update_per_object_is_kept() {
-        let names: Vec<String> = ["aaa-0000000002.00000", "aaa-0000000001.00000", "bbb-0000000001.00000"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let names: Vec<String> = [
+            "aaa-0000000002.00000",
+            "aaa-0000000001.00000",
+            "bbb-0000000001.00000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let (keep, drop) = newest_per_object(&names);
         assert_eq!(keep, vec!["aaa-0000000002.00000", "bbb-0000000001.00000"]);
         assert_eq!(drop, vec!["aaa-0000000001.00000"]);

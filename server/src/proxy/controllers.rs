@@ -8,6 +8,10 @@
 //! primaries in parallel, handoffs for failures, quorum decides). Backend-only headers
 //! (`X-Backend-*`, sysmeta) never cross the proxy in either direction, and owner-only
 //! headers (ACLs, sync keys) are shown and accepted only for the account's owner.
+//!
+//! Handlers return `Result<_, Response>` internally: the error *is* the client's answer
+//! (a 4xx or 503), produced once per request, so boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -463,6 +467,7 @@ impl Proxy {
     /// Sends the same small request to `replicas` nodes in parallel, each replacing a
     /// failed node with the next usable one (handoffs included). `per_node` adds the
     /// headers that differ by replica index (account/container update targets).
+    #[allow(clippy::too_many_arguments)]
     async fn make_requests(
         self: &Arc<Self>,
         ring: Arc<Ring>,
@@ -643,7 +648,7 @@ impl Proxy {
             }
         }
         let ring = self.container_ring.get();
-        let part = ring.get_part(&self.hash, account, Some(container), None);
+        let part = ring.get_part(account, Some(container), None);
         let mut h = HeaderMap::new();
         set(&mut h, "user-agent", "proxy-server info");
         let path = format!("/{part}/{}/{}", quote(account), quote(container));
@@ -680,7 +685,7 @@ impl Proxy {
         trans_id: &str,
     ) -> Result<(), Response> {
         let ring = self.account_ring.get();
-        let part = ring.get_part(&self.hash, account, None, None);
+        let part = ring.get_part(account, None, None);
         let path = format!("/{part}/{}", quote(account));
         let mut h = HeaderMap::new();
         set(&mut h, "x-trans-id", trans_id);
@@ -850,7 +855,7 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
     let proxy = ctx.proxy.clone();
     tri!(ctx.authz(None));
     let ring = proxy.account_ring.get();
-    let part = ring.get_part(&proxy.hash, &ctx.account, None, None);
+    let part = ring.get_part(&ctx.account, None, None);
     let base = format!("/{part}/{}", quote(&ctx.account));
     match ctx.method.clone() {
         m @ (Method::GET | Method::HEAD) => {
@@ -958,7 +963,7 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
         );
     }
     let ring = proxy.container_ring.get();
-    let part = ring.get_part(&proxy.hash, &ctx.account, Some(&container), None);
+    let part = ring.get_part(&ctx.account, Some(&container), None);
     let base = format!("/{part}/{}/{}", quote(&ctx.account), quote(&container));
     drop(body);
     match ctx.method.clone() {
@@ -1055,7 +1060,7 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
             }
             // Each container replica reports to one account replica.
             let aring = proxy.account_ring.get();
-            let apart = aring.get_part(&proxy.hash, &ctx.account, None, None);
+            let apart = aring.get_part(&ctx.account, None, None);
             let anodes = aring.part_nodes(apart);
             let with_account = ctx.method != Method::POST;
             proxy.forget_container(&ctx.account, &container);
@@ -1158,7 +1163,7 @@ fn object_target(
         ));
     };
     let ring = slot.get();
-    let part = ring.get_part(&proxy.hash, account, Some(container), Some(object));
+    let part = ring.get_part(account, Some(container), Some(object));
     Ok(ObjTarget {
         path: format!(
             "/{part}/{}/{}/{}",
@@ -1290,7 +1295,7 @@ fn container_update_targets(
     container: &str,
 ) -> impl Fn(usize, &mut HeaderMap) {
     let cring = proxy.container_ring.get();
-    let cpart = cring.get_part(&proxy.hash, account, Some(container), None);
+    let cpart = cring.get_part(account, Some(container), None);
     let cnodes = cring.part_nodes(cpart);
     move |i, h| {
         if cnodes.is_empty() {
@@ -1847,7 +1852,7 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
     tri!(reader.authz(sinfo.read_acl.as_deref()));
     // List the segments (all pages).
     let cring = proxy.container_ring.get();
-    let cpart = cring.get_part(&proxy.hash, &ctx.account, Some(sc), None);
+    let cpart = cring.get_part(&ctx.account, Some(sc), None);
     let mut segments: Vec<(String, u64, String)> = Vec::new();
     let mut marker = String::new();
     loop {

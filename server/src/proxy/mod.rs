@@ -86,12 +86,13 @@ impl Proxy {
         let constraints = Constraints::from_conf(&swift_conf)?;
         let auth = TempAuth::from_section(&conf.section("filter:tempauth"))?;
         let reload = Duration::from_secs_f64(app.parse_or("ring_check_interval", 1.0f64)?);
-        let account_ring = RingSlot::open(swift_dir.join("account.ring.gz"), reload)?;
-        let container_ring = RingSlot::open(swift_dir.join("container.ring.gz"), reload)?;
+        let account_ring = RingSlot::open(swift_dir.join("account.ring.gz"), hash.clone(), reload)?;
+        let container_ring =
+            RingSlot::open(swift_dir.join("container.ring.gz"), hash.clone(), reload)?;
         let mut object_rings = HashMap::new();
         for p in &policies.list {
             let path = swift_dir.join(format!("{}.ring.gz", Policies::ring_name(p.index)));
-            object_rings.insert(p.index, RingSlot::open(path, reload)?);
+            object_rings.insert(p.index, RingSlot::open(path, hash.clone(), reload)?);
         }
         let secs = |k: &str, d: f64| -> Result<Duration, ConfError> {
             Ok(Duration::from_secs_f64(app.parse_or(k, d)?.max(0.001)))
@@ -252,6 +253,11 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
         tracing::info!(%addr, swift_dir = %proxy.swift_dir.display(), "proxy server listening");
         let app = proxy.router();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        // Headers and body go out in separate writes; without TCP_NODELAY, Nagle holds
+        // the second until the client's delayed ACK (40 ms on Linux) on every response.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown_signal().await;
             let _ = stopping_tx.send(());
