@@ -15,6 +15,9 @@ use ringsmith::builder::{RebalanceOptions, RingBuilder};
 
 use crate::backend::{ClusterSnapshot, DevStat};
 
+/// The planner's rebalance seed (ChaCha, like `ringsmith ring ... rebalance --seed`).
+pub const PLANNER_SEED: u64 = 0x5157_1f7;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum View {
     Overview,
@@ -489,7 +492,12 @@ impl App {
         }
         let result = apply_edits(&mut builder, &self.planner.edits).and_then(|()| {
             builder
-                .plan_rebalance(&RebalanceOptions::default())
+                // Seeded so the same edits show the same plan on every press (and in tests);
+                // what is written is this very dry run's builder, so nothing is re-rolled.
+                .plan_rebalance(&RebalanceOptions {
+                    seed: Some(PLANNER_SEED),
+                    now_secs: None,
+                })
                 .map_err(|e| e.to_string())
         });
         match result {
