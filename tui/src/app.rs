@@ -16,7 +16,7 @@ use ringsmith::builder::{RebalanceOptions, RingBuilder};
 use crate::backend::{ClusterSnapshot, DevStat};
 
 /// The planner's rebalance seed (ChaCha, like `ringsmith ring ... rebalance --seed`).
-pub const PLANNER_SEED: u64 = 0x5157_1f7;
+pub const PLANNER_SEED: u64 = 0x0515_71f7;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum View {
