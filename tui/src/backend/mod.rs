@@ -522,3 +522,132 @@ impl Poller {
         let _ = self.wake.send(());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn recon_answers_fill_a_host_status() {
+        let mut md5s = BTreeMap::new();
+        md5s.insert("object.ring.gz".to_string(), "aa".to_string());
+        md5s.insert("account.ring.gz".to_string(), "bb".to_string());
+        let mut s = HostStatus::default();
+        apply_answer(
+            &mut s,
+            "load",
+            &json!({"1m": 0.1, "5m": 0.5, "15m": 1.0}),
+            &md5s,
+        );
+        apply_answer(&mut s, "async", &json!({"async_pending": 3}), &md5s);
+        apply_answer(
+            &mut s,
+            "quarantined",
+            &json!({"objects": 1, "accounts": 0, "containers": 2, "policies": {"0": {"objects": 1}}}),
+            &md5s,
+        );
+        apply_answer(
+            &mut s,
+            "unmounted",
+            &json!([{"device": "sdc", "mounted": false}]),
+            &md5s,
+        );
+        apply_answer(
+            &mut s,
+            "replication/object",
+            &json!({"object_replication_last": 100.0, "object_replication_time": 2.0, "replication_stats": {"failure": 5}}),
+            &md5s,
+        );
+        apply_answer(
+            &mut s,
+            "diskusage",
+            &json!([{"device": "sdb", "mounted": true, "used": 1, "size": 4}, {"device": "sdc", "mounted": "Input/output error"}]),
+            &md5s,
+        );
+        apply_answer(
+            &mut s,
+            "ringmd5",
+            &json!({"/etc/swift/object.ring.gz": "aa", "/etc/swift/account.ring.gz": "cc"}),
+            &md5s,
+        );
+        assert_eq!(s.load5, Some(0.5));
+        assert_eq!(s.async_pending, Some(3));
+        assert_eq!(s.quarantined, Some(4));
+        assert_eq!(s.unmounted, ["sdc"]);
+        assert_eq!(s.replication_last, Some(100.0));
+        assert_eq!(s.replication_duration, Some(120.0));
+        assert_eq!(s.replication_failures, Some(5));
+        assert_eq!(s.disks.len(), 2);
+        assert!(!s.disks[1].mounted);
+        assert_eq!(s.ring_md5_ok, Some(false));
+        // A fresh node answers nulls: fields stay unknown, nothing panics.
+        let mut fresh = HostStatus::default();
+        for e in ENDPOINTS {
+            apply_answer(&mut fresh, e, &Value::Null, &md5s);
+        }
+        assert_eq!(fresh.load5, None);
+        assert_eq!(fresh.async_pending, None);
+    }
+
+    #[test]
+    fn rings_load_from_builders_and_ring_files_and_bad_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = fixture::small_builder();
+        b.save(dir.path().join("object.builder")).unwrap();
+        // A ring without a builder: read from ring.gz.
+        b.get_ring()
+            .save(
+                &dir.path().join("container.ring.gz"),
+                ringsmith::ring::FormatVersion::V1,
+            )
+            .unwrap();
+        std::fs::write(dir.path().join("account.builder"), b"not a pickle").unwrap();
+        let (rings, errors) = load_rings(dir.path(), dir.path());
+        let names: Vec<_> = rings.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["container", "object"]);
+        assert!(rings[0].builder_path.is_none());
+        assert!(rings[1].builder_path.is_some());
+        assert_eq!(rings[1].devices.len(), 6);
+        let share: f64 = rings[1].devices.iter().map(|d| d.weight_share).sum();
+        assert!((share - 1.0).abs() < 1e-9);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("account.builder"), "{errors:?}");
+    }
+
+    #[test]
+    fn an_unreachable_cluster_still_gives_an_offline_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        // A port nothing listens on (bound, then released), so no other test's server answers.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut b = fixture::small_builder();
+        for d in b.devs.iter_mut().flatten() {
+            d.dev.ip = "127.0.0.1".into();
+            d.dev.port = u32::from(port);
+        }
+        b.save(dir.path().join("object.builder")).unwrap();
+        let config = PollerConfig {
+            swift_dir: dir.path().to_path_buf(),
+            builder_dir: dir.path().to_path_buf(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(300),
+        };
+        let poller = Poller::spawn(config);
+        let snap = poller
+            .snapshots
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap();
+        assert!(!snap.live);
+        assert_eq!(snap.rings.len(), 1);
+        assert_eq!(snap.hosts.len(), 1);
+        assert!(
+            snap.hosts.iter().all(|h| h.error.is_some()),
+            "{:?}",
+            snap.hosts
+        );
+    }
+}
