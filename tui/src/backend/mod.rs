@@ -238,27 +238,71 @@ fn ring_names(swift_dir: &Path, builder_dir: &Path) -> Vec<String> {
     names
 }
 
+/// Ring statistics by file, reused while the file's size and mtime are unchanged: a
+/// 2^20-partition ring's dispersion is not recomputed every poll.
+#[derive(Default)]
+pub struct RingCache(BTreeMap<PathBuf, (Option<std::time::SystemTime>, u64, RingStats)>);
+
+impl RingCache {
+    fn stamp(path: &Path) -> Option<(Option<std::time::SystemTime>, u64)> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.modified().ok(), meta.len()))
+    }
+    fn get(&self, path: &Path) -> Option<RingStats> {
+        let (mtime, len) = Self::stamp(path)?;
+        let (m, l, stats) = self.0.get(path)?;
+        (*m == mtime && *l == len && mtime.is_some()).then(|| stats.clone())
+    }
+    fn put(&mut self, path: &Path, stats: &RingStats) {
+        if let Some((mtime, len)) = Self::stamp(path) {
+            self.0
+                .insert(path.to_path_buf(), (mtime, len, stats.clone()));
+        }
+    }
+}
+
 /// Reads every ring, builder first. Errors name the file and never stop the others.
 pub fn load_rings(swift_dir: &Path, builder_dir: &Path) -> (Vec<RingStats>, Vec<String>) {
+    load_rings_cached(swift_dir, builder_dir, &mut RingCache::default())
+}
+
+/// [`load_rings`], reusing the statistics of files that did not change.
+pub fn load_rings_cached(
+    swift_dir: &Path,
+    builder_dir: &Path,
+    cache: &mut RingCache,
+) -> (Vec<RingStats>, Vec<String>) {
     let mut rings = Vec::new();
     let mut errors = Vec::new();
     for name in ring_names(swift_dir, builder_dir) {
         let builder_path = builder_dir.join(format!("{name}.builder"));
         let ring_path = swift_dir.join(format!("{name}.ring.gz"));
         if builder_path.exists() {
+            if let Some(stats) = cache.get(&builder_path) {
+                rings.push(stats);
+                continue;
+            }
             match RingBuilder::load(&builder_path) {
                 Ok(b) => {
-                    rings.push(ring_stats(&name, b, Some(builder_path), ring_path));
+                    let stats = ring_stats(&name, b, Some(builder_path.clone()), ring_path);
+                    cache.put(&builder_path, &stats);
+                    rings.push(stats);
                     continue;
                 }
                 Err(e) => errors.push(format!("{}: {e}", builder_path.display())),
             }
         }
         if ring_path.exists() {
+            if let Some(stats) = cache.get(&ring_path) {
+                rings.push(stats);
+                continue;
+            }
             match ringsmith::ring::RingData::load(&ring_path) {
                 Ok(data) => {
                     let b = RingBuilder::from_ring(&data, 1);
-                    rings.push(ring_stats(&name, b, None, ring_path));
+                    let stats = ring_stats(&name, b, None, ring_path.clone());
+                    cache.put(&ring_path, &stats);
+                    rings.push(stats);
                 }
                 Err(e) => errors.push(format!("{}: {e}", ring_path.display())),
             }
@@ -450,8 +494,9 @@ pub fn local_ring_md5s(swift_dir: &Path) -> BTreeMap<String, String> {
 pub fn take_snapshot(
     config: &PollerConfig,
     history: &mut Vec<ReplicationSample>,
+    cache: &mut RingCache,
 ) -> ClusterSnapshot {
-    let (rings, errors) = load_rings(&config.swift_dir, &config.builder_dir);
+    let (rings, errors) = load_rings_cached(&config.swift_dir, &config.builder_dir, cache);
     let hosts = hosts_of_rings(&rings);
     let md5s = local_ring_md5s(&config.swift_dir);
     let statuses = poll_hosts(&hosts, config.timeout, &md5s);
@@ -497,9 +542,10 @@ impl Poller {
             .name("dash-poller".into())
             .spawn(move || {
                 let mut history = Vec::new();
+                let mut cache = RingCache::default();
                 loop {
                     let started = Instant::now();
-                    let snapshot = take_snapshot(&config, &mut history);
+                    let snapshot = take_snapshot(&config, &mut history, &mut cache);
                     if tx.send(snapshot).is_err() {
                         return; // the UI is gone
                     }
@@ -613,6 +659,30 @@ mod tests {
         assert!((share - 1.0).abs() < 1e-9);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("account.builder"), "{errors:?}");
+    }
+
+    #[test]
+    fn unchanged_ring_files_reuse_their_statistics_and_changed_ones_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("object.builder");
+        let mut b = fixture::small_builder();
+        b.save(&path).unwrap();
+        let mut cache = RingCache::default();
+        let (first, _) = load_rings_cached(dir.path(), dir.path(), &mut cache);
+        let (second, _) = load_rings_cached(dir.path(), dir.path(), &mut cache);
+        assert!(Arc::ptr_eq(&first[0].builder, &second[0].builder), "reused");
+        b.set_overload(0.25).unwrap();
+        b.save(&path).unwrap();
+        // Same size possible; bump the mtime explicitly so the test does not race the clock.
+        let later = std::time::SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let (third, _) = load_rings_cached(dir.path(), dir.path(), &mut cache);
+        assert_eq!(third[0].overload, 0.25);
     }
 
     #[test]
