@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod cluster;
 mod completions;
+mod dash;
 mod get_nodes;
 mod recon;
 mod ring;
@@ -35,6 +36,8 @@ enum Command {
     Ring(ring::Args),
     /// What moved between two rings or builders, per device and tier.
     RingDiff(ring_diff::Args),
+    /// Interactive dashboard: cluster health, rings, replication and a rebalance planner.
+    Dash(dash::Args),
     /// Print shell completions for ringsmith.
     Completions(completions::CompletionsArgs),
     /// Print the ringsmith man page (or write one per subcommand with --dir).
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster::run(args),
         Command::Ring(args) => ring::run(args),
         Command::RingDiff(args) => ring_diff::run(args),
+        Command::Dash(args) => dash::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
     }
