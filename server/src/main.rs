@@ -166,7 +166,11 @@ fn run_daemon(name: &str, conf: &Conf, once: bool) -> Result<(), String> {
                 daemons::run(name, once, interval, || u.run_pass()).await;
             }
             "container-auditor" | "account-auditor" => {
-                let kind = if name.starts_with("container") { "container" } else { "account" };
+                let kind = if name.starts_with("container") {
+                    "container"
+                } else {
+                    "account"
+                };
                 let a = Arc::new(daemons::db_auditor::DbAuditor::new(dconf, kind));
                 daemons::run(name, once, interval, || {
                     let a = a.clone();
@@ -177,7 +181,11 @@ fn run_daemon(name: &str, conf: &Conf, once: bool) -> Result<(), String> {
                 .await;
             }
             _ => {
-                let kind = if name.starts_with("container") { "container" } else { "account" };
+                let kind = if name.starts_with("container") {
+                    "container"
+                } else {
+                    "account"
+                };
                 let r = Arc::new(daemons::db_replicator::DbReplicator::new(dconf, kind));
                 daemons::run(name, once, interval, || r.run_pass()).await;
             }

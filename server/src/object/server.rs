@@ -228,7 +228,8 @@ fn delete_at_header(headers: &HeaderMap) -> Result<Option<u64>, Resp> {
                 .parse()
                 .map_err(|_| plain(StatusCode::BAD_REQUEST, "Non-integer X-Delete-At"))?;
             // A replicator copies an object as it is, even one already past expiry.
-            let replicating = h::get(headers, "x-backend-replication").is_some_and(crate::conf::is_true);
+            let replicating =
+                h::get(headers, "x-backend-replication").is_some_and(crate::conf::is_true);
             if n <= now_secs() && !replicating {
                 return Err(plain(StatusCode::BAD_REQUEST, "X-Delete-At in past"));
             }
