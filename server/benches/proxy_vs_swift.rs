@@ -126,6 +126,12 @@ async fn measure(label: &str, base: &str, secs: f64, conc: usize) -> (f64, f64) 
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it,
+    // and a minutes-long load run has no place in the test suite.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("proxy_vs_swift: a load benchmark; run it with `cargo bench -p ringsmith-server --bench proxy_vs_swift`");
+        return;
+    }
     let secs: f64 = std::env::var("BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
