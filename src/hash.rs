@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
+use crate::swift::conf::{Conf, ConfError};
+
 /// The `[swift-hash]` secrets of a cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HashConfig {
@@ -23,6 +25,8 @@ pub enum HashConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Conf(ConfError),
     #[error(
         "{path}: [swift-hash]: both swift_hash_path_suffix and swift_hash_path_prefix are missing"
     )]
@@ -62,43 +66,31 @@ impl HashConfig {
     /// Reads `[swift-hash]` from `<swift_dir>/swift.conf`.
     pub fn load(swift_dir: &Path) -> Result<Self, HashConfigError> {
         let path = swift_dir.join("swift.conf");
-        let text = std::fs::read_to_string(&path).map_err(|source| HashConfigError::Io {
-            path: path.clone(),
-            source,
+        let conf = Conf::load(&path).map_err(|e| match e {
+            ConfError::Io { path, source } => HashConfigError::Io { path, source },
+            other => HashConfigError::Conf(other),
         })?;
-        let cfg = Self::parse(&text);
+        let cfg = Self::from_conf(&conf);
         if cfg.prefix.is_empty() && cfg.suffix.is_empty() {
             return Err(HashConfigError::Missing { path });
         }
         Ok(cfg)
     }
 
-    /// Parses the `[swift-hash]` keys out of a `swift.conf` text (other sections ignored).
-    pub fn parse(text: &str) -> Self {
-        let mut cfg = HashConfig::default();
-        let mut in_section = false;
-        for raw in text.lines() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
-            if line.starts_with('[') && line.ends_with(']') {
-                in_section = line[1..line.len() - 1].trim() == "swift-hash";
-                continue;
-            }
-            if !in_section {
-                continue;
-            }
-            let Some((key, value)) = line.split_once(['=', ':']) else {
-                continue;
-            };
-            match key.trim() {
-                "swift_hash_path_suffix" => cfg.suffix = value.trim().as_bytes().to_vec(),
-                "swift_hash_path_prefix" => cfg.prefix = value.trim().as_bytes().to_vec(),
-                _ => {}
-            }
+    /// The `[swift-hash]` keys of a parsed `swift.conf` (empty when absent).
+    pub fn from_conf(conf: &Conf) -> Self {
+        let section = conf.own_section("swift-hash");
+        let get = |key: &str| {
+            section
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_bytes().to_vec())
+                .unwrap_or_default()
+        };
+        HashConfig {
+            prefix: get("swift_hash_path_prefix"),
+            suffix: get("swift_hash_path_suffix"),
         }
-        cfg
     }
 
     /// The raw 16-byte digest of `/account[/container[/object]]`.
@@ -162,9 +154,12 @@ mod tests {
 
     #[test]
     fn parses_swift_conf() {
-        let cfg = HashConfig::parse(
+        let conf = Conf::parse(
             "[swift-hash]\nswift_hash_path_suffix = changeme\nswift_hash_path_prefix=pre\n[storage-policy:0]\nname = gold\n",
-        );
+            Path::new("swift.conf"),
+        )
+        .unwrap();
+        let cfg = HashConfig::from_conf(&conf);
         assert_eq!(cfg, HashConfig::new("pre", "changeme"));
     }
 }

@@ -150,7 +150,19 @@ pub fn write_float(out: &mut String, f: f64) {
     }
 }
 
-/// Python's `repr(float)` as a new string.
+/// Python's `repr(float)` (and `str`, `%s`): the shortest text that round-trips, always
+/// with a `.0` or an exponent, exponent form below 1e-4 and from 1e16 up; `nan`, `inf`.
+pub fn py_float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    float_repr(f)
+}
+
+/// A float as Python's `json.dumps` writes it: `repr`, but `NaN` and `Infinity`.
 pub fn float_repr(f: f64) -> String {
     let mut s = String::new();
     write_float(&mut s, f);
@@ -191,6 +203,14 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(float_repr(*f), *want, "repr of {f:e}");
         }
+    }
+
+    #[test]
+    fn repr_spells_non_finite_values_as_python_does() {
+        assert_eq!(py_float_repr(f64::NAN), "nan");
+        assert_eq!(py_float_repr(f64::NEG_INFINITY), "-inf");
+        assert_eq!(py_float_repr(4000.0), "4000.0");
+        assert_eq!(py_float_repr(1.5e-5), "1.5e-05");
     }
 
     #[test]

@@ -428,53 +428,11 @@ fn bracket_ipv6(ip: &str) -> String {
     }
 }
 
-/// Python's `urllib.parse.quote(s)` (safe = "/").
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.-~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            write!(out, "%{b:02X}").unwrap();
-        }
-    }
-    out
-}
-
-/// Python's `urllib.parse.unquote(s)`: %XX sequences decoded as UTF-8 (invalid bytes
-/// become U+FFFD); malformed escapes are kept as they are.
-fn unquote(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = s
-            .get(i + 1..i + 3)
-            .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
-        if bytes[i] == b'%' {
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+use ringsmith::swift::escape::{quote, unquote};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quote_and_unquote_like_python() {
-        assert_eq!(quote("obj/é x~_.-%"), "obj/%C3%A9%20x~_.-%25");
-        assert_eq!(unquote("obj/%C3%A9%20x%2"), "obj/é x%2");
-        assert_eq!(unquote("%zz%41"), "%zzA");
-        assert_eq!(unquote("%ff"), "\u{fffd}");
-    }
 
     #[test]
     fn ring_names() {

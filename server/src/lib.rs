@@ -16,7 +16,6 @@
 
 pub mod account;
 pub mod common;
-pub mod conf;
 pub mod container;
 pub mod daemons;
 pub mod db;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use ringsmith::swift::conf::Conf;
 use ringsmith_server::common::runner;
-use ringsmith_server::conf::Conf;
 
 #[derive(Parser)]
 #[command(

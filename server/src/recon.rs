@@ -20,8 +20,8 @@ use axum::http::{HeaderValue, Response, StatusCode};
 use md5::{Digest, Md5};
 use serde_json::{json, Map, Value};
 
-use crate::common::policy::Policies;
 use crate::common::{plain, statvfs, SWIFT_VERSION};
+use ringsmith::swift::policy::Policies;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerKind {
@@ -283,7 +283,7 @@ impl ReconState {
 
     fn ringmd5(&self) -> Value {
         let mut names = vec!["account".to_string(), "container".to_string()];
-        names.extend(self.0.policies.policies.iter().map(|p| p.ring_name()));
+        names.extend(self.0.policies.iter().map(|p| p.ring_name()));
         let mut out = Map::new();
         for n in names {
             let p = self.0.swift_dir.join(format!("{n}.ring.gz"));

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::device::Device;
+use crate::swift::policy::{Policies, Policy};
 
 /// A storage server as recon sees it: one `ip:port`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -116,34 +117,6 @@ impl fmt::Display for ServerType {
     }
 }
 
-/// A storage policy as far as recon cares: how to name it and which ring it uses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
-    pub index: u32,
-    pub name: String,
-    pub aliases: Vec<String>,
-}
-
-impl Policy {
-    /// `object` for policy 0, `object-N` otherwise.
-    pub fn ring_name(&self) -> String {
-        if self.index == 0 {
-            "object".into()
-        } else {
-            format!("object-{}", self.index)
-        }
-    }
-
-    /// Does `--policy` name this policy (its name, one of its aliases, or its index)?
-    pub fn matches(&self, wanted: &str) -> bool {
-        self.name == wanted
-            || self.aliases.iter().any(|a| a == wanted)
-            || (!wanted.is_empty()
-                && wanted.bytes().all(|b| b.is_ascii_digit())
-                && wanted.parse::<u64>().ok() == Some(u64::from(self.index)))
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum HostsError {
     #[error("cannot read {path}: {source}")]
@@ -159,84 +132,6 @@ pub enum HostsError {
     UnknownPolicy(String),
 }
 
-/// Reads the `[storage-policy:N]` sections of `<swift_dir>/swift.conf`.
-///
-/// Without any (or without the file), Swift's default applies: policy 0 named `Policy-0`.
-pub fn load_policies(swift_dir: &Path) -> Result<Vec<Policy>, HostsError> {
-    let path = swift_dir.join("swift.conf");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => return Err(HostsError::Io { path, source }),
-    };
-    parse_policies(&text).map_err(|reason| HostsError::BadConf { path, reason })
-}
-
-/// Parses the storage policies out of a `swift.conf` text.
-pub fn parse_policies(text: &str) -> Result<Vec<Policy>, String> {
-    let mut policies: Vec<Policy> = Vec::new();
-    let mut current: Option<usize> = None;
-    for raw in text.lines() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = None;
-            if let Some(idx) = section.trim().strip_prefix("storage-policy:") {
-                let index: u32 = idx
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("invalid storage policy index in [{section}]"))?;
-                if policies.iter().any(|p| p.index == index) {
-                    return Err(format!("duplicate storage policy index {index}"));
-                }
-                policies.push(Policy {
-                    index,
-                    name: String::new(),
-                    aliases: Vec::new(),
-                });
-                current = Some(policies.len() - 1);
-            }
-            continue;
-        }
-        let Some(i) = current else { continue };
-        let Some((key, value)) = line.split_once(['=', ':']) else {
-            continue;
-        };
-        let (key, value) = (key.trim(), value.trim());
-        match key {
-            "name" => policies[i].name = value.to_string(),
-            "aliases" => {
-                policies[i].aliases = value
-                    .split(',')
-                    .map(|a| a.trim().to_string())
-                    .filter(|a| !a.is_empty())
-                    .collect()
-            }
-            _ => {}
-        }
-    }
-    for p in &mut policies {
-        if p.name.is_empty() {
-            p.name = format!("Policy-{}", p.index);
-        }
-        // Swift lists the name first among the aliases.
-        if !p.aliases.contains(&p.name) {
-            p.aliases.insert(0, p.name.clone());
-        }
-    }
-    if policies.is_empty() {
-        policies.push(Policy {
-            index: 0,
-            name: "Policy-0".into(),
-            aliases: vec!["Policy-0".into()],
-        });
-    }
-    policies.sort_by_key(|p| p.index);
-    Ok(policies)
-}
-
 /// Which ring names serve a server type (`--policy` narrows the object rings).
 pub fn ring_names(
     swift_dir: &Path,
@@ -246,12 +141,19 @@ pub fn ring_names(
     if server_type != ServerType::Object {
         return Ok(vec![server_type.as_str().to_string()]);
     }
-    let policies = load_policies(swift_dir)?;
-    let names: Vec<String> = policies
-        .iter()
-        .filter(|p| policy.is_none_or(|w| w.is_empty() || p.matches(w)))
-        .map(Policy::ring_name)
-        .collect();
+    let path = swift_dir.join("swift.conf");
+    let policies = Policies::load(swift_dir).map_err(|e| HostsError::BadConf {
+        path,
+        reason: e.to_string(),
+    })?;
+    let names: Vec<String> = match policy.filter(|w| !w.is_empty()) {
+        None => policies.iter().map(Policy::ring_name).collect(),
+        Some(wanted) => policies
+            .by_name_or_index(wanted)
+            .map(Policy::ring_name)
+            .into_iter()
+            .collect(),
+    };
     if names.is_empty() {
         return Err(HostsError::UnknownPolicy(policy.unwrap_or("").to_string()));
     }
@@ -370,16 +272,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn policies_from_swift_conf() {
-        let text = "[swift-hash]\nswift_hash_path_suffix = x\n\n[storage-policy:0]\nname = gold\ndefault = yes\n\n[storage-policy:2]\nname = ec\naliases = fast, cheap\n";
-        let p = parse_policies(text).unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!(p[1].ring_name(), "object-2");
-        assert!(p[1].matches("cheap") && p[1].matches("2") && p[1].matches("ec"));
-        assert!(!p[0].matches("2") && p[0].matches("gold") && p[0].matches("0"));
-        let default = parse_policies("").unwrap();
-        assert_eq!(default[0].name, "Policy-0");
-        assert!(parse_policies("[storage-policy:x]\n").is_err());
+    fn object_ring_names_follow_the_policies() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("swift.conf"),
+            "[swift-hash]\nswift_hash_path_suffix = x\n\n[storage-policy:0]\nname = gold\n\
+             default = yes\n\n[storage-policy:2]\nname = ec\naliases = fast, cheap\n",
+        )
+        .unwrap();
+        let names = |p: Option<&str>| ring_names(dir.path(), ServerType::Object, p);
+        assert_eq!(names(None).unwrap(), vec!["object", "object-2"]);
+        // Swift's get_by_name_or_index: an index, or a name in any case.
+        assert_eq!(names(Some("CHEAP")).unwrap(), vec!["object-2"]);
+        assert_eq!(names(Some("2")).unwrap(), vec!["object-2"]);
+        assert_eq!(names(Some("0")).unwrap(), vec!["object"]);
+        assert!(matches!(
+            names(Some("7")),
+            Err(HostsError::UnknownPolicy(_))
+        ));
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            ring_names(empty.path(), ServerType::Object, None).unwrap(),
+            vec!["object"]
+        );
     }
 
     #[test]

@@ -6,14 +6,12 @@
 //! concurrent `add` and `rebalance` on one builder lose an update otherwise). Waiting is
 //! bounded: 15 seconds as in Swift, or `RINGSMITH_LOCK_TIMEOUT` seconds.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Held for the life of the command; the kernel releases it when the file closes.
 pub struct DirLock {
-    _file: File,
+    _guard: ringsmith::flock::LockGuard,
 }
 
 /// Why the lock was not taken.
@@ -39,32 +37,10 @@ pub fn lock_parent_directory(builder_file: &Path, timeout: Duration) -> Result<D
     };
     std::fs::create_dir_all(&dir).map_err(|e| LockError::Io(dir.clone(), e))?;
     let lock_path = dir.join(".lock");
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| LockError::Io(lock_path.clone(), e))?;
-    let deadline = Instant::now() + timeout;
-    let mut sleep = Duration::from_millis(10);
-    loop {
-        // SAFETY: flock on a descriptor we own; no memory is shared with the kernel.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(DirLock { _file: file });
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EWOULDBLOCK)
-            && err.kind() != std::io::ErrorKind::Interrupted
-        {
-            return Err(LockError::Io(lock_path, err));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(LockError::TimedOut);
-        }
-        std::thread::sleep(sleep.min(deadline - now));
-        sleep = (sleep * 2).min(Duration::from_millis(200));
+    match ringsmith::flock::lock_with_timeout(&lock_path, timeout) {
+        Ok(Some(guard)) => Ok(DirLock { _guard: guard }),
+        Ok(None) => Err(LockError::TimedOut),
+        Err(e) => Err(LockError::Io(lock_path, e)),
     }
 }
 

@@ -4,32 +4,7 @@
 //! times left with `str(timedelta)` (`0:59:58`, `1 day, 0:00:00`). Scripts grep these texts,
 //! so the ring command formats them the same way.
 
-/// Python's `repr(float)`: the shortest text that round-trips, always with a `.0` or an
-/// exponent, exponent form below 1e-4 and from 1e16 up.
-pub fn float_repr(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let abs = v.abs();
-    if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
-        // Rust's `{:e}` gives the shortest round-trip digits as `1.5e16`; Python writes
-        // `1.5e+16` and pads the exponent to two digits.
-        let text = format!("{v:e}");
-        let (mantissa, exp) = text.split_once('e').expect("exponent form");
-        let exp: i32 = exp.parse().expect("exponent digits");
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
-    }
-    let text = format!("{v}");
-    if text.contains('.') {
-        text
-    } else {
-        format!("{text}.0")
-    }
-}
+pub use ringsmith::pyjson::py_float_repr as float_repr;
 
 /// Python's `str(timedelta(seconds=n))` for non-negative whole seconds.
 pub fn timedelta(seconds: u64) -> String {

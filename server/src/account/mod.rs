@@ -9,6 +9,8 @@
 
 pub mod broker;
 
+use ringsmith::swift::escape::{xml_attr, xml_text};
+use ringsmith::swift::MetaTarget;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -21,18 +23,18 @@ use serde_json::json;
 
 use crate::common::headers::{self as h, check_metadata};
 use crate::common::path::{decode_path, parse_storage_path, PathError, StoragePath};
-use crate::common::policy::Policies;
-use crate::common::timestamp::http_date;
 use crate::common::{
     empty, insufficient_storage, plain, Constraints, DeviceSettings, DeviceState, Timestamp,
     SWIFT_VERSION,
 };
-use crate::conf::Conf;
 use crate::container::broker::ts;
 use crate::container::metadata_items;
 use crate::db::{self, Entry, ListingFormat};
 use crate::recon::{ReconState, ServerKind};
 use broker::{AccountInfo, ContainerReport};
+use ringsmith::swift::conf::Conf;
+use ringsmith::swift::policy::Policies;
+use ringsmith::swift::timestamp::http_date;
 
 type Resp = Response<Body>;
 
@@ -223,7 +225,7 @@ async fn put_container(state: &Arc<AccountState>, t: Target, headers: &HeaderMap
     };
     let auto_create = t.account.starts_with(&state.cfg.auto_create_account_prefix);
     let override_deleted =
-        h::get(headers, "x-account-override-deleted").is_some_and(crate::conf::is_true);
+        h::get(headers, "x-account-override-deleted").is_some_and(ringsmith::swift::conf::is_true);
     let (path, account) = (t.db_path.clone(), t.account.clone());
     let res = blocking(move || -> rusqlite::Result<bool> {
         let mut conn = if path.exists() {
@@ -256,7 +258,7 @@ async fn put_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) 
     if t.account.len() > state.cfg.constraints.max_account_name_length {
         return plain(StatusCode::BAD_REQUEST, "Account name too long");
     }
-    if let Err(m) = check_metadata(headers, "account", &state.cfg.constraints) {
+    if let Err(m) = check_metadata(headers, MetaTarget::Account, &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
     let items = metadata_items(headers, "account", &[]);
@@ -318,7 +320,7 @@ async fn post_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap)
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Err(m) = check_metadata(headers, "account", &state.cfg.constraints) {
+    if let Err(m) = check_metadata(headers, MetaTarget::Account, &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
     let items = metadata_items(headers, "account", &[]);
@@ -496,21 +498,22 @@ fn render(
         ListingFormat::Xml => {
             let mut s = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"{}\">",
-                db::xml_escape(account)
+                xml_attr(account)
             );
             for e in rows {
                 match e {
                     Entry::Subdir(d) => s.push_str(&format!(
-                        "<subdir name=\"{0}\"><name>{0}</name></subdir>",
-                        db::xml_escape(d)
+                        "<subdir name=\"{}\"><name>{}</name></subdir>",
+                        xml_attr(d),
+                        xml_text(d)
                     )),
                     Entry::Row(n, r) => s.push_str(&format!(
                         "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified><storage_policy>{}</storage_policy></container>",
-                        db::xml_escape(n),
+                        xml_text(n),
                         r.object_count,
                         r.bytes_used,
                         ts(&r.put_timestamp).isoformat(),
-                        db::xml_escape(&state.cfg.policies.name_of(r.policy_index))
+                        xml_text(&state.cfg.policies.name_of(r.policy_index))
                     )),
                 }
             }

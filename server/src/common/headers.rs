@@ -3,6 +3,8 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
+use ringsmith::swift::MetaTarget;
+
 use super::Constraints;
 use super::Timestamp;
 
@@ -24,72 +26,19 @@ pub fn timestamp(headers: &HeaderMap, name: &str) -> Result<Option<Timestamp>, S
     }
 }
 
-/// Swift stores header names title-cased (`x-object-meta-color` → `X-Object-Meta-Color`).
-pub fn title_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = true;
-    for c in name.chars() {
-        if upper {
-            out.extend(c.to_uppercase());
-        } else {
-            out.extend(c.to_lowercase());
-        }
-        upper = c == '-';
-    }
-    out
-}
+pub use ringsmith::swift::header::title_case;
 
-/// Swift's `check_metadata` for `X-<target>-Meta-*` headers: a 400 message when one of
-/// the `[swift-constraints]` limits is exceeded.
+/// Swift's `check_metadata` over a request's headers: a 400 message when one of the
+/// `[swift-constraints]` limits is exceeded.
 pub fn check_metadata(
     headers: &HeaderMap,
-    target: &str,
+    target: MetaTarget,
     limits: &Constraints,
 ) -> Result<(), String> {
-    let prefix = format!("x-{target}-meta-");
-    let mut count = 0usize;
-    let mut size = 0usize;
-    for (name, value) in headers {
-        let name = name.as_str();
-        let Some(key) = name.strip_prefix(&prefix) else {
-            continue;
-        };
-        let value = std::str::from_utf8(value.as_bytes())
-            .map_err(|_| "Metadata must be valid UTF-8".to_string())?;
-        if key.is_empty() {
-            return Err("Metadata name cannot be empty".into());
-        }
-        count += 1;
-        size += key.len() + value.len();
-        if key.len() > limits.max_meta_name_length {
-            return Err(format!(
-                "Metadata name too long: {}{}",
-                title_case(&prefix),
-                key
-            ));
-        }
-        if value.len() > limits.max_meta_value_length {
-            return Err(format!(
-                "Metadata value longer than {}: {}{}",
-                limits.max_meta_value_length,
-                title_case(&prefix),
-                key
-            ));
-        }
-        if count > limits.max_meta_count {
-            return Err(format!(
-                "Too many metadata items; max {}",
-                limits.max_meta_count
-            ));
-        }
-        if size > limits.max_meta_overall_size {
-            return Err(format!(
-                "Total metadata too large; max {}",
-                limits.max_meta_overall_size
-            ));
-        }
-    }
-    Ok(())
+    limits.check_metadata(
+        target,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+    )
 }
 
 /// Inserts a header from owned strings, skipping values that are not valid header text
@@ -129,12 +78,12 @@ mod tests {
         let limits = Constraints::default();
         let mut h = HeaderMap::new();
         h.insert("x-object-meta-a", HeaderValue::from_static("b"));
-        assert!(check_metadata(&h, "object", &limits).is_ok());
+        assert!(check_metadata(&h, MetaTarget::Object, &limits).is_ok());
         h.insert(
             "x-object-meta-long",
             HeaderValue::from_str(&"v".repeat(257)).unwrap(),
         );
-        let e = check_metadata(&h, "object", &limits).unwrap_err();
+        let e = check_metadata(&h, MetaTarget::Object, &limits).unwrap_err();
         assert!(e.contains("longer than 256"), "{e}");
         let mut h = HeaderMap::new();
         let name = format!("x-container-meta-{}", "n".repeat(129));
@@ -142,7 +91,7 @@ mod tests {
             HeaderName::from_bytes(name.as_bytes()).unwrap(),
             HeaderValue::from_static("v"),
         );
-        assert!(check_metadata(&h, "container", &limits)
+        assert!(check_metadata(&h, MetaTarget::Container, &limits)
             .unwrap_err()
             .contains("name too long"));
     }

@@ -1,6 +1,5 @@
-//! What the object, container and account servers share: Swift's timestamps, request
-//! path parsing and validation, the `[swift-constraints]` limits, storage policies from
-//! `swift.conf`, device checks (`mount_check`, full disks), response helpers, and the
+//! What the object, container and account servers share: request path parsing and
+//! validation, device checks (`mount_check`, full disks), response helpers, and the
 //! runner that serves a router with timeouts, structured logs and graceful shutdown.
 //!
 //! The servers follow one pattern: a handler parses and validates everything it can from
@@ -10,82 +9,14 @@
 
 pub mod headers;
 pub mod path;
-pub mod policy;
 pub mod runner;
-pub mod timestamp;
 
 use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode};
 
-pub use timestamp::Timestamp;
-
-/// Swift's version string, reported in `Server:` headers and `/recon/version`: the
-/// servers speak Swift 2.38.3's protocol, and `swift-recon --swift-versions` compares it.
-pub const SWIFT_VERSION: &str = "2.38.3";
-
-/// Limits from `[swift-constraints]` in `swift.conf` (Swift's defaults otherwise).
-#[derive(Clone, Debug)]
-pub struct Constraints {
-    pub max_file_size: u64,
-    pub max_meta_name_length: usize,
-    pub max_meta_value_length: usize,
-    pub max_meta_count: usize,
-    pub max_meta_overall_size: usize,
-    pub max_header_size: usize,
-    pub max_object_name_length: usize,
-    pub container_listing_limit: usize,
-    pub account_listing_limit: usize,
-    pub max_account_name_length: usize,
-    pub max_container_name_length: usize,
-}
-
-impl Default for Constraints {
-    fn default() -> Self {
-        Constraints {
-            max_file_size: 5_368_709_122,
-            max_meta_name_length: 128,
-            max_meta_value_length: 256,
-            max_meta_count: 90,
-            max_meta_overall_size: 4096,
-            max_header_size: 8192,
-            max_object_name_length: 1024,
-            container_listing_limit: 10_000,
-            account_listing_limit: 10_000,
-            max_account_name_length: 256,
-            max_container_name_length: 256,
-        }
-    }
-}
-
-impl Constraints {
-    /// Reads `[swift-constraints]` of a parsed `swift.conf`.
-    pub fn from_swift_conf(conf: &crate::conf::Conf) -> Result<Self, crate::conf::ConfError> {
-        let d = Constraints::default();
-        if !conf.has_section("swift-constraints") {
-            return Ok(d);
-        }
-        let s = conf.section("swift-constraints");
-        Ok(Constraints {
-            max_file_size: s.parse_or("max_file_size", d.max_file_size)?,
-            max_meta_name_length: s.parse_or("max_meta_name_length", d.max_meta_name_length)?,
-            max_meta_value_length: s.parse_or("max_meta_value_length", d.max_meta_value_length)?,
-            max_meta_count: s.parse_or("max_meta_count", d.max_meta_count)?,
-            max_meta_overall_size: s.parse_or("max_meta_overall_size", d.max_meta_overall_size)?,
-            max_header_size: s.parse_or("max_header_size", d.max_header_size)?,
-            max_object_name_length: s
-                .parse_or("max_object_name_length", d.max_object_name_length)?,
-            container_listing_limit: s
-                .parse_or("container_listing_limit", d.container_listing_limit)?,
-            account_listing_limit: s.parse_or("account_listing_limit", d.account_listing_limit)?,
-            max_account_name_length: s
-                .parse_or("max_account_name_length", d.max_account_name_length)?,
-            max_container_name_length: s
-                .parse_or("max_container_name_length", d.max_container_name_length)?,
-        })
-    }
-}
+pub use ringsmith::swift::{Constraints, Timestamp, SWIFT_VERSION};
 
 /// Settings every storage server reads from `[DEFAULT]` and its `[app:*]` section.
 #[derive(Clone, Debug)]

@@ -12,6 +12,8 @@
 
 pub mod broker;
 
+use ringsmith::swift::escape::{xml_attr, xml_text};
+use ringsmith::swift::MetaTarget;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,16 +27,16 @@ use serde_json::json;
 
 use crate::common::headers::{self as h, check_metadata, title_case};
 use crate::common::path::{decode_path, parse_storage_path, PathError, StoragePath};
-use crate::common::policy::Policies;
-use crate::common::timestamp::http_date;
 use crate::common::{
     empty, insufficient_storage, plain, Constraints, DeviceSettings, DeviceState, Timestamp,
     SWIFT_VERSION,
 };
-use crate::conf::Conf;
 use crate::db::{self, Entry, ListingFormat};
 use crate::recon::{ReconState, ServerKind};
 use broker::{ts, ContainerInfo, ObjectRecord};
+use ringsmith::swift::conf::Conf;
+use ringsmith::swift::policy::Policies;
+use ringsmith::swift::timestamp::http_date;
 
 type Resp = Response<Body>;
 
@@ -57,7 +59,7 @@ impl ContainerConfig {
         let app = conf.section("app:container-server");
         let swift_dir = PathBuf::from(app.str_or("swift_dir", "/etc/swift"));
         let (hash, policies, constraints) = crate::object::load_swift_conf(&swift_dir)?;
-        let e = |e: crate::conf::ConfError| e.to_string();
+        let e = |e: ringsmith::swift::conf::ConfError| e.to_string();
         Ok(ContainerConfig {
             devices: crate::object::device_settings(&app).map_err(e)?,
             swift_dir,
@@ -306,7 +308,7 @@ async fn object_update(
         );
     }
     let auto_create = t.account.starts_with(&state.cfg.auto_create_account_prefix)
-        || h::get(headers, "x-backend-auto-create").is_some_and(crate::conf::is_true);
+        || h::get(headers, "x-backend-auto-create").is_some_and(ringsmith::swift::conf::is_true);
     let (account, container, path) = (t.account.clone(), t.container.clone(), t.db_path.clone());
     let res = blocking(move || -> rusqlite::Result<StatusCode> {
         let mut conn = if path.exists() {
@@ -354,7 +356,7 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
             ),
         );
     }
-    if let Err(m) = check_metadata(headers, "container", &state.cfg.constraints) {
+    if let Err(m) = check_metadata(headers, MetaTarget::Container, &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
     let requested = match h::get(headers, "x-backend-storage-policy-index") {
@@ -536,8 +538,9 @@ async fn account_update(
     None
 }
 
-pub(crate) fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+/// One path segment, quoted with nothing safe (not even `/`).
+fn enc(s: &str) -> String {
+    ringsmith::swift::escape::quote_with(s, b"")
 }
 
 async fn delete_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderMap) -> Resp {
@@ -588,11 +591,12 @@ async fn post_container(state: &Arc<ContainerState>, t: Target, headers: &Header
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Err(m) = check_metadata(headers, "container", &state.cfg.constraints) {
+    if let Err(m) = check_metadata(headers, MetaTarget::Container, &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
     let items = metadata_items(headers, "container", SAVE_HEADERS);
-    let bump = !h::get(headers, "x-backend-no-timestamp-update").is_some_and(crate::conf::is_true);
+    let bump = !h::get(headers, "x-backend-no-timestamp-update")
+        .is_some_and(ringsmith::swift::conf::is_true);
     let path = t.db_path.clone();
     let res = blocking(move || -> rusqlite::Result<bool> {
         if !path.exists() {
@@ -787,22 +791,23 @@ fn render_objects(
         ListingFormat::Xml => {
             let mut s = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<container name=\"{}\">",
-                db::xml_escape(container)
+                xml_attr(container)
             );
             for e in rows {
                 match e {
                     Entry::Subdir(d) => s.push_str(&format!(
-                        "<subdir name=\"{0}\"><name>{0}</name></subdir>",
-                        db::xml_escape(d)
+                        "<subdir name=\"{}\"><name>{}</name></subdir>",
+                        xml_attr(d),
+                        xml_text(d)
                     )),
                     Entry::Row(n, r) => {
                         let (ct, bytes) = split_swift_bytes(&r.content_type, r.size);
                         s.push_str(&format!(
                             "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type><last_modified>{}</last_modified></object>",
-                            db::xml_escape(n),
-                            db::xml_escape(&r.etag),
+                            xml_text(n),
+                            xml_text(&r.etag),
                             bytes,
-                            db::xml_escape(&ct),
+                            xml_text(&ct),
                             ts(&r.created_at).isoformat()
                         ))
                     }

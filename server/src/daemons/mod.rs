@@ -38,9 +38,9 @@ use ringsmith::hash::HashConfig;
 use ringsmith::ring::Ring;
 use serde_json::{Map, Value};
 
-use crate::common::policy::Policies;
 use crate::common::{DeviceSettings, Timestamp};
-use crate::conf::{Conf, ConfError, Section};
+use ringsmith::swift::conf::{Conf, ConfError, Section};
+use ringsmith::swift::policy::Policies;
 
 /// Settings every daemon reads: its own section (`[object-replicator]`, ...), which
 /// inherits `[DEFAULT]` like Swift's; `bind_ip`/`bind_port` identify the local devices.
@@ -202,16 +202,7 @@ pub fn node_base(d: &Device) -> String {
     format!("http://{}:{port}", ringsmith::device::bracket_ipv6(ip))
 }
 
-/// Percent-encodes a path like Swift's `quote` (keeps `/`).
-pub fn quote(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(s, SET).to_string()
-}
+pub use ringsmith::swift::escape::quote;
 
 /// A token-bucket-free limiter: items are spaced so that no more than `rate` pass
 /// per second on average, with up to one second of burst after a quiet period (what
@@ -267,7 +258,7 @@ fn try_dump_recon_cache(
     entries: Map<String, Value>,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(cache_dir)?;
-    let _lock = FileLock::acquire(&cache_dir.join(format!(".{file}.recon.lock")))?;
+    let _lock = ringsmith::flock::lock(&cache_dir.join(format!(".{file}.recon.lock")))?;
     let path = cache_dir.join(format!("{file}.recon"));
     let mut current: Map<String, Value> = std::fs::read_to_string(&path)
         .ok()
@@ -278,26 +269,6 @@ fn try_dump_recon_cache(
     }
     let text = serde_json::to_string(&Value::Object(current)).unwrap_or_default() + "\n";
     ringsmith::atomic::write_bytes_atomic(&path, 0o644, text.as_bytes())
-}
-
-/// An exclusive `flock` on a lock file, released on drop.
-pub struct FileLock {
-    _file: std::fs::File,
-}
-
-impl FileLock {
-    pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
-        use std::os::unix::io::AsRawFd;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(FileLock { _file: f })
-    }
 }
 
 /// Runs `pass` once, or forever with `interval` between pass starts, until SIGTERM or

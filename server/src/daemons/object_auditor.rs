@@ -83,7 +83,7 @@ pub struct ObjectAuditor {
 impl ObjectAuditor {
     pub fn new(conf: DaemonConf) -> Result<ObjectAuditor, String> {
         let s = &conf.section;
-        let e = |e: crate::conf::ConfError| e.to_string();
+        let e = |e: ringsmith::swift::conf::ConfError| e.to_string();
         Ok(ObjectAuditor {
             files_per_second: s.parse_or("files_per_second", 20.0).map_err(e)?,
             bytes_per_second: s.parse_or("bytes_per_second", 10_000_000.0).map_err(e)?,
@@ -133,7 +133,7 @@ impl ObjectAuditor {
         };
         let reclaim = self.conf.reclaim_before();
         for (_, dev_path) in self.conf.device_dirs() {
-            for policy in &self.conf.policies.policies {
+            for policy in self.conf.policies.iter() {
                 let objects_dir = policy.dir("objects");
                 walk(&dev_path.join(&objects_dir), |part_dir, sfx, hash_dir| {
                     let st = match OnDiskState::read_dir(hash_dir) {

@@ -34,10 +34,10 @@ use serde_json::{json, Map};
 use tokio::sync::{Mutex, Semaphore};
 
 use super::{node_base, quote, DaemonConf, RateLimiter};
-use crate::common::policy::Policy;
 use crate::common::Timestamp;
 use crate::object::diskfile::{self, OnDiskState};
 use crate::object::hashes;
+use ringsmith::swift::policy::Policy;
 
 /// Counters of one pass, with the names Swift's `replication_stats` uses.
 #[derive(Default)]
@@ -197,9 +197,8 @@ impl ObjectReplicator {
         let policies: Vec<Policy> = self
             .conf
             .policies
-            .policies
             .iter()
-            .filter(|p| p.policy_type == "replication")
+            .filter(|p| p.is_replication())
             .cloned()
             .collect();
         for policy in policies {

@@ -16,7 +16,7 @@ use ringsmith::pickle::Value;
 use serde_json::{json, Map};
 
 use super::{node_base, quote, DaemonConf, RateLimiter};
-use crate::common::policy::Policy;
+use ringsmith::swift::policy::Policy;
 
 /// A parsed `async_pending` file.
 #[derive(Clone, Debug, PartialEq)]
@@ -158,7 +158,7 @@ impl ObjectUpdater {
         let mut stats = SweepStats::default();
         let mut limiter = RateLimiter::new(self.objects_per_second);
         for (dev, dev_path) in self.conf.device_dirs() {
-            for policy in &self.conf.policies.policies {
+            for policy in self.conf.policies.iter() {
                 self.sweep(&ring, policy, &dev_path, &mut limiter, &mut stats)
                     .await;
             }

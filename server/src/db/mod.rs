@@ -190,7 +190,7 @@ pub fn listing_params(
                 }
                 p.limit = n;
             }
-            "reverse" => p.reverse = crate::conf::is_true(&v),
+            "reverse" => p.reverse = ringsmith::swift::conf::is_true(&v),
             "path" => p.path = Some(v.into_owned()),
             "format" => format = Some(v.to_ascii_lowercase()),
             _ => {}
@@ -369,22 +369,6 @@ fn skip_subtree(w: &mut Window, dir: &str, d: char, reverse: bool) {
         next.push(char::from_u32(d as u32 + 1).unwrap_or(d));
         w.lo = Some((next, true));
     }
-}
-
-/// Escapes text for the XML listings.
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

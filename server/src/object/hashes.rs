@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use md5::{Digest, Md5};
@@ -23,28 +22,9 @@ use crate::common::Timestamp;
 pub const HASH_FILE: &str = "hashes.pkl";
 pub const HASH_INVALIDATIONS_FILE: &str = "hashes.invalid";
 
-/// An exclusive `flock` on `<dir>/.lock`, released on drop.
-pub struct DirLock(fs::File);
-
-impl DirLock {
-    pub fn acquire(dir: &Path) -> io::Result<DirLock> {
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(".lock"))?;
-        // SAFETY: flock on a valid open descriptor.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(DirLock(f))
-    }
-}
-
-impl Drop for DirLock {
-    fn drop(&mut self) {
-        // SAFETY: unlocking the descriptor we locked.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
+/// The partition lock Swift's object server and replicator take: `<dir>/.lock`.
+fn lock_partition(dir: &Path) -> io::Result<ringsmith::flock::LockGuard> {
+    ringsmith::flock::lock(&dir.join(".lock"))
 }
 
 pub fn valid_suffix(s: &str) -> bool {
@@ -56,7 +36,7 @@ pub fn valid_suffix(s: &str) -> bool {
 /// Records that `suffix` of the partition at `part_dir` changed.
 pub fn invalidate_hash(part_dir: &Path, suffix: &str) -> io::Result<()> {
     fs::create_dir_all(part_dir)?;
-    let _lock = DirLock::acquire(part_dir)?;
+    let _lock = lock_partition(part_dir)?;
     let mut f = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -161,7 +141,7 @@ pub fn get_hashes(
     if !part_dir.is_dir() {
         return Ok(BTreeMap::new());
     }
-    let _lock = DirLock::acquire(part_dir)?;
+    let _lock = lock_partition(part_dir)?;
     let (valid, mut hashes) = read_hashes(part_dir);
     if !valid {
         hashes.clear();

@@ -27,9 +27,9 @@ use std::time::Duration;
 use axum::Router;
 use ringsmith::hash::HashConfig;
 
-use crate::common::policy::Policies;
 use crate::common::{Constraints, DeviceSettings};
-use crate::conf::{Conf, ConfError};
+use ringsmith::swift::conf::{Conf, ConfError};
+use ringsmith::swift::policy::Policies;
 
 /// Everything the object server's handlers need, read once at startup.
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ pub struct ObjectConfig {
 pub const DEFAULT_ALLOWED_HEADERS: &str = "content-disposition, content-encoding, x-delete-at, x-object-manifest, x-static-large-object, cache-control, content-language, expires, x-robots-tag";
 
 /// Swift's setting names and defaults for the keys the storage servers read.
-pub fn device_settings(app: &crate::conf::Section) -> Result<DeviceSettings, ConfError> {
+pub fn device_settings(app: &ringsmith::swift::conf::Section) -> Result<DeviceSettings, ConfError> {
     let reserve = app.str_or("fallocate_reserve", "1%");
     let (bytes, pct) = match reserve.trim().strip_suffix('%') {
         Some(p) => (
@@ -77,17 +77,27 @@ pub fn device_settings(app: &crate::conf::Section) -> Result<DeviceSettings, Con
     })
 }
 
-/// Loads `swift.conf` from `swift_dir`: hash secrets, policies, constraints.
+/// Loads `swift.conf` from `swift_dir` for a storage server: hash secrets, policies and
+/// constraints, refusing policy types this server cannot store yet.
 pub fn load_swift_conf(swift_dir: &Path) -> Result<(HashConfig, Policies, Constraints), String> {
-    let path = swift_dir.join("swift.conf");
-    let hash = HashConfig::load(swift_dir).map_err(|e| e.to_string())?;
-    let conf = Conf::load(&path).map_err(|e| e.to_string())?;
-    let policies = Policies::from_swift_conf(&conf).map_err(|e| e.to_string())?;
-    let constraints = Constraints::from_swift_conf(&conf).map_err(|e| e.to_string())?;
-    Ok((hash, policies, constraints))
+    let c = ringsmith::swift::SwiftConf::load(swift_dir).map_err(|e| e.to_string())?;
+    if let Some(p) = c.policies.iter().find(|p| !p.is_replication()) {
+        return Err(format!(
+            "{}: storage policy {} is of type {}, which Ringsmith's storage servers do not \
+             store yet",
+            c.path.display(),
+            p.index,
+            p.policy_type.name()
+        ));
+    }
+    Ok((c.hash, c.policies, c.constraints))
 }
 
-fn secs(app: &crate::conf::Section, key: &str, default: f64) -> Result<Duration, ConfError> {
+fn secs(
+    app: &ringsmith::swift::conf::Section,
+    key: &str,
+    default: f64,
+) -> Result<Duration, ConfError> {
     let v: f64 = app.parse_or(key, default)?;
     if !(v.is_finite() && v >= 0.0) {
         return Err(ConfError::Value {

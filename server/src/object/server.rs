@@ -1,5 +1,6 @@
 //! Request handlers of the object server (see the module docs in `object/mod.rs`).
 
+use ringsmith::swift::MetaTarget;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,10 +18,10 @@ use super::update::{self, PendingUpdate, UpdateTarget};
 use super::ObjectState;
 use crate::common::headers::{self as h, check_metadata, etag_list, title_case};
 use crate::common::path::{decode_path, parse_storage_path, PathError, StoragePath};
-use crate::common::policy::Policy;
-use crate::common::timestamp::{http_date, parse_http_date};
 use crate::common::{empty, insufficient_storage, plain, DeviceState, Timestamp, SWIFT_VERSION};
 use crate::recon::ReconState;
+use ringsmith::swift::policy::Policy;
+use ringsmith::swift::timestamp::{http_date, parse_http_date};
 
 type Resp = Response<Body>;
 
@@ -228,8 +229,8 @@ fn delete_at_header(headers: &HeaderMap) -> Result<Option<u64>, Resp> {
                 .parse()
                 .map_err(|_| plain(StatusCode::BAD_REQUEST, "Non-integer X-Delete-At"))?;
             // A replicator copies an object as it is, even one already past expiry.
-            let replicating =
-                h::get(headers, "x-backend-replication").is_some_and(crate::conf::is_true);
+            let replicating = h::get(headers, "x-backend-replication")
+                .is_some_and(ringsmith::swift::conf::is_true);
             if n <= now_secs() && !replicating {
                 return Err(plain(StatusCode::BAD_REQUEST, "X-Delete-At in past"));
             }
@@ -239,7 +240,7 @@ fn delete_at_header(headers: &HeaderMap) -> Result<Option<u64>, Resp> {
 }
 
 fn is_expired(meta: &Metadata, headers: &HeaderMap) -> bool {
-    if h::get(headers, "x-backend-open-expired").is_some_and(crate::conf::is_true) {
+    if h::get(headers, "x-backend-open-expired").is_some_and(ringsmith::swift::conf::is_true) {
         return false;
     }
     meta.get("X-Delete-At")
@@ -310,7 +311,7 @@ async fn put(state: &Arc<ObjectState>, or: ObjectRequest, req: Request) -> Resp 
         }
         Some(ct) => ct.to_string(),
     };
-    if let Err(m) = check_metadata(&headers, "object", limits) {
+    if let Err(m) = check_metadata(&headers, MetaTarget::Object, limits) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
     let delete_at = match delete_at_header(&headers) {
@@ -1082,7 +1083,7 @@ async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap) 
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Err(m) = check_metadata(headers, "object", &state.cfg.constraints) {
+    if let Err(m) = check_metadata(headers, MetaTarget::Object, &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
     let delete_at = match delete_at_header(headers) {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use ringsmith::pickle::Value;
 
-use crate::common::policy::Policy;
 use crate::common::Timestamp;
+use ringsmith::swift::policy::Policy;
 
 /// One container replica to update.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,17 +108,7 @@ impl PendingUpdate {
     }
 }
 
-fn quote_path(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, PATH_SET).to_string()
-}
-
-/// Characters escaped in a request path (Swift's `quote` keeps `/` and unreserved ones).
-const PATH_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'/')
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+use ringsmith::swift::escape::quote as quote_path;
 
 /// Sends one update; true on a 2xx.
 pub async fn send(

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use crate::conf::{ConfError, Section};
+use ringsmith::swift::conf::{ConfError, Section};
 
 #[derive(Clone, Debug)]
 pub struct User {
@@ -395,7 +395,7 @@ pub fn authorize(auth: &TempAuth, identity: Option<&Identity>, req: &AuthzReques
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conf::Conf;
+    use ringsmith::swift::conf::Conf;
     use std::path::Path;
 
     fn tempauth() -> TempAuth {

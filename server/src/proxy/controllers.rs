@@ -25,7 +25,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use http_body_util::BodyExt;
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::percent_decode_str;
 
 use super::auth::{authorize, AuthzRequest, Decision, Identity};
 use super::backend::{
@@ -34,6 +34,7 @@ use super::backend::{
 use super::listing;
 use super::ring::{Node, Ring};
 use super::{empty, header, status_text, text, Proxy};
+use ringsmith::swift::MetaTarget;
 
 /// What the proxy knows about a container (Swift's `get_container_info`).
 #[derive(Clone, Debug)]
@@ -47,16 +48,7 @@ pub struct ContainerInfo {
 }
 
 /// Swift's `quote(name, safe='/')`: everything but unreserved characters and `/`.
-const PATH_QUOTE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
-
-pub fn quote(s: &str) -> String {
-    utf8_percent_encode(s, PATH_QUOTE).to_string()
-}
+pub use ringsmith::swift::escape::quote;
 
 /// Headers that never travel from the client to a backend.
 fn strip_inbound(name: &str) -> bool {
@@ -359,12 +351,11 @@ fn info(proxy: &Proxy, method: &Method) -> Response {
     let c = &proxy.constraints;
     let policies: Vec<serde_json::Value> = proxy
         .policies
-        .list
         .iter()
         .filter(|p| !p.deprecated)
         .map(|p| {
-            let mut v = serde_json::json!({"name": p.name, "aliases": p.aliases.join(", ")});
-            if p.default {
+            let mut v = serde_json::json!({"name": p.name(), "aliases": p.aliases.join(", ")});
+            if p.is_default {
                 v["default"] = true.into();
             }
             v
@@ -745,7 +736,7 @@ fn quorum_response(answers: &[Answer], replicas: usize, owner: bool) -> Response
     }
 }
 
-fn check_meta(ctx: &Ctx, target: &str) -> Result<(), Response> {
+fn check_meta(ctx: &Ctx, target: MetaTarget) -> Result<(), Response> {
     ctx.proxy
         .constraints
         .check_metadata(
@@ -867,7 +858,10 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
             let q = tri!(listing_query(ctx, proxy.constraints.account_listing_limit));
             let path = format!("{base}?{q}");
             let h = ctx.backend_headers(None);
-            let r = if ctx.h("x-newest").is_some_and(crate::conf::is_true) {
+            let r = if ctx
+                .h("x-newest")
+                .is_some_and(ringsmith::swift::conf::is_true)
+            {
                 proxy.read_newest(ring, part, &m, &path, &h).await
             } else {
                 proxy.read_one(ring, part, &m, &path, &h).await
@@ -885,7 +879,7 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
             {
                 return status_text(StatusCode::METHOD_NOT_ALLOWED);
             }
-            tri!(check_meta(ctx, "account"));
+            tri!(check_meta(ctx, MetaTarget::Account));
             drop(body);
             if ctx.method == Method::POST {
                 tri!(proxy.ensure_account(&ctx.account, &ctx.trans_id).await);
@@ -990,7 +984,10 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
             ));
             let path = format!("{base}?{q}");
             let h = ctx.backend_headers(None);
-            let r = if ctx.h("x-newest").is_some_and(crate::conf::is_true) {
+            let r = if ctx
+                .h("x-newest")
+                .is_some_and(ringsmith::swift::conf::is_true)
+            {
                 proxy.read_newest(ring, part, &m, &path, &h).await
             } else {
                 proxy.read_one(ring, part, &m, &path, &h).await
@@ -998,8 +995,8 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
             let policy = r
                 .header("x-backend-storage-policy-index")
                 .and_then(|v| v.parse().ok())
-                .and_then(|i| proxy.policies.by_index(i))
-                .map(|p| p.name.clone());
+                .and_then(|i| proxy.policies.get(i))
+                .map(|p| p.name().to_string());
             let mut resp = listing_response(ctx, r, format).await;
             if let Some(name) = policy {
                 set(resp.headers_mut(), "x-storage-policy", &name);
@@ -1014,7 +1011,7 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
                     "Container name cannot contain slashes",
                 );
             }
-            tri!(check_meta(ctx, "container"));
+            tri!(check_meta(ctx, MetaTarget::Container));
             for acl_header in ["x-container-read", "x-container-write"] {
                 if let Some(v) = ctx.h(acl_header) {
                     if v.len() > proxy.constraints.max_header_size {
@@ -1034,7 +1031,7 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
                         Some(p) => {
                             return text(
                                 StatusCode::BAD_REQUEST,
-                                format!("Storage Policy {:?} is deprecated", p.name),
+                                format!("Storage Policy {:?} is deprecated", p.name()),
                             )
                         }
                         None => {
@@ -1223,7 +1220,7 @@ async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
             put_object(ctx, &target, body, None).await
         }
         Method::POST => {
-            tri!(check_meta(ctx, "object"));
+            tri!(check_meta(ctx, MetaTarget::Object));
             let mut h = ctx.backend_headers(Some(&timestamp_now()));
             tri!(expiry_headers(ctx, &mut h));
             set(
@@ -1316,7 +1313,10 @@ async fn get_object(ctx: &mut Ctx, target: &ObjTarget) -> Response {
         "x-backend-storage-policy-index",
         &target.policy_index.to_string(),
     );
-    let r = if ctx.h("x-newest").is_some_and(crate::conf::is_true) {
+    let r = if ctx
+        .h("x-newest")
+        .is_some_and(ringsmith::swift::conf::is_true)
+    {
         proxy
             .read_newest(
                 target.ring.clone(),
@@ -1374,7 +1374,7 @@ async fn put_object(
     let proxy = ctx.proxy.clone();
     let container = ctx.container.clone().expect("object request");
     let object = ctx.object.clone().expect("object request");
-    tri!(check_meta(ctx, "object"));
+    tri!(check_meta(ctx, MetaTarget::Object));
     let te_chunked = ctx
         .h("transfer-encoding")
         .map(|v| v.to_ascii_lowercase().contains("chunked"));
@@ -1409,7 +1409,7 @@ async fn put_object(
     );
     let detect = ctx
         .h("x-detect-content-type")
-        .is_some_and(crate::conf::is_true);
+        .is_some_and(ringsmith::swift::conf::is_true);
     if detect || !h.contains_key("content-type") {
         set(&mut h, "content-type", guess_content_type(&object));
     }
@@ -1778,7 +1778,9 @@ async fn copy_into(ctx: &mut Ctx, target: &ObjTarget, src: &str) -> Response {
     let length = sresp.header("content-length").and_then(|v| v.parse().ok());
     let last_mod = sresp.header("last-modified").map(str::to_string);
     // Source metadata first, the request's headers over it.
-    let fresh = ctx.h("x-fresh-metadata").is_some_and(crate::conf::is_true);
+    let fresh = ctx
+        .h("x-fresh-metadata")
+        .is_some_and(ringsmith::swift::conf::is_true);
     let mut merged = HeaderMap::new();
     for (k, v) in &sresp.headers {
         let n = k.as_str();

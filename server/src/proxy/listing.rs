@@ -2,6 +2,7 @@
 //! produces them: the proxy always asks the backend for JSON and renders plain text,
 //! JSON or XML itself, choosing by `?format=` first and the `Accept` header second.
 
+use ringsmith::swift::escape::{xml_attr, xml_text};
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,20 +72,6 @@ pub fn choose(format_param: Option<&str>, accept: Option<&str>) -> Option<Format
     best.map(|b| b.2)
 }
 
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 fn field(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -112,18 +99,20 @@ pub fn render(listing: &[Value], format: Format, account: &str, container: Optio
             let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
             match container {
                 Some(c) => {
-                    out.push_str(&format!("<container name=\"{}\">", xml_escape(c)));
+                    out.push_str(&format!("<container name=\"{}\">", xml_attr(c)));
                     for rec in listing {
                         if let Some(sub) = rec.get("subdir") {
-                            let s = xml_escape(&field(sub));
+                            let s = field(sub);
                             out.push_str(&format!(
-                                "<subdir name=\"{s}\"><name>{s}</name></subdir>"
+                                "<subdir name=\"{}\"><name>{}</name></subdir>",
+                                xml_attr(&s),
+                                xml_text(&s)
                             ));
                         } else {
                             out.push_str("<object>");
                             for k in ["name", "hash", "bytes", "content_type", "last_modified"] {
                                 let v = rec.get(k).map(field).unwrap_or_default();
-                                out.push_str(&format!("<{k}>{}</{k}>", xml_escape(&v)));
+                                out.push_str(&format!("<{k}>{}</{k}>", xml_text(&v)));
                             }
                             out.push_str("</object>");
                         }
@@ -131,18 +120,18 @@ pub fn render(listing: &[Value], format: Format, account: &str, container: Optio
                     out.push_str("</container>");
                 }
                 None => {
-                    out.push_str(&format!("<account name=\"{}\">\n", xml_escape(account)));
+                    out.push_str(&format!("<account name=\"{}\">\n", xml_attr(account)));
                     for rec in listing {
                         if let Some(sub) = rec.get("subdir") {
                             out.push_str(&format!(
                                 "<subdir name=\"{}\" />\n",
-                                xml_escape(&field(sub))
+                                xml_attr(&field(sub))
                             ));
                         } else {
                             out.push_str("<container>");
                             for k in ["name", "count", "bytes", "last_modified", "storage_policy"] {
                                 if let Some(v) = rec.get(k) {
-                                    out.push_str(&format!("<{k}>{}</{k}>", xml_escape(&field(v))));
+                                    out.push_str(&format!("<{k}>{}</{k}>", xml_text(&field(v))));
                                 }
                             }
                             out.push_str("</container>\n");

@@ -20,7 +20,6 @@ pub mod backend;
 pub mod controllers;
 pub mod listing;
 pub mod paco;
-pub mod policy;
 pub mod ring;
 
 use std::collections::HashMap;
@@ -35,11 +34,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use ringsmith::hash::HashConfig;
 
-use crate::conf::{Conf, ConfError};
 use auth::TempAuth;
 use backend::{ErrorLimiter, Transport};
-use policy::{Constraints, Policies};
 use ring::RingSlot;
+use ringsmith::swift::conf::{Conf, ConfError};
+use ringsmith::swift::{Constraints, Policies, SwiftConf};
 
 /// Everything a proxy needs, built once from its config.
 pub struct Proxy {
@@ -80,18 +79,28 @@ impl Proxy {
     pub fn from_conf(conf: &Conf) -> Result<Proxy, StartError> {
         let app = conf.section("app:proxy-server");
         let swift_dir = PathBuf::from(app.str_or("swift_dir", "/etc/swift"));
-        let hash = HashConfig::load(&swift_dir)?;
-        let swift_conf = Conf::load(&swift_dir.join("swift.conf"))?;
-        let policies = Policies::from_conf(&swift_conf)?;
-        let constraints = Constraints::from_conf(&swift_conf)?;
+        let SwiftConf {
+            hash,
+            policies,
+            constraints,
+            ..
+        } = SwiftConf::load(&swift_dir)?;
+        if let Some(p) = policies.iter().find(|p| !p.is_replication()) {
+            return Err(StartError::Other(format!(
+                "{}: storage policy {} is of type {}, which the Ringsmith proxy does not serve yet",
+                swift_dir.join("swift.conf").display(),
+                p.index,
+                p.policy_type.name()
+            )));
+        }
         let auth = TempAuth::from_section(&conf.section("filter:tempauth"))?;
         let reload = Duration::from_secs_f64(app.parse_or("ring_check_interval", 1.0f64)?);
         let account_ring = RingSlot::open(swift_dir.join("account.ring.gz"), hash.clone(), reload)?;
         let container_ring =
             RingSlot::open(swift_dir.join("container.ring.gz"), hash.clone(), reload)?;
         let mut object_rings = HashMap::new();
-        for p in &policies.list {
-            let path = swift_dir.join(format!("{}.ring.gz", Policies::ring_name(p.index)));
+        for p in policies.iter() {
+            let path = swift_dir.join(format!("{}.ring.gz", p.ring_name()));
             object_rings.insert(p.index, RingSlot::open(path, hash.clone(), reload)?);
         }
         let secs = |k: &str, d: f64| -> Result<Duration, ConfError> {

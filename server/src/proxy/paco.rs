@@ -47,7 +47,7 @@ impl InProcess {
     /// Builds the object server from its config file, as `ringsmith-server object -c`
     /// would, without binding its port.
     pub fn load(object_conf: &Path) -> Result<InProcess, StartError> {
-        let conf = crate::conf::Conf::load(object_conf)?;
+        let conf = ringsmith::swift::conf::Conf::load(object_conf)?;
         let sec = conf.section("app:object-server");
         let ip = sec.str_or("bind_ip", "127.0.0.1");
         let port: u16 = sec.parse_or("bind_port", 6200u16)?;
@@ -93,7 +93,7 @@ impl InProcess {
 
 /// The object server's router for an object-server config: the same code and state
 /// `ringsmith-server object` serves.
-fn object_service(conf: &crate::conf::Conf) -> Result<axum::Router, StartError> {
+fn object_service(conf: &ringsmith::swift::conf::Conf) -> Result<axum::Router, StartError> {
     let cfg = crate::object::ObjectConfig::from_conf(conf)
         .map_err(|e| StartError::Other(format!("{}: {e}", conf.path.display())))?;
     Ok(crate::object::object_router(

@@ -30,6 +30,8 @@ pub enum ConfError {
     },
     #[error("{path}: no section [{section}]")]
     MissingSection { path: PathBuf, section: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
 }
 
 /// A parsed configuration file.
@@ -123,6 +125,15 @@ impl Conf {
         self.sections.keys().map(String::as_str)
     }
 
+    /// The keys written in a section itself, without `[DEFAULT]`, sorted by key (a
+    /// later duplicate wins, as in Python's `ConfigParser`).
+    pub fn own_section(&self, name: &str) -> Vec<(String, String)> {
+        self.sections
+            .get(name)
+            .map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// `[DEFAULT]` alone.
     pub fn defaults(&self) -> Section {
         Section {
@@ -165,11 +176,22 @@ pub fn is_true(value: &str) -> bool {
     )
 }
 
-fn is_false(value: &str) -> bool {
+/// The values Swift reads as false (`config_false_value`).
+pub fn is_false(value: &str) -> bool {
     matches!(
         value.trim().to_ascii_lowercase().as_str(),
         "false" | "0" | "no" | "off" | "f" | "n"
     )
+}
+
+/// Swift's `list_from_csv`: comma-separated, trimmed, empty items dropped.
+pub fn list_from_csv(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl Section {
