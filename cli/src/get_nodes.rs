@@ -140,44 +140,11 @@ fn resolve(args: &Args) -> Result<(Source, Target), String> {
 /// cluster without `[storage-policy:N]` sections has policy 0 named `Policy-0`.
 fn policy_index_by_name(swift_dir: &std::path::Path, name: &str) -> Result<u32, String> {
     let path = swift_dir.join("swift.conf");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut policies: Vec<(u32, Vec<String>)> = Vec::new();
-    let mut current: Option<usize> = None;
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') && line.ends_with(']') {
-            current = line[1..line.len() - 1]
-                .trim()
-                .strip_prefix("storage-policy:")
-                .and_then(|n| n.trim().parse::<u32>().ok())
-                .map(|n| {
-                    policies.push((n, Vec::new()));
-                    policies.len() - 1
-                });
-            continue;
-        }
-        let (Some(i), Some((key, value))) = (current, line.split_once(['=', ':'])) else {
-            continue;
-        };
-        match key.trim() {
-            "name" => policies[i].1.push(value.trim().to_uppercase()),
-            "aliases" => policies[i].1.extend(
-                value
-                    .split(',')
-                    .map(|a| a.trim().to_uppercase())
-                    .filter(|a| !a.is_empty()),
-            ),
-            _ => {}
-        }
-    }
-    if policies.is_empty() {
-        policies.push((0, vec!["POLICY-0".into()]));
-    }
-    let wanted = name.to_uppercase();
+    let conf = ringsmith::swift::Conf::load(&path).map_err(|e| e.to_string())?;
+    let policies = ringsmith::swift::Policies::from_conf(&conf).map_err(|e| e.to_string())?;
     policies
-        .iter()
-        .find(|(_, names)| names.contains(&wanted))
-        .map(|(n, _)| *n)
+        .by_name(name)
+        .map(|p| p.index)
         .ok_or_else(|| format!("no policy named {name:?} in {}", path.display()))
 }
 
