@@ -22,5 +22,3 @@ pub mod pyjson;
 pub mod recon;
 pub mod ring;
 pub mod swift;
-#[doc(hidden)]
-pub mod testing;

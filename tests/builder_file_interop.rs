@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ringsmith::builder::{RingBuilder, NONE_DEV};
-use ringsmith::testing::{swift_bin, swift_python_json};
+use ringsmith_testkit::{swift_bin, swift_python_json};
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/builders")

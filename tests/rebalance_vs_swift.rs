@@ -24,7 +24,7 @@ fn root() -> PathBuf {
 
 fn swift_rounds(scenario: &Path) -> BTreeMap<u64, Round> {
     let script = root().join("scripts/compare-rebalance.py");
-    let stdout = ringsmith::testing::swift_python(
+    let stdout = ringsmith_testkit::swift_python(
         &[
             script.as_os_str(),
             std::ffi::OsStr::new("--swift-json"),
@@ -182,7 +182,7 @@ for case in json.load(sys.stdin):
                 'required': repr(float(req))})
 print(json.dumps(out))
 "#;
-    let swift = ringsmith::testing::swift_python_json(
+    let swift = ringsmith_testkit::swift_python_json(
         &["-c", program],
         serde_json::to_string(&cases).unwrap().as_bytes(),
     );
@@ -261,7 +261,7 @@ fn rebalances_a_swift_builder_and_swift_accepts_the_result() {
     let swift_file = dir.path().join("swift.builder");
     let ours_file = dir.path().join("ours.builder");
     let python = |program: &str| {
-        let stdout = ringsmith::testing::swift_python(
+        let stdout = ringsmith_testkit::swift_python(
             &[
                 std::ffi::OsStr::new("-c"),
                 std::ffi::OsStr::new(program),

@@ -39,7 +39,7 @@ fn python(script: &str, input: &Value) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let input_path = dir.path().join("input.json");
     std::fs::write(&input_path, serde_json::to_vec(input).unwrap()).unwrap();
-    ringsmith::testing::swift_python_json(
+    ringsmith_testkit::swift_python_json(
         &[
             std::ffi::OsStr::new("-c"),
             std::ffi::OsStr::new(script),
@@ -136,7 +136,7 @@ fn rings_we_write_load_in_swift() {
             }));
 
             // The CLI's own checks.
-            let cli = ringsmith::testing::swift_bin("swift-ring-builder");
+            let cli = ringsmith_testkit::swift_bin("swift-ring-builder");
             let out = Command::new(&cli)
                 .arg(&ring)
                 .arg("version")

@@ -133,7 +133,7 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
 
     // python-swiftclient against the whole Ringsmith cluster, both policies.
     let swift = |args: &[&str]| {
-        Command::new(ringsmith::testing::swift_bin("swift"))
+        Command::new(ringsmith_testkit::swift_bin("swift"))
             .args(["-A", &auth, "-U", "test:tester", "-K", "testing"])
             .args(args)
             .current_dir(tmp.path())

@@ -39,7 +39,7 @@ fn ours(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn swifts(dir: &Path, args: &[&str]) -> Output {
-    Command::new(ringsmith::testing::swift_bin("swift-get-nodes"))
+    Command::new(ringsmith_testkit::swift_bin("swift-get-nodes"))
         .args(["-d", dir.to_str().unwrap()])
         .args(args)
         .output()

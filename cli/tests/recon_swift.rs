@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use recon_support::*;
-use ringsmith::testing::{swift_bin, swift_venv};
+use ringsmith_testkit::{swift_bin, swift_venv};
 
 /// Kills the Swift servers it started when the test ends, however it ends.
 struct Servers(Vec<Child>);

@@ -13,7 +13,7 @@ mod common;
 use common::{ring, ringsmith, run_in, Out};
 
 fn swift() -> std::path::PathBuf {
-    ringsmith::testing::swift_bin("swift-ring-builder")
+    ringsmith_testkit::swift_bin("swift-ring-builder")
 }
 
 /// `(0:59:58 remaining)` ticks between the two runs.
@@ -288,7 +288,7 @@ fn write_builder_and_partition_power_match_swift() {
     // /etc/swift/swift.conf; the wrapper gives it a hash suffix instead (the builder does not
     // depend on it) and then runs Swift's own command-line entry point.
     let tmp = tempfile::tempdir().unwrap();
-    let python = ringsmith::testing::swift_bin("python");
+    let python = ringsmith_testkit::swift_bin("python");
     let wrapper = "import sys\nimport swift.common.utils as u\nu.HASH_PATH_SUFFIX = b'golden'\n\
                    from swift.cli.ringbuilder import main\nmain(['swift-ring-builder'] + sys.argv[1:])\n";
     for who in ["swift", "ours"] {

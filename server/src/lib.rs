@@ -7,8 +7,8 @@
 //! * [`db`] — what the two share: schema helpers, `chexor`, listings.
 //! * [`proxy`] — the proxy server: tempauth, routing, quorum, the in-process object path.
 //! * [`recon`] — `/recon/*`, answered by every storage server.
-//! * [`common`] — timestamps, paths, constraints, policies, the runner.
-//! * [`conf`] — Swift-style `.conf` files.
+//! * [`common`] — request paths, device checks, response helpers and the runner that the
+//!   storage servers share (Swift's own concepts live in [`ringsmith::swift`]).
 
 // Handlers return a ready `Response` as their error so validation can bail out early;
 // boxing every one of them would only add noise on the error path.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use ringsmith::testing::swift_bin;
+use ringsmith_testkit::swift_bin;
 use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringsmith-server");

@@ -2,7 +2,7 @@
 //! object, container and account servers, rings built by Swift's `swift-ring-builder`,
 //! driven by python-swiftclient's `swift` CLI; then Swift's own tools against our disks
 //! (`swift-object-info`, `swift-container-info`) and the real `swift-recon` against our
-//! nodes. Never skips: a missing virtualenv is a failure (`ringsmith::testing`).
+//! nodes. Never skips: a missing virtualenv is a failure (`ringsmith_testkit`).
 
 mod support;
 
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use ringsmith::testing::{swift_bin, swift_venv};
+use ringsmith_testkit::{swift_bin, swift_venv};
 use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringsmith-server");

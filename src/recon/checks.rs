@@ -5,7 +5,7 @@
 //! average, total, percentage and count of hosts that answered without a value, count that
 //! reported), the check-specific [`Detail`] (unmounted drives, disk usage graph, md5
 //! agreement, clock skew...), and the [`Failure`]s that make the cluster unhealthy.
-//! [`render`] prints a report line for line as `swift-recon` does, so people and scripts
+//! [`render`](super::render) prints a report line for line as `swift-recon` does, so people and scripts
 //! that read its output read ours.
 //!
 //! The figures are `swift-recon`'s on purpose, including its odd corners (a host that did

@@ -2,7 +2,7 @@
 //! lookups Swift's `Ring` class offers.
 //!
 //! * [`RingData`] is what a `ring.gz` holds, field for field like Swift's `RingData`;
-//!   [`format`] reads and writes it in Swift's formats v1 and v2.
+//!   [`format`](mod@format) reads and writes it in Swift's formats v1 and v2.
 //! * [`Ring`] (in [`lookup`]) is the runtime view servers and `get-nodes` use: loaded once,
 //!   validated, re-laid out for fast lookups, answering `get_part`, `get_part_nodes`,
 //!   `get_nodes` and `get_more_nodes` exactly as Swift 2.38 does.
@@ -12,6 +12,7 @@ use crate::device::Device;
 pub mod format;
 pub mod lookup;
 #[doc(hidden)]
+#[cfg(any(test, feature = "synthetic"))]
 pub mod synthetic;
 
 pub use format::{FormatVersion, LoadedRing, RingError, RingProblem};

@@ -9,7 +9,7 @@
 //!
 //! Writes fan out to as many nodes as there are replicas, each worker taking the next
 //! usable node from a shared iterator when its own fails; the client's answer is
-//! [`best_response`]: the highest status of the first class (2xx, 3xx, 4xx) that a quorum
+//! `best_response`: the highest status of the first class (2xx, 3xx, 4xx) that a quorum
 //! (`(n + 1) / 2`) of nodes agree on, else 503.
 //!
 //! The [`Transport`] decides how a request reaches a node: HTTP (pooled keep-alive

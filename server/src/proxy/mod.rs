@@ -1,6 +1,6 @@
 //! The proxy server: Swift's API v1 in front of the account, container and object servers.
 //!
-//! A request travels: [`dispatch`] (trans-id, access log, panics never reach the client)
+//! A request travels: `dispatch` (trans-id, access log, panics never reach the client)
 //! → the auth endpoints or `/info` → for `/v1/...`, token validation ([`auth`]) → the
 //! account, container or object controller ([`controllers`]), which authorizes against
 //! ownership and the container's ACLs, enforces the constraints of `swift.conf`, and talks
@@ -11,7 +11,7 @@
 //! instead of filling memory; a GET pipes one backend's body to the client.
 //!
 //! The rings live in `swift_dir` and are reloaded when their files change ([`ring`]).
-//! Storage policies are the `[storage-policy:N]` sections of `swift.conf` ([`policy`]).
+//! Storage policies are the `[storage-policy:N]` sections of `swift.conf` ([`ringsmith::swift::policy`]).
 //! With `object_in_process = true`, object requests for devices this process serves
 //! itself skip HTTP ([`paco`]).
 
@@ -210,7 +210,7 @@ pub fn empty(status: StatusCode) -> Response {
     r
 }
 
-/// Swift's standard body for a bare status ("<html><h1>Not Found</h1>..." is swob's; a
+/// Swift's standard body for a bare status (`<html><h1>Not Found</h1>...` is swob's; a
 /// short text line is friendlier for operators and clients alike).
 pub fn status_text(status: StatusCode) -> Response {
     if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {

@@ -75,7 +75,7 @@ impl Cluster {
     }
 
     pub fn start_with(storage: Storage, n: usize, proxy_extra: &str) -> Cluster {
-        let venv = ringsmith::testing::swift_venv();
+        let venv = ringsmith_testkit::swift_venv();
         let dir = tempfile::tempdir().unwrap();
         let etc = dir.path().join("etc");
         std::fs::create_dir_all(&etc).unwrap();
@@ -140,7 +140,7 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, i: usize) {
-        let venv = ringsmith::testing::swift_venv();
+        let venv = ringsmith_testkit::swift_venv();
         let root = self.dir.path().to_path_buf();
         let node = &mut self.nodes[i];
         for (k, kind) in ["object", "container", "account"].iter().enumerate() {
@@ -284,7 +284,7 @@ impl Cluster {
         .unwrap();
         let logp = self.dir.path().join("log/swift-proxy.log");
         let log = std::fs::File::create(&logp).unwrap();
-        let child = Command::new(ringsmith::testing::swift_bin("swift-proxy-server"))
+        let child = Command::new(ringsmith_testkit::swift_bin("swift-proxy-server"))
             .arg(&conf)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -306,7 +306,7 @@ impl Cluster {
 
     /// `swift -A <auth> -U <user> -K <key> <args>` from python-swiftclient.
     pub fn swift(&self, user: &str, key: &str, args: &[&str]) -> std::process::Output {
-        Command::new(ringsmith::testing::swift_bin("swift"))
+        Command::new(ringsmith_testkit::swift_bin("swift"))
             .args([
                 "-A",
                 &format!("{}/auth/v1.0", self.url()),

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[doc(hidden)]
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 
 use ringsmith::builder::tier_name;

@@ -1,4 +1,5 @@
-//! Helpers shared by the interop tests of every crate (not part of the public API).
+//! Test support shared by the interop tests of every crate: the Swift 2.38.3 virtualenv
+//! and a uniform way to ask its Python. A dev-dependency only; nothing here ships.
 
 use std::path::PathBuf;
 
