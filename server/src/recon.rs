@@ -21,24 +21,11 @@ use md5::{Digest, Md5};
 use serde_json::{json, Map, Value};
 
 use crate::common::{plain, statvfs, SWIFT_VERSION};
+use ringsmith::recon::types::{self, MountState};
 use ringsmith::swift::policy::Policies;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServerKind {
-    Account,
-    Container,
-    Object,
-}
-
-impl ServerKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            ServerKind::Account => "account",
-            ServerKind::Container => "container",
-            ServerKind::Object => "object",
-        }
-    }
-}
+/// Which server answers: the same type the recon client names hosts by.
+pub use ringsmith::recon::hosts::ServerType as ServerKind;
 
 #[derive(Clone)]
 pub struct ReconState(Arc<Inner>);
@@ -97,7 +84,9 @@ impl ReconState {
             ("sockstat", None) => Some(self.sockstat()),
             ("devices", None) => Some(self.devices()),
             ("time", None) => Some(json!(now_f64())),
-            ("version", None) => Some(json!({ "version": SWIFT_VERSION })),
+            ("version", None) => wire(&types::Version {
+                version: Some(SWIFT_VERSION.into()),
+            }),
             ("async", None) => {
                 Some(self.cache_keys("object", &["async_pending", "async_pending_last"]))
             }
@@ -202,25 +191,29 @@ impl ReconState {
             return None;
         }
         let num = |s: &str| s.parse::<f64>().ok();
-        Some(json!({
-            "1m": num(f[0])?, "5m": num(f[1])?, "15m": num(f[2])?,
-            "tasks": f[3], "processes": f[4].parse::<i64>().ok()?,
-        }))
+        wire(&types::Load {
+            one: Some(num(f[0])?),
+            five: Some(num(f[1])?),
+            fifteen: Some(num(f[2])?),
+            tasks: Some(f[3].to_string()),
+            processes: Some(num(f[4])?),
+        })
     }
-
     fn mounted(&self) -> Value {
         let mut out = Vec::new();
         if let Ok(t) = std::fs::read_to_string("/proc/mounts") {
             for line in t.lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 if f.len() >= 2 {
-                    out.push(json!({"device": f[0], "path": f[1]}));
+                    out.push(types::MountEntry {
+                        device: Some(f[0].to_string()),
+                        path: Some(f[1].to_string()),
+                    });
                 }
             }
         }
-        Value::Array(out)
+        wire(&out).unwrap_or_default()
     }
-
     fn device_names(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&self.0.devices)
             .map(|rd| {
@@ -255,32 +248,31 @@ impl ReconState {
         let mut out = Vec::new();
         for name in self.device_names() {
             if let Err(e) = self.usable(&name) {
-                out.push(json!({"device": name, "mounted": e}));
+                out.push(types::UnmountedEntry {
+                    device: Some(name),
+                    mounted: MountState::Error(e),
+                });
             }
         }
-        Value::Array(out)
+        wire(&out).unwrap_or_default()
     }
-
     fn diskusage(&self) -> Value {
         let mut out = Vec::new();
         for name in self.device_names() {
-            match self
+            let st = self
                 .usable(&name)
                 .ok()
-                .and_then(|_| statvfs(&self.0.devices.join(&name)))
-            {
-                Some(st) => out.push(json!({
-                    "device": name, "mounted": true,
-                    "size": st.size, "used": st.used, "avail": st.avail,
-                })),
-                None => out.push(json!({
-                    "device": name, "mounted": false, "size": "", "used": "", "avail": "",
-                })),
-            }
+                .and_then(|_| statvfs(&self.0.devices.join(&name)));
+            out.push(types::DiskUsageEntry {
+                mounted: MountState::Mounted(st.is_some()),
+                size: st.as_ref().map(|s| s.size as f64),
+                used: st.as_ref().map(|s| s.used as f64),
+                avail: st.as_ref().map(|s| s.avail as f64),
+                device: Some(name),
+            });
         }
-        Value::Array(out)
+        wire(&out).unwrap_or_default()
     }
-
     fn ringmd5(&self) -> Value {
         let mut names = vec!["account".to_string(), "container".to_string()];
         names.extend(self.0.policies.iter().map(|p| p.ring_name()));
@@ -305,17 +297,17 @@ impl ReconState {
     }
 
     fn quarantined(&self) -> Value {
-        let count = |p: PathBuf| -> i64 {
+        let count = |p: PathBuf| -> f64 {
             std::fs::read_dir(p)
                 .map(|rd| {
                     rd.filter_map(|e| e.ok())
                         .filter(|e| e.path().is_dir())
-                        .count() as i64
+                        .count() as f64
                 })
-                .unwrap_or(0)
+                .unwrap_or(0.0)
         };
-        let (mut objects, mut containers, mut accounts) = (0, 0, 0);
-        let mut policies: Map<String, Value> = Map::new();
+        let (mut objects, mut containers, mut accounts) = (0.0, 0.0, 0.0);
+        let mut per_policy: std::collections::BTreeMap<String, f64> = Default::default();
         for dev in self.device_names() {
             let q = self.0.devices.join(&dev).join("quarantined");
             containers += count(q.join("containers"));
@@ -331,19 +323,29 @@ impl ReconState {
                     if let Some(idx) = idx {
                         let n = count(e.path());
                         objects += n;
-                        let entry = policies.entry(idx).or_insert_with(|| json!({"objects": 0}));
-                        let prev = entry["objects"].as_i64().unwrap_or(0);
-                        entry["objects"] = json!(prev + n);
+                        *per_policy.entry(idx).or_default() += n;
                     }
                 }
             }
         }
-        json!({"objects": objects, "containers": containers, "accounts": accounts, "policies": policies})
+        let policies = per_policy
+            .into_iter()
+            .filter_map(|(idx, n)| {
+                let v = wire(&types::PolicyQuarantine { objects: Some(n) })?;
+                Some((idx, v))
+            })
+            .collect();
+        wire(&types::Quarantined {
+            objects: Some(objects),
+            containers: Some(containers),
+            accounts: Some(accounts),
+            policies,
+        })
+        .unwrap_or_default()
     }
-
     fn sockstat(&self) -> Value {
-        let mut out = Map::new();
-        let page = 4096i64; // resource.getpagesize() on Linux x86-64/arm64
+        let mut out = types::Sockstat::default();
+        let page = 4096.0; // resource.getpagesize() on Linux x86-64/arm64
         if let Ok(t) = std::fs::read_to_string("/proc/net/sockstat") {
             for line in t.lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
@@ -352,20 +354,12 @@ impl ReconState {
                         f.iter()
                             .position(|x| *x == k)
                             .and_then(|i| f.get(i + 1))
-                            .and_then(|v| v.parse::<i64>().ok())
+                            .and_then(|v| v.parse::<f64>().ok())
                     };
-                    if let Some(v) = get("inuse") {
-                        out.insert("tcp_in_use".into(), json!(v));
-                    }
-                    if let Some(v) = get("orphan") {
-                        out.insert("orphan".into(), json!(v));
-                    }
-                    if let Some(v) = get("tw") {
-                        out.insert("time_wait".into(), json!(v));
-                    }
-                    if let Some(v) = get("mem") {
-                        out.insert("tcp_mem_allocated_bytes".into(), json!(v * page));
-                    }
+                    out.tcp_in_use = get("inuse");
+                    out.orphan = get("orphan");
+                    out.time_wait = get("tw");
+                    out.tcp_mem_allocated_bytes = get("mem").map(|m| m * page);
                 }
             }
         }
@@ -373,18 +367,22 @@ impl ReconState {
             for line in t.lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 if f.first() == Some(&"TCP6:") {
-                    if let Some(v) = f.get(2).and_then(|v| v.parse::<i64>().ok()) {
-                        out.insert("tcp6_in_use".into(), json!(v));
+                    if let Some(v) = f.get(2).and_then(|v| v.parse::<f64>().ok()) {
+                        out.tcp6_in_use = Some(Some(v));
                     }
                 }
             }
         }
-        Value::Object(out)
+        wire(&out).unwrap_or_default()
     }
-
     pub fn kind(&self) -> ServerKind {
         self.0.kind
     }
+}
+
+/// A recon answer in its wire form, from the type the client side parses it into.
+fn wire<T: serde::Serialize>(answer: &T) -> Option<Value> {
+    serde_json::to_value(answer).ok()
 }
 
 fn now_f64() -> f64 {
@@ -429,6 +427,12 @@ mod tests {
         let du = r.diskusage();
         assert_eq!(du[0]["device"], "d1");
         assert_eq!(du[0]["mounted"], true);
+        // Python's ints stay ints on the wire.
+        assert!(du[0]["size"].is_u64(), "{du}");
+        let load = r.load().unwrap();
+        assert!(load["processes"].is_i64() && load["1m"].is_f64(), "{load}");
+        let sock = r.sockstat().to_string();
+        assert!(!sock.contains(".0"), "{sock}");
         assert_eq!(r.answer("/recon/bogus").status(), 404);
         assert_eq!(r.answer("/recon/updater/account").status(), 404);
     }

@@ -31,6 +31,31 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     })
 }
 
+/// Writes a count as Python does: an integer (`3`, not `3.0`) when it is whole.
+fn count<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => s.serialize_i64(*x as i64),
+        Some(x) => s.serialize_f64(*x),
+        None => s.serialize_none(),
+    }
+}
+
+/// A disk size: an integer, or `""` when the device could not be measured (Swift's
+/// answer for an unmounted device).
+fn size_or_empty<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => count(v, s),
+        None => s.serialize_str(""),
+    }
+}
+
+fn count_if_present<S: serde::Serializer>(
+    v: &Option<Option<f64>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    count(&v.flatten(), s)
+}
+
 /// A value read as a number the way the summaries need it.
 pub fn number(v: &Value) -> Option<f64> {
     v.as_f64()
@@ -56,7 +81,7 @@ pub struct Load {
     #[serde(default, deserialize_with = "lenient_string")]
     pub tasks: Option<String>,
     /// The last pid handed out.
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(default, deserialize_with = "lenient_f64", serialize_with = "count")]
     pub processes: Option<f64>,
 }
 
@@ -117,11 +142,23 @@ pub struct DiskUsageEntry {
     pub device: Option<String>,
     #[serde(default)]
     pub mounted: MountState,
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_f64",
+        serialize_with = "size_or_empty"
+    )]
     pub size: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_f64",
+        serialize_with = "size_or_empty"
+    )]
     pub used: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_f64",
+        serialize_with = "size_or_empty"
+    )]
     pub avail: Option<f64>,
 }
 
@@ -140,18 +177,18 @@ pub struct Async {
 /// Per-policy part of `/recon/quarantined`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PolicyQuarantine {
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(default, deserialize_with = "lenient_f64", serialize_with = "count")]
     pub objects: Option<f64>,
 }
 
 /// `/recon/quarantined`. `policies` keeps the node's order (policy index as a string).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Quarantined {
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(default, deserialize_with = "lenient_f64", serialize_with = "count")]
     pub objects: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(default, deserialize_with = "lenient_f64", serialize_with = "count")]
     pub containers: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(default, deserialize_with = "lenient_f64", serialize_with = "count")]
     pub accounts: Option<f64>,
     #[serde(default)]
     pub policies: serde_json::Map<String, Value>,
@@ -170,16 +207,41 @@ impl Quarantined {
 /// `/recon/sockstat`: `/proc/net/sockstat{,6}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sockstat {
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_f64",
+        serialize_with = "count",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp_in_use: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_f64",
+        serialize_with = "count",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub orphan: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_f64",
+        serialize_with = "count",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub time_wait: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_f64")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_f64",
+        serialize_with = "count",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp_mem_allocated_bytes: Option<f64>,
     /// Absent on hosts without IPv6 (`swift-recon` counts it as 0 then).
-    #[serde(default, deserialize_with = "present_f64")]
+    #[serde(
+        default,
+        deserialize_with = "present_f64",
+        serialize_with = "count_if_present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp6_in_use: Option<Option<f64>>,
 }
 
