@@ -51,12 +51,45 @@ pub struct Section {
 }
 
 impl Conf {
+    /// Reads a config file, or a directory of them as Swift's `readconf` does
+    /// (`object-server.conf.d/`): every `*.conf` not starting with `.`, in lexical order,
+    /// merged into one, a later file's value winning.
     pub fn load(path: &Path) -> Result<Conf, ConfError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfError::Io {
+        let io = |source| ConfError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        Conf::parse(&text, path)
+        };
+        if !path.is_dir() {
+            let text = std::fs::read_to_string(path).map_err(io)?;
+            return Conf::parse(&text, path);
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                name.ends_with(".conf") && !name.starts_with('.')
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(ConfError::Invalid {
+                path: path.to_path_buf(),
+                message: "Unable to read config from a directory without *.conf files".into(),
+            });
+        }
+        let mut conf = Conf {
+            path: path.to_path_buf(),
+            ..Conf::default()
+        };
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|source| ConfError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            conf.read_text(&text, &file)?;
+        }
+        Ok(conf)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Conf, ConfError> {
@@ -64,12 +97,38 @@ impl Conf {
             path: path.to_path_buf(),
             ..Conf::default()
         };
+        conf.read_text(text, path)?;
+        Ok(conf)
+    }
+
+    /// Adds one file's sections and keys to this config (Python's `ConfigParser.read`
+    /// of several files: sections merge, later values win). An indented line continues
+    /// the previous key's value, as in `ConfigParser`.
+    fn read_text(&mut self, text: &str, path: &Path) -> Result<(), ConfError> {
+        let conf = self;
         let mut current: Option<String> = None;
+        let mut last_key: Option<String> = None;
         for (idx, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
                 continue;
             }
+            let indented = raw.starts_with([' ', '\t']);
+            if let (true, Some(section), Some(key)) = (indented, &current, &last_key) {
+                let values = if section == "DEFAULT" {
+                    &mut conf.defaults
+                } else {
+                    conf.sections.entry(section.clone()).or_default()
+                };
+                if let Some(v) = values.get_mut(key) {
+                    if !v.is_empty() {
+                        v.push('\n');
+                    }
+                    v.push_str(line);
+                    continue;
+                }
+            }
+            last_key = None;
             if let Some(rest) = line.strip_prefix('[') {
                 let Some(name) = rest.strip_suffix(']') else {
                     return Err(ConfError::Syntax {
@@ -105,6 +164,7 @@ impl Conf {
                 key = k.trim();
             }
             let value = value.trim().to_string();
+            last_key = Some(key.to_string());
             if section == "DEFAULT" {
                 conf.defaults.insert(key.to_string(), value);
             } else {
@@ -114,7 +174,7 @@ impl Conf {
                     .insert(key.to_string(), value);
             }
         }
-        Ok(conf)
+        Ok(())
     }
 
     pub fn has_section(&self, name: &str) -> bool {
@@ -293,5 +353,48 @@ concurrency = 4
         assert!(e.to_string().contains("y.conf:1"));
         let e = Conf::parse("[a]\njunk\n", Path::new("z.conf")).unwrap_err();
         assert!(e.to_string().contains("z.conf:2"));
+    }
+
+    #[test]
+    fn indented_lines_continue_a_value() {
+        let c = Conf::parse(
+            "[pipeline:main]\npipeline = catch_errors\n    tempauth\n\tproxy-server\n# c\nx = 1\n",
+            Path::new("p.conf"),
+        )
+        .unwrap();
+        let s = c.section("pipeline:main");
+        assert_eq!(
+            s.get("pipeline"),
+            Some("catch_errors\ntempauth\nproxy-server")
+        );
+        assert_eq!(s.get("x"), Some("1"));
+    }
+
+    #[test]
+    fn a_conf_d_directory_merges_its_files_in_lexical_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("object-server.conf.d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("00_base.conf"), SAMPLE).unwrap();
+        std::fs::write(
+            d.join("20_port.conf"),
+            "[DEFAULT]\nbind_port = 6210\n[object-replicator]\nconcurrency = 8\n",
+        )
+        .unwrap();
+        std::fs::write(d.join(".10_hidden.conf"), "[DEFAULT]\nbind_port = 1\n").unwrap();
+        std::fs::write(d.join("30_notes.txt"), "not a config").unwrap();
+        let c = Conf::load(&d).unwrap();
+        assert_eq!(c.defaults().get("bind_port"), Some("6210"));
+        assert_eq!(c.section("object-replicator").get("concurrency"), Some("8"));
+        assert_eq!(
+            c.section("app:object-server").get("log_level"),
+            Some("DEBUG")
+        );
+        let empty = dir.path().join("empty.conf.d");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(Conf::load(&empty)
+            .unwrap_err()
+            .to_string()
+            .contains("*.conf"));
     }
 }

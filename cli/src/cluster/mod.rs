@@ -33,6 +33,9 @@ use rand::RngCore;
 use ringsmith::builder::{NewDevice, RebalanceOptions, RingBuilder};
 use serde::{Deserialize, Serialize};
 
+mod netns;
+use netns::Netns;
+
 #[derive(ClapArgs)]
 pub struct Args {
     #[command(subcommand)]
@@ -45,8 +48,32 @@ enum ClusterCommand {
     Up(UpArgs),
     /// Show whether each process of the cluster is alive and answering.
     Status(DirArg),
-    /// Stop exactly the processes `up` started.
+    /// Stop exactly the processes `up` started (and remove its network namespaces).
     Down(DirArg),
+    /// Inject or heal a fault on one storage node: cut its network (`--netns` clusters),
+    /// or hang its processes (SIGSTOP) as a stuck host would.
+    Fault(FaultArgs),
+}
+
+#[derive(ClapArgs)]
+struct FaultArgs {
+    /// The cluster directory.
+    #[arg(long, default_value = "ringsmith-cluster")]
+    dir: PathBuf,
+    /// The storage node (0-based, as in `etc/node<N>`).
+    #[arg(long)]
+    node: u32,
+    /// partition: link down; heal: link up; hang: SIGSTOP its processes; resume: SIGCONT.
+    #[arg(value_enum)]
+    action: FaultAction,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum FaultAction {
+    Partition,
+    Heal,
+    Hang,
+    Resume,
 }
 
 #[derive(ClapArgs)]
@@ -95,6 +122,13 @@ struct UpArgs {
     /// Do not start the consistency daemons (replicators, auditors, updaters, expirer).
     #[arg(long)]
     no_daemons: bool,
+    /// Seconds between passes of the replicators and updaters (Swift's default: 30).
+    #[arg(long)]
+    daemon_interval: Option<f64>,
+    /// Give each storage node and the proxy a network namespace of its own (root or
+    /// CAP_NET_ADMIN needed); see `cluster fault` for partitions.
+    #[arg(long)]
+    netns: bool,
 }
 
 /// The daemons `up` starts on every storage node (plus the expirer on the first).
@@ -117,12 +151,17 @@ struct Proc {
     addr: String,
     conf: PathBuf,
     log: PathBuf,
+    /// The storage node it belongs to (none for the proxy).
+    #[serde(default)]
+    node: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
 struct ClusterFile {
     procs: Vec<Proc>,
     auth_url: String,
+    #[serde(default)]
+    netns: Option<Netns>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -130,6 +169,7 @@ pub fn run(args: Args) -> ExitCode {
         ClusterCommand::Up(a) => up(a),
         ClusterCommand::Status(d) => status(&d.dir),
         ClusterCommand::Down(d) => down(&d.dir),
+        ClusterCommand::Fault(f) => fault(f),
     };
     match result {
         Ok(code) => code,
@@ -269,11 +309,28 @@ struct Layout {
     nodes: u32,
     disks: u32,
     base_port: u16,
+    netns: Option<Netns>,
 }
 
 impl Layout {
     fn ip(&self, node: u32) -> String {
-        format!("127.0.0.{}", node + 2)
+        match &self.netns {
+            Some(n) => n.node_ip(node),
+            None => format!("127.0.0.{}", node + 2),
+        }
+    }
+    fn proxy_ip(&self) -> String {
+        match &self.netns {
+            Some(n) => n.proxy_ip(),
+            None => "127.0.0.1".into(),
+        }
+    }
+    fn namespace(&self, node: Option<u32>) -> Option<&str> {
+        let n = self.netns.as_ref()?;
+        match node {
+            Some(i) => n.node_namespace(i),
+            None => Some(n.proxy_namespace()),
+        }
     }
     fn port(&self, kind: usize) -> u16 {
         self.base_port + kind as u16
@@ -349,17 +406,29 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         }
     }
     let server_bin = find_server_bin(a.server_bin.clone())?;
+    if a.netns && a.nodes > netns::MAX_NODES {
+        return Err(format!(
+            "--netns supports at most {} nodes",
+            netns::MAX_NODES
+        ));
+    }
     let layout = Layout {
         nodes: a.nodes,
         disks: a.disks,
         base_port: a.base_port,
+        netns: a.netns.then(|| Netns::plan(a.nodes)),
     };
     // Refuse to start on ports someone else holds, before writing anything that runs.
-    let mut wanted = vec![format!("127.0.0.1:{}", a.proxy_port)];
+    let mut wanted = vec![format!("{}:{}", layout.proxy_ip(), a.proxy_port)];
     for n in 0..a.nodes {
         for k in 0..3 {
             wanted.push(format!("{}:{}", layout.ip(n), layout.port(k)));
         }
+    }
+    // Namespace addresses are new: nothing can hold them, and before the bridge exists
+    // a connection attempt would leave the machine, so they are not probed.
+    if layout.netns.is_some() {
+        wanted.clear();
     }
     if let Some(busy) = wanted.iter().find(|w| answers(w)) {
         return Err(format!(
@@ -370,6 +439,21 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     let etc = dir.join("etc");
     for sub in ["etc", "log", "run", "cache"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("cannot create {sub}: {e}"))?;
+    }
+    // The record exists before anything that needs cleaning up does.
+    let auth_url = format!("http://{}:{}/auth/v1.0", layout.proxy_ip(), a.proxy_port);
+    let mut record = ClusterFile {
+        procs: Vec::new(),
+        auth_url: auth_url.clone(),
+        netns: layout.netns.clone(),
+    };
+    write_cluster(&dir, &record)?;
+    if let Some(n) = &layout.netns {
+        if let Err(e) = n.create() {
+            let leftovers = n.teardown();
+            let _ = std::fs::remove_file(cluster_file(&dir));
+            return Err(format!("{e}{}", leftover_note(&leftovers)));
+        }
     }
     // swift.conf: keep an existing hash suffix (re-running `up` must not orphan data).
     let swift_conf = etc.join("swift.conf");
@@ -419,7 +503,7 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     }
 
     // Storage configs and devices.
-    let mut to_start: Vec<(String, PathBuf, String)> = Vec::new();
+    let mut to_start: Vec<(String, PathBuf, String, Option<u32>)> = Vec::new();
     for n in 0..a.nodes {
         let node_dir = dir.join(format!("srv/node{n}"));
         for d in 0..a.disks {
@@ -430,7 +514,11 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         for (k, kind) in KINDS.iter().enumerate() {
             let conf = etc.join(format!("node{n}/{kind}-server.conf"));
             let text = format!(
-                "[DEFAULT]\ndevices = {devices}\nmount_check = false\ndisable_fallocate = true\nbind_ip = {ip}\nbind_port = {port}\nworkers = 1\nswift_dir = {etc}\nrecon_cache_path = {cache}\nlog_level = INFO\n\n[pipeline:main]\npipeline = recon {kind}-server\n\n[app:{kind}-server]\nuse = egg:swift#{kind}\n\n[filter:recon]\nuse = egg:swift#recon\n\n[{kind}-replicator]\n\n[{kind}-updater]\n\n[{kind}-auditor]\n",
+                "[DEFAULT]\ndevices = {devices}\nmount_check = false\ndisable_fallocate = true\nbind_ip = {ip}\nbind_port = {port}\nworkers = 1\nswift_dir = {etc}\nrecon_cache_path = {cache}\nlog_level = INFO\n\n[pipeline:main]\npipeline = recon {kind}-server\n\n[app:{kind}-server]\nuse = egg:swift#{kind}\n\n[filter:recon]\nuse = egg:swift#recon\n\n[{kind}-replicator]\n{interval}\n[{kind}-updater]\n{interval}\n[{kind}-auditor]\n",
+                interval = a
+                    .daemon_interval
+                    .map(|s| format!("interval = {s}\n"))
+                    .unwrap_or_default(),
                 devices = node_dir.display(),
                 ip = layout.ip(n),
                 port = layout.port(k),
@@ -444,6 +532,7 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
                     kind.to_string(),
                     conf,
                     format!("{}:{}", layout.ip(n), layout.port(k)),
+                    Some(n),
                 ));
             }
         }
@@ -458,7 +547,8 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         String::new()
     };
     let text = format!(
-        "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\nlog_level = INFO\n\n[pipeline:main]\npipeline = catch_errors tempauth proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n{paco}\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = {secret}\nuser_admin_admin = admin .admin .reseller_admin\nuser_test_tester = testing .admin\nuser_test_tester2 = testing2 .admin\nuser_test_tester3 = testing3\nuser_test2_tester2 = testing2 .admin\n\n[filter:catch_errors]\nuse = egg:swift#catch_errors\n",
+        "[DEFAULT]\nbind_ip = {ip}\nbind_port = {port}\nswift_dir = {etc}\nlog_level = INFO\n\n[pipeline:main]\npipeline = catch_errors tempauth proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n{paco}\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = {secret}\nuser_admin_admin = admin .admin .reseller_admin\nuser_test_tester = testing .admin\nuser_test_tester2 = testing2 .admin\nuser_test_tester3 = testing3\nuser_test2_tester2 = testing2 .admin\n\n[filter:catch_errors]\nuse = egg:swift#catch_errors\n",
+        ip = layout.proxy_ip(),
         port = a.proxy_port,
         etc = etc.display(),
         secret = random_hex(32),
@@ -468,20 +558,17 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     to_start.push((
         "proxy".into(),
         proxy_conf,
-        format!("127.0.0.1:{}", a.proxy_port),
+        format!("{}:{}", layout.proxy_ip(), a.proxy_port),
+        None,
     ));
 
     // Start everything, recording each pid as soon as it exists so `down` can always
     // clean up, even after a failed `up`.
-    let auth_url = format!("http://127.0.0.1:{}/auth/v1.0", a.proxy_port);
-    let mut record = ClusterFile {
-        procs: Vec::new(),
-        auth_url: auth_url.clone(),
-    };
-    for (kind, conf, addr) in &to_start {
+    for (kind, conf, addr, node) in &to_start {
+        let ns = layout.namespace(*node);
         record
             .procs
-            .push(spawn_proc(&server_bin, &dir, kind, conf, addr)?);
+            .push(spawn_proc(&server_bin, &dir, kind, conf, addr, *node, ns)?);
         write_cluster(&dir, &record)?;
     }
 
@@ -492,11 +579,17 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         if let Some(dead) = pending.iter().find(|p| !is_ours(p)) {
             let tail = log_tail(&dead.log);
             stop_all(&record);
+            let leftovers = record
+                .netns
+                .as_ref()
+                .map(Netns::teardown)
+                .unwrap_or_default();
             let _ = std::fs::remove_file(cluster_file(&dir));
             return Err(format!(
-                "{} ({}) exited during startup; cluster stopped. Its log ({}):\n{tail}",
+                "{} ({}) exited during startup; cluster stopped{}. Its log ({}):\n{tail}",
                 dead.kind,
                 dead.addr,
+                leftover_note(&leftovers),
                 dead.log.display()
             ));
         }
@@ -507,11 +600,17 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
                 .map(|p| format!("{} {}", p.kind, p.addr))
                 .collect();
             stop_all(&record);
+            let leftovers = record
+                .netns
+                .as_ref()
+                .map(Netns::teardown)
+                .unwrap_or_default();
             let _ = std::fs::remove_file(cluster_file(&dir));
             return Err(format!(
-                "not answering after {} s: {}; cluster stopped (logs in {})",
+                "not answering after {} s: {}; cluster stopped{} (logs in {})",
                 a.wait,
                 names.join(", "),
+                leftover_note(&leftovers),
                 dir.join("log").display()
             ));
         }
@@ -530,17 +629,25 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
             for daemon in daemons {
                 let server = daemon.split('-').next().unwrap_or("object");
                 let conf = node_etc.join(format!("{server}-server.conf"));
-                record
-                    .procs
-                    .push(spawn_proc(&server_bin, &dir, daemon, &conf, "")?);
+                let ns = layout.namespace(Some(n));
+                record.procs.push(spawn_proc(
+                    &server_bin,
+                    &dir,
+                    daemon,
+                    &conf,
+                    "",
+                    Some(n),
+                    ns,
+                )?);
                 write_cluster(&dir, &record)?;
             }
         }
     }
 
     println!(
-        "Cluster up in {}: proxy 127.0.0.1:{}, {} storage node{} ({}{}), {} device{} each, {} replica{}, policies: {}{}",
+        "Cluster up in {}: proxy {}:{}, {} storage node{} ({}{}), {} device{} each, {} replica{}, policies: {}{}",
         dir.display(),
+        layout.proxy_ip(),
         a.proxy_port,
         a.nodes,
         if a.nodes == 1 { "" } else { "s" },
@@ -553,6 +660,16 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         a.policies.join(", "),
         if a.paco { " (single-process object path)" } else { "" }
     );
+    if let Some(n) = &layout.netns {
+        println!(
+            "Namespaces:  {} (proxy), {} .. {} (nodes); bridge {} ({}.1)",
+            n.proxy_namespace(),
+            n.namespaces[1],
+            n.namespaces[n.namespaces.len() - 1],
+            n.bridge,
+            n.prefix
+        );
+    }
     println!("Auth URL:    {auth_url}");
     println!("Credentials: test:tester / testing (.admin of AUTH_test)");
     println!("             test:tester3 / testing3 (plain user of AUTH_test)");
@@ -573,6 +690,8 @@ fn spawn_proc(
     kind: &str,
     conf: &Path,
     addr: &str,
+    node: Option<u32>,
+    netns: Option<&str>,
 ) -> Result<Proc, String> {
     let stem = conf
         .parent()
@@ -594,6 +713,9 @@ fn spawn_proc(
     // Its own process group: a Ctrl-C in the terminal that ran `up` must not stop
     // the cluster.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    if let Some(ns) = netns {
+        netns::enter(&mut cmd, ns)?;
+    }
     let child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", server_bin.display()))?;
@@ -603,6 +725,7 @@ fn spawn_proc(
         addr: addr.to_string(),
         conf: conf.to_path_buf(),
         log,
+        node,
     })
 }
 
@@ -654,6 +777,55 @@ fn reap() {
     }
 }
 
+fn leftover_note(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!(" (network cleanup failed: {})", errors.join("; "))
+    }
+}
+
+/// `cluster fault`: one fault on, or off, for one node.
+fn fault(a: FaultArgs) -> Result<ExitCode, String> {
+    let Some(c) = read_cluster(&a.dir)? else {
+        return Err(format!("no cluster in {}", a.dir.display()));
+    };
+    let procs: Vec<&Proc> = c
+        .procs
+        .iter()
+        .filter(|p| p.node == Some(a.node) && is_ours(p))
+        .collect();
+    match a.action {
+        FaultAction::Partition | FaultAction::Heal => {
+            let ns = c.netns.as_ref().ok_or(
+                "partitions need a cluster started with --netns (nodes on 127.0.0.x share one network)",
+            )?;
+            ns.set_link(a.node, matches!(a.action, FaultAction::Heal))?;
+        }
+        FaultAction::Hang | FaultAction::Resume => {
+            if procs.is_empty() {
+                return Err(format!("node {} has no running process", a.node));
+            }
+            let sig = if matches!(a.action, FaultAction::Hang) {
+                libc::SIGSTOP
+            } else {
+                libc::SIGCONT
+            };
+            for p in &procs {
+                signal(p.pid, sig);
+            }
+        }
+    }
+    println!(
+        "node {}: {:?} ({} process{})",
+        a.node,
+        a.action,
+        procs.len(),
+        if procs.len() == 1 { "" } else { "es" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn status(dir: &Path) -> Result<ExitCode, String> {
     let Some(c) = read_cluster(dir)? else {
         println!(
@@ -664,11 +836,17 @@ fn status(dir: &Path) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(3));
     };
     println!("Auth URL: {}", c.auth_url);
+    // A namespace address is only probed while its bridge exists: without it the
+    // connection would follow the default route off this machine.
+    let reachable = c.netns.as_ref().is_none_or(Netns::bridge_exists);
     println!("{:<10} {:>8}  {:<22} STATE", "KIND", "PID", "ADDRESS");
     let mut all_up = true;
     for p in &c.procs {
         // Daemons have no address: running is all they can be.
-        let state = match (is_ours(p), p.addr.is_empty() || answers(&p.addr)) {
+        let state = match (
+            is_ours(p),
+            p.addr.is_empty() || (reachable && answers(&p.addr)),
+        ) {
             (true, true) => "up",
             (true, false) => "running, not answering",
             (false, _) => "stopped",
@@ -695,6 +873,15 @@ fn down(dir: &Path) -> Result<ExitCode, String> {
             "could not stop pids {:?}",
             left.iter().map(|p| p.pid).collect::<Vec<_>>()
         ));
+    }
+    if let Some(ns) = &c.netns {
+        let errors = ns.teardown();
+        if !errors.is_empty() {
+            return Err(format!(
+                "processes stopped, but some network pieces remain:\n{}",
+                errors.join("\n")
+            ));
+        }
     }
     std::fs::remove_file(cluster_file(dir))
         .map_err(|e| format!("cannot remove cluster record: {e}"))?;

@@ -1,0 +1,260 @@
+//! `ringsmith cluster up --netns`: every storage node and the proxy in a network namespace
+//! of its own, then faults injected with `ringsmith cluster fault` while the cluster keeps
+//! serving, and `cluster down` leaving no namespace, link or process behind.
+//!
+//! Needs root or CAP_NET_ADMIN (CI runs as root). It never skips: without them `up` fails
+//! and so does this test, with the reason.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ringsmith() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ringsmith"));
+    c.stdin(Stdio::null());
+    c
+}
+
+fn server_bin() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_ringsmith")).with_file_name("ringsmith-server")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+struct Down(PathBuf);
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = ringsmith()
+            .args(["cluster", "down", "--dir"])
+            .arg(&self.0)
+            .output();
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection: (status, headers text, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head[9..12].parse().unwrap();
+    (status, head, raw[split + 4..].to_vec())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn cluster_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("run/cluster.json")).unwrap()).unwrap()
+}
+
+fn data_files(dir: &Path) -> usize {
+    fn walk(p: &Path, n: &mut usize) {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, n);
+                } else if path.extension().is_some_and(|x| x == "data") {
+                    *n += 1;
+                }
+            }
+        }
+    }
+    let mut n = 0;
+    walk(dir, &mut n);
+    n
+}
+
+#[test]
+fn nodes_in_their_own_namespaces_survive_a_partition_and_a_hang_then_converge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let _guard = Down(dir.clone());
+    let up = ringsmith()
+        .args([
+            "cluster",
+            "up",
+            "--netns",
+            "--nodes",
+            "3",
+            "--part-power",
+            "6",
+        ])
+        .args(["--daemon-interval", "1"])
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--server-bin")
+        .arg(server_bin())
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "cluster up --netns failed:\n{}",
+        text(&up)
+    );
+
+    // Each server lives in a namespace of its own, and no namespace has a route out.
+    let record = cluster_json(&dir);
+    let ns = &record["netns"];
+    let namespaces: Vec<String> = ns["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(namespaces.len(), 4, "{record}");
+    let own_net = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for p in record["procs"].as_array().unwrap() {
+        let pid = p["pid"].as_u64().unwrap();
+        let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+        assert_ne!(net, own_net, "{p} runs in the host's namespace");
+    }
+    for n in &namespaces {
+        let routes = Command::new("ip")
+            .args(["-n", n, "route", "show"])
+            .output()
+            .unwrap();
+        let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
+        assert!(!routes.contains("default"), "{n} has a route out: {routes}");
+    }
+
+    let auth_url = record["auth_url"].as_str().unwrap().to_string();
+    let proxy = auth_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/auth/v1.0")
+        .to_string();
+    let (st, head, _) = http(
+        &proxy,
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+        b"",
+    );
+    assert_eq!(st, 200, "{head}");
+    let token = header(&head, "x-auth-token").unwrap().to_string();
+    let auth = [("X-Auth-Token", token.as_str())];
+    let (st, head, _) = http(&proxy, "PUT", "/v1/AUTH_test/c", &auth, b"");
+    assert!(st == 201 || st == 202, "{head}");
+
+    let body = |i: usize| format!("object {i} ").repeat(100 + i).into_bytes();
+    let put = |i: usize| {
+        let (st, head, _) = http(
+            &proxy,
+            "PUT",
+            &format!("/v1/AUTH_test/c/o{i}"),
+            &auth,
+            &body(i),
+        );
+        assert_eq!(st, 201, "PUT o{i}: {head}");
+    };
+    let get_all = |n: usize| {
+        for i in 0..n {
+            let (st, head, got) = http(&proxy, "GET", &format!("/v1/AUTH_test/c/o{i}"), &auth, b"");
+            assert_eq!(st, 200, "GET o{i}: {head}");
+            assert!(got == body(i), "o{i} came back different");
+        }
+    };
+    for i in 0..5 {
+        put(i);
+    }
+
+    // Node 2 cut off the network: writes reach a quorum on the other two, reads work.
+    let fault = |node: &str, action: &str| {
+        let o = ringsmith()
+            .args(["cluster", "fault", "--node", node, action, "--dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "fault {action}: {}", text(&o));
+    };
+    fault("2", "partition");
+    for i in 5..10 {
+        put(i);
+    }
+    get_all(10);
+    assert_eq!(
+        data_files(&dir.join("srv/node2")),
+        5,
+        "node 2 got writes while cut off"
+    );
+
+    // Node 1 hung (SIGSTOP) once node 2 is back: reads time out on it and go elsewhere.
+    fault("2", "heal");
+    fault("1", "hang");
+    let start = Instant::now();
+    get_all(10);
+    let hung_reads = start.elapsed();
+    fault("1", "resume");
+    assert!(
+        hung_reads < Duration::from_secs(120),
+        "reads with a hung node took {hung_reads:?}"
+    );
+
+    // Healed: the replicators bring every object to all three nodes.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let counts: Vec<usize> = (0..3)
+            .map(|n| data_files(&dir.join(format!("srv/node{n}"))))
+            .collect();
+        if counts == [10, 10, 10] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas did not converge after healing: {counts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let down = ringsmith()
+        .args(["cluster", "down", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down));
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left = String::from_utf8_lossy(&left.stdout).into_owned();
+    for n in &namespaces {
+        assert!(
+            !left.contains(n.as_str()),
+            "{n} survived cluster down: {left}"
+        );
+    }
+    let bridge = ns["bridge"].as_str().unwrap();
+    assert!(!Path::new("/sys/class/net").join(bridge).exists());
+}
