@@ -29,6 +29,10 @@ pub struct Args {
     /// Show everything but never change a builder or ring.
     #[arg(long)]
     readonly: bool,
+    /// Rings and builders from files only: no network request at all (planning on a
+    /// laptop away from the cluster).
+    #[arg(long)]
+    offline: bool,
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, String> {
@@ -51,6 +55,7 @@ pub fn run(args: Args) -> ExitCode {
             swift_dir: args.swift_dir,
             interval,
             timeout,
+            offline: args.offline,
         },
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("ringsmith dash: {e}");

@@ -208,3 +208,67 @@ fn dash_shows_a_live_cluster_and_a_killed_server_as_down() {
         s.contains("DASH-EXITED 0")
     });
 }
+
+/// `dash --offline` on ring and builder files alone: it shows them, and never connects to
+/// a device's host even when that host is listening.
+#[test]
+fn dash_offline_reads_files_and_makes_no_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let etc = tmp.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let builder = etc.join("object.builder");
+    for args in [
+        vec!["create", "6", "1", "1"],
+        vec!["add", &format!("r1z1-127.0.0.1:{port}/d1"), "100"],
+        vec!["rebalance"],
+    ] {
+        let out = ringsmith()
+            .arg("ring")
+            .arg(&builder)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.code().unwrap_or(9) <= 1,
+            "ring {args:?}: {out:?}"
+        );
+    }
+    let session = Session {
+        socket: tmp.path().join("tmux.sock"),
+        cluster: tmp.path().join("no-cluster"),
+    };
+    let command = format!(
+        "{} dash --offline --swift-dir {} --interval 0.2; echo DASH-EXITED $?; sleep 60",
+        env!("CARGO_BIN_EXE_ringsmith"),
+        etc.display()
+    );
+    session.tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "120",
+        "-y",
+        "32",
+        &command,
+    ]);
+    let screen = session.wait_for("the offline host", Duration::from_secs(30), |s| {
+        s.contains(&format!("127.0.0.1:{port}")) && s.contains("hosts 0 up / 1 down")
+    });
+    assert!(!screen.contains("LIVE"), "{screen}");
+    // Several polling intervals later, still not one connection.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "dash --offline connected to a host"
+    );
+    session.keys(&["q"]);
+    session.wait_for("dash to quit on q", Duration::from_secs(10), |s| {
+        s.contains("DASH-EXITED 0")
+    });
+}

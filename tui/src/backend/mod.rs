@@ -141,6 +141,9 @@ pub struct PollerConfig {
     pub builder_dir: PathBuf,
     pub interval: Duration,
     pub timeout: Duration,
+    /// Read rings and builders only: no recon request, no connection of any kind (for
+    /// planning away from the cluster).
+    pub offline: bool,
 }
 
 /// Figures of one builder.
@@ -499,8 +502,21 @@ pub fn take_snapshot(
 ) -> ClusterSnapshot {
     let (rings, errors) = load_rings_cached(&config.swift_dir, &config.builder_dir, cache);
     let hosts = hosts_of_rings(&rings);
-    let md5s = local_ring_md5s(&config.swift_dir);
-    let statuses = poll_hosts(&hosts, config.timeout, &md5s);
+    let statuses = if config.offline {
+        hosts
+            .iter()
+            .map(|h| HostStatus {
+                host: h.netloc(),
+                ip: h.ip.clone(),
+                port: h.port,
+                error: Some(OFFLINE.into()),
+                ..HostStatus::default()
+            })
+            .collect()
+    } else {
+        let md5s = local_ring_md5s(&config.swift_dir);
+        poll_hosts(&hosts, config.timeout, &md5s)
+    };
     for s in &statuses {
         if let (Some(last), Some(duration)) = (s.replication_last, s.replication_duration) {
             let seen = history.iter().any(|h| h.host == s.host && h.last == last);
@@ -528,6 +544,9 @@ pub fn take_snapshot(
         replication_history: history.clone(),
     }
 }
+
+/// What a host shows in offline mode instead of a recon error.
+pub const OFFLINE: &str = "offline mode: not polled";
 
 /// The background poller: its snapshots arrive on `snapshots`.
 pub struct Poller {
@@ -706,6 +725,7 @@ mod tests {
             builder_dir: dir.path().to_path_buf(),
             interval: Duration::from_secs(1),
             timeout: Duration::from_millis(300),
+            offline: false,
         };
         let poller = Poller::spawn(config);
         let snap = poller
@@ -719,6 +739,47 @@ mod tests {
             snap.hosts.iter().all(|h| h.error.is_some()),
             "{:?}",
             snap.hosts
+        );
+    }
+
+    /// `--offline`: rings and builders are read, and not a single connection is made,
+    /// even to a host that would answer.
+    #[test]
+    fn offline_mode_reads_files_and_never_connects() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut b = fixture::small_builder();
+        for d in b.devs.iter_mut().flatten() {
+            d.dev.ip = "127.0.0.1".into();
+            d.dev.port = u32::from(port);
+        }
+        b.save(dir.path().join("object.builder")).unwrap();
+        let config = PollerConfig {
+            swift_dir: dir.path().to_path_buf(),
+            builder_dir: dir.path().to_path_buf(),
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(300),
+            offline: true,
+        };
+        let poller = Poller::spawn(config);
+        for _ in 0..3 {
+            let snap = poller
+                .snapshots
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap();
+            assert_eq!(snap.rings.len(), 1);
+            assert!(!snap.live);
+            assert!(snap
+                .hosts
+                .iter()
+                .all(|h| h.error.as_deref() == Some(OFFLINE)));
+        }
+        assert_eq!(
+            listener.accept().map(|_| ()).unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock,
+            "offline mode connected to a host"
         );
     }
 }
