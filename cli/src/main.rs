@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod cluster;
 mod completions;
 mod dash;
@@ -38,6 +39,8 @@ enum Command {
     RingDiff(ring_diff::Args),
     /// Interactive dashboard: cluster health, rings, replication and a rebalance planner.
     Dash(dash::Args),
+    /// Load a Swift API endpoint: PUT, GET, HEAD, listings and DELETE, with exact latencies.
+    Bench(bench::Args),
     /// Print shell completions for ringsmith.
     Completions(completions::CompletionsArgs),
     /// Print the ringsmith man page (or write one per subcommand with --dir).
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Ring(args) => ring::run(args),
         Command::RingDiff(args) => ring_diff::run(args),
         Command::Dash(args) => dash::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
     }

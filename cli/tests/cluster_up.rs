@@ -163,6 +163,37 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
     let o = swift(&["list"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "box\nbox2\n");
 
+    // The load generator against the same cluster: every phase, no error, and it cleans
+    // up after itself (the container is left empty).
+    let bench = ringsmith()
+        .args([
+            "bench",
+            "-A",
+            &auth,
+            "--objects",
+            "40",
+            "--size",
+            "1000",
+            "-c",
+            "4",
+        ])
+        .args(["--listings", "3", "--container", "loadtest", "--json"])
+        .output()
+        .unwrap();
+    assert!(bench.status.success(), "{}", text(&bench));
+    let report: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
+    let phases = report["phases"].as_array().unwrap();
+    let ops: Vec<&str> = phases.iter().map(|p| p["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["put", "get", "head", "list", "delete"]);
+    for p in phases {
+        assert_eq!(p["errors"], 0, "{p}");
+        assert!(p["p99_ms"].as_f64().unwrap() >= p["p50_ms"].as_f64().unwrap());
+    }
+    assert_eq!(phases[0]["requests"], 40);
+    assert_eq!(phases[3]["requests"], 3);
+    let o = swift(&["list", "loadtest"]);
+    assert!(o.status.success() && o.stdout.is_empty(), "{}", text(&o));
+
     // down stops exactly the recorded pids.
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("run/cluster.json")).unwrap()).unwrap();
