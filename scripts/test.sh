@@ -32,3 +32,8 @@ export RINGSMITH_SWIFT_VENV
 
 cargo build --workspace --bins
 cargo test --workspace --all-targets "$@"
+
+# A short side-by-side benchmark against real Swift: it prints the ratios so that a
+# regression shows in CI's log. Figures on a shared CI machine are not asserted.
+echo "== quick benchmark: Ringsmith vs Swift 2.38.3 (debug build, one small case)" >&2
+BENCH_QUICK=1 ./scripts/bench-cluster.sh

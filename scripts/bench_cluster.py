@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Side by side, in one run: a real Swift 2.38.3 all-in-one and a Ringsmith cluster with the
+same topology (N nodes on 127.0.0.2.., one device each, R replicas; Swift with workers =
+cores), both loaded by the same client, `ringsmith bench`.
+
+For every object size and concurrency it prints, per operation: req/s, p50 and p99 latency
+of each side, the ratio Ringsmith/Swift, the servers' CPU seconds per 1,000 requests and the
+bytes they wrote to storage per request (from /proc/<pid>/io), and the client's CPU share,
+which must stay well below saturation for the figures to be the servers'.
+
+    scripts/bench-cluster.sh                 # the full matrix (release build)
+    BENCH_QUICK=1 scripts/bench-cluster.sh   # one small case, as CI runs it
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import swift_aio  # noqa: E402
+
+
+def proc_stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(") ", 1)[1].split()
+    # After the comm field: state(0) ppid(1) pgrp(2) ... utime(11) stime(12) cutime(13) cstime(14)
+    return int(fields[2]), sum(int(x) for x in fields[11:15])
+
+
+def usage_of_groups(pgids):
+    """(CPU seconds, bytes written to storage) of every process in these process groups."""
+    ticks, written = 0, 0
+    hz = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            pgrp, t = proc_stat(entry)
+            if pgrp not in pgids:
+                continue
+            ticks += t
+            with open(f"/proc/{entry}/io") as f:
+                for line in f:
+                    if line.startswith("write_bytes:"):
+                        written += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / hz, written
+
+
+def bench(ringsmith, auth, size, objects, conc, container):
+    out = subprocess.run(
+        [ringsmith, "bench", "-A", auth, "--objects", str(objects), "--size", str(size),
+         "-c", str(conc), "--listings", "20", "--container", container, "--json"],
+        capture_output=True, text=True)
+    if out.returncode not in (0, 1) or not out.stdout.strip():
+        raise SystemExit(f"ringsmith bench failed against {auth}:\n{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def measured(ringsmith, auth, pgids, size, objects, conc, container):
+    cpu0, w0 = usage_of_groups(pgids)
+    report = bench(ringsmith, auth, size, objects, conc, container)
+    cpu1, w1 = usage_of_groups(pgids)
+    requests = sum(p["requests"] for p in report["phases"])
+    report["server_cpu_per_1000"] = (cpu1 - cpu0) * 1000.0 / max(requests, 1)
+    report["bytes_written_per_request"] = (w1 - w0) / max(requests, 1)
+    return report
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True)
+    ap.add_argument("--venv", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--replicas", type=int, default=3)
+    a = ap.parse_args()
+    ringsmith = os.path.join(a.bin_dir, "ringsmith")
+    cores = os.cpu_count() or 1
+    if a.quick:
+        cases = [(4096, 16, 200)]
+    else:
+        cases = [(4096, 16, 2000), (4096, 128, 2000), (1 << 20, 16, 200), (1 << 20, 128, 256)]
+    work = tempfile.mkdtemp(prefix="ringsmith-bench-")
+    aio = swift_aio.SwiftAio(a.venv, os.path.join(work, "swift"), a.nodes, a.replicas, cores)
+    rs_dir = os.path.join(work, "ringsmith")
+    try:
+        swift_auth = aio.start()
+        with open(os.path.join(aio.root, "pids")) as f:
+            swift_pgids = {int(x) for x in f if x.strip()}
+        up = subprocess.run(
+            [ringsmith, "cluster", "up", "--dir", rs_dir, "--nodes", str(a.nodes),
+             "--replicas", str(a.replicas), "--no-daemons",
+             "--proxy-port", str(swift_aio.free_port("127.0.0.1")),
+             "--base-port", str(swift_aio.SwiftAio._free_base(
+                 [f"127.0.0.{n + 2}" for n in range(a.nodes)]))],
+            capture_output=True, text=True)
+        if up.returncode != 0:
+            raise SystemExit(f"ringsmith cluster up failed:\n{up.stdout}{up.stderr}")
+        with open(os.path.join(rs_dir, "run", "cluster.json")) as f:
+            record = json.load(f)
+        rs_auth = record["auth_url"]
+        rs_pgids = {p["pid"] for p in record["procs"]}
+
+        load = os.getloadavg()
+        print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  cores {cores}  load average "
+              f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}  nodes {a.nodes}  replicas "
+              f"{a.replicas}  binaries {a.bin_dir}")
+        print(f"{'size':>8} {'conc':>4} {'op':<6} {'swift/s':>9} {'ours/s':>9} {'ratio':>7} "
+              f"{'p50 ms s/o':>15} {'p99 ms s/o':>17} {'cpu/1k s/o':>13} {'wr B/req s/o':>17} "
+              f"{'client cpu':>10}")
+        for i, (size, conc, objects) in enumerate(cases):
+            container = f"bench{i}"
+            swift = measured(ringsmith, swift_auth, swift_pgids, size, objects, conc, container)
+            ours = measured(ringsmith, rs_auth, rs_pgids, size, objects, conc, container)
+            for ps, po in zip(swift["phases"], ours["phases"]):
+                ratio = po["per_second"] / max(ps["per_second"], 1e-9)
+                client = max(p["client_cpu_seconds"] / max(p["seconds"], 1e-9) / cores
+                             for p in (ps, po))
+                errors = "" if ps["errors"] + po["errors"] == 0 else \
+                    f"  errors swift {ps['errors']} ours {po['errors']}"
+                print(f"{size:>8} {conc:>4} {po['op'].upper():<6} {ps['per_second']:>9.1f} "
+                      f"{po['per_second']:>9.1f} {ratio:>6.1f}x "
+                      f"{ps['p50_ms']:>7.1f}/{po['p50_ms']:<7.1f} "
+                      f"{ps['p99_ms']:>8.1f}/{po['p99_ms']:<8.1f} "
+                      f"{swift['server_cpu_per_1000']:>6.1f}/{ours['server_cpu_per_1000']:<6.1f} "
+                      f"{swift['bytes_written_per_request']:>8.0f}/"
+                      f"{ours['bytes_written_per_request']:<8.0f} "
+                      f"{100 * client:>9.0f}%{errors}")
+    finally:
+        subprocess.run([ringsmith, "cluster", "down", "--dir", rs_dir], capture_output=True)
+        aio.stop()
+
+
+if __name__ == "__main__":
+    main()
