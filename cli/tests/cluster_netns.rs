@@ -5,100 +5,13 @@
 //! Needs root or CAP_NET_ADMIN (CI runs as root). It never skips: without them `up` fails
 //! and so does this test, with the reason.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod cluster_support;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn ringsmith() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ringsmith"));
-    c.stdin(Stdio::null());
-    c
-}
-
-fn server_bin() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_ringsmith")).with_file_name("ringsmith-server")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-struct Down(PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = ringsmith()
-            .args(["cluster", "down", "--dir"])
-            .arg(&self.0)
-            .output();
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection: (status, headers text, body).
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete HTTP head");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head[9..12].parse().unwrap();
-    (status, head, raw[split + 4..].to_vec())
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn cluster_json(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("run/cluster.json")).unwrap()).unwrap()
-}
-
-fn data_files(dir: &Path) -> usize {
-    fn walk(p: &Path, n: &mut usize) {
-        if let Ok(rd) = std::fs::read_dir(p) {
-            for e in rd.flatten() {
-                let path = e.path();
-                if path.is_dir() {
-                    walk(&path, n);
-                } else if path.extension().is_some_and(|x| x == "data") {
-                    *n += 1;
-                }
-            }
-        }
-    }
-    let mut n = 0;
-    walk(dir, &mut n);
-    n
-}
+use cluster_support::{cluster_json, data_files, header, http, ringsmith, server_bin, text, Down};
 
 #[test]
 fn nodes_in_their_own_namespaces_survive_a_partition_and_a_hang_then_converge() {
