@@ -61,9 +61,13 @@ struct FaultArgs {
     #[arg(long, default_value = "ringsmith-cluster")]
     dir: PathBuf,
     /// The storage node (0-based, as in `etc/node<N>`).
+    #[arg(long, required_unless_present = "proxy", conflicts_with = "proxy")]
+    node: Option<u32>,
+    /// The proxy instead of a storage node (kill and restart only).
     #[arg(long)]
-    node: u32,
-    /// partition: link down; heal: link up; hang: SIGSTOP its processes; resume: SIGCONT.
+    proxy: bool,
+    /// partition: link down; heal: link up; hang: SIGSTOP its processes; resume: SIGCONT;
+    /// kill: SIGKILL (a power cut of the host); restart: start what is not running again.
     #[arg(value_enum)]
     action: FaultAction,
 }
@@ -74,6 +78,8 @@ enum FaultAction {
     Heal,
     Hang,
     Resume,
+    Kill,
+    Restart,
 }
 
 #[derive(ClapArgs)]
@@ -160,6 +166,9 @@ struct Proc {
 struct ClusterFile {
     procs: Vec<Proc>,
     auth_url: String,
+    /// The binary the processes run, for `fault restart`.
+    #[serde(default)]
+    server_bin: Option<PathBuf>,
     #[serde(default)]
     netns: Option<Netns>,
 }
@@ -445,6 +454,7 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     let mut record = ClusterFile {
         procs: Vec::new(),
         auth_url: auth_url.clone(),
+        server_bin: Some(server_bin.clone()),
         netns: layout.netns.clone(),
     };
     write_cluster(&dir, &record)?;
@@ -701,8 +711,12 @@ fn spawn_proc(
         .map(|n| format!("{n}-"))
         .unwrap_or_default();
     let log = dir.join(format!("log/{stem}{kind}.log"));
-    let logf =
-        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    // Appended to: a restarted process keeps the story of the one before it.
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let mut cmd = Command::new(server_bin);
     cmd.arg(kind)
         .arg("-c")
@@ -785,45 +799,110 @@ fn leftover_note(errors: &[String]) -> String {
     }
 }
 
-/// `cluster fault`: one fault on, or off, for one node.
+/// `cluster fault`: one fault on, or off, for one node (or the proxy).
 fn fault(a: FaultArgs) -> Result<ExitCode, String> {
-    let Some(c) = read_cluster(&a.dir)? else {
+    let Some(mut c) = read_cluster(&a.dir)? else {
         return Err(format!("no cluster in {}", a.dir.display()));
     };
-    let procs: Vec<&Proc> = c
-        .procs
-        .iter()
-        .filter(|p| p.node == Some(a.node) && is_ours(p))
-        .collect();
-    match a.action {
+    let target = |p: &Proc| match a.node {
+        Some(n) => p.node == Some(n),
+        None => p.kind == "proxy",
+    };
+    let what = a
+        .node
+        .map_or("the proxy".to_string(), |n| format!("node {n}"));
+    let live: Vec<&Proc> = c.procs.iter().filter(|p| target(p) && is_ours(p)).collect();
+    let touched = match a.action {
         FaultAction::Partition | FaultAction::Heal => {
+            let node = a.node.ok_or("partitions apply to storage nodes")?;
             let ns = c.netns.as_ref().ok_or(
                 "partitions need a cluster started with --netns (nodes on 127.0.0.x share one network)",
             )?;
-            ns.set_link(a.node, matches!(a.action, FaultAction::Heal))?;
+            ns.set_link(node, matches!(a.action, FaultAction::Heal))?;
+            live.len()
         }
-        FaultAction::Hang | FaultAction::Resume => {
-            if procs.is_empty() {
-                return Err(format!("node {} has no running process", a.node));
+        FaultAction::Hang | FaultAction::Resume | FaultAction::Kill => {
+            if live.is_empty() {
+                return Err(format!("{what} has no running process"));
             }
-            let sig = if matches!(a.action, FaultAction::Hang) {
-                libc::SIGSTOP
-            } else {
-                libc::SIGCONT
+            let sig = match a.action {
+                FaultAction::Hang => libc::SIGSTOP,
+                FaultAction::Resume => libc::SIGCONT,
+                _ => libc::SIGKILL,
             };
-            for p in &procs {
+            for p in &live {
                 signal(p.pid, sig);
             }
+            if matches!(a.action, FaultAction::Kill) {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while live.iter().any(|p| is_ours(p)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            live.len()
         }
-    }
+        FaultAction::Restart => restart(&a.dir, &mut c, &target)?,
+    };
     println!(
-        "node {}: {:?} ({} process{})",
-        a.node,
+        "{what}: {:?} ({touched} process{})",
         a.action,
-        procs.len(),
-        if procs.len() == 1 { "" } else { "es" }
+        if touched == 1 { "" } else { "es" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts again every process of the target that is not running, in the same namespace
+/// and with the same config, and waits until the servers among them answer.
+fn restart(
+    dir: &Path,
+    c: &mut ClusterFile,
+    target: &dyn Fn(&Proc) -> bool,
+) -> Result<usize, String> {
+    let server_bin = c
+        .server_bin
+        .clone()
+        .ok_or("this cluster was started by an older ringsmith; restart it with up")?;
+    let mut started = Vec::new();
+    for i in 0..c.procs.len() {
+        let p = c.procs[i].clone();
+        if !target(&p) || is_ours(&p) {
+            continue;
+        }
+        let ns = match (&c.netns, p.node) {
+            (Some(n), Some(node)) => n.node_namespace(node).map(str::to_string),
+            (Some(n), None) => Some(n.proxy_namespace().to_string()),
+            (None, _) => None,
+        };
+        let fresh = spawn_proc(
+            &server_bin,
+            dir,
+            &p.kind,
+            &p.conf,
+            &p.addr,
+            p.node,
+            ns.as_deref(),
+        )?;
+        c.procs[i] = fresh;
+        write_cluster(dir, c)?;
+        started.push(i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in &started {
+        let p = &c.procs[*i];
+        while !p.addr.is_empty() && !answers(&p.addr) {
+            if !is_ours(p) || Instant::now() > deadline {
+                return Err(format!(
+                    "{} ({}) did not come back; its log ({}):\n{}",
+                    p.kind,
+                    p.addr,
+                    p.log.display(),
+                    log_tail(&p.log)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(started.len())
 }
 
 fn status(dir: &Path) -> Result<ExitCode, String> {
