@@ -27,7 +27,7 @@ use rand::{Rng, SeedableRng};
 use ringsmith::hash::HashConfig;
 use ringsmith::ring::Ring;
 
-use cluster_support::{cluster_json, header, http, ringsmith, server_bin, text, try_http, Down};
+use cluster_support::{http, try_http, Down, NetnsCluster};
 
 /// `fault` on the proxy rather than a node.
 const PROXY: u32 = u32::MAX;
@@ -167,43 +167,24 @@ fn acknowledged_writes_survive_faults_under_load_and_replicas_converge() {
     let dir = tmp.path().join("c");
     let _guard = Down(dir.clone());
     let nodes = 4u32;
-    let up = ringsmith()
-        .args([
-            "cluster",
-            "up",
-            "--netns",
+    let cluster = NetnsCluster::start(
+        &dir,
+        &[
             "--nodes",
             "4",
             "--replicas",
             "3",
-        ])
-        .args(["--part-power", "6", "--daemon-interval", "1", "--dir"])
-        .arg(&dir)
-        .arg("--server-bin")
-        .arg(server_bin())
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "cluster up --netns failed:\n{}",
-        text(&up)
+            "--part-power",
+            "6",
+            "--daemon-interval",
+            "1",
+        ],
     );
-    let record = cluster_json(&dir);
-    let auth_url = record["auth_url"].as_str().unwrap().to_string();
-    let proxy = auth_url
-        .trim_start_matches("http://")
-        .trim_end_matches("/auth/v1.0")
+    let (proxy, token) = (cluster.proxy.clone(), cluster.token.clone());
+    let prefix = cluster.record["netns"]["prefix"]
+        .as_str()
+        .unwrap()
         .to_string();
-    let prefix = record["netns"]["prefix"].as_str().unwrap().to_string();
-    let (st, head, _) = http(
-        &proxy,
-        "GET",
-        "/auth/v1.0",
-        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
-        b"",
-    );
-    assert_eq!(st, 200, "{head}");
-    let token = header(&head, "x-auth-token").unwrap().to_string();
     let (st, head, _) = http(
         &proxy,
         "PUT",
@@ -226,21 +207,8 @@ fn acknowledged_writes_survive_faults_under_load_and_replicas_converge() {
         })
         .collect();
 
-    let fault = |node: u32, action: &str| {
-        let target = if node == PROXY {
-            vec!["--proxy".to_string()]
-        } else {
-            vec!["--node".to_string(), node.to_string()]
-        };
-        let o = ringsmith()
-            .args(["cluster", "fault"])
-            .args(&target)
-            .args([action, "--dir"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "fault {action}: {}", text(&o));
-    };
+    let fault =
+        |node: u32, action: &str| cluster.fault(&dir, (node != PROXY).then_some(node), action);
     let phase = |name: &str, secs: u64| {
         std::thread::sleep(Duration::from_secs(secs));
         let mut st = load.stats.lock().unwrap();

@@ -11,38 +11,28 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster_support::{cluster_json, data_files, header, http, ringsmith, server_bin, text, Down};
+use cluster_support::{data_files, http, ringsmith, text, Down, NetnsCluster};
 
 #[test]
 fn nodes_in_their_own_namespaces_survive_a_partition_and_a_hang_then_converge() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
     let _guard = Down(dir.clone());
-    let up = ringsmith()
-        .args([
-            "cluster",
-            "up",
-            "--netns",
+    let cluster = NetnsCluster::start(
+        &dir,
+        &[
             "--nodes",
             "3",
             "--part-power",
             "6",
-        ])
-        .args(["--daemon-interval", "1"])
-        .arg("--dir")
-        .arg(&dir)
-        .arg("--server-bin")
-        .arg(server_bin())
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "cluster up --netns failed:\n{}",
-        text(&up)
+            "--daemon-interval",
+            "1",
+        ],
     );
+    let (proxy, token) = (cluster.proxy.clone(), cluster.token.clone());
 
     // Each server lives in a namespace of its own, and no namespace has a route out.
-    let record = cluster_json(&dir);
+    let record = &cluster.record;
     let ns = &record["netns"];
     let namespaces: Vec<String> = ns["namespaces"]
         .as_array()
@@ -66,20 +56,6 @@ fn nodes_in_their_own_namespaces_survive_a_partition_and_a_hang_then_converge() 
         assert!(!routes.contains("default"), "{n} has a route out: {routes}");
     }
 
-    let auth_url = record["auth_url"].as_str().unwrap().to_string();
-    let proxy = auth_url
-        .trim_start_matches("http://")
-        .trim_end_matches("/auth/v1.0")
-        .to_string();
-    let (st, head, _) = http(
-        &proxy,
-        "GET",
-        "/auth/v1.0",
-        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
-        b"",
-    );
-    assert_eq!(st, 200, "{head}");
-    let token = header(&head, "x-auth-token").unwrap().to_string();
     let auth = [("X-Auth-Token", token.as_str())];
     let (st, head, _) = http(&proxy, "PUT", "/v1/AUTH_test/c", &auth, b"");
     assert!(st == 201 || st == 202, "{head}");
@@ -107,15 +83,8 @@ fn nodes_in_their_own_namespaces_survive_a_partition_and_a_hang_then_converge() 
     }
 
     // Node 2 cut off the network: writes reach a quorum on the other two, reads work.
-    let fault = |node: &str, action: &str| {
-        let o = ringsmith()
-            .args(["cluster", "fault", "--node", node, action, "--dir"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "fault {action}: {}", text(&o));
-    };
-    fault("2", "partition");
+    let fault = |node: u32, action: &str| cluster.fault(&dir, Some(node), action);
+    fault(2, "partition");
     for i in 5..10 {
         put(i);
     }
@@ -127,12 +96,12 @@ fn nodes_in_their_own_namespaces_survive_a_partition_and_a_hang_then_converge() 
     );
 
     // Node 1 hung (SIGSTOP) once node 2 is back: reads time out on it and go elsewhere.
-    fault("2", "heal");
-    fault("1", "hang");
+    fault(2, "heal");
+    fault(1, "hang");
     let start = Instant::now();
     get_all(10);
     let hung_reads = start.elapsed();
-    fault("1", "resume");
+    fault(1, "resume");
     assert!(
         hung_reads < Duration::from_secs(120),
         "reads with a hung node took {hung_reads:?}"

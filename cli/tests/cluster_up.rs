@@ -1,70 +1,11 @@
 //! `ringsmith cluster up/status/down` through the real binaries: a 3-node cluster of
 //! `ringsmith-server` processes on 127.0.0.x, driven by python-swiftclient, then stopped.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod cluster_support;
 
-fn ringsmith() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ringsmith"));
-    c.stdin(Stdio::null());
-    c
-}
+use std::process::{Command, Stdio};
 
-/// `ringsmith-server` next to `ringsmith` (cargo builds both for workspace tests).
-fn server_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_ringsmith")).with_file_name("ringsmith-server");
-    assert!(
-        p.exists(),
-        "{} is missing: build it first (cargo build -p ringsmith-server; scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A base port with base, +1, +2 free on the three node addresses.
-fn free_base() -> u16 {
-    for _ in 0..200 {
-        let base = free_port("127.0.0.2");
-        if base > 65000 {
-            continue;
-        }
-        let ok = (2..=4).all(|n| {
-            (0..3).all(|k| TcpListener::bind((format!("127.0.0.{n}").as_str(), base + k)).is_ok())
-        });
-        if ok {
-            return base;
-        }
-    }
-    panic!("no free port range on 127.0.0.2-4");
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Stops the cluster whatever happens in the test.
-struct Down(PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = ringsmith()
-            .args(["cluster", "down", "--dir"])
-            .arg(&self.0)
-            .output();
-    }
-}
+use cluster_support::{free_base, free_port, ringsmith, server_bin, text, Down};
 
 #[test]
 fn cluster_up_serves_swift_clients_and_down_stops_it() {

@@ -2,40 +2,14 @@
 //! a tmux pane, keys typed with `send-keys`, the screen read with `capture-pane`. Kills one
 //! storage server and waits (bounded) for the dashboard to show it down.
 
+mod cluster_support;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn ringsmith() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ringsmith"));
-    c.stdin(Stdio::null());
-    c
-}
-
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_base() -> u16 {
-    for _ in 0..200 {
-        let base = free_port("127.0.0.2");
-        if base > 65000 {
-            continue;
-        }
-        let ok = (2..=4).all(|n| {
-            (0..3).all(|k| TcpListener::bind((format!("127.0.0.{n}").as_str(), base + k)).is_ok())
-        });
-        if ok {
-            return base;
-        }
-    }
-    panic!("no free port range on 127.0.0.2-4");
-}
+use cluster_support::{free_base, free_port, ringsmith};
 
 /// A private tmux server (its own socket), killed with everything in it on drop; the
 /// cluster is stopped on drop too, whatever the test did.

@@ -588,18 +588,11 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     while !pending.is_empty() {
         if let Some(dead) = pending.iter().find(|p| !is_ours(p)) {
             let tail = log_tail(&dead.log);
-            stop_all(&record);
-            let leftovers = record
-                .netns
-                .as_ref()
-                .map(Netns::teardown)
-                .unwrap_or_default();
-            let _ = std::fs::remove_file(cluster_file(&dir));
+            let stopped = abandon(&dir, &record);
             return Err(format!(
-                "{} ({}) exited during startup; cluster stopped{}. Its log ({}):\n{tail}",
+                "{} ({}) exited during startup; cluster {stopped}. Its log ({}):\n{tail}",
                 dead.kind,
                 dead.addr,
-                leftover_note(&leftovers),
                 dead.log.display()
             ));
         }
@@ -609,18 +602,11 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
                 .iter()
                 .map(|p| format!("{} {}", p.kind, p.addr))
                 .collect();
-            stop_all(&record);
-            let leftovers = record
-                .netns
-                .as_ref()
-                .map(Netns::teardown)
-                .unwrap_or_default();
-            let _ = std::fs::remove_file(cluster_file(&dir));
+            let stopped = abandon(&dir, &record);
             return Err(format!(
-                "not answering after {} s: {}; cluster stopped{} (logs in {})",
+                "not answering after {} s: {}; cluster {stopped} (logs in {})",
                 a.wait,
                 names.join(", "),
-                leftover_note(&leftovers),
                 dir.join("log").display()
             ));
         }
@@ -789,6 +775,18 @@ fn reap() {
             break;
         }
     }
+}
+
+/// Undoes a failed `up`: its processes, namespaces and record. Says what it did.
+fn abandon(dir: &Path, record: &ClusterFile) -> String {
+    stop_all(record);
+    let leftovers = record
+        .netns
+        .as_ref()
+        .map(Netns::teardown)
+        .unwrap_or_default();
+    let _ = std::fs::remove_file(cluster_file(dir));
+    format!("stopped{}", leftover_note(&leftovers))
 }
 
 fn leftover_note(errors: &[String]) -> String {

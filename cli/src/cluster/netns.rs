@@ -141,9 +141,14 @@ impl Netns {
             }
         }
         for link in self.links.iter().chain([&self.bridge]) {
-            if std::path::Path::new("/sys/class/net").join(link).exists() {
+            let exists = || std::path::Path::new("/sys/class/net").join(link).exists();
+            // A veth whose peer's namespace was just deleted goes away by itself, a
+            // moment later: losing that race is not an error.
+            if exists() {
                 if let Err(e) = ip(&["link", "del", link]) {
-                    errors.push(e);
+                    if exists() {
+                        errors.push(e);
+                    }
                 }
             }
         }

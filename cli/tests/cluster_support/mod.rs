@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -138,4 +138,94 @@ pub fn data_files(dir: &Path) -> usize {
     let mut n = 0;
     walk(dir, &mut n);
     n
+}
+
+/// A cluster started with `cluster up --netns` and a tempauth token for `test:tester`.
+pub struct NetnsCluster {
+    pub record: serde_json::Value,
+    /// The proxy's `ip:port`.
+    pub proxy: String,
+    pub token: String,
+}
+
+impl NetnsCluster {
+    /// `ringsmith cluster up --netns --dir DIR` plus `extra` arguments; then authenticates.
+    pub fn start(dir: &Path, extra: &[&str]) -> NetnsCluster {
+        let up = ringsmith()
+            .args(["cluster", "up", "--netns"])
+            .args(extra)
+            .arg("--dir")
+            .arg(dir)
+            .arg("--server-bin")
+            .arg(server_bin())
+            .output()
+            .unwrap();
+        assert!(
+            up.status.success(),
+            "cluster up --netns failed:\n{}",
+            text(&up)
+        );
+        let record = cluster_json(dir);
+        let proxy = record["auth_url"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("http://")
+            .trim_end_matches("/auth/v1.0")
+            .to_string();
+        let (st, head, _) = http(
+            &proxy,
+            "GET",
+            "/auth/v1.0",
+            &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+            b"",
+        );
+        assert_eq!(st, 200, "{head}");
+        let token = header(&head, "x-auth-token").unwrap().to_string();
+        NetnsCluster {
+            record,
+            proxy,
+            token,
+        }
+    }
+
+    /// `ringsmith cluster fault` on node `node`, or on the proxy when `node` is `None`.
+    pub fn fault(&self, dir: &Path, node: Option<u32>, action: &str) {
+        let target = match node {
+            Some(n) => vec!["--node".to_string(), n.to_string()],
+            None => vec!["--proxy".to_string()],
+        };
+        let o = ringsmith()
+            .args(["cluster", "fault"])
+            .args(&target)
+            .args([action, "--dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "fault {action}: {}", text(&o));
+    }
+}
+
+pub fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A base port with base, +1, +2 free on the three node addresses.
+pub fn free_base() -> u16 {
+    for _ in 0..200 {
+        let base = free_port("127.0.0.2");
+        if base > 65000 {
+            continue;
+        }
+        let ok = (2..=4).all(|n| {
+            (0..3).all(|k| TcpListener::bind((format!("127.0.0.{n}").as_str(), base + k)).is_ok())
+        });
+        if ok {
+            return base;
+        }
+    }
+    panic!("no free port range on 127.0.0.2-4");
 }
