@@ -56,6 +56,8 @@
 //! (tie-break order of tiers and the scan start), and every iteration is over vectors in id
 //! order, so a seed gives the same ring on any machine.
 
+mod augment;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -137,6 +139,7 @@ impl RingBuilder {
         run.gather_dispersion();
         run.place_queued();
         run.settle_surplus();
+        run.settle_by_paths();
         let unmet = run.unmet();
         let Run {
             table,
