@@ -13,7 +13,10 @@ Commands (one JSON object per line, field "cmd"):
   set_overload overload                                 -> {}
   set_replicas replicas                                 -> {}
   pretend                                               -> {}   (pretend_min_part_hours_passed)
-  rebalance   seed  -> {"moved", "balance", "dispersion", "removed"} or {"error": message}
+  save        path                                      -> {}   (a .builder file)
+  rebalance   seed  -> {"moved", "balance", "dispersion", "removed", "parts": {id: count},
+                        "moved_twice": partitions with two existing replicas moved}
+                       or {"error": message}
 
 "moved" counts every slot of the new table whose device differs from before (new slots
 included, dropped slots not); "dispersion" is recounted over every partition, including the
@@ -34,6 +37,23 @@ def changed_slots(old, new):
             if p >= len(old_row) or old_row[p] != d:
                 changed += 1
     return changed
+
+
+def partitions_moved_twice(old, new, removed):
+    """Partitions with more than one existing replica moved (slots of removed devices and
+    new slots aside): Swift allows that when the replica count grows, Ringsmith never."""
+    if old is None:
+        return 0
+    count = 0
+    for p in range(len(new[0]) if new else 0):
+        moved = 0
+        for r, row in enumerate(new):
+            if r < len(old) and p < len(old[r]) and p < len(row):
+                if old[r][p] != row[p] and old[r][p] not in removed:
+                    moved += 1
+        if moved > 1:
+            count += 1
+    return count
 
 
 def dispersion_everywhere(rb):
@@ -81,15 +101,21 @@ def main():
                 rb.set_overload(msg['overload'])
             elif cmd == 'set_replicas':
                 rb.set_replicas(msg['replicas'])
+            elif cmd == 'save':
+                rb.save(msg['path'])
             elif cmd == 'pretend':
                 rb.pretend_min_part_hours_passed()
             elif cmd == 'rebalance':
                 old = [list(row) for row in rb._replica2part2dev] \
                     if rb._replica2part2dev else None
+                removing = set(d['id'] for d in rb._remove_devs)
                 _, balance, removed = rb.rebalance(seed=msg['seed'])
                 out = {'moved': changed_slots(old, rb._replica2part2dev),
                        'balance': balance, 'dispersion': dispersion_everywhere(rb),
-                       'removed': removed}
+                       'removed': removed,
+                       'moved_twice': partitions_moved_twice(
+                           old, rb._replica2part2dev, removing),
+                       'parts': {str(d['id']): d['parts'] for d in rb._iter_devs()}}
             else:
                 out = {'error': 'unknown command %r' % cmd}
         except Exception as e:  # an answer per line keeps the two sides in step

@@ -57,6 +57,7 @@
 //! order, so a seed gives the same ring on any machine.
 
 mod augment;
+mod disperse;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -140,6 +141,7 @@ impl RingBuilder {
         run.place_queued();
         run.settle_surplus();
         run.settle_by_paths();
+        run.disperse_placed();
         let unmet = run.unmet();
         let Run {
             table,
@@ -608,7 +610,10 @@ impl<'a> Run<'a> {
                 continue;
             }
             self.collect_paths(p, None);
-            let mut best: Option<(i64, usize)> = None;
+            // A replica on a device without weight goes first (its device is over its
+            // bound of 0, and one replica per partition per rebalance may go), then the one
+            // on the most over-target device.
+            let mut best: Option<((bool, i64), usize)> = None;
             for r in 0..rows {
                 let Some(&d) = self.table[r].get(p) else {
                     continue;
@@ -624,9 +629,9 @@ impl<'a> Run<'a> {
                 });
                 if violates {
                     let dn = path[3] as usize;
-                    let surplus = self.count[dn] - self.target[dn];
-                    if best.is_none_or(|(s, _)| surplus > s) {
-                        best = Some((surplus, r));
+                    let key = (self.max[dn] == 0, self.count[dn] - self.target[dn]);
+                    if best.is_none_or(|(k, _)| key > k) {
+                        best = Some((key, r));
                     }
                 }
             }
@@ -850,10 +855,28 @@ impl<'a> Run<'a> {
             self.held_by_time.iter_mut().for_each(|x| *x = 0);
             for i in 0..parts {
                 let p = (self.gather_start + i) % parts;
-                for r in 0..rows {
+                // Replicas on over-target devices, the most over (relative to the target,
+                // which is what balance measures) first: when each partition may move only
+                // one replica, the moves go where they lower the worst device the most.
+                let mut order = [(0.0f64, 0usize); 16];
+                let mut n_order = 0;
+                for r in 0..rows.min(16) {
                     let Some(&d) = self.table[r].get(p) else {
                         continue;
                     };
+                    let dn = self.plan.tree.dev_path[d as usize][3] as usize;
+                    let surplus = self.count[dn] - self.target[dn];
+                    if surplus > 0 {
+                        order[n_order] = (surplus as f64 / self.target[dn].max(1) as f64, r);
+                        n_order += 1;
+                    }
+                }
+                if n_order == 0 {
+                    continue;
+                }
+                order[..n_order].sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                for &(_, r) in &order[..n_order] {
+                    let d = self.table[r][p];
                     let dn = self.plan.tree.dev_path[d as usize][3] as usize;
                     if self.count[dn] <= self.target[dn] {
                         continue;

@@ -61,12 +61,18 @@ impl Run<'_> {
             }
         }
         let mut budget = CHECK_BUDGET;
-        loop {
-            let Some(path) = self.cheapest_path(&devs, &slots_on, &mut budget) else {
-                break;
-            };
-            if !self.apply_path(&path, &mut slots_on) {
-                break;
+        // First only moves that keep each partition's dispersion, then any move the plan
+        // allows: the plan's per-tier bounds already say how far the weights let the
+        // replicas spread, and a device above its target is what the operator sees first.
+        for keep_dispersion in [true, false] {
+            loop {
+                let found = self.cheapest_path(&devs, &slots_on, &mut budget, keep_dispersion);
+                let Some(path) = found else {
+                    break;
+                };
+                if !self.apply_path(&path, &mut slots_on) {
+                    break;
+                }
             }
         }
     }
@@ -82,7 +88,7 @@ impl Run<'_> {
 
     /// Replicas of the partition in `self.scratch` at risk (what dispersion counts) if one
     /// more replica were on `extra`.
-    fn risk_with(&self, extra: u32) -> f64 {
+    pub(super) fn risk_with(&self, extra: u32) -> f64 {
         let path = self.plan.tree.dev_path[extra as usize];
         let mut worst = 0.0f64;
         for level in 0..4 {
@@ -119,6 +125,7 @@ impl Run<'_> {
         devs: &[u32],
         slots_on: &[Vec<(u32, u16)>],
         budget: &mut u64,
+        keep_dispersion: bool,
     ) -> Option<Vec<Hop>> {
         let ndev = self.b.devs.len();
         let mut dist = vec![u32::MAX; ndev];
@@ -163,7 +170,11 @@ impl Run<'_> {
                         break;
                     }
                     self.collect_paths(part, Some(row));
-                    let risk_here = self.risk_with(u);
+                    let risk_here = if keep_dispersion {
+                        self.risk_with(u)
+                    } else {
+                        f64::INFINITY
+                    };
                     for &v in devs {
                         if v == u || done[v as usize] || dist[v as usize] <= reach {
                             continue;
@@ -172,7 +183,7 @@ impl Run<'_> {
                             return None;
                         }
                         *budget -= 1;
-                        if !self.admissible(v) || self.risk_with(v) > risk_here + 1e-9 {
+                        if !self.admissible(v) || (keep_dispersion && self.risk_with(v) > risk_here + 1e-9) {
                             continue;
                         }
                         dist[v as usize] = reach;
