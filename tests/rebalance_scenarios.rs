@@ -423,6 +423,21 @@ fn run_scenario(seed: u64, swift: &mut SwiftDriver, board: &mut Scoreboard, dir:
         }
         let o = o.unwrap();
         pair.ours.validate(false).unwrap();
+        // Never silently above target: every device above its target is explained.
+        let targets_after = pair.ours.parts_by_tier().unwrap();
+        let mut unexplained = Vec::new();
+        for d in pair.ours.iter_devs() {
+            let t = targets_after.get(&d.dev.tiers()[3]).copied().unwrap_or(0);
+            if d.parts > t && !o.unmet.iter().any(|u| u.starts_with(&format!("device d{} ", d.dev.id))) {
+                unexplained.push(d.dev.id);
+            }
+        }
+        let truncated = o.unmet.iter().any(|u| u.contains("more devices above target"));
+        assert!(
+            unexplained.is_empty() || truncated,
+            "{label}: devices {unexplained:?} above target without a reason: {:?}",
+            o.unmet
+        );
         board.steps += 1;
         let (sb, sd, sm) = (
             s["balance"].as_f64().unwrap(),

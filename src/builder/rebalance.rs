@@ -400,8 +400,6 @@ struct Run<'a> {
     /// Parts with a replica-count change or a removed device this run (their other
     /// replicas stay put).
     gather_start: usize,
-    /// Per node: slots on it that could not move because of min_part_hours.
-    held_by_time: Vec<u64>,
     scratch: Vec<[u32; 4]>,
     dfs_buf: Vec<Vec<(bool, i64, u32, u32)>>,
     /// Slots placed in this run, which can be re-placed without counting another move.
@@ -463,7 +461,6 @@ impl<'a> Run<'a> {
             queue: Vec::new(),
             moved_parts: vec![false; parts],
             gather_start,
-            held_by_time: vec![0; n],
             scratch: Vec::new(),
             dfs_buf: vec![Vec::new(); 5],
             fluid: Vec::new(),
@@ -852,7 +849,6 @@ impl<'a> Run<'a> {
                 break;
             }
             let mut moved_any = false;
-            self.held_by_time.iter_mut().for_each(|x| *x = 0);
             for i in 0..parts {
                 let p = (self.gather_start + i) % parts;
                 // Replicas on over-target devices, the most over (relative to the target,
@@ -886,7 +882,6 @@ impl<'a> Run<'a> {
                     }
                     let fluid = self.placed_this_run(r, p);
                     if !fluid && !self.can_move(p) {
-                        self.held_by_time[dn] += 1;
                         continue;
                     }
                     self.collect_paths(p, Some(r));
@@ -946,8 +941,36 @@ impl<'a> Run<'a> {
             .sum()
     }
 
-    /// Devices left above their target, and why.
+    /// Devices left above their target, with the rule that holds them there: per device,
+    /// its replicas are split into those min_part_hours holds, those whose partition
+    /// already moved a replica in this rebalance, and those free to move. With none free
+    /// the device's count is the lowest this rebalance can reach (the bound), and the
+    /// message says so; otherwise no admissible destination was left within the plan.
     fn unmet(&self) -> Vec<String> {
+        let n = self.plan.tree.len();
+        let mut by_time = vec![0u64; n];
+        let mut by_one_move = vec![0u64; n];
+        let mut free = vec![0u64; n];
+        for (r, row) in self.table.iter().enumerate() {
+            for (p, &d) in row.iter().enumerate() {
+                if d == NONE_DEV {
+                    continue;
+                }
+                let dn = self.plan.tree.dev_path[d as usize][3] as usize;
+                if self.count[dn] <= self.target[dn] {
+                    continue;
+                }
+                if self.placed_this_run(r, p) {
+                    free[dn] += 1;
+                } else if self.moved_parts[p] {
+                    by_one_move[dn] += 1;
+                } else if (self.b.last_part_moves[p] as u32) < self.b.min_part_hours {
+                    by_time[dn] += 1;
+                } else {
+                    free[dn] += 1;
+                }
+            }
+        }
         let mut out = Vec::new();
         let mut extra = 0;
         for dev in self.b.iter_devs() {
@@ -961,15 +984,44 @@ impl<'a> Run<'a> {
                 continue;
             }
             let name = dispersion::tier_name(&dev.dev.tiers()[3], self.b);
-            let why = if self.held_by_time[dn] > 0 {
+            let mut rules = Vec::new();
+            if by_time[dn] > 0 {
+                rules.push(format!(
+                    "min_part_hours ({}h) holds {} of its partitions",
+                    self.b.min_part_hours, by_time[dn]
+                ));
+            }
+            if by_one_move[dn] > 0 {
+                rules.push(format!(
+                    "{} of its partitions already moved a replica in this rebalance (one \
+                     replica per partition per rebalance)",
+                    by_one_move[dn]
+                ));
+            }
+            let why = if free[dn] == 0 {
                 format!(
-                    "min_part_hours ({}h) holds {} of its partitions; rebalance again later",
-                    self.b.min_part_hours, self.held_by_time[dn]
+                    "{}; it cannot go lower in this rebalance (bound {}); rebalance again later",
+                    rules.join(" and "),
+                    self.count[dn]
                 )
             } else {
-                "no under-filled device can take its partitions without breaking the \
-                 dispersion plan"
-                    .to_string()
+                let mut why = format!(
+                    "no under-filled device can take any of its {} movable partition-replicas \
+                     within the plan's per-tier bounds (overload {:.6}",
+                    free[dn], self.b.overload
+                );
+                if self.plan.required_overload > self.b.overload {
+                    why += &format!(
+                        ", full dispersion needs {:.6}",
+                        self.plan.required_overload
+                    );
+                }
+                why.push(')');
+                for rule in rules {
+                    why += "; ";
+                    why += &rule;
+                }
+                why
             };
             out.push(format!(
                 "device d{} {name} holds {} partition-replicas, target {}: {why}",
