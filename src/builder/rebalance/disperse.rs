@@ -17,8 +17,15 @@ const CHECK_BUDGET: u64 = 20_000_000;
 
 impl Run<'_> {
     pub(super) fn disperse_placed(&mut self) {
-        // Every placement within the plan is fully dispersed when the overload allows it.
-        if self.plan.required_overload <= self.b.overload {
+        // A placement within the plan's bounds puts nothing at risk unless some tier's bound
+        // is above its fair share (the overload does not allow full dispersion).
+        let risky_tier = self
+            .plan
+            .max
+            .iter()
+            .zip(&self.plan.max_allowed)
+            .any(|(&max, &fair)| max as f64 > fair);
+        if !risky_tier {
             return;
         }
         let mut fluid: Vec<(u32, u16)> = self
