@@ -30,11 +30,21 @@ enum Op {
     SetWeight(usize, f64),
     Overload(f64),
     Replicas(f64),
-    Rebalance { pretend: bool, seed: u64 },
+    Rebalance {
+        pretend: bool,
+        seed: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let weight = prop_oneof![Just(1.0), Just(10.0), Just(100.0), Just(100.0), Just(250.0), Just(3000.0)];
+    let weight = prop_oneof![
+        Just(1.0),
+        Just(10.0),
+        Just(100.0),
+        Just(100.0),
+        Just(250.0),
+        Just(3000.0)
+    ];
     prop_oneof![
         4 => (1u32..3, 1u32..4, 1u32..3, weight.clone())
             .prop_map(|(region, zone, server, weight)| Op::Add { region, zone, server, weight }),
@@ -138,13 +148,21 @@ fn check(rb: &mut RingBuilder, pretend: bool, seed: u64) -> Result<(), TestCaseE
             }
         }
         if exempt {
-            prop_assert!(moved_rows.is_empty(), "part {} moved besides removed/new slots", p);
+            prop_assert!(
+                moved_rows.is_empty(),
+                "part {} moved besides removed/new slots",
+                p
+            );
         } else {
             prop_assert!(moved_rows.len() <= 1, "part {} moved {:?}", p, moved_rows);
         }
         let held = !pretend && (before.last_part_moves[p] as u32) < before.min_part_hours;
         if held {
-            prop_assert!(moved_rows.is_empty(), "part {} moved within min_part_hours", p);
+            prop_assert!(
+                moved_rows.is_empty(),
+                "part {} moved within min_part_hours",
+                p
+            );
         }
         // Which replicas of p may still move in this rebalance: the one that moved (again),
         // or any if the partition has not moved and time allows.
@@ -155,7 +173,9 @@ fn check(rb: &mut RingBuilder, pretend: bool, seed: u64) -> Result<(), TestCaseE
         } else if held {
             Vec::new()
         } else {
-            (0..new.len()).filter(|&r| new[r].get(p).is_some()).collect()
+            (0..new.len())
+                .filter(|&r| new[r].get(p).is_some())
+                .collect()
         };
         for r in movable {
             let u = new[r][p];

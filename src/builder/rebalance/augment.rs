@@ -161,12 +161,14 @@ impl Run<'_> {
                     if self.table[row].get(part) != Some(&u) {
                         continue;
                     }
-                    if self.placed_this_run(row, part) != pass_fluid || !self.movable(part, row)
-                    {
+                    if self.placed_this_run(row, part) != pass_fluid || !self.movable(part, row) {
                         continue;
                     }
                     // Only worth a look if some device is still improvable via this edge.
-                    if !devs.iter().any(|&v| !done[v as usize] && dist[v as usize] > reach) {
+                    if !devs
+                        .iter()
+                        .any(|&v| !done[v as usize] && dist[v as usize] > reach)
+                    {
                         break;
                     }
                     self.collect_paths(part, Some(row));
@@ -183,18 +185,26 @@ impl Run<'_> {
                             return None;
                         }
                         *budget -= 1;
-                        if !self.admissible(v) || (keep_dispersion && self.risk_with(v) > risk_here + 1e-9) {
+                        if !self.admissible(v)
+                            || (keep_dispersion && self.risk_with(v) > risk_here + 1e-9)
+                        {
                             continue;
                         }
                         dist[v as usize] = reach;
-                        via[v as usize] = Some((u, Hop { part: p, row: r, to: v }));
+                        via[v as usize] = Some((
+                            u,
+                            Hop {
+                                part: p,
+                                row: r,
+                                to: v,
+                            },
+                        ));
                         if cost == 0 {
                             deque.push_front(v);
                         } else {
                             deque.push_back(v);
                         }
-                        if self.surplus(v) < 0
-                            && best_sink.is_none_or(|s| dist[s as usize] > reach)
+                        if self.surplus(v) < 0 && best_sink.is_none_or(|s| dist[s as usize] > reach)
                         {
                             best_sink = Some(v);
                         }
