@@ -658,8 +658,9 @@ impl<'a> Run<'a> {
             self.collect_paths(p, None);
             // A replica on a device without weight goes first (its device is over its
             // bound of 0, and one replica per partition per rebalance may go), then the one
-            // on the most over-target device.
-            let mut best: Option<((bool, i64), usize)> = None;
+            // on the device most over its target, relative to the target (as in the surplus
+            // pass: one replica per partition may go, so it goes from the worst device).
+            let mut best: Option<((bool, f64), usize)> = None;
             for r in 0..rows {
                 let Some(&d) = self.table[r].get(p) else {
                     continue;
@@ -675,8 +676,13 @@ impl<'a> Run<'a> {
                 });
                 if violates {
                     let dn = path[3] as usize;
-                    let key = (self.max[dn] == 0, self.count[dn] - self.target[dn]);
-                    if best.is_none_or(|(k, _)| key > k) {
+                    let surplus = self.count[dn] - self.target[dn];
+                    let key = (
+                        self.max[dn] == 0,
+                        surplus as f64 / self.target[dn].max(1) as f64,
+                    );
+                    let better = |k: (bool, f64)| key.0 > k.0 || (key.0 == k.0 && key.1 > k.1);
+                    if best.is_none_or(|(k, _)| better(k)) {
                         best = Some((key, r));
                     }
                 }

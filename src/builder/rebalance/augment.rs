@@ -28,11 +28,19 @@ use crate::builder::NONE_DEV;
 const CHECK_BUDGET: u64 = 40_000_000;
 
 /// One hop of a path: the replica in slot (part, row) moves from its device to `to`.
+///
+/// With `redirect` set to the row of the replica that the partition already moved in this
+/// rebalance (from device `to` to some device B), the hop instead *redirects* that move: the
+/// replica in `redirect` goes back to `to`, and the replica in `row` goes to B. The moves
+/// count is unchanged (one replica of the partition moves either way), the device the hop
+/// leaves loses one replica and `to` gains one: an edge of cost 0 that lets the search
+/// change *which* replica of a partition uses the partition's one move.
 #[derive(Clone, Copy, Debug)]
 struct Hop {
     part: u32,
     row: u16,
     to: u32,
+    redirect: Option<u16>,
 }
 
 impl Run<'_> {
@@ -118,6 +126,89 @@ impl Run<'_> {
         worst
     }
 
+    /// The redirect hop for the replica in (part, row), if there is one: the partition has
+    /// moved exactly one other replica in this rebalance (from a weighted device A that is
+    /// not being removed, to B), this replica has not moved, and the ring with that move
+    /// undone and this replica on B instead stays within the plan's bounds (and, with
+    /// `keep_dispersion`, puts no more of the partition at risk).
+    fn redirect_hop(&mut self, part: usize, row: usize, keep_dispersion: bool) -> Option<Hop> {
+        if self.placed_this_run(row, part) || !self.moved_parts[part] {
+            return None;
+        }
+        let rows = self.table.len();
+        let mut moved_row = None;
+        for rx in 0..rows {
+            if self.table[rx].get(part).is_some() && self.placed_this_run(rx, part) {
+                if moved_row.is_some() {
+                    return None;
+                }
+                moved_row = Some(rx);
+            }
+        }
+        let rx = moved_row?;
+        let a = *self.old.get(rx)?.get(part)?;
+        if a == NONE_DEV || self.b.remove_devs.contains(&a) {
+            return None;
+        }
+        if !self.b.dev(a).is_some_and(|d| d.dev.weight > 0.0) {
+            return None;
+        }
+        let u = self.table[row][part];
+        if self.b.remove_devs.contains(&u) {
+            return None;
+        }
+        let b = self.table[rx][part];
+        // The partition's devices after the redirect.
+        let mut after: Vec<u32> = (0..rows)
+            .filter_map(|q| self.table[q].get(part).map(|&d| (q, d)))
+            .map(|(q, d)| {
+                if q == rx {
+                    a
+                } else if q == row {
+                    b
+                } else {
+                    d
+                }
+            })
+            .collect();
+        let mut sorted = after.clone();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+        for &d in &after {
+            let path = self.plan.tree.dev_path[d as usize];
+            for l in 0..4 {
+                let n = after
+                    .iter()
+                    .filter(|&&x| self.plan.tree.dev_path[x as usize][l] == path[l])
+                    .count() as u32;
+                if n > self.plan.max[path[l] as usize] {
+                    return None;
+                }
+            }
+        }
+        if keep_dispersion {
+            let last = after.pop()?;
+            self.scratch.clear();
+            for &d in &after {
+                self.scratch.push(self.plan.tree.dev_path[d as usize]);
+            }
+            let risk_after = self.risk_with(last);
+            self.collect_paths(part, Some(row));
+            let risk_before = self.risk_with(u);
+            if risk_after > risk_before + 1e-9 {
+                return None;
+            }
+        }
+        Some(Hop {
+            part: part as u32,
+            row: row as u16,
+            to: a,
+            redirect: Some(rx as u16),
+        })
+    }
+
     /// 0-1 BFS from every over-target device; returns the hops of a cheapest path ending on
     /// an under-target device, or None.
     fn cheapest_path(
@@ -161,6 +252,21 @@ impl Run<'_> {
                     if self.table[row].get(part) != Some(&u) {
                         continue;
                     }
+                    if pass_fluid {
+                        if let Some(hop) = self.redirect_hop(part, row, keep_dispersion) {
+                            let a = hop.to as usize;
+                            if !done[a] && dist[a] > reach {
+                                dist[a] = reach;
+                                via[a] = Some((u, hop));
+                                deque.push_front(hop.to);
+                                if self.surplus(hop.to) < 0
+                                    && best_sink.is_none_or(|s| dist[s as usize] > reach)
+                                {
+                                    best_sink = Some(hop.to);
+                                }
+                            }
+                        }
+                    }
                     if self.placed_this_run(row, part) != pass_fluid || !self.movable(part, row) {
                         continue;
                     }
@@ -197,6 +303,7 @@ impl Run<'_> {
                                 part: p,
                                 row: r,
                                 to: v,
+                                redirect: None,
                             },
                         ));
                         if cost == 0 {
@@ -237,6 +344,13 @@ impl Run<'_> {
         }
         for h in hops {
             let (part, row) = (h.part as usize, h.row as usize);
+            if let Some(rx) = h.redirect {
+                let again = self.redirect_hop(part, row, false);
+                if again.map(|x| (x.to, x.redirect)) != Some((h.to, Some(rx))) {
+                    return false;
+                }
+                continue;
+            }
             if !self.movable(part, row) {
                 return false;
             }
@@ -248,6 +362,18 @@ impl Run<'_> {
         for h in hops {
             let (part, row) = (h.part as usize, h.row as usize);
             let from = self.table[row][part];
+            if let Some(rx) = h.redirect {
+                let rx = rx as usize;
+                let b = self.table[rx][part];
+                self.table[rx][part] = h.to;
+                self.table[row][part] = b;
+                self.add_count(from, -1);
+                self.add_count(h.to, 1);
+                slots_on[b as usize].push((h.part, h.row));
+                slots_on[h.to as usize].push((h.part, rx as u16));
+                self.fluid.push((h.part, h.row));
+                continue;
+            }
             self.add_count(from, -1);
             self.table[row][part] = h.to;
             self.add_count(h.to, 1);
