@@ -681,7 +681,7 @@ impl<'a> Run<'a> {
                         self.max[dn] == 0,
                         surplus as f64 / self.target[dn].max(1) as f64,
                     );
-                    let better = |k: (bool, f64)| key.0 > k.0 || (key.0 == k.0 && key.1 > k.1);
+                    let better = |k: (bool, f64)| (key.0 && !k.0) || (key.0 == k.0 && key.1 > k.1);
                     if best.is_none_or(|(k, _)| better(k)) {
                         best = Some((key, r));
                     }

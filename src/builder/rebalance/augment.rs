@@ -178,12 +178,12 @@ impl Run<'_> {
         }
         for &d in &after {
             let path = self.plan.tree.dev_path[d as usize];
-            for l in 0..4 {
+            for (l, &node) in path.iter().enumerate() {
                 let n = after
                     .iter()
-                    .filter(|&&x| self.plan.tree.dev_path[x as usize][l] == path[l])
+                    .filter(|&&x| self.plan.tree.dev_path[x as usize][l] == node)
                     .count() as u32;
-                if n > self.plan.max[path[l] as usize] {
+                if n > self.plan.max[node as usize] {
                     return None;
                 }
             }
