@@ -79,7 +79,8 @@
 //!   plan (checked from the outside by `tests/rebalance_guarantee.rs` after random operation
 //!   sequences), and no augmenting chain of allowed moves from an over-target device to an
 //!   under-target one remains (the search is exhaustive, bounded only by a work budget that
-//!   real rings do not reach). With no chain left, the total surplus cannot be lowered by
+//!   real rings do not reach; a cheapest path that would move two replicas of one partition
+//!   ends the search). With no chain left, the total surplus cannot be lowered by
 //!   moves made in this state; every device then is within one partition-replica of its
 //!   integer target wherever the rules allow it.
 //! - **moves only what buys balance**: the removed devices' replicas, dispersion fixes, and
@@ -97,9 +98,10 @@
 //! Same plan, same rules. Swift's gather passes pick replicas before knowing whether a
 //! better home exists, so they move replicas that end where they were or elsewhere no
 //! better; here every balance move lowers a surplus, and chains reach placements that a
-//! greedy pass misses (issue 14's drained server: balance 0.00 where Swift reaches 0.42 in
-//! three rebalances). The descent with backtracking never fails where Swift's greedy one
-//! gets stuck.
+//! greedy pass misses (issue 14's drained server, `fixtures/scenarios/drain-server.json`:
+//! balance 1.86 with 377 partition-replicas moved, where Swift reaches 2.94 with 656 moves
+//! in three rebalances; the direct pass alone left 11.67). The descent with backtracking
+//! never fails where Swift's greedy one gets stuck.
 //!
 //! Determinism: the only randomness is a ChaCha8 stream seeded from `RebalanceOptions::seed`
 //! (tie-break order of tiers and the scan start), and every iteration is over vectors in id
@@ -107,55 +109,17 @@
 
 mod augment;
 mod disperse;
+mod report;
+mod unmet;
+
+pub use report::{DeviceMoves, RebalancePlan, TierMoves};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 
 use super::error::{py_float, BuilderError};
 use super::plan::{ReplicaPlan, NO_TIER};
 use super::{dispersion, RebalanceOptions, RebalanceOutcome, RingBuilder, NONE_DEV};
-
-/// Per device: what a rebalance takes away and brings.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct DeviceMoves {
-    pub id: u32,
-    /// `r1z1-10.0.0.1/sda`.
-    pub name: String,
-    pub parts_before: u64,
-    pub parts_after: u64,
-    /// The device's target after the rebalance.
-    pub target: u64,
-    pub leaving: u64,
-    pub arriving: u64,
-    /// True if the device is deleted by this rebalance.
-    pub removed: bool,
-}
-
-/// Per tier (region, zone, server): partition-replicas leaving and arriving.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct TierMoves {
-    pub tier: String,
-    pub parts_before: u64,
-    pub parts_after: u64,
-    pub target: u64,
-    pub leaving: u64,
-    pub arriving: u64,
-}
-
-/// What a rebalance would do (a dry run on a copy of the builder).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct RebalancePlan {
-    pub balance_before: f64,
-    pub balance_after: f64,
-    pub dispersion_before: f64,
-    pub dispersion_after: f64,
-    pub required_overload: f64,
-    pub overload: f64,
-    pub outcome: RebalanceOutcome,
-    pub devices: Vec<DeviceMoves>,
-    pub tiers: Vec<TierMoves>,
-}
 
 /// Partitions per scan chunk of the move passes: bounded work, no per-slot allocation.
 const MAX_SURPLUS_PASSES: usize = 6;
@@ -248,134 +212,6 @@ impl RingBuilder {
             finished,
             unmet,
         })
-    }
-
-    /// A dry run: rebalance a copy and describe what would move. The builder is untouched.
-    pub fn plan_rebalance(
-        &self,
-        opts: &RebalanceOptions,
-    ) -> Result<(RingBuilder, RebalancePlan), BuilderError> {
-        let mut after = self.clone();
-        let outcome = after.rebalance(opts)?;
-        let plan = after.replica_plan()?;
-        let dispersion_before = match (&self.replica2part2dev, self.dispersion) {
-            (None, _) => 0.0,
-            (Some(_), Some(d)) if !self.dispersion_graph.is_empty() => d,
-            _ => {
-                let tree = super::plan::TierTree::build(self);
-                dispersion::compute(self, &tree).dispersion
-            }
-        };
-        let n = self.devs.len().max(after.devs.len());
-        let mut leaving = vec![0u64; n];
-        let mut arriving = vec![0u64; n];
-        let new_table = after.replica2part2dev.as_ref().unwrap();
-        for (r, row) in new_table.iter().enumerate() {
-            for (p, &d) in row.iter().enumerate() {
-                let before = self
-                    .replica2part2dev
-                    .as_ref()
-                    .and_then(|t| t.get(r))
-                    .and_then(|row| row.get(p))
-                    .copied()
-                    .unwrap_or(NONE_DEV);
-                if before != d {
-                    if before != NONE_DEV && (before as usize) < n {
-                        leaving[before as usize] += 1;
-                    }
-                    arriving[d as usize] += 1;
-                }
-            }
-        }
-        // Slots dropped by a replica-count decrease leave without arriving anywhere.
-        if let Some(old) = &self.replica2part2dev {
-            for (r, row) in old.iter().enumerate() {
-                let new_len = new_table.get(r).map_or(0, |x| x.len());
-                for &d in row.iter().skip(new_len) {
-                    if d != NONE_DEV && (d as usize) < n {
-                        leaving[d as usize] += 1;
-                    }
-                }
-            }
-        }
-        let mut devices = Vec::new();
-        for dev in self.iter_devs() {
-            let id = dev.dev.id as usize;
-            let after_dev = after.dev(dev.dev.id);
-            let target = plan
-                .tree
-                .dev_path
-                .get(id)
-                .filter(|p| p[3] != NO_TIER)
-                .map_or(0, |p| plan.parts_by_tier[p[3] as usize]);
-            let target = if after_dev.is_some_and(|d| d.dev.weight > 0.0) {
-                target
-            } else {
-                0
-            };
-            devices.push(DeviceMoves {
-                id: dev.dev.id,
-                name: dispersion::tier_name(&dev.dev.tiers()[3], self),
-                parts_before: dev.parts,
-                parts_after: after_dev.map_or(0, |d| d.parts),
-                target,
-                leaving: leaving[id],
-                arriving: arriving[id],
-                removed: after_dev.is_none(),
-            });
-        }
-        for dev in after.iter_devs() {
-            if self.dev(dev.dev.id).is_none() {
-                let id = dev.dev.id as usize;
-                devices.push(DeviceMoves {
-                    id: dev.dev.id,
-                    name: dispersion::tier_name(&dev.dev.tiers()[3], &after),
-                    parts_before: 0,
-                    parts_after: dev.parts,
-                    target: dev.parts,
-                    leaving: leaving[id],
-                    arriving: arriving[id],
-                    removed: false,
-                });
-            }
-        }
-        devices.sort_by_key(|d| d.id);
-        // Tiers: sum the devices (ids are stable across the dry run).
-        let mut tiers: std::collections::BTreeMap<crate::device::Tier, TierMoves> =
-            Default::default();
-        for d in &devices {
-            let src = self.dev(d.id).or_else(|| after.dev(d.id)).unwrap();
-            for tier in src.dev.tiers().into_iter().take(3) {
-                let name = dispersion::tier_name(&tier, self);
-                let e = tiers.entry(tier).or_insert_with(|| TierMoves {
-                    tier: name,
-                    ..Default::default()
-                });
-                e.parts_before += d.parts_before;
-                e.parts_after += d.parts_after;
-                e.target += d.target;
-                e.leaving += d.leaving;
-                e.arriving += d.arriving;
-            }
-        }
-        let mut tiers: Vec<(crate::device::Tier, TierMoves)> = tiers.into_iter().collect();
-        tiers.sort_by(|a, b| dispersion::python_tier_cmp(&a.0, &b.0));
-        let report = RebalancePlan {
-            balance_before: if self.ever_rebalanced() {
-                self.get_balance()
-            } else {
-                0.0
-            },
-            balance_after: outcome.balance,
-            dispersion_before,
-            dispersion_after: outcome.dispersion,
-            required_overload: plan.required_overload,
-            overload: self.overload,
-            outcome,
-            devices,
-            tiers: tiers.into_iter().map(|(_, t)| t).collect(),
-        };
-        Ok((after, report))
     }
 
     /// Age `last_part_moves` by the whole hours since the last epoch (Swift's rule: the
@@ -994,95 +830,5 @@ impl<'a> Run<'a> {
                 (self.count[dn] - self.target[dn]).max(0)
             })
             .sum()
-    }
-
-    /// Devices left above their target, with the rule that holds them there: per device,
-    /// its replicas are split into those min_part_hours holds, those whose partition
-    /// already moved a replica in this rebalance, and those free to move. With none free
-    /// the device's count is the lowest this rebalance can reach (the bound), and the
-    /// message says so; otherwise no admissible destination was left within the plan.
-    fn unmet(&self) -> Vec<String> {
-        let n = self.plan.tree.len();
-        let mut by_time = vec![0u64; n];
-        let mut by_one_move = vec![0u64; n];
-        let mut free = vec![0u64; n];
-        for (r, row) in self.table.iter().enumerate() {
-            for (p, &d) in row.iter().enumerate() {
-                if d == NONE_DEV {
-                    continue;
-                }
-                let dn = self.plan.tree.dev_path[d as usize][3] as usize;
-                if self.count[dn] <= self.target[dn] {
-                    continue;
-                }
-                if self.placed_this_run(r, p) {
-                    free[dn] += 1;
-                } else if self.moved_parts[p] {
-                    by_one_move[dn] += 1;
-                } else if (self.b.last_part_moves[p] as u32) < self.b.min_part_hours {
-                    by_time[dn] += 1;
-                } else {
-                    free[dn] += 1;
-                }
-            }
-        }
-        let mut out = Vec::new();
-        let mut extra = 0;
-        for dev in self.b.iter_devs() {
-            let dn = self.plan.tree.dev_path[dev.dev.id as usize][3] as usize;
-            let surplus = self.count[dn] - self.target[dn];
-            if surplus <= 0 || self.b.remove_devs.contains(&dev.dev.id) {
-                continue;
-            }
-            if out.len() >= 10 {
-                extra += 1;
-                continue;
-            }
-            let name = dispersion::tier_name(&dev.dev.tiers()[3], self.b);
-            let mut rules = Vec::new();
-            if by_time[dn] > 0 {
-                rules.push(format!(
-                    "min_part_hours ({}h) holds {} of its partitions",
-                    self.b.min_part_hours, by_time[dn]
-                ));
-            }
-            if by_one_move[dn] > 0 {
-                rules.push(format!(
-                    "{} of its partitions already moved a replica in this rebalance (one \
-                     replica per partition per rebalance)",
-                    by_one_move[dn]
-                ));
-            }
-            let why = if free[dn] == 0 {
-                format!(
-                    "{}; it cannot go lower in this rebalance (bound {}); rebalance again later",
-                    rules.join(" and "),
-                    self.count[dn]
-                )
-            } else {
-                let mut why = format!(
-                    "no under-filled device can take any of its {} movable partition-replicas \
-                     within the plan's per-tier bounds (overload {:.6}",
-                    free[dn], self.b.overload
-                );
-                if self.plan.required_overload > self.b.overload {
-                    why += &format!(", full dispersion needs {:.6}", self.plan.required_overload);
-                }
-                why.push(')');
-                for rule in rules {
-                    why += "; ";
-                    why += &rule;
-                }
-                why
-            };
-            out.push(format!(
-                "device d{} {name} holds {} partition-replicas, target {}: {why}",
-                dev.dev.id, self.count[dn], self.target[dn]
-            ));
-        }
-        if extra > 0 {
-            out.push(format!("... and {extra} more devices above target"));
-        }
-        out
     }
 }
