@@ -35,9 +35,9 @@
 //!
 //! **Then settle the surplus, directly.** Over-target devices are scanned partition by
 //! partition from a seeded start; of a partition's replicas on over-target devices the one
-//! on the device most over its target *relative to the target* goes first (when each
-//! partition may move one replica, that is what lowers the worst device, which is what
-//! balance measures). A replica moves when (a) it may move — placed in this rebalance
+//! on the device fullest *relative to its weight's share* goes first (when each partition
+//! may move one replica, that is what lowers the worst device, which is what balance
+//! measures). A replica moves when (a) it may move — placed in this rebalance
 //! already (re-placing it is still a single move), or its partition has not moved in this
 //! rebalance and its min_part_hours have passed — and (b) an under-target device can take
 //! it within the plan. Scans repeat until nothing changes.
@@ -300,10 +300,19 @@ struct Run<'a> {
     fair: Vec<u32>,
     depth_of: Vec<u8>,
     dev_of: Vec<u32>,
+    /// Per device node: the weight's share of partition-replicas (what balance measures
+    /// against; 0 without weight).
+    share: Vec<f64>,
 }
 
 impl<'a> Run<'a> {
     fn new(b: &'a mut RingBuilder, plan: &'a ReplicaPlan, rng: &mut ChaCha8Rng) -> Run<'a> {
+        let weight_of_one_part = b.weight_of_one_part().unwrap_or(0.0);
+        let mut share = vec![0.0; plan.tree.len()];
+        for dev in b.iter_devs() {
+            let node = plan.tree.dev_path[dev.dev.id as usize][3] as usize;
+            share[node] = dev.dev.weight * weight_of_one_part;
+        }
         let parts = b.parts();
         let n = plan.tree.len();
         let table = b.replica2part2dev.take().unwrap_or_default();
@@ -360,6 +369,18 @@ impl<'a> Run<'a> {
                 .collect(),
             depth_of: plan.tree.nodes.iter().map(|n| n.depth).collect(),
             dev_of: plan.tree.nodes.iter().map(|n| n.dev_id).collect(),
+            share,
+        }
+    }
+
+    /// How full a device node is relative to its weight's share (what balance measures):
+    /// of two over-target devices the fuller one gives up a replica first.
+    fn fill(&self, node: usize) -> f64 {
+        let share = self.share[node];
+        if share > 0.0 {
+            self.count[node] as f64 / share
+        } else {
+            f64::INFINITY
         }
     }
 
@@ -494,8 +515,8 @@ impl<'a> Run<'a> {
             self.collect_paths(p, None);
             // A replica on a device without weight goes first (its device is over its
             // bound of 0, and one replica per partition per rebalance may go), then the one
-            // on the device most over its target, relative to the target (as in the surplus
-            // pass: one replica per partition may go, so it goes from the worst device).
+            // on the device fullest relative to its weight's share (as in the surplus pass:
+            // one replica per partition may go, so it goes from the worst device).
             let mut best: Option<((bool, f64), usize)> = None;
             for r in 0..rows {
                 let Some(&d) = self.table[r].get(p) else {
@@ -512,11 +533,7 @@ impl<'a> Run<'a> {
                 });
                 if violates {
                     let dn = path[3] as usize;
-                    let surplus = self.count[dn] - self.target[dn];
-                    let key = (
-                        self.max[dn] == 0,
-                        surplus as f64 / self.target[dn].max(1) as f64,
-                    );
+                    let key = (self.max[dn] == 0, self.fill(dn));
                     let better = |k: (bool, f64)| (key.0 && !k.0) || (key.0 == k.0 && key.1 > k.1);
                     if best.is_none_or(|(k, _)| better(k)) {
                         best = Some((key, r));
@@ -742,9 +759,9 @@ impl<'a> Run<'a> {
             let mut moved_any = false;
             for i in 0..parts {
                 let p = (self.gather_start + i) % parts;
-                // Replicas on over-target devices, the most over (relative to the target,
-                // which is what balance measures) first: when each partition may move only
-                // one replica, the moves go where they lower the worst device the most.
+                // Replicas on over-target devices, the fullest relative to its weight's share
+                // (what balance measures) first: when each partition may move only one
+                // replica, the moves go where they lower the worst device the most.
                 let mut order = [(0.0f64, 0usize); 16];
                 let mut n_order = 0;
                 for r in 0..rows.min(16) {
@@ -754,7 +771,7 @@ impl<'a> Run<'a> {
                     let dn = self.plan.tree.dev_path[d as usize][3] as usize;
                     let surplus = self.count[dn] - self.target[dn];
                     if surplus > 0 {
-                        order[n_order] = (surplus as f64 / self.target[dn].max(1) as f64, r);
+                        order[n_order] = (self.fill(dn), r);
                         n_order += 1;
                     }
                 }
