@@ -748,10 +748,12 @@ impl<'a> Run<'a> {
     fn settle_surplus(&mut self) {
         let parts = self.parts;
         let rows = self.table.len();
-        for pass in 0..MAX_SURPLUS_PASSES {
-            // First pass: only replicas whose partition is over its fair share in one of
-            // the device's tiers, so that balance moves also improve dispersion.
-            let risky_only = pass == 0;
+        for pass in 0..MAX_SURPLUS_PASSES + 1 {
+            // First pass: only replicas placed in this rebalance (moving one again costs no
+            // extra move). Second: only replicas whose partition is over its fair share in
+            // one of the device's tiers, so that balance moves also improve dispersion.
+            let fluid_only = pass == 0;
+            let risky_only = pass == 1;
             let over: i64 = self.over_total();
             if over == 0 {
                 break;
@@ -789,7 +791,7 @@ impl<'a> Run<'a> {
                         continue;
                     }
                     let fluid = self.placed_this_run(r, p);
-                    if !fluid && !self.can_move(p) {
+                    if !fluid && (fluid_only || !self.can_move(p)) {
                         continue;
                     }
                     self.collect_paths(p, Some(r));
@@ -818,7 +820,7 @@ impl<'a> Run<'a> {
                     }
                 }
             }
-            if !moved_any && !risky_only {
+            if !moved_any && !risky_only && !fluid_only {
                 break;
             }
         }
