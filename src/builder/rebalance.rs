@@ -17,12 +17,13 @@
 //! 1. slots of devices pending removal (all of them, whatever min_part_hours says), and new
 //!    slots from a replica-count increase; rows that shrink just free their slots;
 //! 2. dispersion violations: a partition with more replicas in a tier than the plan's `max`
-//!    gives up one replica, taken from the violating tier's most over-target device. A
-//!    zero-weight device has `max` 0, so it drains this way, one replica per partition;
+//!    gives up one replica: one on a zero-weight device first (its `max` is 0, so it drains
+//!    this way, one replica per partition), else the one on the device fullest relative to
+//!    its weight's share;
 //! 3. nothing else up front. Swift also gathers "for balance" in up to three passes, taking
 //!    replicas from over-weight devices before knowing whether they have anywhere better
 //!    to go, and puts many back. Ringsmith instead moves a replica off an over-target device
-//!    only together with a destination (step 5), so every move reduces a surplus.
+//!    only together with a destination (below), so every move reduces a surplus.
 //!
 //! **Place without getting stuck.** A replica is placed by a depth-first descent of the
 //! tier tree: at each level the children that still have room *for this partition* (below
@@ -40,7 +41,9 @@
 //! measures). A replica moves when (a) it may move — placed in this rebalance
 //! already (re-placing it is still a single move), or its partition has not moved in this
 //! rebalance and its min_part_hours have passed — and (b) an under-target device can take
-//! it within the plan. Scans repeat until nothing changes.
+//! it within the plan. The first scan only re-places replicas placed in this rebalance
+//! (free), the second only replicas at risk for dispersion; scans repeat until nothing
+//! changes.
 //!
 //! **Then settle what is left, by chains** (`rebalance/augment.rs`). A device can stay above
 //! target although a better ring exists: after a whole server is drained, say, its
