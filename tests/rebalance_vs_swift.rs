@@ -118,6 +118,21 @@ fn fractional_replicas_and_draining() {
     compare("fractional.json");
 }
 
+/// Issue 14's first losing case: every disk of one server removed at once (its zone keeps
+/// two thirds of its capacity). The drained replicas can only go to their zone's other
+/// servers or to the one zone their partition lacks, so reaching the targets needs chains
+/// of moves.
+#[test]
+fn draining_a_whole_server() {
+    compare("drain-server.json");
+}
+
+/// Issue 14's second losing case: a small second region with a 20% overload.
+#[test]
+fn small_second_region_with_overload() {
+    compare("small-region-overload.json");
+}
+
 /// The replica plan (weighted, wanted and target replicanths per tier, required overload)
 /// equals Swift's to the last bit on random rings.
 #[test]
