@@ -44,7 +44,7 @@ struct SwiftDriver {
 
 impl SwiftDriver {
     fn start() -> SwiftDriver {
-        let venv = ringsmith::testing::swift_venv();
+        let venv = ringsmith_testkit::swift_venv();
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("scripts/swift-rebalance-driver.py");
         let mut child = Command::new(venv.join("bin/python"))
