@@ -1347,7 +1347,7 @@ async fn get_object(ctx: &mut Ctx, target: &ObjTarget) -> Response {
     to_client(r, ctx.owner)
 }
 
-/// A `reqwest` body fed chunk by chunk from the client-reading loop.
+/// A backend request body fed chunk by chunk from the client-reading loop.
 struct ChanBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
 
 impl futures_util::Stream for ChanBody {
@@ -1481,7 +1481,7 @@ async fn put_object(
                     &Method::PUT,
                     &path,
                     &nh,
-                    OutBody::Stream(reqwest::Body::wrap_stream(ChanBody(rx))),
+                    OutBody::Stream(Body::from_stream(ChanBody(rx))),
                 )
                 .await;
             (node, r)

@@ -251,31 +251,17 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
             .await
             .map_err(|e| StartError::Other(format!("cannot listen on {addr}: {e}")))?;
         tracing::info!(%addr, swift_dir = %proxy.swift_dir.display(), "proxy server listening");
+        let client_timeout = proxy.client_timeout;
         let app = proxy.router();
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        // Headers and body go out in separate writes; without TCP_NODELAY, Nagle holds
-        // the second until the client's delayed ACK (40 ms on Linux) on every response.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stopping_tx.send(());
-        });
-        // In-flight requests get `graceful_shutdown_timeout` to finish; long downloads
-        // must not keep a stopping proxy alive forever.
-        let drain = async move {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(drain_timeout).await;
-                tracing::warn!(?drain_timeout, "in-flight requests did not finish; exiting");
-            } else {
-                std::future::pending::<()>().await;
-            }
+        // The same connection loop as the storage servers: Swift's header limits (count,
+        // line and total sizes), a header read timeout, bounded draining on shutdown.
+        let limits = crate::common::runner::ServeLimits {
+            header_read_timeout: client_timeout,
+            drain: drain_timeout,
         };
-        tokio::select! {
-            r = server => r.map_err(|e| StartError::Other(format!("server: {e}")))?,
-            _ = drain => {}
-        }
+        crate::common::runner::serve_listener("proxy", listener, app, limits, shutdown_signal())
+            .await
+            .map_err(|e| StartError::Other(format!("server: {e}")))?;
         tracing::info!("proxy server stopped");
         Ok(())
     })
