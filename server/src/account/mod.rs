@@ -106,6 +106,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 fn db_error(e: rusqlite::Error) -> Resp {
+    if let Some(m) = db::metadata_too_large(&e) {
+        return plain(StatusCode::BAD_REQUEST, m);
+    }
     tracing::error!(error = %e, "database error");
     plain(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -259,12 +262,17 @@ async fn put_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) 
     if let Err(m) = check_metadata(headers, "account", &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
+    let limits = db::MetaLimits {
+        prefix: "x-account-meta-",
+        max_count: state.cfg.constraints.max_meta_count,
+        max_overall_size: state.cfg.constraints.max_meta_overall_size,
+    };
     let items = metadata_items(headers, "account", &[]);
     let (path, account) = (t.db_path.clone(), t.account.clone());
     let res = blocking(move || -> rusqlite::Result<StatusCode> {
         if !path.exists() {
             let mut conn = broker::create(&path, &account, req_ts)?;
-            broker::update_metadata(&mut conn, &items, req_ts)?;
+            broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
             return Ok(StatusCode::CREATED);
         }
         let mut conn = db::open(&path)?;
@@ -273,7 +281,7 @@ async fn put_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) 
             return Ok(StatusCode::FORBIDDEN);
         }
         broker::update_put_timestamp(&conn, req_ts)?;
-        broker::update_metadata(&mut conn, &items, req_ts)?;
+        broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
         if broker::info(&conn)?.is_deleted() {
             return Ok(StatusCode::CONFLICT);
         }
@@ -321,6 +329,11 @@ async fn post_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap)
     if let Err(m) = check_metadata(headers, "account", &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
+    let limits = db::MetaLimits {
+        prefix: "x-account-meta-",
+        max_count: state.cfg.constraints.max_meta_count,
+        max_overall_size: state.cfg.constraints.max_meta_overall_size,
+    };
     let items = metadata_items(headers, "account", &[]);
     let path = t.db_path.clone();
     let res = blocking(move || -> rusqlite::Result<bool> {
@@ -331,7 +344,7 @@ async fn post_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap)
         if broker::info(&conn)?.is_deleted() {
             return Ok(false);
         }
-        broker::update_metadata(&mut conn, &items, req_ts)?;
+        broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
         Ok(true)
     })
     .await;

@@ -175,6 +175,9 @@ pub async fn serve_listener(
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_read_timeout)
                     .max_headers(MAX_REQUEST_HEADERS)
+                    // Swift's servers send `X-Object-Meta-Color`, and clients that keep
+                    // header names as sent (Python's http.client) see the difference.
+                    .title_case_headers(true)
                     .keep_alive(true);
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 conns.spawn(async move {
