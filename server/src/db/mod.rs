@@ -265,11 +265,12 @@ pub fn listing_params(
         }
     };
     if let Some(path) = &p.path {
-        let trimmed = path.trim_end_matches('/');
-        p.prefix = if trimmed.is_empty() {
+        // Swift: an empty path lists the top level; any other gets exactly one trailing
+        // slash (so `/` lists the children of `/`).
+        p.prefix = if path.is_empty() {
             String::new()
         } else {
-            format!("{trimmed}/")
+            format!("{}/", path.trim_end_matches('/'))
         };
         p.delimiter = Some("/".to_string());
     }
@@ -602,5 +603,12 @@ mod tests {
         );
         merge_metadata(&mut md, &[("X-Container-Read".into(), "x".repeat(50))], ts3);
         assert!(check_merged_metadata(&md, &limits).is_ok());
+    }
+
+    #[test]
+    fn path_slash_lists_the_children_of_slash() {
+        let names = ["/dir1/", "/dir1/f", "/file1", "dir1/", "dir1/f", "file1"];
+        assert_eq!(run(&names, "path=%2F"), vec!["/dir1/", "/file1"]);
+        assert_eq!(run(&names, "path="), vec!["dir1/", "file1"]);
     }
 }

@@ -27,6 +27,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use http_body_util::BodyExt;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::account_acl;
 use super::auth::{authorize, AuthzRequest, Decision, Identity};
 use super::backend::{
     best_status, header_value, quorum_size, set, BackendError, BackendResponse, NodeIter, OutBody,
@@ -160,6 +161,7 @@ impl Ctx {
             }
             h.append(name.clone(), value.clone());
         }
+        apply_x_remove(&self.headers, &mut h);
         set(&mut h, "x-trans-id", &self.trans_id);
         set(
             &mut h,
@@ -180,14 +182,15 @@ impl Ctx {
             set(
                 r.headers_mut(),
                 "www-authenticate",
-                &format!("Swift realm=\"{}\"", self.account),
+                &format!("Swift realm=\"{}\"", quote(&self.account)),
             );
             r
         }
     }
 
-    fn authz(&mut self, acl: Option<&str>) -> Result<(), Response> {
-        let d = authorize(
+    /// tempauth's `authorize`, then (for a logged-in user it denies) the account's ACLs.
+    async fn authz(&mut self, acl: Option<&str>) -> Result<(), Response> {
+        let mut d = authorize(
             &self.proxy.auth,
             self.identity.as_ref(),
             &AuthzRequest {
@@ -199,6 +202,13 @@ impl Ctx {
                 acl,
             },
         );
+        if d == Decision::Denied {
+            if let Some(id) = self.identity.as_ref() {
+                if let Some(acls) = self.proxy.account_acls(&self.account).await {
+                    d = acls.decide(&id.groups, self.method.as_str(), self.container.is_some());
+                }
+            }
+        }
         match d {
             Decision::Owner => {
                 self.owner = true;
@@ -206,6 +216,34 @@ impl Ctx {
             }
             Decision::Allowed => Ok(()),
             Decision::Denied => Err(self.denied()),
+        }
+    }
+}
+
+/// Swift's `X-Remove-*` headers: `X-Remove-Container-Meta-Foo` (and the ACL, versioning
+/// and account/container metadata forms) become the header itself with an empty value,
+/// which deletes it, unless the request also sets that header.
+fn apply_x_remove(client: &HeaderMap, backend: &mut HeaderMap) {
+    const WHOLE: [&str; 4] = [
+        "x-remove-container-read",
+        "x-remove-container-write",
+        "x-remove-versions-location",
+        "x-remove-history-location",
+    ];
+    for name in client.keys() {
+        let n = name.as_str();
+        let is_meta = ["x-remove-account-meta-", "x-remove-container-meta-"]
+            .iter()
+            .any(|p| n.starts_with(p) && n.len() > p.len());
+        if !(is_meta || WHOLE.contains(&n)) {
+            continue;
+        }
+        let target = n.replacen("-remove", "", 1);
+        backend.remove(n);
+        if !client.contains_key(target.as_str()) {
+            if let Ok(t) = HeaderName::from_bytes(target.as_bytes()) {
+                backend.insert(t, axum::http::HeaderValue::from_static(""));
+            }
         }
     }
 }
@@ -333,7 +371,7 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Respons
                 set(
                     r.headers_mut(),
                     "www-authenticate",
-                    &format!("Swift realm=\"{account}\""),
+                    &format!("Swift realm=\"{}\"", quote(&account)),
                 );
                 return r;
             }
@@ -362,6 +400,14 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Respons
         (Some(_), Some(c)) => Some(proxy.container_info(&ctx.account, c).await.cors),
         _ => None,
     };
+    if matches!(ctx.method, Method::POST | Method::DELETE)
+        && ctx.query.as_deref().is_some_and(|q| {
+            q.split('&')
+                .any(|p| p.split('=').next() == Some("bulk-delete"))
+        })
+    {
+        return bulk::bulk_delete(&mut ctx, body).await;
+    }
     if ctx.method == Method::OPTIONS {
         return super::cors::preflight(&ctx.headers, ctx.object.is_some(), cors.as_ref());
     }
@@ -416,8 +462,9 @@ fn info(proxy: &Proxy, method: &Method) -> Response {
             "account_autocreate": proxy.account_autocreate,
             "strict_cors_mode": true,
         },
-        "tempauth": {"account_acls": false},
+        "tempauth": {"account_acls": true},
         "dlo": {"max_get_time": 86400},
+        "bulk_delete": {"max_deletes_per_request": 10000, "max_failed_deletes": 1000},
         "copy": {},
     });
     let mut r = Response::new(Body::from(doc.to_string()));
@@ -665,6 +712,22 @@ impl Proxy {
         })
     }
 
+    /// The account's ACLs (a HEAD of the account; asked only when tempauth alone says no,
+    /// so a change is seen at once).
+    pub async fn account_acls(self: &Arc<Self>, account: &str) -> Option<account_acl::AccountAcls> {
+        let ring = self.account_ring.get();
+        let part = ring.get_part(account, None, None);
+        let mut h = HeaderMap::new();
+        set(&mut h, "user-agent", "proxy-server account acls");
+        let path = format!("/{part}/{}", quote(account));
+        let r = self.read_one(ring, part, &Method::HEAD, &path, &h).await;
+        if !r.status.is_success() {
+            return None;
+        }
+        r.header(account_acl::SYSMETA)
+            .and_then(account_acl::AccountAcls::parse)
+    }
+
     pub async fn container_info(self: &Arc<Self>, account: &str, container: &str) -> ContainerInfo {
         let key = format!("{account}/{container}");
         if let Some((at, info)) = self.info_cache.lock().expect("info cache").get(&key) {
@@ -878,7 +941,19 @@ macro_rules! tri {
 
 async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
     let proxy = ctx.proxy.clone();
-    tri!(ctx.authz(None));
+    // tempauth checks an account ACL header before anything else.
+    let acl_header = ctx.h(account_acl::HEADER).map(str::to_string);
+    if let Some(v) = &acl_header {
+        if let Err(problem) = account_acl::validate(v) {
+            let mut r = text(
+                StatusCode::BAD_REQUEST,
+                account_acl::error_body(&problem, v),
+            );
+            set(r.headers_mut(), "content-type", "text/plain; charset=UTF-8");
+            return r;
+        }
+    }
+    tri!(ctx.authz(None).await);
     let ring = proxy.account_ring.get();
     let part = ring.get_part(&ctx.account, None, None);
     let base = format!("/{part}/{}", quote(&ctx.account));
@@ -901,7 +976,14 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
                 // Swift's white lie: an account nobody wrote to yet is an empty one.
                 return fake_empty_account(ctx, format);
             }
-            listing_response(ctx, r, format).await
+            let stored_acl = r.header(account_acl::SYSMETA).map(str::to_string);
+            let mut resp = listing_response(ctx, r, format).await;
+            if ctx.owner {
+                if let Some(shown) = stored_acl.as_deref().and_then(account_acl::display) {
+                    set(resp.headers_mut(), account_acl::HEADER, &shown);
+                }
+            }
+            resp
         }
         Method::POST | Method::PUT | Method::DELETE => {
             if ctx.method != Method::POST
@@ -915,7 +997,10 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
             if ctx.method == Method::POST {
                 tri!(proxy.ensure_account(&ctx.account, &ctx.trans_id).await);
             }
-            let h = ctx.backend_headers(Some(&timestamp_now()));
+            let mut h = ctx.backend_headers(Some(&timestamp_now()));
+            if let (Some(v), true) = (&acl_header, ctx.owner) {
+                set(&mut h, account_acl::SYSMETA, v);
+            }
             let replicas = ring.part_nodes(part).len();
             let answers = proxy
                 .make_requests(
@@ -1006,7 +1091,7 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
                     .await
                     .read_acl
             };
-            tri!(ctx.authz(acl.as_deref()));
+            tri!(ctx.authz(acl.as_deref()).await);
             let Some(format) =
                 listing::choose(ctx.query_param("format").as_deref(), ctx.h("accept"))
             else {
@@ -1035,7 +1120,7 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
             resp
         }
         Method::PUT | Method::POST | Method::DELETE => {
-            tri!(ctx.authz(None));
+            tri!(ctx.authz(None).await);
             if ctx.method == Method::PUT && container.contains('/') {
                 return text(
                     StatusCode::BAD_REQUEST,
@@ -1263,7 +1348,7 @@ async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
         Method::GET | Method::HEAD => info.read_acl.clone(),
         _ => info.write_acl.clone(),
     };
-    tri!(ctx.authz(acl.as_deref()));
+    tri!(ctx.authz(acl.as_deref()).await);
     if info.status == 404 {
         return status_text(StatusCode::NOT_FOUND);
     }
@@ -1765,7 +1850,7 @@ async fn copy_destination(ctx: &mut Ctx) -> Result<ObjTarget, Response> {
     let container = ctx.container.clone().expect("object request");
     let object = ctx.object.clone().expect("object request");
     let info = ctx.proxy.container_info(&ctx.account, &container).await;
-    ctx.authz(info.write_acl.as_deref())?;
+    ctx.authz(info.write_acl.as_deref()).await?;
     if info.status / 100 != 2 {
         return Err(status_text(if info.status == 404 {
             StatusCode::NOT_FOUND
@@ -1819,7 +1904,7 @@ async fn copy_into(ctx: &mut Ctx, src: &str) -> Response {
     if let Some(r) = ctx.h("referer") {
         set(&mut reader.headers, "referer", r);
     }
-    tri!(reader.authz(sinfo.read_acl.as_deref()));
+    tri!(reader.authz(sinfo.read_acl.as_deref()).await);
     if sinfo.status / 100 != 2 {
         return status_text(if sinfo.status == 404 {
             StatusCode::NOT_FOUND
@@ -1944,7 +2029,7 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
         trans_id: ctx.trans_id.clone(),
         owner: false,
     };
-    tri!(reader.authz(sinfo.read_acl.as_deref()));
+    tri!(reader.authz(sinfo.read_acl.as_deref()).await);
     // List the segments (all pages).
     let cring = proxy.container_ring.get();
     let cpart = cring.get_part(&ctx.account, Some(sc), None);
@@ -2101,6 +2186,9 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
     *r.headers_mut() = headers;
     r
 }
+
+#[path = "bulk.rs"]
+mod bulk;
 
 #[cfg(test)]
 #[path = "controllers_tests.rs"]

@@ -56,3 +56,18 @@ fn www_authenticate_names_the_quoted_account() {
         "Swift realm=\"unknown\""
     );
 }
+
+#[test]
+fn x_remove_headers_become_empty_values() {
+    let mut client = HeaderMap::new();
+    client.insert("x-remove-container-meta-test", "yes".parse().unwrap());
+    client.insert("x-remove-container-read", "x".parse().unwrap());
+    client.insert("x-remove-account-meta-kept", "x".parse().unwrap());
+    client.insert("x-account-meta-kept", "v".parse().unwrap());
+    let mut backend = client.clone();
+    apply_x_remove(&client, &mut backend);
+    assert_eq!(backend["x-container-meta-test"], "");
+    assert_eq!(backend["x-container-read"], "");
+    assert_eq!(backend["x-account-meta-kept"], "v");
+    assert!(!backend.contains_key("x-remove-container-meta-test"));
+}

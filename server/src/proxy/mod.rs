@@ -15,6 +15,7 @@
 //! With `object_in_process = true`, object requests for devices this process serves
 //! itself skip HTTP ([`paco`]).
 
+pub mod account_acl;
 pub mod auth;
 pub mod backend;
 pub mod controllers;
