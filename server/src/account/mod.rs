@@ -108,6 +108,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 fn db_error(e: rusqlite::Error) -> Resp {
+    if let Some(m) = db::metadata_too_large(&e) {
+        return plain(StatusCode::BAD_REQUEST, m);
+    }
     tracing::error!(error = %e, "database error");
     plain(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -261,12 +264,17 @@ async fn put_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) 
     if let Err(m) = check_metadata(headers, MetaTarget::Account, &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
+    let limits = db::MetaLimits {
+        prefix: "x-account-meta-",
+        max_count: state.cfg.constraints.max_meta_count,
+        max_overall_size: state.cfg.constraints.max_meta_overall_size,
+    };
     let items = metadata_items(headers, "account", &[]);
     let (path, account) = (t.db_path.clone(), t.account.clone());
     let res = blocking(move || -> rusqlite::Result<StatusCode> {
         if !path.exists() {
             let mut conn = broker::create(&path, &account, req_ts)?;
-            broker::update_metadata(&mut conn, &items, req_ts)?;
+            broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
             return Ok(StatusCode::CREATED);
         }
         let mut conn = db::open(&path)?;
@@ -275,7 +283,7 @@ async fn put_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) 
             return Ok(StatusCode::FORBIDDEN);
         }
         broker::update_put_timestamp(&conn, req_ts)?;
-        broker::update_metadata(&mut conn, &items, req_ts)?;
+        broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
         if broker::info(&conn)?.is_deleted() {
             return Ok(StatusCode::CONFLICT);
         }
@@ -323,6 +331,11 @@ async fn post_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap)
     if let Err(m) = check_metadata(headers, MetaTarget::Account, &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
+    let limits = db::MetaLimits {
+        prefix: "x-account-meta-",
+        max_count: state.cfg.constraints.max_meta_count,
+        max_overall_size: state.cfg.constraints.max_meta_overall_size,
+    };
     let items = metadata_items(headers, "account", &[]);
     let path = t.db_path.clone();
     let res = blocking(move || -> rusqlite::Result<bool> {
@@ -333,7 +346,7 @@ async fn post_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap)
         if broker::info(&conn)?.is_deleted() {
             return Ok(false);
         }
-        broker::update_metadata(&mut conn, &items, req_ts)?;
+        broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
         Ok(true)
     })
     .await;

@@ -211,3 +211,58 @@ async fn account_lifecycle_listing_and_policy_stats() {
         StatusCode::BAD_REQUEST
     );
 }
+
+/// Swift's `validate_metadata`: each POST may be within the limits while the account's
+/// metadata as a whole is not; such a POST is a 400 and changes nothing.
+#[tokio::test]
+async fn metadata_limits_apply_to_the_merged_whole() {
+    let node = Node::new();
+    let r = account_router(AccountState::new(
+        AccountConfig::from_conf(&node.conf("account-server")).unwrap(),
+    ));
+    let put = req(
+        "PUT",
+        "/sda1/0/AUTH_m",
+        &[("x-timestamp", &t(1))],
+        Body::empty(),
+    );
+    assert_eq!(send(&r, put).await.0, StatusCode::CREATED);
+    let post = |n: u64, name: &str, value: &str| {
+        req(
+            "POST",
+            "/sda1/0/AUTH_m",
+            &[("x-timestamp", &t(n)), (name, value)],
+            Body::empty(),
+        )
+    };
+    // 4096 bytes of names + values in all is the edge: 16 items of 2 + 254 bytes, sent
+    // in two POSTs of 8 (each well within the limits alone).
+    let value = "v".repeat(254);
+    let half = |n: u64, first: usize| {
+        let names: Vec<String> = (first..first + 8)
+            .map(|i| format!("x-account-meta-{i:02}"))
+            .collect();
+        let ts = t(n);
+        let mut h: Vec<(&str, &str)> = vec![("x-timestamp", ts.as_str())];
+        for name in &names {
+            h.push((name.as_str(), value.as_str()));
+        }
+        req("POST", "/sda1/0/AUTH_m", &h, Body::empty())
+    };
+    assert_eq!(send(&r, half(2, 0)).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(send(&r, half(3, 8)).await.0, StatusCode::NO_CONTENT);
+    let (s, _, body) = send(&r, post(4, "x-account-meta-c", "z")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body, b"Total metadata too large");
+    let (_, h, _) = send(&r, req("HEAD", "/sda1/0/AUTH_m", &[], Body::empty())).await;
+    assert!(!h.contains_key("x-account-meta-c"));
+    // Removing an item makes room again.
+    assert_eq!(
+        send(&r, post(5, "x-account-meta-00", "")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&r, post(6, "x-account-meta-c", "z")).await.0,
+        StatusCode::NO_CONTENT
+    );
+}

@@ -9,8 +9,11 @@ use super::Constraints;
 use super::Timestamp;
 
 /// A header's value as UTF-8 text, if present and valid.
+/// A header's value as text: UTF-8, not only ASCII (Swift keeps any bytes a client sends).
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+    headers
+        .get(name)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
 }
 
 /// `X-Timestamp` (or another timestamp header), parsed. `Ok(None)` when absent.

@@ -50,6 +50,72 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The most request headers a server accepts; more get 431, as in Swift, whose servers
+/// allow `1.6 * (max_meta_count + 36 + extra_header_count)` = 201 with default constraints.
+/// (hyper's default of 100 is below what a request with 90 metadata items can carry.)
+pub const MAX_REQUEST_HEADERS: usize = 201;
+/// A request line this long or longer gets 414 (Swift's `MAX_REQUEST_LINE`).
+pub const MAX_REQUEST_LINE: usize = 8192;
+/// A header line (`name: value\r\n`) this long or longer gets 400 (Swift's
+/// `max_header_size`, eventlet's `MAX_HEADER_LINE`).
+pub const MAX_HEADER_LINE: usize = 8192;
+/// All header lines together past this size get 400 (eventlet's `MAX_TOTAL_HEADER_SIZE`).
+pub const MAX_TOTAL_HEADER_SIZE: usize = 65536;
+
+/// Swift's answer for a request head past its limits, or `None` when it is within them.
+/// Line lengths count the separator `: ` and the CRLF, as they were on the wire.
+pub fn head_limit_error(
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+) -> Option<axum::response::Response> {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    // "METHOD SP target SP HTTP/1.1 CRLF"
+    let request_line = method.as_str().len() + 1 + uri.to_string().len() + 1 + 8 + 2;
+    if request_line >= MAX_REQUEST_LINE {
+        return Some(StatusCode::URI_TOO_LONG.into_response());
+    }
+    let mut total = 0usize;
+    for (name, value) in headers {
+        let line = name.as_str().len() + 2 + value.len() + 2;
+        if line >= MAX_HEADER_LINE {
+            return Some(
+                (
+                    StatusCode::BAD_REQUEST,
+                    [("content-type", "text/plain")],
+                    "Header Line Too Long",
+                )
+                    .into_response(),
+            );
+        }
+        total += line;
+    }
+    if total > MAX_TOTAL_HEADER_SIZE {
+        return Some(
+            (
+                StatusCode::BAD_REQUEST,
+                [("content-type", "text/plain")],
+                "Headers Too Large",
+            )
+                .into_response(),
+        );
+    }
+    None
+}
+
+/// `router` behind [`head_limit_error`].
+pub fn with_head_limits(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(
+        |req: axum::extract::Request, next: axum::middleware::Next| async move {
+            match head_limit_error(req.method(), req.uri(), req.headers()) {
+                Some(resp) => resp,
+                None => next.run(req).await,
+            }
+        },
+    ))
+}
+
 /// Timeouts of the connection loop.
 #[derive(Clone, Copy, Debug)]
 pub struct ServeLimits {
@@ -102,12 +168,16 @@ pub async fn serve_listener(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
+                let service = TowerToHyperService::new(with_head_limits(router.clone()));
                 let mut stop = stop_rx.clone();
                 let mut builder = http1::Builder::new();
                 builder
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_read_timeout)
+                    .max_headers(MAX_REQUEST_HEADERS)
+                    // Swift's servers send `X-Object-Meta-Color`, and clients that keep
+                    // header names as sent (Python's http.client) see the difference.
+                    .title_case_headers(true)
                     .keep_alive(true);
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 conns.spawn(async move {
@@ -144,4 +214,54 @@ pub async fn serve_listener(
         conns.abort_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+
+    fn line_of(len: usize) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        // "x-long: " + value + CRLF
+        let value = "v".repeat(len - "x-long".len() - 4);
+        h.insert("x-long", HeaderValue::from_str(&value).unwrap());
+        h
+    }
+
+    #[test]
+    fn header_lines_follow_swifts_limit() {
+        let uri: Uri = "/v1/a".parse().unwrap();
+        assert!(head_limit_error(&Method::GET, &uri, &line_of(8191)).is_none());
+        let r = head_limit_error(&Method::GET, &uri, &line_of(8192)).unwrap();
+        assert_eq!(r.status(), 400);
+    }
+
+    #[test]
+    fn total_header_size_and_request_line() {
+        let uri: Uri = "/v1/a".parse().unwrap();
+        let mut h = HeaderMap::new();
+        for i in 0..9 {
+            let name = axum::http::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap();
+            h.insert(name, HeaderValue::from_str(&"v".repeat(8000)).unwrap());
+        }
+        assert_eq!(
+            head_limit_error(&Method::GET, &uri, &h).unwrap().status(),
+            400
+        );
+        let fixed = "GET ".len() + " HTTP/1.1\r\n".len();
+        let ok: Uri = format!("/{}", "a".repeat(8191 - fixed - 1))
+            .parse()
+            .unwrap();
+        assert!(head_limit_error(&Method::GET, &ok, &HeaderMap::new()).is_none());
+        let long: Uri = format!("/{}", "a".repeat(8192 - fixed - 1))
+            .parse()
+            .unwrap();
+        assert_eq!(
+            head_limit_error(&Method::GET, &long, &HeaderMap::new())
+                .unwrap()
+                .status(),
+            414
+        );
+    }
 }

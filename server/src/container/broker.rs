@@ -394,10 +394,13 @@ pub fn set_storage_policy(conn: &Connection, index: u32) -> rusqlite::Result<()>
     Ok(())
 }
 
+/// Merges `items` into the stored metadata; a merged result past `limits` is refused with
+/// a [`db::MetadataTooLarge`] (inside `UserFunctionError`) and nothing is written.
 pub fn update_metadata(
     conn: &mut Connection,
     items: &[(String, String)],
     t: Timestamp,
+    limits: &db::MetaLimits,
 ) -> rusqlite::Result<()> {
     if items.is_empty() {
         return Ok(());
@@ -408,6 +411,8 @@ pub fn update_metadata(
     })?;
     let mut md = db::parse_metadata(&text);
     db::merge_metadata(&mut md, items, t);
+    db::check_merged_metadata(&md, limits)
+        .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
     tx.execute(
         "UPDATE container_stat SET metadata = ?",
         params![serde_json::Value::Object(md).to_string()],

@@ -151,6 +151,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 fn db_error(e: rusqlite::Error) -> Resp {
+    if let Some(m) = db::metadata_too_large(&e) {
+        return plain(StatusCode::BAD_REQUEST, m);
+    }
     tracing::error!(error = %e, "database error");
     plain(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -380,6 +383,11 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
         .and_then(|v| v.trim().parse::<u32>().ok())
         .filter(|i| state.cfg.policies.get(*i).is_some())
         .unwrap_or(state.cfg.policies.default_policy().index);
+    let limits = db::MetaLimits {
+        prefix: "x-container-meta-",
+        max_count: state.cfg.constraints.max_meta_count,
+        max_overall_size: state.cfg.constraints.max_meta_overall_size,
+    };
     let items = metadata_items(headers, "container", SAVE_HEADERS);
     let (account, container, path) = (t.account.clone(), t.container.clone(), t.db_path.clone());
     let res = blocking(move || -> rusqlite::Result<PutOutcome> {
@@ -391,7 +399,7 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
                 req_ts,
                 requested.unwrap_or(default_index),
             )?;
-            broker::update_metadata(&mut conn, &items, req_ts)?;
+            broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
             return Ok(PutOutcome::Created(broker::info(&conn)?));
         }
         let mut conn = db::open(&path)?;
@@ -411,7 +419,7 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
         if was_deleted {
             broker::update_status_changed_at(&conn, req_ts)?;
         }
-        broker::update_metadata(&mut conn, &items, req_ts)?;
+        broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
         let after = broker::info(&conn)?;
         if after.is_deleted() {
             // The PUT is older than the DELETE: still deleted.
@@ -594,6 +602,11 @@ async fn post_container(state: &Arc<ContainerState>, t: Target, headers: &Header
     if let Err(m) = check_metadata(headers, MetaTarget::Container, &state.cfg.constraints) {
         return plain(StatusCode::BAD_REQUEST, m);
     }
+    let limits = db::MetaLimits {
+        prefix: "x-container-meta-",
+        max_count: state.cfg.constraints.max_meta_count,
+        max_overall_size: state.cfg.constraints.max_meta_overall_size,
+    };
     let items = metadata_items(headers, "container", SAVE_HEADERS);
     let bump = !h::get(headers, "x-backend-no-timestamp-update")
         .is_some_and(ringsmith::swift::conf::is_true);
@@ -609,7 +622,7 @@ async fn post_container(state: &Arc<ContainerState>, t: Target, headers: &Header
         if bump {
             broker::update_put_timestamp(&conn, req_ts)?;
         }
-        broker::update_metadata(&mut conn, &items, req_ts)?;
+        broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
         Ok(true)
     })
     .await;

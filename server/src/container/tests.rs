@@ -497,3 +497,42 @@ async fn object_writes_reach_the_container_and_containers_reach_the_account() {
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Swift's `validate_metadata` on a container: 90 items in all, not per request.
+#[tokio::test]
+async fn metadata_count_applies_to_the_merged_whole() {
+    let node = crate::object::tests::Node::new();
+    let r = router(&node);
+    let put = crate::object::tests::req(
+        "PUT",
+        "/sda1/0/a/cm",
+        &[("x-timestamp", "1700000000.00000")],
+        Body::empty(),
+    );
+    assert_eq!(
+        crate::object::tests::send(&r, put).await.0,
+        StatusCode::CREATED
+    );
+    let post = |n: u32, from: usize, count: usize| {
+        let names: Vec<String> = (from..from + count)
+            .map(|i| format!("x-container-meta-k{i}"))
+            .collect();
+        let ts = format!("17000000{n:02}.00000");
+        let mut h: Vec<(&str, &str)> = vec![("x-timestamp", ts.as_str())];
+        for name in &names {
+            h.push((name.as_str(), "v"));
+        }
+        crate::object::tests::req("POST", "/sda1/0/a/cm", &h, Body::empty())
+    };
+    assert_eq!(
+        crate::object::tests::send(&r, post(1, 0, 60)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        crate::object::tests::send(&r, post(2, 60, 30)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (s, _, body) = crate::object::tests::send(&r, post(3, 90, 1)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body, b"Too many metadata items");
+}

@@ -111,6 +111,65 @@ pub fn merge_metadata(
     }
 }
 
+/// Swift's limits on the user metadata an account or container holds once a write is
+/// merged in (its `validate_metadata`): the request alone may be within the limits while
+/// the merged whole is not.
+#[derive(Clone, Copy, Debug)]
+pub struct MetaLimits {
+    /// `x-account-meta-` or `x-container-meta-`.
+    pub prefix: &'static str,
+    pub max_count: usize,
+    pub max_overall_size: usize,
+}
+
+/// A metadata write the merged result of which breaks [`MetaLimits`]; it is not stored.
+#[derive(Debug)]
+pub struct MetadataTooLarge(pub String);
+
+impl std::fmt::Display for MetadataTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MetadataTooLarge {}
+
+/// Checks merged metadata against `limits` (live user items only: name after the prefix
+/// plus value count towards the size).
+pub fn check_merged_metadata(
+    stored: &Map<String, Value>,
+    limits: &MetaLimits,
+) -> Result<(), MetadataTooLarge> {
+    let (mut count, mut size) = (0usize, 0usize);
+    for (k, v) in stored {
+        let Some(value) = v.get(0).and_then(|x| x.as_str()) else {
+            continue;
+        };
+        if value.is_empty() || !k.to_ascii_lowercase().starts_with(limits.prefix) {
+            continue;
+        }
+        count += 1;
+        size += k.len() - limits.prefix.len() + value.len();
+    }
+    if count > limits.max_count {
+        return Err(MetadataTooLarge("Too many metadata items".into()));
+    }
+    if size > limits.max_overall_size {
+        return Err(MetadataTooLarge("Total metadata too large".into()));
+    }
+    Ok(())
+}
+
+/// The 400 for a rusqlite error that carries [`MetadataTooLarge`], if it is one.
+pub fn metadata_too_large(e: &rusqlite::Error) -> Option<String> {
+    match e {
+        rusqlite::Error::UserFunctionError(inner) => inner
+            .downcast_ref::<MetadataTooLarge>()
+            .map(|m| m.0.clone()),
+        _ => None,
+    }
+}
+
 /// Live metadata items (an empty value means deleted).
 pub fn live_metadata(stored: &Map<String, Value>) -> Vec<(String, String)> {
     stored
@@ -127,7 +186,8 @@ pub fn live_metadata(stored: &Map<String, Value>) -> Vec<(String, String)> {
 #[derive(Clone, Debug, Default)]
 pub struct ListingParams {
     pub prefix: String,
-    pub delimiter: Option<char>,
+    /// One or more characters (Swift allows multi-character delimiters).
+    pub delimiter: Option<String>,
     pub marker: String,
     pub end_marker: String,
     pub limit: usize,
@@ -166,25 +226,18 @@ pub fn listing_params(
     };
     let mut format: Option<String> = None;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if v.contains('\0') {
+        // NUL is fine in a marker (a client may ask for "just after X" as `X\0`).
+        if v.contains('\0') && k != "marker" && k != "end_marker" {
             return Err((400, format!("Invalid {k}")));
         }
         match k.as_ref() {
             "prefix" => p.prefix = v.into_owned(),
-            "delimiter" => {
-                let mut it = v.chars();
-                match (it.next(), it.next()) {
-                    (None, _) => p.delimiter = None,
-                    (Some(c), None) => p.delimiter = Some(c),
-                    _ => return Err((412, "Bad delimiter".into())),
-                }
-            }
+            "delimiter" => p.delimiter = (!v.is_empty()).then(|| v.into_owned()),
             "marker" => p.marker = v.into_owned(),
             "end_marker" => p.end_marker = v.into_owned(),
-            "limit" => {
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| (412, format!("Value of limit must be an integer: {v}")))?;
+            // Swift ignores a limit that is not all digits (say `5000.0`).
+            "limit" if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                let n: usize = v.parse().unwrap_or(usize::MAX);
                 if n > max_limit {
                     return Err((412, format!("Maximum limit is {max_limit}")));
                 }
@@ -212,13 +265,14 @@ pub fn listing_params(
         }
     };
     if let Some(path) = &p.path {
-        let trimmed = path.trim_end_matches('/');
-        p.prefix = if trimmed.is_empty() {
+        // Swift: an empty path lists the top level; any other gets exactly one trailing
+        // slash (so `/` lists the children of `/`).
+        p.prefix = if path.is_empty() {
             String::new()
         } else {
-            format!("{trimmed}/")
+            format!("{}/", path.trim_end_matches('/'))
         };
-        p.delimiter = Some('/');
+        p.delimiter = Some("/".to_string());
     }
     Ok(p)
 }
@@ -327,7 +381,7 @@ pub fn list_iter<R>(
             if path_mode && name == prefix {
                 continue;
             }
-            if let Some(d) = params.delimiter {
+            if let Some(d) = params.delimiter.as_deref() {
                 let rest = &name[prefix.len()..];
                 if let Some(pos) = rest.find(d) {
                     let dir = format!("{prefix}{}{d}", &rest[..pos]);
@@ -358,15 +412,16 @@ pub fn list_iter<R>(
     Ok(out)
 }
 
-/// Moves the window past every name that starts with `dir`.
-fn skip_subtree(w: &mut Window, dir: &str, d: char, reverse: bool) {
+/// Moves the window past every name that starts with `dir` (which ends with the
+/// delimiter): forward, to `dir` with its last character bumped by one.
+fn skip_subtree(w: &mut Window, dir: &str, _d: &str, reverse: bool) {
     if reverse {
         // Everything under `dir` sorts at or after `dir`.
         w.hi = Some(dir.to_string());
     } else {
         let mut next = dir.to_string();
-        next.pop();
-        next.push(char::from_u32(d as u32 + 1).unwrap_or(d));
+        let last = next.pop().unwrap_or('/');
+        next.push(char::from_u32(last as u32 + 1).unwrap_or(last));
         w.lo = Some((next, true));
     }
 }
@@ -441,11 +496,13 @@ mod tests {
                 .0,
             412
         );
+        // Swift takes multi-character delimiters.
         assert_eq!(
             listing_params(Some("delimiter=ab"), None, 10000)
-                .unwrap_err()
-                .0,
-            412
+                .unwrap()
+                .delimiter
+                .as_deref(),
+            Some("ab")
         );
         assert_eq!(
             listing_params(None, Some("application/json"), 10)
@@ -453,5 +510,89 @@ mod tests {
                 .format,
             ListingFormat::Json
         );
+    }
+
+    #[test]
+    fn multi_character_delimiters_roll_up_like_swift() {
+        let names = ["test", "test-&bar", "test-&foo", "tex"];
+        assert_eq!(
+            run(&names, "delimiter=-%26"),
+            vec!["test", "subdir:test-&", "tex"]
+        );
+        assert_eq!(
+            run(&names, "delimiter=-%26&reverse=yes"),
+            vec!["tex", "subdir:test-&", "test"]
+        );
+    }
+
+    #[test]
+    fn limits_that_are_not_digits_are_ignored_and_nul_markers_allowed() {
+        let p = listing_params(Some("limit=5000.0"), None, 10000).unwrap();
+        assert_eq!(p.limit, 10000);
+        assert_eq!(
+            listing_params(Some("limit=10001"), None, 10000)
+                .unwrap_err()
+                .0,
+            412
+        );
+        let p = listing_params(Some("marker=b1%00"), None, 10000).unwrap();
+        assert_eq!(p.marker, "b1\0");
+        assert_eq!(
+            listing_params(Some("prefix=a%00"), None, 10000)
+                .unwrap_err()
+                .0,
+            400
+        );
+    }
+
+    #[test]
+    fn merged_metadata_limits() {
+        let limits = MetaLimits {
+            prefix: "x-container-meta-",
+            max_count: 2,
+            max_overall_size: 10,
+        };
+        let mut md = Map::new();
+        let ts = Timestamp::parse("1").unwrap();
+        merge_metadata(
+            &mut md,
+            &[("X-Container-Meta-A".into(), "12345".into())],
+            ts,
+        );
+        merge_metadata(&mut md, &[("X-Container-Meta-B".into(), "123".into())], ts);
+        assert!(check_merged_metadata(&md, &limits).is_ok());
+        let mut over = md.clone();
+        merge_metadata(&mut over, &[("X-Container-Meta-C".into(), "1".into())], ts);
+        assert_eq!(
+            check_merged_metadata(&over, &limits).unwrap_err().0,
+            "Too many metadata items"
+        );
+        // Size counts the name after the prefix plus the value: "a12345" + "b1234" = 11.
+        let ts2 = Timestamp::parse("2").unwrap();
+        merge_metadata(
+            &mut md,
+            &[("X-Container-Meta-B".into(), "1234".into())],
+            ts2,
+        );
+        assert_eq!(
+            check_merged_metadata(&md, &limits).unwrap_err().0,
+            "Total metadata too large"
+        );
+        // Deleted items (empty values) do not count; other headers do not either.
+        let ts3 = Timestamp::parse("3").unwrap();
+        merge_metadata(
+            &mut md,
+            &[("X-Container-Meta-B".into(), String::new())],
+            ts3,
+        );
+        merge_metadata(&mut md, &[("X-Container-Read".into(), "x".repeat(50))], ts3);
+        assert!(check_merged_metadata(&md, &limits).is_ok());
+    }
+
+    #[test]
+    fn path_slash_lists_the_children_of_slash() {
+        let names = ["/dir1/", "/dir1/f", "/file1", "dir1/", "dir1/f", "file1"];
+        assert_eq!(run(&names, "path=%2F"), vec!["/dir1/", "/file1"]);
+        assert_eq!(run(&names, "path="), vec!["dir1/", "file1"]);
     }
 }

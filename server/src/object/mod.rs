@@ -171,4 +171,6 @@ pub fn object_router(state: Arc<ObjectState>) -> Router {
 }
 
 #[cfg(test)]
+mod conformance_tests;
+#[cfg(test)]
 pub(crate) mod tests;

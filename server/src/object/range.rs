@@ -27,9 +27,13 @@ pub enum RangeOutcome {
 const MAX_RANGES: usize = 50;
 
 pub fn parse_range(header: &str, size: u64) -> RangeOutcome {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+    // Units are case-insensitive and may have blanks around `=` (`BYTES = 0 - 999`).
+    let Some((units, spec)) = header.split_once('=') else {
         return RangeOutcome::Full;
     };
+    if !units.trim().eq_ignore_ascii_case("bytes") {
+        return RangeOutcome::Full;
+    }
     let mut raw = Vec::new();
     for part in spec.split(',') {
         let part = part.trim();
@@ -116,5 +120,20 @@ mod tests {
             parse_range("bytes=8-", 12),
             RangeOutcome::Ranges(vec![ByteRange { start: 8, end: 11 }])
         );
+    }
+
+    #[test]
+    fn blanks_and_case_in_the_header_are_fine() {
+        let want = RangeOutcome::Ranges(vec![ByteRange { start: 0, end: 999 }]);
+        for h in [
+            "BYTES=0-999",
+            "bytes = 0-999",
+            "BYTES = 0 - 999",
+            "bytes = 0 - 999",
+            "bytes=0 - 999",
+            "bytes=0-999 ",
+        ] {
+            assert_eq!(parse_range(h, 10000), want, "{h}");
+        }
     }
 }

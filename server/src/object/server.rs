@@ -850,6 +850,15 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "Requested Range Not Satisfiable",
             );
+            // The object's headers (ETag, Accept-Ranges, Last-Modified, metadata) stay on
+            // the 416, as in Swift; only the body and its type and length are the error's.
+            hm.remove("content-type");
+            hm.remove("content-length");
+            for (k, v) in hm.iter() {
+                if !r.headers().contains_key(k) {
+                    r.headers_mut().insert(k.clone(), v.clone());
+                }
+            }
             h::insert(r.headers_mut(), "content-range", &format!("bytes */{size}"));
             r
         }
@@ -1226,7 +1235,22 @@ async fn delete(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap
     };
     drop(existing);
     if let Some(want) = h::get(headers, "x-if-delete-at") {
-        if stored_delete_at.as_deref() != Some(want.trim()) {
+        // Swift's order: an unreadable value is 400, then a missing object 404, a newer
+        // one 409, and a different expiry 412.
+        let Ok(want) = Timestamp::parse(want.trim()) else {
+            return plain(StatusCode::BAD_REQUEST, "Bad X-If-Delete-At header value");
+        };
+        match orig_ts {
+            None => return plain(StatusCode::NOT_FOUND, ""),
+            Some(orig) if orig >= req_ts => {
+                return with_backend_ts(plain(StatusCode::CONFLICT, "Conflict"), orig)
+            }
+            _ => {}
+        }
+        let stored = stored_delete_at
+            .as_deref()
+            .and_then(|s| Timestamp::parse(s.trim()).ok());
+        if stored != Some(want) {
             return plain(StatusCode::PRECONDITION_FAILED, "X-If-Delete-At mismatch");
         }
     }

@@ -186,14 +186,24 @@ impl BackendResponse {
 pub enum OutBody {
     Empty,
     Bytes(bytes::Bytes),
-    Stream(reqwest::Body),
+    Stream(Body),
 }
+
+/// The most response headers the proxy accepts from a backend. Swift's servers send up to
+/// `max_meta_count` (90) metadata items plus their system headers, and Swift's own client
+/// allows `1.6 * (max_meta_count + 36 + extra_header_count)`; hyper's default of 100 made
+/// any account or container with 90 metadata items unreachable. Generous on purpose: the
+/// backends are ours, and refusing their answer turns a full-but-valid entity into a 503.
+pub const BACKEND_MAX_RESPONSE_HEADERS: usize = 1024;
+
+type HttpClient =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
 
 /// How requests reach nodes. The in-process handler, when set, serves object requests
 /// for nodes listed in `local` (PACO).
 #[derive(Clone)]
 pub struct Transport {
-    pub client: reqwest::Client,
+    client: HttpClient,
     pub node_timeout: Duration,
     pub in_process: Option<super::paco::InProcess>,
 }
@@ -209,17 +219,19 @@ pub enum BackendError {
 }
 
 impl Transport {
+    /// Pooled keep-alive HTTP/1.1 to the storage nodes. hyper-util's client (rather than
+    /// reqwest) because it lets us raise the response header limit.
     pub fn new(conn_timeout: Duration, node_timeout: Duration) -> Transport {
-        let client = reqwest::Client::builder()
-            .connect_timeout(conn_timeout)
-            .read_timeout(node_timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("reqwest client");
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_connect_timeout(Some(conn_timeout));
+        connector.set_nodelay(true);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .pool_max_idle_per_host(64)
+                .http1_max_headers(BACKEND_MAX_RESPONSE_HEADERS)
+                .build(connector);
         Transport {
             client,
             node_timeout,
@@ -236,41 +248,79 @@ impl Transport {
         headers: &HeaderMap,
         body: OutBody,
     ) -> Result<BackendResponse, BackendError> {
+        let body = match body {
+            OutBody::Empty => Body::empty(),
+            OutBody::Bytes(b) => Body::from(b),
+            OutBody::Stream(s) => s,
+        };
         if let Some(ip) = self.in_process.as_ref().filter(|ip| ip.serves(node)) {
-            let body = match body {
-                OutBody::Empty => Body::empty(),
-                OutBody::Bytes(b) => Body::from(b),
-                OutBody::Stream(s) => Body::new(s),
-            };
             return ip.call(node, method, path, headers, body).await;
         }
         let url = format!("http://{}/{}{}", node.host(), node.device, path);
-        let mut rb = self
-            .client
-            .request(method.clone(), url)
-            .headers(headers.clone());
-        rb = match body {
-            OutBody::Empty => rb,
-            OutBody::Bytes(b) => rb.body(b),
-            OutBody::Stream(s) => rb.body(s),
-        };
-        // The header phase gets node_timeout; body reads are bounded by read_timeout.
-        let resp = match tokio::time::timeout(self.node_timeout, rb.send()).await {
+        let mut req = axum::http::Request::builder()
+            .method(method.clone())
+            .uri(url)
+            .body(body)
+            .map_err(|e| BackendError::Other(format!("bad backend request: {e}")))?;
+        *req.headers_mut() = headers.clone();
+        // The header phase gets node_timeout; each body chunk gets node_timeout too.
+        let resp = match tokio::time::timeout(self.node_timeout, self.client.request(req)).await {
             Err(_) => return Err(BackendError::Timeout),
-            Ok(Err(e)) if e.is_connect() => return Err(BackendError::Connect(e.to_string())),
-            Ok(Err(e)) if e.is_timeout() => return Err(BackendError::Timeout),
-            Ok(Err(e)) => return Err(BackendError::Other(e.to_string())),
+            Ok(Err(e)) if e.is_connect() => return Err(BackendError::Connect(error_chain(&e))),
+            Ok(Err(e)) => return Err(BackendError::Other(error_chain(&e))),
             Ok(Ok(r)) => r,
         };
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = Body::from_stream(resp.bytes_stream());
+        let (parts, incoming) = resp.into_parts();
         Ok(BackendResponse {
-            status,
-            headers,
-            body,
+            status: parts.status,
+            headers: parts.headers,
+            body: Body::from_stream(chunks_with_timeout(incoming, self.node_timeout)),
         })
     }
+}
+
+/// An error with its sources, so a log line says why ("message head is too large"), not
+/// only "client error (SendRequest)".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// The data frames of a backend body, each awaited at most `per_chunk`: a node that stops
+/// sending mid-body must not hold the client's download forever.
+fn chunks_with_timeout(
+    body: hyper::body::Incoming,
+    per_chunk: Duration,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send {
+    use http_body_util::BodyExt;
+    futures_util::stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        loop {
+            match tokio::time::timeout(per_chunk, body.frame()).await {
+                Err(_) => {
+                    let e =
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "backend read timeout");
+                    return Some((Err(e), None));
+                }
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => {
+                    return Some((Err(std::io::Error::other(e)), None));
+                }
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some((Ok(data), Some(body)));
+                    }
+                    // Trailers: nothing to forward.
+                }
+            }
+        }
+    })
 }
 
 /// Swift's `best_response` selection: `(status, index into responses)`.

@@ -27,6 +27,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
 
+use super::account_acl;
 use super::auth::{authorize, AuthzRequest, Decision, Identity};
 use super::backend::{
     best_status, header_value, quorum_size, set, BackendError, BackendResponse, NodeIter, OutBody,
@@ -45,6 +46,7 @@ pub struct ContainerInfo {
     pub write_acl: Option<String>,
     pub object_count: u64,
     pub bytes_used: u64,
+    pub cors: super::cors::Cors,
 }
 
 /// Swift's `quote(name, safe='/')`: everything but unreserved characters and `/`.
@@ -151,6 +153,7 @@ impl Ctx {
             }
             h.append(name.clone(), value.clone());
         }
+        apply_x_remove(&self.headers, &mut h);
         set(&mut h, "x-trans-id", &self.trans_id);
         set(
             &mut h,
@@ -171,14 +174,15 @@ impl Ctx {
             set(
                 r.headers_mut(),
                 "www-authenticate",
-                &format!("Swift realm=\"{}\"", self.account),
+                &format!("Swift realm=\"{}\"", quote(&self.account)),
             );
             r
         }
     }
 
-    fn authz(&mut self, acl: Option<&str>) -> Result<(), Response> {
-        let d = authorize(
+    /// tempauth's `authorize`, then (for a logged-in user it denies) the account's ACLs.
+    async fn authz(&mut self, acl: Option<&str>) -> Result<(), Response> {
+        let mut d = authorize(
             &self.proxy.auth,
             self.identity.as_ref(),
             &AuthzRequest {
@@ -190,6 +194,13 @@ impl Ctx {
                 acl,
             },
         );
+        if d == Decision::Denied {
+            if let Some(id) = self.identity.as_ref() {
+                if let Some(acls) = self.proxy.account_acls(&self.account).await {
+                    d = acls.decide(&id.groups, self.method.as_str(), self.container.is_some());
+                }
+            }
+        }
         match d {
             Decision::Owner => {
                 self.owner = true;
@@ -197,6 +208,34 @@ impl Ctx {
             }
             Decision::Allowed => Ok(()),
             Decision::Denied => Err(self.denied()),
+        }
+    }
+}
+
+/// Swift's `X-Remove-*` headers: `X-Remove-Container-Meta-Foo` (and the ACL, versioning
+/// and account/container metadata forms) become the header itself with an empty value,
+/// which deletes it, unless the request also sets that header.
+fn apply_x_remove(client: &HeaderMap, backend: &mut HeaderMap) {
+    const WHOLE: [&str; 4] = [
+        "x-remove-container-read",
+        "x-remove-container-write",
+        "x-remove-versions-location",
+        "x-remove-history-location",
+    ];
+    for name in client.keys() {
+        let n = name.as_str();
+        let is_meta = ["x-remove-account-meta-", "x-remove-container-meta-"]
+            .iter()
+            .any(|p| n.starts_with(p) && n.len() > p.len());
+        if !(is_meta || WHOLE.contains(&n)) {
+            continue;
+        }
+        let target = n.replacen("-remove", "", 1);
+        backend.remove(n);
+        if !client.contains_key(target.as_str()) {
+            if let Ok(t) = HeaderName::from_bytes(target.as_bytes()) {
+                backend.insert(t, axum::http::HeaderValue::from_static(""));
+            }
         }
     }
 }
@@ -231,6 +270,29 @@ fn copy_client_headers(from: &HeaderMap, to: &mut HeaderMap, owner: bool) {
     }
 }
 
+/// Swift's routing of a path that is not `/info` or auth: `split_path(path, 1, 4, True)`
+/// (an empty segment before the last is 404), then a version check once there is an
+/// account (400), and no controller for a path without an account (412 "Bad URL").
+/// Gives what follows `/v1/`.
+fn swift_path_route(path: &str) -> Result<String, Response> {
+    let not_found = || text(StatusCode::NOT_FOUND, "Not Found\n");
+    let Some(after_slash) = path.strip_prefix('/') else {
+        return Err(not_found());
+    };
+    let segs: Vec<&str> = after_slash.splitn(4, '/').collect();
+    if segs[0].is_empty() || segs[..segs.len() - 1].iter().any(|s| s.is_empty()) {
+        return Err(not_found());
+    }
+    let has_account = segs.get(1).is_some_and(|a| !a.is_empty());
+    if !has_account {
+        return Err(text(StatusCode::PRECONDITION_FAILED, "Bad URL"));
+    }
+    if segs[0] != "v1" && segs[0] != "v1.0" {
+        return Err(status_text(StatusCode::BAD_REQUEST));
+    }
+    Ok(after_slash[segs[0].len() + 1..].to_string())
+}
+
 pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Response {
     let path = req.uri().path().to_string();
     if path == "/info" {
@@ -246,12 +308,9 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Respons
     {
         return get_token(proxy, &req);
     }
-    let rest = match path
-        .strip_prefix("/v1/")
-        .or_else(|| path.strip_prefix("/v1.0/"))
-    {
-        Some(r) => r.to_string(),
-        None => return text(StatusCode::NOT_FOUND, "Not Found\n"),
+    let rest = match swift_path_route(&path) {
+        Ok(r) => r,
+        Err(resp) => return resp,
     };
     let mut segs = rest.splitn(3, '/');
     let mut decoded = Vec::new();
@@ -304,7 +363,7 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Respons
                 set(
                     r.headers_mut(),
                     "www-authenticate",
-                    &format!("Swift realm=\"{account}\""),
+                    &format!("Swift realm=\"{}\"", quote(&account)),
                 );
                 return r;
             }
@@ -324,24 +383,36 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Respons
         trans_id: trans_id.to_string(),
         owner: false,
     };
-    if ctx.method == Method::OPTIONS {
-        let mut r = empty(StatusCode::OK);
-        set(
-            r.headers_mut(),
-            "allow",
-            if ctx.object.is_some() {
-                "HEAD, GET, PUT, POST, DELETE, COPY, OPTIONS"
-            } else {
-                "HEAD, GET, PUT, POST, DELETE, OPTIONS"
-            },
-        );
-        return r;
+    let origin = ctx
+        .h("origin")
+        .filter(|o| !o.is_empty())
+        .map(str::to_string);
+    // CORS needs the container's settings: only when a container is named.
+    let cors = match (&origin, &ctx.container) {
+        (Some(_), Some(c)) => Some(proxy.container_info(&ctx.account, c).await.cors),
+        _ => None,
+    };
+    if matches!(ctx.method, Method::POST | Method::DELETE)
+        && ctx.query.as_deref().is_some_and(|q| {
+            q.split('&')
+                .any(|p| p.split('=').next() == Some("bulk-delete"))
+        })
+    {
+        return bulk::bulk_delete(&mut ctx, body).await;
     }
-    match (&ctx.container, &ctx.object) {
+    if ctx.method == Method::OPTIONS {
+        return super::cors::preflight(&ctx.headers, ctx.object.is_some(), cors.as_ref());
+    }
+    let decorate = super::cors::applies_to(&ctx.method);
+    let mut resp = match (&ctx.container, &ctx.object) {
         (None, _) => account_request(&mut ctx, body).await,
         (Some(_), None) => container_request(&mut ctx, body).await,
         (Some(_), Some(_)) => object_request(&mut ctx, body).await,
+    };
+    if let (true, Some(origin), Some(cors)) = (decorate, origin, cors) {
+        super::cors::decorate(&mut resp, &origin, &cors);
     }
+    resp
 }
 
 fn info(proxy: &Proxy, method: &Method) -> Response {
@@ -382,8 +453,9 @@ fn info(proxy: &Proxy, method: &Method) -> Response {
             "account_autocreate": proxy.account_autocreate,
             "strict_cors_mode": true,
         },
-        "tempauth": {"account_acls": false},
+        "tempauth": {"account_acls": true},
         "dlo": {"max_get_time": 86400},
+        "bulk_delete": {"max_deletes_per_request": 10000, "max_failed_deletes": 1000},
         "copy": {},
     });
     let mut r = Response::new(Body::from(doc.to_string()));
@@ -631,6 +703,22 @@ impl Proxy {
         })
     }
 
+    /// The account's ACLs (a HEAD of the account; asked only when tempauth alone says no,
+    /// so a change is seen at once).
+    pub async fn account_acls(self: &Arc<Self>, account: &str) -> Option<account_acl::AccountAcls> {
+        let ring = self.account_ring.get();
+        let part = ring.get_part(account, None, None);
+        let mut h = HeaderMap::new();
+        set(&mut h, "user-agent", "proxy-server account acls");
+        let path = format!("/{part}/{}", quote(account));
+        let r = self.read_one(ring, part, &Method::HEAD, &path, &h).await;
+        if !r.status.is_success() {
+            return None;
+        }
+        r.header(account_acl::SYSMETA)
+            .and_then(account_acl::AccountAcls::parse)
+    }
+
     pub async fn container_info(self: &Arc<Self>, account: &str, container: &str) -> ContainerInfo {
         let key = format!("{account}/{container}");
         if let Some((at, info)) = self.info_cache.lock().expect("info cache").get(&key) {
@@ -652,6 +740,7 @@ impl Proxy {
             write_acl: r.header("x-container-write").map(str::to_string),
             object_count: num("x-container-object-count"),
             bytes_used: num("x-container-bytes-used"),
+            cors: super::cors::Cors::from_container_headers(&r.headers),
         };
         if info.status / 100 == 2 {
             self.info_cache
@@ -784,9 +873,16 @@ async fn listing_response(ctx: &Ctx, r: BackendResponse, format: listing::Format
     } else {
         StatusCode::OK
     };
-    let mut out = Response::new(Body::from(rendered));
+    let length = rendered.len().to_string();
+    let mut out = Response::new(if rendered.is_empty() {
+        super::empty_body_with_length_header()
+    } else {
+        Body::from(rendered)
+    });
     *out.status_mut() = status;
     *out.headers_mut() = headers;
+    // Explicit even on a 204 (hyper adds none there): Swift's clients read it.
+    set(out.headers_mut(), "content-length", &length);
     out
 }
 
@@ -804,24 +900,16 @@ fn listing_query(ctx: &Ctx, limit_max: usize) -> Result<String, Response> {
     ] {
         if let Some(v) = ctx.query_param(key) {
             if key == "limit" {
-                match v.parse::<usize>() {
-                    Ok(n) if n <= limit_max => {}
-                    Ok(_) => {
-                        return Err(text(
-                            StatusCode::PRECONDITION_FAILED,
-                            format!("Maximum limit is {limit_max}"),
-                        ))
-                    }
-                    Err(_) => {
-                        return Err(text(
-                            StatusCode::PRECONDITION_FAILED,
-                            "Value of limit must be a positive integer",
-                        ))
-                    }
+                // Like Swift: a limit that is not all digits is ignored.
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
                 }
-            }
-            if key == "delimiter" && v.chars().count() > 1 {
-                return Err(text(StatusCode::PRECONDITION_FAILED, "Bad delimiter"));
+                if v.parse::<usize>().map_or(true, |n| n > limit_max) {
+                    return Err(text(
+                        StatusCode::PRECONDITION_FAILED,
+                        format!("Maximum limit is {limit_max}"),
+                    ));
+                }
             }
             q.push(format!("{key}={}", quote(&v).replace('/', "%2F")));
         }
@@ -844,7 +932,19 @@ macro_rules! tri {
 
 async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
     let proxy = ctx.proxy.clone();
-    tri!(ctx.authz(None));
+    // tempauth checks an account ACL header before anything else.
+    let acl_header = ctx.h(account_acl::HEADER).map(str::to_string);
+    if let Some(v) = &acl_header {
+        if let Err(problem) = account_acl::validate(v) {
+            let mut r = text(
+                StatusCode::BAD_REQUEST,
+                account_acl::error_body(&problem, v),
+            );
+            set(r.headers_mut(), "content-type", "text/plain; charset=UTF-8");
+            return r;
+        }
+    }
+    tri!(ctx.authz(None).await);
     let ring = proxy.account_ring.get();
     let part = ring.get_part(&ctx.account, None, None);
     let base = format!("/{part}/{}", quote(&ctx.account));
@@ -870,7 +970,14 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
                 // Swift's white lie: an account nobody wrote to yet is an empty one.
                 return fake_empty_account(ctx, format);
             }
-            listing_response(ctx, r, format).await
+            let stored_acl = r.header(account_acl::SYSMETA).map(str::to_string);
+            let mut resp = listing_response(ctx, r, format).await;
+            if ctx.owner {
+                if let Some(shown) = stored_acl.as_deref().and_then(account_acl::display) {
+                    set(resp.headers_mut(), account_acl::HEADER, &shown);
+                }
+            }
+            resp
         }
         Method::POST | Method::PUT | Method::DELETE => {
             if ctx.method != Method::POST
@@ -884,7 +991,10 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
             if ctx.method == Method::POST {
                 tri!(proxy.ensure_account(&ctx.account, &ctx.trans_id).await);
             }
-            let h = ctx.backend_headers(Some(&timestamp_now()));
+            let mut h = ctx.backend_headers(Some(&timestamp_now()));
+            if let (Some(v), true) = (&acl_header, ctx.owner) {
+                set(&mut h, account_acl::SYSMETA, v);
+            }
             let replicas = ring.part_nodes(part).len();
             let answers = proxy
                 .make_requests(
@@ -912,7 +1022,8 @@ fn fake_empty_account(ctx: &Ctx, format: listing::Format) -> Response {
         ),
         listing::Format::Plain => String::new(),
     };
-    let status = if body.is_empty() {
+    // A HEAD of an account is a 204 whatever the format, as from the account server.
+    let status = if body.is_empty() || ctx.method == Method::HEAD {
         StatusCode::NO_CONTENT
     } else {
         StatusCode::OK
@@ -920,6 +1031,8 @@ fn fake_empty_account(ctx: &Ctx, format: listing::Format) -> Response {
     let len = body.len();
     let mut r = if ctx.method == Method::HEAD {
         empty(status)
+    } else if body.is_empty() {
+        Response::new(super::empty_body_with_length_header())
     } else {
         Response::new(Body::from(body))
     };
@@ -972,7 +1085,7 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
                     .await
                     .read_acl
             };
-            tri!(ctx.authz(acl.as_deref()));
+            tri!(ctx.authz(acl.as_deref()).await);
             let Some(format) =
                 listing::choose(ctx.query_param("format").as_deref(), ctx.h("accept"))
             else {
@@ -1004,7 +1117,7 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
             resp
         }
         Method::PUT | Method::POST | Method::DELETE => {
-            tri!(ctx.authz(None));
+            tri!(ctx.authz(None).await);
             if ctx.method == Method::PUT && container.contains('/') {
                 return text(
                     StatusCode::BAD_REQUEST,
@@ -1021,7 +1134,8 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
             }
             let mut h = ctx.backend_headers(Some(&timestamp_now()));
             if ctx.method == Method::PUT {
-                match ctx.h("x-storage-policy") {
+                // An empty X-Storage-Policy means the default, as no header does.
+                match ctx.h("x-storage-policy").filter(|n| !n.trim().is_empty()) {
                     Some(name) => match proxy.policies.by_name(name) {
                         Some(p) if !p.deprecated => set(
                             &mut h,
@@ -1104,39 +1218,67 @@ fn expiry_headers(ctx: &Ctx, h: &mut HeaderMap) -> Result<(), Response> {
         h.remove("x-delete-after");
         set(h, "x-delete-at", &(now as i64 + after).to_string());
     } else if let Some(at) = ctx.h("x-delete-at") {
-        let at: f64 = at
-            .trim()
-            .parse()
-            .map_err(|_| text(StatusCode::BAD_REQUEST, "Non-integer X-Delete-At"))?;
-        if at < now as f64 {
+        let at = parse_delete_at(at)
+            .ok_or_else(|| text(StatusCode::BAD_REQUEST, "Non-integer X-Delete-At"))?;
+        if at < now as i128 {
             return Err(text(StatusCode::BAD_REQUEST, "X-Delete-At in past"));
         }
-        set(h, "x-delete-at", &(at as u64).to_string());
+        set(h, "x-delete-at", &at.to_string());
     }
     Ok(())
 }
 
-fn guess_content_type(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("txt") | Some("text") | Some("log") => "text/plain",
-        Some("html") | Some("htm") => "text/html",
-        Some("css") => "text/css",
-        Some("csv") => "text/csv",
-        Some("json") => "application/json",
-        Some("xml") => "application/xml",
-        Some("js") => "text/javascript",
-        Some("jpg") | Some("jpeg") => "image/jpeg",
-        Some("png") => "image/png",
-        Some("gif") => "image/gif",
-        Some("svg") => "image/svg+xml",
-        Some("pdf") => "application/pdf",
-        Some("zip") => "application/zip",
-        Some("gz") => "application/gzip",
-        Some("tar") => "application/x-tar",
-        Some("mp4") => "video/mp4",
-        _ => "application/octet-stream",
+/// Swift's reading of a request's Transfer-Encoding: `chunked` alone is chunked; a list of
+/// codings is 501 (none but chunked is supported), any other single coding 400.
+fn transfer_coding(value: &str) -> Result<bool, Response> {
+    if value.contains(',') {
+        return Err(text(
+            StatusCode::NOT_IMPLEMENTED,
+            "Unsupported Transfer-Coding header value specified in Transfer-Encoding header",
+        ));
     }
+    if value.trim().eq_ignore_ascii_case("chunked") {
+        Ok(true)
+    } else {
+        Err(text(
+            StatusCode::BAD_REQUEST,
+            "Invalid Transfer-Encoding header value",
+        ))
+    }
+}
+
+/// The largest expiry Swift stores: its expirer sorts 10-digit strings, so later times
+/// are capped to this (November 2286).
+const MAX_DELETE_AT: i128 = 9_999_999_999;
+
+/// An `X-Delete-At` as Swift's `int()` reads it (an optional sign, digits, surrounding
+/// blanks), capped to [`MAX_DELETE_AT`]; `None` when it is not an integer.
+fn parse_delete_at(raw: &str) -> Option<i128> {
+    let t = raw.trim();
+    let (neg, digits) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let significant = digits.trim_start_matches('0');
+    let magnitude: i128 = if significant.len() > 11 {
+        MAX_DELETE_AT + 1
+    } else {
+        significant.parse().unwrap_or(0)
+    };
+    Some(if neg {
+        -magnitude
+    } else {
+        magnitude.min(MAX_DELETE_AT)
+    })
+}
+
+/// Swift's guess for an object PUT without a Content-Type: Python's `mimetypes`.
+fn guess_content_type(name: &str) -> &'static str {
+    super::mime_types::guess(name).unwrap_or("application/octet-stream")
 }
 
 struct ObjTarget {
@@ -1191,12 +1333,19 @@ async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
     if ctx.method.as_str() == "COPY" {
         return copy_method(ctx).await;
     }
+    if ctx.method == Method::PUT {
+        if let Some(src) = ctx.h("x-copy-from").map(str::to_string) {
+            // Swift reads the source first: its 404/403 come before the destination's.
+            drop(body);
+            return copy_into(ctx, &src).await;
+        }
+    }
     let info = proxy.container_info(&ctx.account, &container).await;
     let acl = match ctx.method {
         Method::GET | Method::HEAD => info.read_acl.clone(),
         _ => info.write_acl.clone(),
     };
-    tri!(ctx.authz(acl.as_deref()));
+    tri!(ctx.authz(acl.as_deref()).await);
     if info.status == 404 {
         return status_text(StatusCode::NOT_FOUND);
     }
@@ -1212,13 +1361,7 @@ async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
     ));
     match ctx.method.clone() {
         Method::GET | Method::HEAD => get_object(ctx, &target).await,
-        Method::PUT => {
-            if let Some(src) = ctx.h("x-copy-from").map(str::to_string) {
-                drop(body);
-                return copy_into(ctx, &target, &src).await;
-            }
-            put_object(ctx, &target, body, None).await
-        }
+        Method::PUT => put_object(ctx, &target, body, None).await,
         Method::POST => {
             tri!(check_meta(ctx, MetaTarget::Object));
             let mut h = ctx.backend_headers(Some(&timestamp_now()));
@@ -1337,9 +1480,29 @@ async fn get_object(ctx: &mut Ctx, target: &ObjTarget) -> Response {
             )
             .await
     };
+    let wants_manifest = ctx.query_param("multipart-manifest").as_deref() == Some("get");
+    // A range of a DLO is a range of the segments' concatenation, not of the (empty)
+    // manifest object: ask again for the whole manifest.
+    let r = if r.status == StatusCode::RANGE_NOT_SATISFIABLE
+        && r.header("x-object-manifest").is_some()
+        && !wants_manifest
+    {
+        h.remove("range");
+        proxy
+            .read_one(
+                target.ring.clone(),
+                target.part,
+                &ctx.method,
+                &target.path,
+                &h,
+            )
+            .await
+    } else {
+        r
+    };
     if r.status.is_success() {
         if let Some(manifest) = r.header("x-object-manifest").map(str::to_string) {
-            if ctx.query_param("multipart-manifest").as_deref() != Some("get") {
+            if !wants_manifest {
                 return dlo_response(ctx, r, &manifest).await;
             }
         }
@@ -1347,7 +1510,7 @@ async fn get_object(ctx: &mut Ctx, target: &ObjTarget) -> Response {
     to_client(r, ctx.owner)
 }
 
-/// A `reqwest` body fed chunk by chunk from the client-reading loop.
+/// A backend request body fed chunk by chunk from the client-reading loop.
 struct ChanBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
 
 impl futures_util::Stream for ChanBody {
@@ -1375,12 +1538,17 @@ async fn put_object(
     let container = ctx.container.clone().expect("object request");
     let object = ctx.object.clone().expect("object request");
     tri!(check_meta(ctx, MetaTarget::Object));
-    let te_chunked = ctx
-        .h("transfer-encoding")
-        .map(|v| v.to_ascii_lowercase().contains("chunked"));
-    if let Some(false) = te_chunked {
-        return status_text(StatusCode::NOT_IMPLEMENTED);
+    if let Some(inm) = ctx.h("if-none-match") {
+        // A conditional PUT can only mean "create if absent".
+        if !inm.split(',').any(|t| t.trim() == "*") {
+            return text(StatusCode::BAD_REQUEST, "If-None-Match only supports *");
+        }
     }
+    let te_chunked = match ctx.h("transfer-encoding").map(transfer_coding) {
+        None => None,
+        Some(Ok(chunked)) => Some(chunked),
+        Some(Err(resp)) => return resp,
+    };
     let (body, length) = match source {
         Some(s) => (s.body, s.length),
         None => {
@@ -1481,7 +1649,7 @@ async fn put_object(
                     &Method::PUT,
                     &path,
                     &nh,
-                    OutBody::Stream(reqwest::Body::wrap_stream(ChanBody(rx))),
+                    OutBody::Stream(Body::from_stream(ChanBody(rx))),
                 )
                 .await;
             (node, r)
@@ -1659,10 +1827,12 @@ async fn copy_method(ctx: &mut Ctx) -> Response {
         .h("destination-account")
         .map(str::to_string)
         .unwrap_or_else(|| ctx.account.clone());
+    // Quoted: copy_into decodes its source as it does an X-Copy-From header, and the
+    // names here are already decoded (a name may hold `%`).
     let src = format!(
         "/{}/{}",
-        ctx.container.as_deref().unwrap_or(""),
-        ctx.object.as_deref().unwrap_or("")
+        quote(ctx.container.as_deref().unwrap_or("")),
+        quote(ctx.object.as_deref().unwrap_or(""))
     );
     let src_account = ctx.account.clone();
     ctx.account = dest_account;
@@ -1671,29 +1841,35 @@ async fn copy_method(ctx: &mut Ctx) -> Response {
     ctx.method = Method::PUT;
     ctx.headers.remove("destination");
     set(&mut ctx.headers, "x-copy-from-account", &src_account);
-    let info = ctx.proxy.container_info(&ctx.account, dc).await;
-    tri!(ctx.authz(info.write_acl.as_deref()));
+    copy_into(ctx, &src).await
+}
+
+/// The destination of a copy (the request's own account/container/object), once the
+/// source has been read: its write access, its container's existence.
+async fn copy_destination(ctx: &mut Ctx) -> Result<ObjTarget, Response> {
+    let container = ctx.container.clone().expect("object request");
+    let object = ctx.object.clone().expect("object request");
+    let info = ctx.proxy.container_info(&ctx.account, &container).await;
+    ctx.authz(info.write_acl.as_deref()).await?;
     if info.status / 100 != 2 {
-        return status_text(if info.status == 404 {
+        return Err(status_text(if info.status == 404 {
             StatusCode::NOT_FOUND
         } else {
             StatusCode::SERVICE_UNAVAILABLE
-        });
+        }));
     }
-    let proxy = ctx.proxy.clone();
-    let target = tri!(object_target(
-        &proxy,
+    object_target(
+        &ctx.proxy,
         &ctx.account,
-        dc,
-        dobj,
-        info.policy_index
-    ));
-    copy_into(ctx, &target, &src).await
+        &container,
+        &object,
+        info.policy_index,
+    )
 }
 
 /// PUT with `X-Copy-From: /c/o`: read the source (with the reader's rights on it) and
 /// stream it into the destination, metadata carried over unless `X-Fresh-Metadata`.
-async fn copy_into(ctx: &mut Ctx, target: &ObjTarget, src: &str) -> Response {
+async fn copy_into(ctx: &mut Ctx, src: &str) -> Response {
     let proxy = ctx.proxy.clone();
     let src = percent_decode_str(src.trim_start_matches('/'))
         .decode_utf8_lossy()
@@ -1728,7 +1904,7 @@ async fn copy_into(ctx: &mut Ctx, target: &ObjTarget, src: &str) -> Response {
     if let Some(r) = ctx.h("referer") {
         set(&mut reader.headers, "referer", r);
     }
-    tri!(reader.authz(sinfo.read_acl.as_deref()));
+    tri!(reader.authz(sinfo.read_acl.as_deref()).await);
     if sinfo.status / 100 != 2 {
         return status_text(if sinfo.status == 404 {
             StatusCode::NOT_FOUND
@@ -1750,11 +1926,13 @@ async fn copy_into(ctx: &mut Ctx, target: &ObjTarget, src: &str) -> Response {
         "x-backend-storage-policy-index",
         &starget.policy_index.to_string(),
     );
+    // A Range copies only those bytes of the source, as Swift's copy middleware does.
     for k in [
         "if-match",
         "if-none-match",
         "if-modified-since",
         "if-unmodified-since",
+        "range",
     ] {
         if let Some(v) = ctx.headers.get(k) {
             sh.insert(HeaderName::from_static(k), v.clone());
@@ -1775,6 +1953,8 @@ async fn copy_into(ctx: &mut Ctx, target: &ObjTarget, src: &str) -> Response {
     if sresp.header("x-object-manifest").is_some() {
         return text(StatusCode::BAD_REQUEST, "Copying a DLO manifest is not supported; use ?multipart-manifest=get on the source to copy the manifest itself");
     }
+    let target = tri!(copy_destination(ctx).await);
+    let target = &target;
     let length = sresp.header("content-length").and_then(|v| v.parse().ok());
     let last_mod = sresp.header("last-modified").map(str::to_string);
     // Source metadata first, the request's headers over it.
@@ -1851,7 +2031,7 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
         trans_id: ctx.trans_id.clone(),
         owner: false,
     };
-    tri!(reader.authz(sinfo.read_acl.as_deref()));
+    tri!(reader.authz(sinfo.read_acl.as_deref()).await);
     // List the segments (all pages).
     let cring = proxy.container_ring.get();
     let cpart = cring.get_part(&ctx.account, Some(sc), None);
@@ -1897,10 +2077,65 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
     let etag = hex::encode(md5::Digest::finalize(etag));
     let mut headers = HeaderMap::new();
     copy_client_headers(&manifest_resp.headers, &mut headers, ctx.owner);
-    set(&mut headers, "content-length", &total.to_string());
     set(&mut headers, "etag", &format!("\"{etag}\""));
     headers.remove("content-range");
-    let status = StatusCode::OK;
+    // One range is served from the segments that hold it; several are answered with the
+    // whole object, as Swift's DLO does.
+    let (status, window) = match ctx
+        .h("range")
+        .map(|v| crate::object::range::parse_range(v, total))
+    {
+        Some(crate::object::range::RangeOutcome::Unsatisfiable) => {
+            let mut r = text(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "Requested Range Not Satisfiable",
+            );
+            set(
+                r.headers_mut(),
+                "content-range",
+                &format!("bytes */{total}"),
+            );
+            return r;
+        }
+        Some(crate::object::range::RangeOutcome::Ranges(rs)) if rs.len() == 1 => {
+            (StatusCode::PARTIAL_CONTENT, Some((rs[0].start, rs[0].end)))
+        }
+        _ => (StatusCode::OK, None),
+    };
+    match window {
+        Some((start, end)) => {
+            set(
+                &mut headers,
+                "content-length",
+                &(end - start + 1).to_string(),
+            );
+            set(
+                &mut headers,
+                "content-range",
+                &format!("bytes {start}-{end}/{total}"),
+            );
+        }
+        None => set(&mut headers, "content-length", &total.to_string()),
+    }
+    // Each segment that overlaps the window, with the part of it to read.
+    let mut pieces: Vec<(String, Option<(u64, u64)>)> = Vec::new();
+    let mut offset = 0u64;
+    for (name, size, _) in &segments {
+        let (seg_start, seg_end) = (offset, offset + size);
+        offset = seg_end;
+        match window {
+            None => pieces.push((name.clone(), None)),
+            Some((start, end)) => {
+                if *size == 0 || seg_end <= start || seg_start > end {
+                    continue;
+                }
+                let a = start.max(seg_start) - seg_start;
+                let b = end.min(seg_end - 1) - seg_start;
+                let part = (a != 0 || b != size - 1).then_some((a, b));
+                pieces.push((name.clone(), part));
+            }
+        }
+    }
     if ctx.method == Method::HEAD {
         let mut r = empty(status);
         *r.headers_mut() = headers;
@@ -1910,8 +2145,8 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
     let account = ctx.account.clone();
     let sc = sc.to_string();
     let trans_id = ctx.trans_id.clone();
-    let stream = futures_util::stream::iter(segments)
-        .then(move |(name, _, _)| {
+    let stream = futures_util::stream::iter(pieces)
+        .then(move |(name, part)| {
             let proxy = proxy.clone();
             let (account, sc, trans_id) = (account.clone(), sc.clone(), trans_id.clone());
             async move {
@@ -1924,6 +2159,9 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
                     "x-backend-storage-policy-index",
                     &policy.to_string(),
                 );
+                if let Some((a, b)) = part {
+                    set(&mut h, "range", &format!("bytes={a}-{b}"));
+                }
                 let r = proxy
                     .read_one(t.ring.clone(), t.part, &Method::GET, &t.path, &h)
                     .await;
@@ -1946,6 +2184,14 @@ async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &
         })
         .flatten();
     let mut r = Response::new(Body::from_stream(stream));
+    *r.status_mut() = status;
     *r.headers_mut() = headers;
     r
 }
+
+#[path = "bulk.rs"]
+mod bulk;
+
+#[cfg(test)]
+#[path = "controllers_tests.rs"]
+mod tests;

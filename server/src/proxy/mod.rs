@@ -15,10 +15,13 @@
 //! With `object_in_process = true`, object requests for devices this process serves
 //! itself skip HTTP ([`paco`]).
 
+pub mod account_acl;
 pub mod auth;
 pub mod backend;
 pub mod controllers;
+pub mod cors;
 pub mod listing;
+pub mod mime_types;
 pub mod paco;
 pub mod ring;
 
@@ -172,6 +175,11 @@ async fn dispatch(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
         .unwrap_or_else(|| proxy.new_trans_id());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // Swift echoes a client's `Connection: keep-alive`.
+    let keep_alive = req
+        .headers()
+        .get("connection")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
     let handled = std::panic::AssertUnwindSafe(controllers::handle(&proxy, req, &trans_id));
     let mut resp = match futures_util::FutureExt::catch_unwind(handled).await {
         Ok(r) => r,
@@ -181,7 +189,17 @@ async fn dispatch(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
             status_text(StatusCode::INTERNAL_SERVER_ERROR)
         }
     };
+    let status = resp.status();
     let h = resp.headers_mut();
+    if status == StatusCode::UNAUTHORIZED && !h.contains_key("www-authenticate") {
+        backend::set(h, "www-authenticate", &www_authenticate(&path));
+    }
+    if keep_alive {
+        backend::set(h, "connection", "keep-alive");
+    }
+    if !h.contains_key("content-type") {
+        backend::set(h, "content-type", SWIFT_DEFAULT_CONTENT_TYPE);
+    }
     backend::set(h, "x-trans-id", &trans_id);
     backend::set(h, "x-openstack-request-id", &trans_id);
     tracing::info!(
@@ -200,8 +218,38 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
     let body: String = body.into();
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
-    backend::set(r.headers_mut(), "content-type", "text/plain; charset=UTF-8");
+    backend::set(r.headers_mut(), "content-type", SWIFT_DEFAULT_CONTENT_TYPE);
     r
+}
+
+/// Swift's `WWW-Authenticate` for a 401: the account of `/<version>/<account>[/...]`,
+/// quoted, as the realm, else `unknown`.
+pub fn www_authenticate(raw_path: &str) -> String {
+    let path = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy();
+    let segs: Vec<&str> = path.splitn(4, '/').collect();
+    let realm = match segs.as_slice() {
+        ["", vrs, realm, ..] if !vrs.is_empty() && !realm.is_empty() => *realm,
+        _ => "unknown",
+    };
+    let realm = if realm == "v1.0" || realm == "auth" {
+        "unknown"
+    } else {
+        realm
+    };
+    format!("Swift realm=\"{}\"", controllers::quote(realm))
+}
+
+/// What Swift labels every answer that names no type of its own (error bodies, and
+/// PUT/POST/DELETE answers): its response objects start with this header.
+pub const SWIFT_DEFAULT_CONTENT_TYPE: &str = "text/html; charset=UTF-8";
+
+/// An empty body that still lets a `Content-Length: 0` header out on a 204 to a GET.
+/// hyper drops that header when it knows up front that the body is empty; Swift sends it,
+/// and clients (Swift's own tests among them) read it.
+pub fn empty_body_with_length_header() -> Body {
+    Body::from_stream(futures_util::stream::empty::<
+        Result<bytes::Bytes, std::io::Error>,
+    >())
 }
 
 pub fn empty(status: StatusCode) -> Response {
@@ -226,8 +274,11 @@ pub fn status_text(status: StatusCode) -> Response {
     )
 }
 
+/// A header's value as text: UTF-8, not only ASCII (Swift keeps any bytes a client sends,
+/// and its tests send UTF-8 content types and metadata).
 pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
+    h.get(name)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
 }
 
 /// Runs the proxy until SIGTERM/SIGINT: stop accepting, finish in-flight requests
@@ -260,31 +311,17 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
             .await
             .map_err(|e| StartError::Other(format!("cannot listen on {addr}: {e}")))?;
         tracing::info!(%addr, swift_dir = %proxy.swift_dir.display(), "proxy server listening");
+        let client_timeout = proxy.client_timeout;
         let app = proxy.router();
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        // Headers and body go out in separate writes; without TCP_NODELAY, Nagle holds
-        // the second until the client's delayed ACK (40 ms on Linux) on every response.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stopping_tx.send(());
-        });
-        // In-flight requests get `graceful_shutdown_timeout` to finish; long downloads
-        // must not keep a stopping proxy alive forever.
-        let drain = async move {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(drain_timeout).await;
-                tracing::warn!(?drain_timeout, "in-flight requests did not finish; exiting");
-            } else {
-                std::future::pending::<()>().await;
-            }
+        // The same connection loop as the storage servers: Swift's header limits (count,
+        // line and total sizes), a header read timeout, bounded draining on shutdown.
+        let limits = crate::common::runner::ServeLimits {
+            header_read_timeout: client_timeout,
+            drain: drain_timeout,
         };
-        tokio::select! {
-            r = server => r.map_err(|e| StartError::Other(format!("server: {e}")))?,
-            _ = drain => {}
-        }
+        crate::common::runner::serve_listener("proxy", listener, app, limits, shutdown_signal())
+            .await
+            .map_err(|e| StartError::Other(format!("server: {e}")))?;
         tracing::info!("proxy server stopped");
         Ok(())
     })

@@ -75,8 +75,17 @@ impl Cluster {
     }
 
     pub fn start_with(storage: Storage, n: usize, proxy_extra: &str) -> Cluster {
+        Self::start_in(storage, n, proxy_extra, tempfile::tempdir().unwrap())
+    }
+
+    /// [`Cluster::start_with`] with its configs, logs and devices under `dir`.
+    pub fn start_in(
+        storage: Storage,
+        n: usize,
+        proxy_extra: &str,
+        dir: tempfile::TempDir,
+    ) -> Cluster {
         let venv = ringsmith_testkit::swift_venv();
-        let dir = tempfile::tempdir().unwrap();
         let etc = dir.path().join("etc");
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::create_dir_all(dir.path().join("log")).unwrap();

@@ -1,0 +1,234 @@
+//! CORS as Swift's proxy does it: preflight `OPTIONS` answered from the container's
+//! `X-Container-Meta-Access-Control-*` metadata, and the `Access-Control-*` headers added
+//! to actual requests from an allowed origin (strict mode: other origins get none).
+
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+
+use super::backend::set;
+use super::empty;
+
+/// The container's CORS settings (its metadata).
+#[derive(Clone, Debug, Default)]
+pub struct Cors {
+    pub allow_origin: Option<String>,
+    pub max_age: Option<String>,
+    pub expose_headers: Option<String>,
+}
+
+impl Cors {
+    pub fn from_container_headers(h: &HeaderMap) -> Cors {
+        let get = |k: &str| super::header(h, k).map(str::to_string);
+        Cors {
+            allow_origin: get("x-container-meta-access-control-allow-origin"),
+            max_age: get("x-container-meta-access-control-max-age"),
+            expose_headers: get("x-container-meta-access-control-expose-headers"),
+        }
+    }
+
+    /// Swift's `is_origin_allowed`: the origin is listed (space-separated) or `*` is.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.allow_origin.as_deref().is_some_and(|list| {
+            list.split(' ')
+                .map(str::trim)
+                .any(|o| o == origin || o == "*")
+        })
+    }
+
+    fn is_wildcard(&self) -> bool {
+        self.allow_origin.as_deref().map(str::trim) == Some("*")
+    }
+}
+
+/// The methods an `OPTIONS` answer allows, for an object or not.
+pub fn allowed_methods(object: bool) -> &'static str {
+    if object {
+        "HEAD, GET, PUT, POST, DELETE, COPY, OPTIONS"
+    } else {
+        "HEAD, GET, PUT, POST, DELETE, OPTIONS"
+    }
+}
+
+/// Swift's `OPTIONS`: 200 with `Allow` when there is no `Origin` (or no container to ask);
+/// 401 for an origin the container does not allow or a method that is not allowed; else
+/// 200 with the preflight headers.
+pub fn preflight(headers: &HeaderMap, object: bool, cors: Option<&Cors>) -> Response {
+    let allow = allowed_methods(object);
+    let mut r = empty(StatusCode::OK);
+    set(r.headers_mut(), "allow", allow);
+    let Some(origin) = super::header(headers, "origin").filter(|o| !o.is_empty()) else {
+        return r;
+    };
+    let Some(cors) = cors else {
+        return r;
+    };
+    let method_ok = super::header(headers, "access-control-request-method")
+        .is_some_and(|m| allow.split(", ").any(|a| a == m));
+    if !cors.allows(origin) || !method_ok {
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        return r;
+    }
+    let h = r.headers_mut();
+    if cors.is_wildcard() {
+        set(h, "access-control-allow-origin", "*");
+    } else {
+        set(h, "access-control-allow-origin", origin);
+        set(h, "vary", "Origin");
+    }
+    if let Some(age) = &cors.max_age {
+        set(h, "access-control-max-age", age);
+    }
+    set(h, "access-control-allow-methods", allow);
+    let requested: Vec<&str> = super::header(headers, "access-control-request-headers")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !requested.is_empty() {
+        set(h, "access-control-allow-headers", &requested.join(", "));
+        let vary = match h.get("vary").and_then(|v| v.to_str().ok()) {
+            Some(v) => format!("{v}, Access-Control-Request-Headers"),
+            None => "Access-Control-Request-Headers".to_string(),
+        };
+        set(h, "vary", &vary);
+    }
+    r
+}
+
+/// The `Access-Control-*` headers of an actual request from `origin` (strict mode: none
+/// for an origin the container does not allow).
+pub fn decorate(resp: &mut Response, origin: &str, cors: &Cors) {
+    if !cors.allows(origin) {
+        return;
+    }
+    let h = resp.headers_mut();
+    if !h.contains_key("access-control-expose-headers") {
+        let mut expose: Vec<String> = [
+            "cache-control",
+            "content-language",
+            "content-type",
+            "expires",
+            "last-modified",
+            "pragma",
+            "etag",
+            "x-timestamp",
+            "x-trans-id",
+            "x-openstack-request-id",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for name in h.keys() {
+            let n = name.as_str();
+            if n.starts_with("x-container-meta-") || n.starts_with("x-object-meta-") {
+                expose.push(n.to_string());
+            }
+        }
+        if let Some(extra) = &cors.expose_headers {
+            expose.extend(
+                extra
+                    .split(' ')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .filter(|s| !s.is_empty()),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        expose.retain(|e| seen.insert(e.clone()));
+        set(h, "access-control-expose-headers", &expose.join(", "));
+    }
+    if !h.contains_key("access-control-allow-origin") {
+        if cors.is_wildcard() {
+            set(h, "access-control-allow-origin", "*");
+        } else {
+            set(h, "access-control-allow-origin", origin);
+            let vary = match h.get("vary").and_then(|v| v.to_str().ok()) {
+                Some(v) => format!("{v}, Origin"),
+                None => "Origin".to_string(),
+            };
+            set(h, "vary", &vary);
+        }
+    }
+}
+
+/// Whether CORS applies to this method's answers (Swift decorates these handlers).
+pub fn applies_to(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::POST | Method::DELETE
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn req(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn preflight_follows_swift() {
+        let star = Cors {
+            allow_origin: Some("*".into()),
+            ..Cors::default()
+        };
+        // No Origin: a plain OPTIONS.
+        assert_eq!(preflight(&req(&[]), true, Some(&star)).status(), 200);
+        // Origin without a requested method: refused.
+        let r = preflight(&req(&[("origin", "http://m.com")]), true, Some(&star));
+        assert_eq!(r.status(), 401);
+        let r = preflight(
+            &req(&[
+                ("origin", "http://m.com"),
+                ("access-control-request-method", "GET"),
+            ]),
+            true,
+            Some(&star),
+        );
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        assert!(!r.headers().contains_key("access-control-expose-headers"));
+        let secret = Cors {
+            allow_origin: Some("http://secret.com".into()),
+            ..Cors::default()
+        };
+        let r = preflight(
+            &req(&[
+                ("origin", "http://m.com"),
+                ("access-control-request-method", "GET"),
+            ]),
+            true,
+            Some(&secret),
+        );
+        assert_eq!(r.status(), 401);
+    }
+
+    #[test]
+    fn actual_requests_get_headers_only_for_allowed_origins() {
+        let secret = Cors {
+            allow_origin: Some("http://secret.com".into()),
+            ..Cors::default()
+        };
+        let mut r = empty(StatusCode::OK);
+        set(r.headers_mut(), "x-object-meta-color", "red");
+        decorate(&mut r, "http://m.com", &secret);
+        assert!(!r.headers().contains_key("access-control-allow-origin"));
+        decorate(&mut r, "http://secret.com", &secret);
+        assert_eq!(
+            r.headers()["access-control-allow-origin"],
+            "http://secret.com"
+        );
+        let expose = r.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap();
+        assert!(expose.split(", ").any(|h| h == "x-object-meta-color"));
+    }
+}
