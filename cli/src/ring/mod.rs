@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use ringsmith::builder::RingBuilder;
 
 mod commands;
+mod compose;
 mod dispersion;
 mod display;
 pub mod lock;
@@ -198,6 +199,10 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn run_argv(raw: Vec<String>) -> u8 {
+    // `ringsmith ring compose …` is swift-ring-composer, with its own grammar.
+    if raw.first().map(String::as_str) == Some("compose") {
+        return compose::run(&raw[1..]);
+    }
     // `--json` and `--dry-run` are Ringsmith's own switches; they may appear anywhere after the
     // file name and are taken out before Swift's argument rules apply to the rest.
     let mut json = false;
