@@ -414,7 +414,7 @@ fn ring_name(path: &std::path::Path) -> String {
     }
 }
 
-fn bracket_ipv6(ip: &str) -> String {
+pub(crate) fn bracket_ipv6(ip: &str) -> String {
     if ip
         .split('%')
         .next()
@@ -429,7 +429,7 @@ fn bracket_ipv6(ip: &str) -> String {
 }
 
 /// Python's `urllib.parse.quote(s)` (safe = "/").
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"_.-~/".contains(&b) {

@@ -9,6 +9,7 @@ mod cluster;
 mod completions;
 mod dash;
 mod get_nodes;
+mod info;
 mod recon;
 mod ring;
 mod ring_diff;
@@ -38,6 +39,12 @@ enum Command {
     RingDiff(ring_diff::Args),
     /// Interactive dashboard: cluster health, rings, replication and a rebalance planner.
     Dash(dash::Args),
+    /// Show an object's .data file: metadata, ring locations, curl lines (like swift-object-info).
+    ObjectInfo(info::Args),
+    /// Show a container database: metadata, ring locations (like swift-container-info).
+    ContainerInfo(info::Args),
+    /// Show an account database: metadata, ring locations (like swift-account-info).
+    AccountInfo(info::Args),
     /// Print shell completions for ringsmith.
     Completions(completions::CompletionsArgs),
     /// Print the ringsmith man page (or write one per subcommand with --dir).
@@ -53,6 +60,9 @@ fn main() -> ExitCode {
         Command::Ring(args) => ring::run(args),
         Command::RingDiff(args) => ring_diff::run(args),
         Command::Dash(args) => dash::run(args),
+        Command::ObjectInfo(args) => info::run_object(args),
+        Command::ContainerInfo(args) => info::run_container(args),
+        Command::AccountInfo(args) => info::run_account(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
     }
