@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod cluster;
 mod completions;
 mod dash;
+mod declare;
 mod get_nodes;
 mod info;
 mod recon;

@@ -10,6 +10,7 @@ pub mod syntax;
 pub use crate::ring::NONE_DEV;
 
 pub mod composite;
+pub mod declare;
 pub mod file;
 pub use file::BuilderFileError;
 mod dispersion;
