@@ -25,7 +25,7 @@ const SWIFT_CONF: &str = "[swift-hash]\nswift_hash_path_prefix = pre\nswift_hash
 
 /// Rings and Swift's files. argv: etc dir, devices dir, db dir.
 const MAKE: &str = r#"
-import sys, hashlib, logging
+import sys, hashlib, logging, json, urllib.parse
 from swift.common import utils
 from swift.common.storage_policy import reload_storage_policies, POLICIES
 etc, devices, dbs = sys.argv[1:4]
@@ -42,8 +42,14 @@ for name in ('object', 'object-1', 'container', 'account'):
 from swift.common.utils import Timestamp
 from swift.obj.diskfile import DiskFileManager
 mgr = DiskFileManager({'devices': devices, 'mount_check': 'false'}, logging.getLogger())
-for policy, obj in ((0, 'swift obj/ü'), (1, 'swift-in-silver')):
+for policy, obj in ((0, 'swift obj/ü'), (1, 'swift-in-silver'), (0, 'swift-bad-crypto')):
     body = b'hello from swift'
+    crypto = {} if policy else {
+        'X-Object-Sysmeta-Crypto-Body-Meta': urllib.parse.quote_plus(json.dumps(
+            {'iv': 'AAECAw==', 'cipher': 'AES_CTR_256',
+             'body_key': {'key': 'a2V5', 'iv': 'aXY='}, 'note': 'ü'})),
+        'X-Object-Transient-Sysmeta-Crypto-Meta': urllib.parse.quote_plus(json.dumps(
+            {'iv': 'BBECAw==', 'cipher': 'AES_CTR_256'})) if obj != 'swift-bad-crypto' else 'x'}
     ts = Timestamp(1700000000.12345)
     df = mgr.get_diskfile('sda', '3', 'AUTH_test', 'cont', obj, policy=POLICIES[policy])
     with df.create() as w:
@@ -51,7 +57,7 @@ for policy, obj in ((0, 'swift obj/ü'), (1, 'swift-in-silver')):
         w.put({'ETag': hashlib.md5(body).hexdigest(), 'X-Timestamp': ts.internal,
                'Content-Length': str(len(body)), 'Content-Type': 'text/plain',
                'X-Object-Meta-Color': 'blue', 'X-Object-Sysmeta-Owner': 'me',
-               'X-Object-Transient-Sysmeta-Note': 'tmp', 'name': '/AUTH_test/cont/' + obj})
+               'X-Object-Transient-Sysmeta-Note': 'tmp', 'name': '/AUTH_test/cont/' + obj, **crypto})
         w.commit(ts)
 from swift.container.backend import ContainerBroker
 from swift.account.backend import AccountBroker
@@ -256,6 +262,11 @@ impl Env {
     }
 
     fn same(&self, kind: &str, args: &[&str]) -> Out {
+        self.compare(kind, args, true)
+    }
+
+    /// Where Swift dies with a traceback: same exit code and stdout; stderr is ours alone.
+    fn compare(&self, kind: &str, args: &[&str], with_stderr: bool) -> Out {
         let mut py = vec!["-c", WRAPPER, &self.etc, kind];
         py.extend_from_slice(args);
         let python = ringsmith::testing::swift_venv().join("bin/python");
@@ -275,11 +286,13 @@ impl Env {
             norm(&ours.stdout),
             "stdout differs: {ctx}"
         );
-        assert_eq!(
-            norm(&theirs.stderr),
-            norm(&ours.stderr),
-            "stderr differs: {ctx}"
-        );
+        if with_stderr {
+            assert_eq!(
+                norm(&theirs.stderr),
+                norm(&ours.stderr),
+                "stderr differs: {ctx}"
+            );
+        }
         ours
     }
 }
@@ -310,6 +323,12 @@ fn info_tools_match_swift_byte_for_byte() {
         run("object", with(&["--drop-prefixes", f]));
     }
     run("object", with(&["-P", "silver", &swift0]));
+    let bad_crypto = env.data_file("sda", "objects", "swift-bad-crypto");
+    let a = with(&[&bad_crypto]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = env.compare("object", &a, false);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("Bad crypto meta 'x'"), "{out:?}");
     run("object", with(&["--policy-name=ag", &swift1]));
     run("object", with(&["-P", "nosuch", &swift0]));
     let no_rings = env.root.join("empty-etc");

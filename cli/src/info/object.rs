@@ -274,5 +274,60 @@ fn print_metadata(
             out.push_str(&format!("  {k}: {v}\n"));
         }
     }
+    for (label, meta) in [
+        (
+            "Data crypto details",
+            sys.get("X-Object-Sysmeta-Crypto-Body-Meta"),
+        ),
+        (
+            "Metadata crypto details",
+            transient.get("X-Object-Transient-Sysmeta-Crypto-Meta"),
+        ),
+    ] {
+        let Some(meta) = meta else { continue };
+        let parsed = serde_json::from_str::<serde_json::Value>(&unquote_plus(meta))
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .ok_or_else(|| {
+                // Swift stops here with a traceback on stderr; the report so far stays.
+                eprintln!(
+                    "Bad crypto meta {}: not a JSON object",
+                    ringsmith::builder::composite::py_str_repr(meta)
+                );
+                out.clone()
+            })?;
+        out.push_str(&format!(
+            "{label}: {}\n",
+            ringsmith::pyjson::dumps_indent(&parsed, 2)
+        ));
+    }
     Ok(names)
+}
+
+/// Python's `urllib.parse.unquote_plus`: `+` is a space, `%XX` escapes decode as UTF-8.
+fn unquote_plus(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 3 <= b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
