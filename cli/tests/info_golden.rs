@@ -70,6 +70,14 @@ c.put_object('o2', t2, 7, 'text/plain', 'etag2', storage_policy_index=1)
 c.update_metadata({'X-Container-Meta-Color': ['blue', t2], 'X-Container-Sysmeta-Owner': ['me', t2],
                    'X-Container-Read': ['.r:*', t2]})
 c.merge_syncs([{'remote_id': 'remote-1', 'sync_point': 3}], incoming=True)
+from swift.common.utils import ShardRange
+c.merge_shard_ranges([
+    ShardRange('.shards_AUTH_test/cont-2', Timestamp(1700000003).internal, 'm', '',
+               state=ShardRange.CREATED),
+    ShardRange('.shards_AUTH_test/cont-1', Timestamp(1700000003).internal, '', 'm',
+               object_count=3, bytes_used=30, state=ShardRange.ACTIVE),
+    ShardRange('.shards_AUTH_test/cont-3', Timestamp(1700000004).internal, 'm', 'z',
+               state=ShardRange.ACTIVE)])
 c.get_info()
 a = AccountBroker(dbs + '/swift-account.db', account='AUTH_test')
 a.initialize(t1)

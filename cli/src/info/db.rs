@@ -437,7 +437,7 @@ fn print_shard_ranges(
     }
     let mut stmt = conn.prepare(
         "SELECT name, lower, upper, object_count, bytes_used, state, timestamp, \
-         meta_timestamp FROM shard_range WHERE deleted = 0 AND name != ? ORDER BY upper, lower",
+         meta_timestamp FROM shard_range WHERE deleted = 0 AND name != ?",
     )?;
     type Range = (String, String, String, i64, i64, i64, String, String);
     let ranges: Vec<Range> = stmt
@@ -457,6 +457,17 @@ fn print_shard_ranges(
     if ranges.is_empty() {
         return Ok(());
     }
+    // Swift's order: by upper then lower bound, where an empty upper bound is the end of
+    // the namespace and an empty lower bound its start.
+    let mut ranges = ranges;
+    ranges.sort_by(|a, b| {
+        (a.2.is_empty(), &a.2, !a.1.is_empty(), &a.1).cmp(&(
+            b.2.is_empty(),
+            &b.2,
+            !b.1.is_empty(),
+            &b.1,
+        ))
+    });
     writeln!(out, "Shard Ranges ({}):", ranges.len()).unwrap();
     let mut counts: std::collections::BTreeMap<i64, usize> = Default::default();
     for r in &ranges {
