@@ -202,8 +202,9 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn run_argv(raw: Vec<String>) -> u8 {
-    // `ringsmith ring compose …` is swift-ring-composer, with its own grammar.
-    if raw.first().map(String::as_str) == Some("compose") {
+    // `ringsmith ring compose …` is swift-ring-composer, with its own grammar (unless a
+    // builder file is literally called `compose`).
+    if raw.first().map(String::as_str) == Some("compose") && !Path::new("compose").exists() {
         return compose::run(&raw[1..]);
     }
     // `ringsmith ring plan|apply SPEC BUILDER`: declarative rings (unless a builder file is
