@@ -26,6 +26,52 @@ pub fn dumps(value: &Value) -> String {
     out
 }
 
+/// `json.dumps(value, indent=indent, sort_keys=True)`: one item per line, nested levels
+/// indented by `indent` more spaces, `","` between items and `": "` after keys.
+pub fn dumps_indent(value: &Value, indent: usize) -> String {
+    let mut out = String::new();
+    write_indented(&mut out, value, indent, 0);
+    out
+}
+
+fn write_indented(out: &mut String, value: &Value, indent: usize, level: usize) {
+    let pad = |out: &mut String, level: usize| {
+        out.push('\n');
+        out.push_str(&" ".repeat(indent * level));
+    };
+    match value {
+        Value::Array(items) if !items.is_empty() => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                pad(out, level + 1);
+                write_indented(out, item, indent, level + 1);
+            }
+            pad(out, level);
+            out.push(']');
+        }
+        Value::Object(map) if !map.is_empty() => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                pad(out, level + 1);
+                write_str(out, k);
+                out.push_str(": ");
+                write_indented(out, v, indent, level + 1);
+            }
+            pad(out, level);
+            out.push('}');
+        }
+        other => write_value(out, other),
+    }
+}
+
 /// Appends the Python rendering of `value` to `out`.
 pub fn write_value(out: &mut String, value: &Value) {
     match value {

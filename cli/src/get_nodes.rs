@@ -381,7 +381,7 @@ fn ring_name(path: &std::path::Path) -> String {
     }
 }
 
-fn bracket_ipv6(ip: &str) -> String {
+pub(crate) fn bracket_ipv6(ip: &str) -> String {
     if ip
         .split('%')
         .next()

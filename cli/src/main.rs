@@ -9,7 +9,9 @@ mod bench;
 mod cluster;
 mod completions;
 mod dash;
+mod declare;
 mod get_nodes;
+mod info;
 mod recon;
 mod ring;
 mod ring_diff;
@@ -41,6 +43,12 @@ enum Command {
     Dash(dash::Args),
     /// Load a Swift API endpoint: PUT, GET, HEAD, listings and DELETE, with exact latencies.
     Bench(bench::Args),
+    /// Show an object's .data file: metadata, ring locations, curl lines (like swift-object-info).
+    ObjectInfo(info::Args),
+    /// Show a container database: metadata, ring locations (like swift-container-info).
+    ContainerInfo(info::Args),
+    /// Show an account database: metadata, ring locations (like swift-account-info).
+    AccountInfo(info::Args),
     /// Print shell completions for ringsmith.
     Completions(completions::CompletionsArgs),
     /// Print the ringsmith man page (or write one per subcommand with --dir).
@@ -57,6 +65,9 @@ fn main() -> ExitCode {
         Command::RingDiff(args) => ring_diff::run(args),
         Command::Dash(args) => dash::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::ObjectInfo(args) => info::run_object(args),
+        Command::ContainerInfo(args) => info::run_container(args),
+        Command::AccountInfo(args) => info::run_account(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
     }

@@ -571,7 +571,7 @@ fn num(f: f64) -> Value {
 /// never rebalanced has none, and a device added since the last rebalance has none. The
 /// model always holds a number; a device with no partitions, nothing wanted and a weight
 /// (which a rebalance would have given partitions) is taken to be such a newcomer.
-fn writes_parts_wanted(d: &BuilderDevice, rebalanced: bool) -> bool {
+pub(crate) fn writes_parts_wanted(d: &BuilderDevice, rebalanced: bool) -> bool {
     rebalanced && !(d.parts == 0 && d.parts_wanted == 0.0 && d.dev.weight > 0.0)
 }
 

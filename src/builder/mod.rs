@@ -9,6 +9,8 @@ pub mod syntax;
 
 pub use crate::ring::NONE_DEV;
 
+pub mod composite;
+pub mod declare;
 pub mod file;
 pub use file::BuilderFileError;
 mod dispersion;

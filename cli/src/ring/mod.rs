@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use ringsmith::builder::RingBuilder;
 
 mod commands;
+mod compose;
 mod dispersion;
 mod display;
 pub mod lock;
@@ -49,7 +50,10 @@ pub const EXIT_ERROR: u8 = 2;
     long_about = "Build and inspect rings with swift-ring-builder's commands, syntax, files and exit codes \
 (0 done, 1 warning, 2 error). Run with no arguments for every command's usage.\n\n\
 Beyond Swift: --json on the default view, search, rebalance, dispersion and validate; \
-rebalance --dry-run; `ringsmith ring <file.ring.gz>` shows a ring without its builder.",
+rebalance --dry-run; `ringsmith ring <file.ring.gz>` shows a ring without its builder.\n\n\
+Also: `ringsmith ring compose <composite_file> show|compose …` (swift-ring-composer) and \
+`ringsmith ring plan|apply SPEC.toml BUILDER [--json]` (declarative rings, docs/declarative-rings.md; \
+exit 0 done, 3 step taken, 4 wait for min_part_hours, 2 refused).",
     disable_help_flag = true
 )]
 pub struct Args {
@@ -198,6 +202,18 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn run_argv(raw: Vec<String>) -> u8 {
+    // `ringsmith ring compose …` is swift-ring-composer, with its own grammar (unless a
+    // builder file is literally called `compose`).
+    if raw.first().map(String::as_str) == Some("compose") && !Path::new("compose").exists() {
+        return compose::run(&raw[1..]);
+    }
+    // `ringsmith ring plan|apply SPEC BUILDER`: declarative rings (unless a builder file is
+    // literally called `plan` or `apply`).
+    if let Some(word @ ("plan" | "apply")) = raw.first().map(String::as_str) {
+        if !Path::new(word).exists() {
+            return crate::declare::run(word == "apply", &raw[1..]);
+        }
+    }
     // `--json` and `--dry-run` are Ringsmith's own switches; they may appear anywhere after the
     // file name and are taken out before Swift's argument rules apply to the rest.
     let mut json = false;
