@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v tmux >/dev/null || need_apt+=(tmux)
+# `cluster up --netns` (the multi-host tests) drives iproute2.
+command -v ip >/dev/null || need_apt+=(iproute2)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]]; then
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -31,9 +33,10 @@ RINGSMITH_SWIFT_VENV="$(./scripts/swift-venv.sh)"
 export RINGSMITH_SWIFT_VENV
 
 cargo build --workspace --bins
-cargo test --workspace --all-targets "$@"
 
 # A short side-by-side benchmark against real Swift: it prints the ratios so that a
-# regression shows in CI's log. Figures on a shared CI machine are not asserted.
+# regression shows in CI's log (run before the tests, so that their summary closes it).
+# Figures on a shared CI machine are not asserted.
 echo "== quick benchmark: Ringsmith vs Swift 2.38.3 (debug build, one small case)" >&2
 BENCH_QUICK=1 ./scripts/bench-cluster.sh
+cargo test --workspace --all-targets "$@"
