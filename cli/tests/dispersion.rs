@@ -77,8 +77,17 @@ fn figures(o: &Output) -> Vec<String> {
 fn compare_reports(conf: &Path, extra: &[&str]) -> Value {
     let mut args = vec!["report", "-j"];
     args.extend_from_slice(extra);
+    let started = std::time::Instant::now();
     let our_json = ours(&args, conf);
+    let our_secs = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
     let swift_json = theirs("swift-dispersion-report", &args[1..], conf);
+    let swift_secs = started.elapsed().as_secs_f64();
+    // Side by side, for BENCHMARKS.md; never asserted.
+    println!(
+        "report {extra:?}: ringsmith {our_secs:.3}s, swift {swift_secs:.3}s, ratio {:.1}x",
+        swift_secs / our_secs
+    );
     assert_eq!(
         our_json.status.code(),
         swift_json.status.code(),
@@ -117,6 +126,29 @@ fn compare_reports(conf: &Path, extra: &[&str]) -> Value {
     a
 }
 
+/// Container listings are updated asynchronously by the object servers: wait until every
+/// sample is listed (64 partitions x 3 copies expected) before comparing the tools.
+fn settle(conf: &Path, extra: &[&str]) {
+    let mut args = vec!["report", "-j"];
+    args.extend_from_slice(extra);
+    // The proxy lists from one replica at a time: several complete listings in a row mean
+    // every replica has caught up (the updater sends what the object servers queued).
+    let mut in_a_row = 0;
+    for _ in 0..300 {
+        let j = json_of(&ours(&args, conf));
+        if j["object"]["copies_expected"] == 192 && j["container"]["copies_expected"] == 192 {
+            in_a_row += 1;
+            if in_a_row == 12 {
+                return;
+            }
+        } else {
+            in_a_row = 0;
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    panic!("the samples were never all listed");
+}
+
 #[test]
 fn dispersion_matches_swift_healthy_and_with_a_node_down() {
     let tmp = tempfile::tempdir().unwrap();
@@ -134,7 +166,8 @@ fn dispersion_matches_swift_healthy_and_with_a_node_down() {
             "6",
             "--policies",
             "gold,silver",
-            "--no-daemons",
+            "--daemon-interval",
+            "1",
         ])
         .arg("--dir")
         .arg(&dir)
@@ -181,6 +214,7 @@ fn dispersion_matches_swift_healthy_and_with_a_node_down() {
         "{out}"
     );
 
+    settle(&conf, &[]);
     let healthy = compare_reports(&conf, &[]);
     assert_eq!(healthy["container"]["copies_expected"], 192, "{healthy}");
     assert_eq!(healthy["container"]["copies_found"], 192, "{healthy}");
@@ -203,6 +237,7 @@ fn dispersion_matches_swift_healthy_and_with_a_node_down() {
     // Swift populates the second policy; our report reads what Swift wrote.
     let pop = theirs("swift-dispersion-populate", &["-P", "silver"], &conf);
     assert!(pop.status.success(), "{}", text(&pop));
+    settle(&conf, &["-P", "silver"]);
     let silver = compare_reports(&conf, &["-P", "silver"]);
     assert_eq!(silver["object"]["copies_found"], 192, "{silver}");
     assert_eq!(silver["container"]["copies_found"], 192, "{silver}");
