@@ -263,6 +263,28 @@ fn dispersion_matches_swift_healthy_and_with_a_node_down() {
         "{txt:?}"
     );
     compare_reports(&conf, &["-P", "silver", "--object-only"]);
+    // `-p`: the partitions missing copies, on stderr, the same from both.
+    let partition_lines = |o: &Output| {
+        let mut l: Vec<String> = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| l.starts_with("# "))
+            .map(str::to_string)
+            .collect();
+        l.sort();
+        l
+    };
+    let a = partition_lines(&ours(&["report", "-p", "--object-only"], &conf));
+    let b = partition_lines(&theirs(
+        "swift-dispersion-report",
+        &["-p", "--object-only"],
+        &conf,
+    ));
+    assert_eq!(a.len(), 64, "{a:?}");
+    assert!(
+        a.contains(&"# Object partition 0 missing 1 copy".to_string()),
+        "{a:?}"
+    );
+    assert_eq!(a, b);
 
     // Bad input: an unknown policy and a missing file fail like Swift's.
     for args in [vec!["report", "-P", "nope"], vec!["populate", "-P", "nope"]] {
