@@ -10,6 +10,7 @@ mod cluster;
 mod completions;
 mod dash;
 mod declare;
+mod dispersion;
 mod get_nodes;
 mod info;
 mod recon;
@@ -39,6 +40,9 @@ enum Command {
     Ring(ring::Args),
     /// What moved between two rings or builders, per device and tier.
     RingDiff(ring_diff::Args),
+    /// Sample containers and objects and report their copies (like swift-dispersion-populate/-report).
+    #[command(subcommand_required = true)]
+    Dispersion(dispersion::Args),
     /// Interactive dashboard: cluster health, rings, replication and a rebalance planner.
     Dash(dash::Args),
     /// Load a Swift API endpoint: PUT, GET, HEAD, listings and DELETE, with exact latencies.
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster::run(args),
         Command::Ring(args) => ring::run(args),
         Command::RingDiff(args) => ring_diff::run(args),
+        Command::Dispersion(args) => dispersion::run(args),
         Command::Dash(args) => dash::run(args),
         Command::Bench(args) => bench::run(args),
         Command::ObjectInfo(args) => info::run_object(args),
