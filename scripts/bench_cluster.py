@@ -15,6 +15,7 @@ which must stay well below saturation for the figures to be the servers'.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,7 @@ def main():
     finally:
         subprocess.run([ringsmith, "cluster", "down", "--dir", rs_dir], capture_output=True)
         aio.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
