@@ -432,33 +432,7 @@ fn py_repr_ordered(v: &Value, order: &[&str]) -> String {
     }
 }
 
-/// Python's `repr(str)`: single quotes unless the text holds one and no double quote.
-pub fn py_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::from(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
+use super::syntax::py_repr as py_str_repr;
 
 /// Python's text for an `OSError` on `path`: `[Errno 2] No such file or directory: 'x'`.
 pub fn python_io_error(e: &std::io::Error, path: &Path) -> String {

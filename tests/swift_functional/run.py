@@ -27,6 +27,10 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ET
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import swift_aio  # noqa: E402  (the shared loopback helpers)
+from swift_aio import wait_listening  # noqa: E402
+
 MODULES = ["test_account", "test_container", "test_object", "test_protocol", "tests"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
@@ -72,21 +76,7 @@ CONSTRAINT_KEYS = [
 
 
 def free_port(ip="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((ip, 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(addr, what, timeout=60):
-    host, port = addr.rsplit(":", 1)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection((host, int(port)), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not listen on {addr} within {timeout} s")
+    return swift_aio.free_port(ip)
 
 
 def info_constraints(port):

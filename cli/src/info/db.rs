@@ -483,8 +483,8 @@ fn print_shard_ranges(
             writeln!(
                 out,
                 "    lower: {}, upper: {}",
-                ringsmith::builder::composite::py_str_repr(lower),
-                ringsmith::builder::composite::py_str_repr(upper)
+                ringsmith::builder::syntax::py_repr(lower),
+                ringsmith::builder::syntax::py_repr(upper)
             )
             .unwrap();
             writeln!(

@@ -292,7 +292,7 @@ fn print_metadata(
                 // Swift stops here with a traceback on stderr; the report so far stays.
                 eprintln!(
                     "Bad crypto meta {}: not a JSON object",
-                    ringsmith::builder::composite::py_str_repr(meta)
+                    ringsmith::builder::syntax::py_repr(meta)
                 );
                 out.clone()
             })?;

@@ -11,7 +11,7 @@ use super::super::{
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct DeviceMoves {
     pub id: u32,
-    /// `r1z1-10.0.0.1/sda`.
+    /// `r1z1-127.0.0.11/sda`.
     pub name: String,
     pub parts_before: u64,
     pub parts_after: u64,
