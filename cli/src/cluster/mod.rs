@@ -532,11 +532,13 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         String::new()
     };
     let text = format!(
-        "[DEFAULT]\nbind_ip = {ip}\nbind_port = {port}\nswift_dir = {etc}\nlog_level = INFO\n\n[pipeline:main]\npipeline = catch_errors tempauth proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n{paco}\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = {secret}\nuser_admin_admin = admin .admin .reseller_admin\nuser_test_tester = testing .admin\nuser_test_tester2 = testing2 .admin\nuser_test_tester3 = testing3\nuser_test2_tester2 = testing2 .admin\nuser_test5_tester5 = testing5 service\n\n[filter:catch_errors]\nuse = egg:swift#catch_errors\n",
+        "[DEFAULT]\nbind_ip = {ip}\nbind_port = {port}\nswift_dir = {etc}\nlog_level = INFO\n\n[pipeline:main]\npipeline = {pipeline}\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n{paco}\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = {secret}\nuser_admin_admin = admin .admin .reseller_admin\nuser_test_tester = testing .admin\nuser_test_tester2 = testing2 .admin\nuser_test_tester3 = testing3\nuser_test2_tester2 = testing2 .admin\nuser_test5_tester5 = testing5 service\n\n{filters}",
         ip = layout.proxy_ip(),
         port = a.proxy_port,
         etc = etc.display(),
         secret = random_hex(32),
+        pipeline = PROXY_PIPELINE,
+        filters = filter_sections(PROXY_PIPELINE),
     );
     ringsmith::atomic::write_bytes_atomic(&proxy_conf, 0o600, text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", proxy_conf.display()))?;
@@ -837,4 +839,26 @@ fn down(dir: &Path) -> Result<ExitCode, String> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The proxy pipeline `cluster up` writes: Swift's sample pipeline, every middleware of it
+/// that Ringsmith provides, in Swift's order.
+pub const PROXY_PIPELINE: &str = "catch_errors gatekeeper healthcheck proxy-logging \
+     listing_formats bulk tempauth copy dlo versioned_writes proxy-logging proxy-server";
+
+/// A `[filter:NAME]` section (`use = egg:swift#NAME`, dashes as underscores) for each
+/// filter of `pipeline` but tempauth, which has its own.
+fn filter_sections(pipeline: &str) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = String::new();
+    for name in pipeline.split_whitespace() {
+        if name == "proxy-server" || name == "tempauth" || !seen.insert(name) {
+            continue;
+        }
+        out.push_str(&format!(
+            "[filter:{name}]\nuse = egg:swift#{}\n\n",
+            name.replace('-', "_")
+        ));
+    }
+    out
 }

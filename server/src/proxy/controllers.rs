@@ -28,11 +28,11 @@ use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
 
 use super::account_acl;
-use super::auth::{authorize, AuthzRequest, Decision, Identity};
+use super::auth::{AuthzRequest, Decision, Identity};
 use super::backend::{
     best_status, header_value, quorum_size, set, BackendError, BackendResponse, NodeIter, OutBody,
 };
-use super::listing;
+use super::env::{Authorize, Authorizer, RemoteUser, TransId};
 use super::ring::{Node, Ring};
 use super::{empty, header, status_text, text, Proxy};
 use ringsmith::swift::MetaTarget;
@@ -70,16 +70,7 @@ fn strip_inbound(name: &str) -> bool {
             | "x-storage-token"
             | "x-timestamp"
             | "x-trans-id"
-    ) || is_internal(name)
-}
-
-/// `X-Backend-*` and system metadata: the gatekeeper's set.
-fn is_internal(name: &str) -> bool {
-    name.starts_with("x-backend-")
-        || name.starts_with("x-object-sysmeta-")
-        || name.starts_with("x-container-sysmeta-")
-        || name.starts_with("x-account-sysmeta-")
-        || name.starts_with("x-object-transient-sysmeta-")
+    )
 }
 
 const OWNER_HEADERS: &[&str] = &[
@@ -119,6 +110,7 @@ pub struct Ctx {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub identity: Option<Identity>,
+    pub authorizer: Option<Arc<dyn Authorizer>>,
     pub trans_id: String,
     pub owner: bool,
 }
@@ -180,10 +172,13 @@ impl Ctx {
         }
     }
 
-    /// tempauth's `authorize`, then (for a logged-in user it denies) the account's ACLs.
+    /// The auth middleware's `authorize` (everything is allowed without one), then, for a
+    /// logged-in user it denies, the account's ACLs if it honours them.
     async fn authz(&mut self, acl: Option<&str>) -> Result<(), Response> {
-        let mut d = authorize(
-            &self.proxy.auth,
+        let Some(authorizer) = self.authorizer.clone() else {
+            return Ok(());
+        };
+        let mut d = authorizer.authorize(
             self.identity.as_ref(),
             &AuthzRequest {
                 method: self.method.as_str(),
@@ -194,7 +189,7 @@ impl Ctx {
                 acl,
             },
         );
-        if d == Decision::Denied {
+        if d == Decision::Denied && authorizer.honours_account_acls() {
             if let Some(id) = self.identity.as_ref() {
                 if let Some(acls) = self.proxy.account_acls(&self.account).await {
                     d = acls.decide(&id.groups, self.method.as_str(), self.container.is_some());
@@ -252,12 +247,10 @@ fn to_client(resp: BackendResponse, owner: bool) -> Response {
 fn copy_client_headers(from: &HeaderMap, to: &mut HeaderMap, owner: bool) {
     for (name, value) in from {
         let n = name.as_str();
-        if is_internal(n)
-            || matches!(
-                n,
-                "connection" | "keep-alive" | "transfer-encoding" | "server" | "date"
-            )
-            || (!owner && OWNER_HEADERS.contains(&n))
+        if matches!(
+            n,
+            "connection" | "keep-alive" | "transfer-encoding" | "server" | "date"
+        ) || (!owner && OWNER_HEADERS.contains(&n))
         {
             continue;
         }
@@ -293,20 +286,13 @@ fn swift_path_route(path: &str) -> Result<String, Response> {
     Ok(after_slash[segs[0].len() + 1..].to_string())
 }
 
-pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Response {
+/// The proxy app: the bottom of the stack. Every request that reaches it has passed the
+/// middlewares; what they left in its extensions says who is asking and how to
+/// authorize them.
+pub async fn handle(proxy: &Arc<Proxy>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     if path == "/info" {
         return info(proxy, req.method());
-    }
-    if path == "/healthcheck" {
-        return text(StatusCode::OK, "OK");
-    }
-    if path == "/auth/v1.0"
-        || path == "/auth/v1.0/"
-        || path == "/auth/auth"
-        || (path.starts_with("/auth/v1/") && path.ends_with("/auth"))
-    {
-        return get_token(proxy, &req);
     }
     let rest = match swift_path_route(&path) {
         Ok(r) => r,
@@ -352,25 +338,12 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Respons
     if req.headers().len() > c.max_meta_count + 36 + c.extra_header_count {
         return text(StatusCode::BAD_REQUEST, "Too many headers");
     }
-    let token = header(req.headers(), "x-auth-token")
-        .or_else(|| header(req.headers(), "x-storage-token"))
-        .map(str::to_string);
-    let identity = match token {
-        Some(t) => match proxy.auth.validate(&t) {
-            Some(id) => Some(id),
-            None => {
-                let mut r = status_text(StatusCode::UNAUTHORIZED);
-                set(
-                    r.headers_mut(),
-                    "www-authenticate",
-                    &format!("Swift realm=\"{}\"", quote(&account)),
-                );
-                return r;
-            }
-        },
-        None => None,
-    };
     let (parts, body) = req.into_parts();
+    let trans_id = parts
+        .extensions
+        .get::<TransId>()
+        .map(|t| t.0.clone())
+        .unwrap_or_else(|| crate::proxy::middleware::catch_errors::new_trans_id(""));
     let mut ctx = Ctx {
         proxy: proxy.clone(),
         method: parts.method,
@@ -379,8 +352,9 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Respons
         object,
         query: parts.uri.query().map(str::to_string),
         headers: parts.headers,
-        identity,
-        trans_id: trans_id.to_string(),
+        identity: parts.extensions.get::<RemoteUser>().map(|u| u.0.clone()),
+        authorizer: parts.extensions.get::<Authorize>().map(|a| a.0.clone()),
+        trans_id,
         owner: false,
     };
     let origin = ctx
@@ -392,14 +366,6 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request, trans_id: &str) -> Respons
         (Some(_), Some(c)) => Some(proxy.container_info(&ctx.account, c).await.cors),
         _ => None,
     };
-    if matches!(ctx.method, Method::POST | Method::DELETE)
-        && ctx.query.as_deref().is_some_and(|q| {
-            q.split('&')
-                .any(|p| p.split('=').next() == Some("bulk-delete"))
-        })
-    {
-        return bulk::bulk_delete(&mut ctx, body).await;
-    }
     if ctx.method == Method::OPTIONS {
         return super::cors::preflight(&ctx.headers, ctx.object.is_some(), cors.as_ref());
     }
@@ -432,9 +398,8 @@ fn info(proxy: &Proxy, method: &Method) -> Response {
             v
         })
         .collect();
-    let doc = serde_json::json!({
-        "swift": {
-            "version": concat!("ringsmith-", env!("CARGO_PKG_VERSION")),
+    let swift = serde_json::json!({
+        "version": concat!("ringsmith-", env!("CARGO_PKG_VERSION")),
             "max_file_size": c.max_file_size,
             "max_meta_name_length": c.max_meta_name_length,
             "max_meta_value_length": c.max_meta_value_length,
@@ -452,63 +417,25 @@ fn info(proxy: &Proxy, method: &Method) -> Response {
             "allow_account_management": proxy.allow_account_management,
             "account_autocreate": proxy.account_autocreate,
             "strict_cors_mode": true,
-        },
-        "tempauth": {"account_acls": true},
-        "dlo": {"max_get_time": 86400},
-        "bulk_delete": {"max_deletes_per_request": 10000, "max_failed_deletes": 1000},
-        "copy": {},
     });
-    let mut r = Response::new(Body::from(doc.to_string()));
+    // What the loaded middlewares registered, then the proxy's own section over it.
+    let mut doc = proxy.info.snapshot();
+    match doc.get_mut("swift") {
+        Some(serde_json::Value::Object(registered)) => {
+            if let serde_json::Value::Object(own) = swift {
+                registered.extend(own);
+            }
+        }
+        _ => {
+            doc.insert("swift".into(), swift);
+        }
+    }
+    let mut r = Response::new(Body::from(serde_json::Value::Object(doc).to_string()));
     set(
         r.headers_mut(),
         "content-type",
         "application/json; charset=UTF-8",
     );
-    r
-}
-
-fn get_token(proxy: &Proxy, req: &Request) -> Response {
-    let h = req.headers();
-    let user = header(h, "x-auth-user").or_else(|| header(h, "x-storage-user"));
-    let key = header(h, "x-auth-key").or_else(|| header(h, "x-storage-pass"));
-    let (Some(user), Some(key)) = (user, key) else {
-        return text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-    };
-    let realm = user.split(':').next().unwrap_or("unknown").to_string();
-    let path = req.uri().path();
-    // `/auth/v1/<act>/auth` must name the same account as the user.
-    if let Some(act) = path
-        .strip_prefix("/auth/v1/")
-        .and_then(|r| r.strip_suffix("/auth"))
-    {
-        if act != realm {
-            return text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-        }
-    }
-    let Some((token, expires, u)) = proxy.auth.login(user, key) else {
-        let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-        set(
-            r.headers_mut(),
-            "www-authenticate",
-            &format!("Swift realm=\"{realm}\""),
-        );
-        return r;
-    };
-    let url = u.storage_url.clone().unwrap_or_else(|| {
-        let host = header(h, "host").unwrap_or("127.0.0.1");
-        format!("http://{host}/v1/{}", proxy.auth.account_name(&u.account))
-    });
-    let mut r = empty(StatusCode::OK);
-    let hm = r.headers_mut();
-    set(hm, "x-auth-token", &token);
-    set(hm, "x-storage-token", &token);
-    set(
-        hm,
-        "x-auth-token-expires",
-        &expires.saturating_sub(super::auth::now_secs()).to_string(),
-    );
-    set(hm, "x-storage-url", &url);
-    set(hm, "content-length", "0");
     r
 }
 
@@ -835,54 +762,17 @@ fn check_meta(ctx: &Ctx, target: MetaTarget) -> Result<(), Response> {
         .map_err(|m| text(StatusCode::BAD_REQUEST, m))
 }
 
-async fn listing_response(ctx: &Ctx, r: BackendResponse, format: listing::Format) -> Response {
-    let owner = ctx.owner;
-    if !(r.status == StatusCode::OK || r.status == StatusCode::NO_CONTENT) {
-        return to_client(r, owner);
+/// A listing as the backend gave it (JSON; `listing_formats` above renders what the
+/// client asked for), with the client's view of the headers.
+fn listing_response(ctx: &Ctx, r: BackendResponse) -> Response {
+    let mut out = to_client(r, ctx.owner);
+    if out.status() == StatusCode::OK || out.status() == StatusCode::NO_CONTENT {
+        set(
+            out.headers_mut(),
+            "content-type",
+            "application/json; charset=utf-8",
+        );
     }
-    let mut headers = HeaderMap::new();
-    copy_client_headers(&r.headers, &mut headers, owner);
-    headers.remove("content-length");
-    set(&mut headers, "content-type", format.content_type());
-    if ctx.query_param("format").is_none() {
-        set(&mut headers, "vary", "Accept");
-    }
-    if ctx.method == Method::HEAD {
-        let mut out = empty(r.status);
-        *out.headers_mut() = headers;
-        set(out.headers_mut(), "content-length", "0");
-        return out;
-    }
-    let status = r.status;
-    let body = read_small(r.body, 64 << 20).await.unwrap_or_default();
-    let records: Vec<serde_json::Value> = if body.is_empty() {
-        Vec::new()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(_) => {
-                let mut out = Response::new(Body::from(body));
-                *out.status_mut() = status;
-                return out;
-            }
-        }
-    };
-    let rendered = listing::render(&records, format, &ctx.account, ctx.container.as_deref());
-    let status = if rendered.is_empty() {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::OK
-    };
-    let length = rendered.len().to_string();
-    let mut out = Response::new(if rendered.is_empty() {
-        super::empty_body_with_length_header()
-    } else {
-        Body::from(rendered)
-    });
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
-    // Explicit even on a 204 (hyper adds none there): Swift's clients read it.
-    set(out.headers_mut(), "content-length", &length);
     out
 }
 
@@ -950,11 +840,6 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
     let base = format!("/{part}/{}", quote(&ctx.account));
     match ctx.method.clone() {
         m @ (Method::GET | Method::HEAD) => {
-            let Some(format) =
-                listing::choose(ctx.query_param("format").as_deref(), ctx.h("accept"))
-            else {
-                return status_text(StatusCode::NOT_ACCEPTABLE);
-            };
             let q = tri!(listing_query(ctx, proxy.constraints.account_listing_limit));
             let path = format!("{base}?{q}");
             let h = ctx.backend_headers(None);
@@ -968,10 +853,10 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
             };
             if r.status == StatusCode::NOT_FOUND && proxy.account_autocreate {
                 // Swift's white lie: an account nobody wrote to yet is an empty one.
-                return fake_empty_account(ctx, format);
+                return fake_empty_account(ctx);
             }
             let stored_acl = r.header(account_acl::SYSMETA).map(str::to_string);
-            let mut resp = listing_response(ctx, r, format).await;
+            let mut resp = listing_response(ctx, r);
             if ctx.owner {
                 if let Some(shown) = stored_acl.as_deref().and_then(account_acl::display) {
                     set(resp.headers_mut(), account_acl::HEADER, &shown);
@@ -1013,37 +898,18 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
     }
 }
 
-fn fake_empty_account(ctx: &Ctx, format: listing::Format) -> Response {
-    let body = match format {
-        listing::Format::Json => "[]".to_string(),
-        listing::Format::Xml => format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"{}\">\n</account>",
-            ctx.account
-        ),
-        listing::Format::Plain => String::new(),
-    };
-    // A HEAD of an account is a 204 whatever the format, as from the account server.
-    let status = if body.is_empty() || ctx.method == Method::HEAD {
-        StatusCode::NO_CONTENT
+fn fake_empty_account(ctx: &Ctx) -> Response {
+    // A HEAD of an account is a 204, as from the account server.
+    let (status, body) = if ctx.method == Method::HEAD {
+        (StatusCode::NO_CONTENT, "")
     } else {
-        StatusCode::OK
+        (StatusCode::OK, "[]")
     };
-    let len = body.len();
-    let mut r = if ctx.method == Method::HEAD {
-        empty(status)
-    } else if body.is_empty() {
-        Response::new(super::empty_body_with_length_header())
-    } else {
-        Response::new(Body::from(body))
-    };
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    set(h, "content-type", format.content_type());
-    set(
-        h,
-        "content-length",
-        &if ctx.method == Method::HEAD { 0 } else { len }.to_string(),
-    );
+    set(h, "content-type", "application/json; charset=utf-8");
+    set(h, "content-length", &body.len().to_string());
     set(h, "x-account-container-count", "0");
     set(h, "x-account-object-count", "0");
     set(h, "x-account-bytes-used", "0");
@@ -1086,11 +952,6 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
                     .read_acl
             };
             tri!(ctx.authz(acl.as_deref()).await);
-            let Some(format) =
-                listing::choose(ctx.query_param("format").as_deref(), ctx.h("accept"))
-            else {
-                return status_text(StatusCode::NOT_ACCEPTABLE);
-            };
             let q = tri!(listing_query(
                 ctx,
                 proxy.constraints.container_listing_limit
@@ -1110,7 +971,7 @@ async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
                 .and_then(|v| v.parse().ok())
                 .and_then(|i| proxy.policies.get(i))
                 .map(|p| p.name().to_string());
-            let mut resp = listing_response(ctx, r, format).await;
+            let mut resp = listing_response(ctx, r);
             if let Some(name) = policy {
                 set(resp.headers_mut(), "x-storage-policy", &name);
             }
@@ -1330,16 +1191,6 @@ async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
             ),
         );
     }
-    if ctx.method.as_str() == "COPY" {
-        return copy_method(ctx).await;
-    }
-    if ctx.method == Method::PUT {
-        if let Some(src) = ctx.h("x-copy-from").map(str::to_string) {
-            // Swift reads the source first: its 404/403 come before the destination's.
-            drop(body);
-            return copy_into(ctx, &src).await;
-        }
-    }
     let info = proxy.container_info(&ctx.account, &container).await;
     let acl = match ctx.method {
         Method::GET | Method::HEAD => info.read_acl.clone(),
@@ -1361,7 +1212,7 @@ async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
     ));
     match ctx.method.clone() {
         Method::GET | Method::HEAD => get_object(ctx, &target).await,
-        Method::PUT => put_object(ctx, &target, body, None).await,
+        Method::PUT => put_object(ctx, &target, body).await,
         Method::POST => {
             tri!(check_meta(ctx, MetaTarget::Object));
             let mut h = ctx.backend_headers(Some(&timestamp_now()));
@@ -1480,33 +1331,6 @@ async fn get_object(ctx: &mut Ctx, target: &ObjTarget) -> Response {
             )
             .await
     };
-    let wants_manifest = ctx.query_param("multipart-manifest").as_deref() == Some("get");
-    // A range of a DLO is a range of the segments' concatenation, not of the (empty)
-    // manifest object: ask again for the whole manifest.
-    let r = if r.status == StatusCode::RANGE_NOT_SATISFIABLE
-        && r.header("x-object-manifest").is_some()
-        && !wants_manifest
-    {
-        h.remove("range");
-        proxy
-            .read_one(
-                target.ring.clone(),
-                target.part,
-                &ctx.method,
-                &target.path,
-                &h,
-            )
-            .await
-    } else {
-        r
-    };
-    if r.status.is_success() {
-        if let Some(manifest) = r.header("x-object-manifest").map(str::to_string) {
-            if !wants_manifest {
-                return dlo_response(ctx, r, &manifest).await;
-            }
-        }
-    }
     to_client(r, ctx.owner)
 }
 
@@ -1520,20 +1344,9 @@ impl futures_util::Stream for ChanBody {
     }
 }
 
-/// Where a PUT's bytes come from: the client, or a copy source (with its length).
-struct PutSource {
-    body: Body,
-    length: Option<u64>,
-}
-
 /// PUT: choose one node per replica (handoffs for nodes known to be down), stream the
 /// body to all of them at once, answer by quorum.
-async fn put_object(
-    ctx: &mut Ctx,
-    target: &ObjTarget,
-    body: Body,
-    source: Option<PutSource>,
-) -> Response {
+async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) -> Response {
     let proxy = ctx.proxy.clone();
     let container = ctx.container.clone().expect("object request");
     let object = ctx.object.clone().expect("object request");
@@ -1549,19 +1362,13 @@ async fn put_object(
         Some(Ok(chunked)) => Some(chunked),
         Some(Err(resp)) => return resp,
     };
-    let (body, length) = match source {
-        Some(s) => (s.body, s.length),
-        None => {
-            let length = match ctx.h("content-length") {
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(n) => Some(n),
-                    Err(_) => return text(StatusCode::BAD_REQUEST, "Invalid Content-Length"),
-                },
-                None if te_chunked == Some(true) => None,
-                None => return status_text(StatusCode::LENGTH_REQUIRED),
-            };
-            (body, length)
-        }
+    let length = match ctx.h("content-length") {
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "Invalid Content-Length"),
+        },
+        None if te_chunked == Some(true) => None,
+        None => return status_text(StatusCode::LENGTH_REQUIRED),
     };
     let max = proxy.constraints.max_file_size;
     if length.is_some_and(|l| l > max) {
@@ -1802,395 +1609,6 @@ async fn put_object(
         None => status_text(StatusCode::SERVICE_UNAVAILABLE),
     }
 }
-
-/// `COPY /a/c/o` with `Destination: c2/o2` is a PUT of the destination from the source.
-async fn copy_method(ctx: &mut Ctx) -> Response {
-    let Some(dest) = ctx.h("destination").map(str::to_string) else {
-        return text(
-            StatusCode::PRECONDITION_FAILED,
-            "You must provide a Destination header",
-        );
-    };
-    let dest = percent_decode_str(dest.trim_start_matches('/'))
-        .decode_utf8_lossy()
-        .into_owned();
-    let Some((dc, dobj)) = dest
-        .split_once('/')
-        .filter(|(c, o)| !c.is_empty() && !o.is_empty())
-    else {
-        return text(
-            StatusCode::PRECONDITION_FAILED,
-            "Destination header must be of the form <container name>/<object name>",
-        );
-    };
-    let dest_account = ctx
-        .h("destination-account")
-        .map(str::to_string)
-        .unwrap_or_else(|| ctx.account.clone());
-    // Quoted: copy_into decodes its source as it does an X-Copy-From header, and the
-    // names here are already decoded (a name may hold `%`).
-    let src = format!(
-        "/{}/{}",
-        quote(ctx.container.as_deref().unwrap_or("")),
-        quote(ctx.object.as_deref().unwrap_or(""))
-    );
-    let src_account = ctx.account.clone();
-    ctx.account = dest_account;
-    ctx.container = Some(dc.to_string());
-    ctx.object = Some(dobj.to_string());
-    ctx.method = Method::PUT;
-    ctx.headers.remove("destination");
-    set(&mut ctx.headers, "x-copy-from-account", &src_account);
-    copy_into(ctx, &src).await
-}
-
-/// The destination of a copy (the request's own account/container/object), once the
-/// source has been read: its write access, its container's existence.
-async fn copy_destination(ctx: &mut Ctx) -> Result<ObjTarget, Response> {
-    let container = ctx.container.clone().expect("object request");
-    let object = ctx.object.clone().expect("object request");
-    let info = ctx.proxy.container_info(&ctx.account, &container).await;
-    ctx.authz(info.write_acl.as_deref()).await?;
-    if info.status / 100 != 2 {
-        return Err(status_text(if info.status == 404 {
-            StatusCode::NOT_FOUND
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        }));
-    }
-    object_target(
-        &ctx.proxy,
-        &ctx.account,
-        &container,
-        &object,
-        info.policy_index,
-    )
-}
-
-/// PUT with `X-Copy-From: /c/o`: read the source (with the reader's rights on it) and
-/// stream it into the destination, metadata carried over unless `X-Fresh-Metadata`.
-async fn copy_into(ctx: &mut Ctx, src: &str) -> Response {
-    let proxy = ctx.proxy.clone();
-    let src = percent_decode_str(src.trim_start_matches('/'))
-        .decode_utf8_lossy()
-        .into_owned();
-    let Some((sc, so)) = src
-        .split_once('/')
-        .filter(|(c, o)| !c.is_empty() && !o.is_empty())
-    else {
-        return text(
-            StatusCode::PRECONDITION_FAILED,
-            "X-Copy-From header must be of the form <container name>/<object name>",
-        );
-    };
-    let src_account = ctx
-        .h("x-copy-from-account")
-        .map(str::to_string)
-        .unwrap_or_else(|| ctx.account.clone());
-    // Authorize the read of the source as its own request.
-    let sinfo = proxy.container_info(&src_account, sc).await;
-    let mut reader = Ctx {
-        proxy: proxy.clone(),
-        method: Method::GET,
-        account: src_account.clone(),
-        container: Some(sc.to_string()),
-        object: Some(so.to_string()),
-        query: None,
-        headers: HeaderMap::new(),
-        identity: ctx.identity.clone(),
-        trans_id: ctx.trans_id.clone(),
-        owner: false,
-    };
-    if let Some(r) = ctx.h("referer") {
-        set(&mut reader.headers, "referer", r);
-    }
-    tri!(reader.authz(sinfo.read_acl.as_deref()).await);
-    if sinfo.status / 100 != 2 {
-        return status_text(if sinfo.status == 404 {
-            StatusCode::NOT_FOUND
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        });
-    }
-    let starget = tri!(object_target(
-        &proxy,
-        &src_account,
-        sc,
-        so,
-        sinfo.policy_index
-    ));
-    let mut sh = HeaderMap::new();
-    set(&mut sh, "x-trans-id", &ctx.trans_id);
-    set(
-        &mut sh,
-        "x-backend-storage-policy-index",
-        &starget.policy_index.to_string(),
-    );
-    // A Range copies only those bytes of the source, as Swift's copy middleware does.
-    for k in [
-        "if-match",
-        "if-none-match",
-        "if-modified-since",
-        "if-unmodified-since",
-        "range",
-    ] {
-        if let Some(v) = ctx.headers.get(k) {
-            sh.insert(HeaderName::from_static(k), v.clone());
-        }
-    }
-    let sresp = proxy
-        .read_one(
-            starget.ring.clone(),
-            starget.part,
-            &Method::GET,
-            &starget.path,
-            &sh,
-        )
-        .await;
-    if !sresp.status.is_success() {
-        return to_client(sresp, false);
-    }
-    if sresp.header("x-object-manifest").is_some() {
-        return text(StatusCode::BAD_REQUEST, "Copying a DLO manifest is not supported; use ?multipart-manifest=get on the source to copy the manifest itself");
-    }
-    let target = tri!(copy_destination(ctx).await);
-    let target = &target;
-    let length = sresp.header("content-length").and_then(|v| v.parse().ok());
-    let last_mod = sresp.header("last-modified").map(str::to_string);
-    // Source metadata first, the request's headers over it.
-    let fresh = ctx
-        .h("x-fresh-metadata")
-        .is_some_and(ringsmith::swift::conf::is_true);
-    let mut merged = HeaderMap::new();
-    for (k, v) in &sresp.headers {
-        let n = k.as_str();
-        let carry = n == "content-type"
-            || n == "content-encoding"
-            || n == "content-disposition"
-            || n == "content-language"
-            || n == "cache-control"
-            || n == "expires"
-            || n == "x-delete-at"
-            || n == "x-object-manifest"
-            || n == "x-static-large-object"
-            || (!fresh && n.starts_with("x-object-meta-"));
-        if carry {
-            merged.insert(k.clone(), v.clone());
-        }
-    }
-    for (k, v) in &ctx.headers {
-        if k.as_str() == "content-length" || k.as_str() == "etag" {
-            continue;
-        }
-        merged.insert(k.clone(), v.clone());
-    }
-    ctx.headers = merged;
-    let mut resp = put_object(
-        ctx,
-        target,
-        Body::empty(),
-        Some(PutSource {
-            body: sresp.body,
-            length,
-        }),
-    )
-    .await;
-    if resp.status().is_success() {
-        let hm = resp.headers_mut();
-        set(hm, "x-copied-from", &format!("{}/{}", quote(sc), quote(so)));
-        if src_account != ctx.account {
-            set(hm, "x-copied-from-account", &src_account);
-        }
-        if let Some(lm) = last_mod {
-            set(hm, "x-copied-from-last-modified", &lm);
-        }
-    }
-    resp
-}
-
-/// A DLO manifest: the concatenation of every object in `<container>/<prefix>`, in name
-/// order, streamed segment by segment.
-async fn dlo_response(ctx: &mut Ctx, manifest_resp: BackendResponse, manifest: &str) -> Response {
-    let proxy = ctx.proxy.clone();
-    let manifest = percent_decode_str(manifest)
-        .decode_utf8_lossy()
-        .into_owned();
-    let Some((sc, prefix)) = manifest.split_once('/') else {
-        return text(StatusCode::BAD_REQUEST, "Invalid X-Object-Manifest");
-    };
-    let sinfo = proxy.container_info(&ctx.account, sc).await;
-    let mut reader = Ctx {
-        proxy: proxy.clone(),
-        method: Method::GET,
-        account: ctx.account.clone(),
-        container: Some(sc.to_string()),
-        object: Some(prefix.to_string()),
-        query: None,
-        headers: HeaderMap::new(),
-        identity: ctx.identity.clone(),
-        trans_id: ctx.trans_id.clone(),
-        owner: false,
-    };
-    tri!(reader.authz(sinfo.read_acl.as_deref()).await);
-    // List the segments (all pages).
-    let cring = proxy.container_ring.get();
-    let cpart = cring.get_part(&ctx.account, Some(sc), None);
-    let mut segments: Vec<(String, u64, String)> = Vec::new();
-    let mut marker = String::new();
-    loop {
-        let path = format!(
-            "/{cpart}/{}/{}?format=json&prefix={}&marker={}",
-            quote(&ctx.account),
-            quote(sc),
-            quote(prefix).replace('/', "%2F"),
-            quote(&marker).replace('/', "%2F")
-        );
-        let mut h = HeaderMap::new();
-        set(&mut h, "x-trans-id", &ctx.trans_id);
-        let r = proxy
-            .read_one(cring.clone(), cpart, &Method::GET, &path, &h)
-            .await;
-        if !r.status.is_success() {
-            break;
-        }
-        let body = read_small(r.body, 64 << 20).await.unwrap_or_default();
-        let page: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_default();
-        if page.is_empty() {
-            break;
-        }
-        for rec in &page {
-            if let (Some(n), Some(b)) = (rec["name"].as_str(), rec["bytes"].as_u64()) {
-                segments.push((
-                    n.to_string(),
-                    b,
-                    rec["hash"].as_str().unwrap_or("").to_string(),
-                ));
-                marker = n.to_string();
-            }
-        }
-    }
-    let total: u64 = segments.iter().map(|s| s.1).sum();
-    let mut etag = md5::Md5::default();
-    for s in &segments {
-        md5::Digest::update(&mut etag, s.2.as_bytes());
-    }
-    let etag = hex::encode(md5::Digest::finalize(etag));
-    let mut headers = HeaderMap::new();
-    copy_client_headers(&manifest_resp.headers, &mut headers, ctx.owner);
-    set(&mut headers, "etag", &format!("\"{etag}\""));
-    headers.remove("content-range");
-    // One range is served from the segments that hold it; several are answered with the
-    // whole object, as Swift's DLO does.
-    let (status, window) = match ctx
-        .h("range")
-        .map(|v| crate::object::range::parse_range(v, total))
-    {
-        Some(crate::object::range::RangeOutcome::Unsatisfiable) => {
-            let mut r = text(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "Requested Range Not Satisfiable",
-            );
-            set(
-                r.headers_mut(),
-                "content-range",
-                &format!("bytes */{total}"),
-            );
-            return r;
-        }
-        Some(crate::object::range::RangeOutcome::Ranges(rs)) if rs.len() == 1 => {
-            (StatusCode::PARTIAL_CONTENT, Some((rs[0].start, rs[0].end)))
-        }
-        _ => (StatusCode::OK, None),
-    };
-    match window {
-        Some((start, end)) => {
-            set(
-                &mut headers,
-                "content-length",
-                &(end - start + 1).to_string(),
-            );
-            set(
-                &mut headers,
-                "content-range",
-                &format!("bytes {start}-{end}/{total}"),
-            );
-        }
-        None => set(&mut headers, "content-length", &total.to_string()),
-    }
-    // Each segment that overlaps the window, with the part of it to read.
-    let mut pieces: Vec<(String, Option<(u64, u64)>)> = Vec::new();
-    let mut offset = 0u64;
-    for (name, size, _) in &segments {
-        let (seg_start, seg_end) = (offset, offset + size);
-        offset = seg_end;
-        match window {
-            None => pieces.push((name.clone(), None)),
-            Some((start, end)) => {
-                if *size == 0 || seg_end <= start || seg_start > end {
-                    continue;
-                }
-                let a = start.max(seg_start) - seg_start;
-                let b = end.min(seg_end - 1) - seg_start;
-                let part = (a != 0 || b != size - 1).then_some((a, b));
-                pieces.push((name.clone(), part));
-            }
-        }
-    }
-    if ctx.method == Method::HEAD {
-        let mut r = empty(status);
-        *r.headers_mut() = headers;
-        return r;
-    }
-    let policy = sinfo.policy_index;
-    let account = ctx.account.clone();
-    let sc = sc.to_string();
-    let trans_id = ctx.trans_id.clone();
-    let stream = futures_util::stream::iter(pieces)
-        .then(move |(name, part)| {
-            let proxy = proxy.clone();
-            let (account, sc, trans_id) = (account.clone(), sc.clone(), trans_id.clone());
-            async move {
-                let t = object_target(&proxy, &account, &sc, &name, policy)
-                    .map_err(|_| std::io::Error::other("no ring for segment policy"))?;
-                let mut h = HeaderMap::new();
-                set(&mut h, "x-trans-id", &trans_id);
-                set(
-                    &mut h,
-                    "x-backend-storage-policy-index",
-                    &policy.to_string(),
-                );
-                if let Some((a, b)) = part {
-                    set(&mut h, "range", &format!("bytes={a}-{b}"));
-                }
-                let r = proxy
-                    .read_one(t.ring.clone(), t.part, &Method::GET, &t.path, &h)
-                    .await;
-                if !r.status.is_success() {
-                    return Err(std::io::Error::other(format!(
-                        "segment {name}: {}",
-                        r.status
-                    )));
-                }
-                Ok::<_, std::io::Error>(
-                    r.body
-                        .into_data_stream()
-                        .map(|c| c.map_err(std::io::Error::other)),
-                )
-            }
-        })
-        .map(|r| match r {
-            Ok(s) => s.boxed(),
-            Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
-        })
-        .flatten();
-    let mut r = Response::new(Body::from_stream(stream));
-    *r.status_mut() = status;
-    *r.headers_mut() = headers;
-    r
-}
-
-#[path = "bulk.rs"]
-mod bulk;
 
 #[cfg(test)]
 #[path = "controllers_tests.rs"]

@@ -1,9 +1,11 @@
 //! The proxy server: Swift's API v1 in front of the account, container and object servers.
 //!
-//! A request travels: `dispatch` (trans-id, access log, panics never reach the client)
-//! → the auth endpoints or `/info` → for `/v1/...`, token validation ([`auth`]) → the
-//! account, container or object controller ([`controllers`]), which authorizes against
-//! ownership and the container's ACLs, enforces the constraints of `swift.conf`, and talks
+//! A request travels down the stack `[pipeline:main]` names ([`pipeline`]): Swift's
+//! middlewares, one module each in [`middleware`] (transaction ids and panics, the
+//! gatekeeper, auth, copies, large objects, listing formats...), then the proxy app at the
+//! bottom: the account, container or object controller ([`controllers`]), which
+//! authorizes with what the auth middleware left on the request, against ownership and
+//! the container's ACLs, enforces the constraints of `swift.conf`, and talks
 //! to the storage nodes through [`backend`] (node iteration, handoffs, error limiting,
 //! quorum). Object bodies stream: a PUT is read from the client chunk by chunk and each
 //! chunk is handed to every replica's connection before the next is read, so memory per
@@ -20,9 +22,11 @@ pub mod auth;
 pub mod backend;
 pub mod controllers;
 pub mod cors;
-pub mod listing;
+pub mod env;
+pub mod middleware;
 pub mod mime_types;
 pub mod paco;
+pub mod pipeline;
 pub mod ring;
 
 use std::collections::HashMap;
@@ -32,16 +36,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use ringsmith::hash::HashConfig;
 
-use auth::TempAuth;
 use backend::{ErrorLimiter, Transport};
+use pipeline::{App, Handler, InfoRegistry, ResponseFuture};
 use ring::RingSlot;
 use ringsmith::swift::conf::{Conf, ConfError};
 use ringsmith::swift::{Constraints, Policies, SwiftConf};
+
+pub use ringsmith::swift::escape::quote;
 
 /// Everything a proxy needs, built once from its config.
 pub struct Proxy {
@@ -49,7 +55,6 @@ pub struct Proxy {
     pub hash: HashConfig,
     pub policies: Policies,
     pub constraints: Constraints,
-    pub auth: TempAuth,
     pub account_ring: RingSlot,
     pub container_ring: RingSlot,
     pub object_rings: HashMap<u32, RingSlot>,
@@ -63,7 +68,8 @@ pub struct Proxy {
     pub client_timeout: Duration,
     pub info_cache: Mutex<HashMap<String, (Instant, controllers::ContainerInfo)>>,
     pub info_ttl: Duration,
-    pub trans_id_suffix: String,
+    /// What the loaded middlewares offer, for `/info`.
+    pub info: InfoRegistry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,16 +84,60 @@ pub enum StartError {
     Other(String),
 }
 
+/// The proxy app as the bottom layer of the stack.
+struct ProxyApp(Arc<Proxy>);
+
+impl Handler for ProxyApp {
+    fn call(&self, req: Request) -> ResponseFuture<'_> {
+        Box::pin(controllers::handle(&self.0, req))
+    }
+}
+
+/// The whole request stack a proxy config describes: its middlewares over the app.
+pub fn build_stack(conf: &Conf) -> Result<(Arc<Proxy>, App), StartError> {
+    let (pipe, app_name) = pipeline::resolve(conf)?;
+    let app_section = conf.section(&format!("app:{app_name}"));
+    match app_section.get("use").map(str::trim) {
+        Some("egg:swift#proxy") => {}
+        other => {
+            return Err(StartError::Other(format!(
+                "{}: the pipeline ends in {app_name:?}, whose [app:{app_name}] must say \
+                 `use = egg:swift#proxy` (it says {other:?})",
+                conf.path.display()
+            )))
+        }
+    }
+    let swift_dir = PathBuf::from(app_section.str_or("swift_dir", "/etc/swift"));
+    let swift = SwiftConf::load(&swift_dir)?;
+    let info = InfoRegistry::default();
+    let proxy = Arc::new(Proxy::from_conf(conf, &app_section, &swift, info.clone())?);
+    let stack = pipeline::build(
+        conf,
+        &pipe,
+        &swift,
+        &info,
+        &middleware::registry(),
+        Arc::new(ProxyApp(proxy.clone())),
+    )?;
+    let names: Vec<&str> = pipe.iter().map(|(n, _)| n.as_str()).collect();
+    tracing::info!(pipeline = %format!("{} {app_name}", names.join(" ")), "proxy pipeline");
+    Ok((proxy, stack))
+}
+
 impl Proxy {
-    pub fn from_conf(conf: &Conf) -> Result<Proxy, StartError> {
-        let app = conf.section("app:proxy-server");
+    pub fn from_conf(
+        conf: &Conf,
+        app: &ringsmith::swift::conf::Section,
+        swift: &SwiftConf,
+        info: InfoRegistry,
+    ) -> Result<Proxy, StartError> {
         let swift_dir = PathBuf::from(app.str_or("swift_dir", "/etc/swift"));
         let SwiftConf {
             hash,
             policies,
             constraints,
             ..
-        } = SwiftConf::load(&swift_dir)?;
+        } = swift.clone();
         if let Some(p) = policies.iter().find(|p| !p.is_replication()) {
             return Err(StartError::Other(format!(
                 "{}: storage policy {} is of type {}, which the Ringsmith proxy does not serve yet",
@@ -96,7 +146,6 @@ impl Proxy {
                 p.policy_type.name()
             )));
         }
-        let auth = TempAuth::from_section(&conf.section("filter:tempauth"))?;
         let reload = Duration::from_secs_f64(app.parse_or("ring_check_interval", 1.0f64)?);
         let account_ring = RingSlot::open(swift_dir.join("account.ring.gz"), hash.clone(), reload)?;
         let container_ring =
@@ -126,7 +175,6 @@ impl Proxy {
             hash,
             policies,
             constraints,
-            auth,
             account_ring,
             container_ring,
             object_rings,
@@ -142,75 +190,18 @@ impl Proxy {
             client_timeout: secs("client_timeout", 60.0)?,
             info_cache: Mutex::new(HashMap::new()),
             info_ttl: secs("recheck_container_existence", 10.0)?,
-            trans_id_suffix: app.str_or("trans_id_suffix", ""),
+            info,
             swift_dir,
         })
     }
-
-    pub fn new_trans_id(&self) -> String {
-        use rand::Rng;
-        let r: u128 = rand::thread_rng().gen();
-        format!(
-            "tx{:021x}-{:010x}{}",
-            r & ((1u128 << 84) - 1),
-            auth::now_secs(),
-            self.trans_id_suffix
-        )
-    }
-
-    pub fn router(self: Arc<Self>) -> axum::Router {
-        axum::Router::new().fallback(dispatch).with_state(self)
-    }
 }
 
-/// The single entry point: every request, whatever its path or method.
-async fn dispatch(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
-    let started = Instant::now();
-    let trans_id = req
-        .headers()
-        .get("x-trans-id-extra")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map(|extra| format!("{}-{}", proxy.new_trans_id(), extra))
-        .unwrap_or_else(|| proxy.new_trans_id());
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    // Swift echoes a client's `Connection: keep-alive`.
-    let keep_alive = req
-        .headers()
-        .get("connection")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
-    let handled = std::panic::AssertUnwindSafe(controllers::handle(&proxy, req, &trans_id));
-    let mut resp = match futures_util::FutureExt::catch_unwind(handled).await {
-        Ok(r) => r,
-        Err(_) => {
-            tracing::error!(trans_id = %trans_id, method = %method, path = %path,
-                "handler panicked; answering 500");
-            status_text(StatusCode::INTERNAL_SERVER_ERROR)
-        }
-    };
-    let status = resp.status();
-    let h = resp.headers_mut();
-    if status == StatusCode::UNAUTHORIZED && !h.contains_key("www-authenticate") {
-        backend::set(h, "www-authenticate", &www_authenticate(&path));
-    }
-    if keep_alive {
-        backend::set(h, "connection", "keep-alive");
-    }
-    if !h.contains_key("content-type") {
-        backend::set(h, "content-type", SWIFT_DEFAULT_CONTENT_TYPE);
-    }
-    backend::set(h, "x-trans-id", &trans_id);
-    backend::set(h, "x-openstack-request-id", &trans_id);
-    tracing::info!(
-        target: "proxy.access",
-        method = %method,
-        path = %path,
-        status = resp.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        trans_id = %trans_id,
-    );
-    resp
+/// An axum router that hands every request, whatever its path or method, to `stack`.
+pub fn router(stack: App) -> axum::Router {
+    axum::Router::new().fallback(move |req: Request| {
+        let stack = stack.clone();
+        async move { stack.call(req).await }
+    })
 }
 
 /// A plain-text response, as swob's default bodies.
@@ -294,7 +285,7 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
             .parse_or("graceful_shutdown_timeout", 30.0f64)?
             .max(0.0),
     );
-    let proxy = Arc::new(Proxy::from_conf(&conf)?);
+    let (proxy, stack) = build_stack(&conf)?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if workers > 0 {
@@ -312,7 +303,7 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
             .map_err(|e| StartError::Other(format!("cannot listen on {addr}: {e}")))?;
         tracing::info!(%addr, swift_dir = %proxy.swift_dir.display(), "proxy server listening");
         let client_timeout = proxy.client_timeout;
-        let app = proxy.router();
+        let app = router(stack);
         // The same connection loop as the storage servers: Swift's header limits (count,
         // line and total sizes), a header read timeout, bounded draining on shutdown.
         let limits = crate::common::runner::ServeLimits {

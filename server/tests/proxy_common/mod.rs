@@ -215,8 +215,9 @@ impl Cluster {
 
     pub fn proxy_conf_on(&self, port: u16, extra: &str) -> String {
         format!(
-            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = tempauth proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
+            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempauth copy dlo proxy-logging proxy-server\n\n{FILTERS}[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
             etc = self.etc().display(),
+            FILTERS = SWIFT_SAMPLE_FILTERS,
         )
     }
 
@@ -358,3 +359,14 @@ pub async fn login(base: &str, user: &str, key: &str) -> (String, String) {
     let url = r.headers()["x-storage-url"].to_str().unwrap().to_string();
     (tok, url)
 }
+
+/// `[filter:...]` sections for the middlewares of the test proxy's pipeline (tempauth's
+/// comes last in the file, so a test's extra lines land in it).
+pub const SWIFT_SAMPLE_FILTERS: &str = "[filter:catch_errors]\nuse = egg:swift#catch_errors\n\n\
+[filter:gatekeeper]\nuse = egg:swift#gatekeeper\n\n\
+[filter:healthcheck]\nuse = egg:swift#healthcheck\n\n\
+[filter:proxy-logging]\nuse = egg:swift#proxy_logging\n\n\
+[filter:listing_formats]\nuse = egg:swift#listing_formats\n\n\
+[filter:bulk]\nuse = egg:swift#bulk\n\n\
+[filter:copy]\nuse = egg:swift#copy\n\n\
+[filter:dlo]\nuse = egg:swift#dlo\n\n";

@@ -1,7 +1,21 @@
-//! Account and container listing formats, as Swift's `listing_formats` middleware
-//! produces them: the proxy always asks the backend for JSON and renders plain text,
-//! JSON or XML itself, choosing by `?format=` first and the `Accept` header second.
+//! listing_formats: account and container listings in the format the client asked for.
+//! Everything below it (the app, and middlewares that decorate listings) speaks JSON; this
+//! layer asks for JSON whatever the client wants and renders plain text, JSON or XML,
+//! choosing by `?format=` first and the `Accept` header second (406 when nothing offered
+//! is acceptable), as Swift's does.
 
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use ringsmith::swift::conf::ConfError;
+
+use crate::proxy::backend::set;
+use crate::proxy::env::{query_param, ApiPath};
+use crate::proxy::pipeline::{App, FilterContext, Handler, ResponseFuture};
+use crate::proxy::{empty_body_with_length_header, header, status_text};
 use ringsmith::swift::escape::{xml_attr, xml_text};
 use serde_json::Value;
 
@@ -142,6 +156,120 @@ pub fn render(listing: &[Value], format: Format, account: &str, container: Optio
             }
             out
         }
+    }
+}
+
+pub struct ListingFormats {
+    next: App,
+}
+
+pub fn build(_ctx: &FilterContext<'_>, next: App) -> Result<App, ConfError> {
+    Ok(Arc::new(ListingFormats { next }))
+}
+
+/// Swift renders listings up to this size; a larger answer passes through as JSON.
+const MAX_LISTING_BYTES: usize = 64 << 20;
+
+impl Handler for ListingFormats {
+    fn call(&self, mut req: Request) -> ResponseFuture<'_> {
+        Box::pin(async move {
+            let Some(path) = ApiPath::parse(req.uri().path()) else {
+                return self.next.call(req).await;
+            };
+            let is_listing = path.object.is_none()
+                && !req.uri().path().ends_with('/')
+                && matches!(*req.method(), Method::GET | Method::HEAD);
+            if !is_listing {
+                return self.next.call(req).await;
+            }
+            let query = req.uri().query().map(str::to_string);
+            let format_param = query_param(query.as_deref(), "format");
+            let Some(format) = choose(format_param.as_deref(), header(req.headers(), "accept"))
+            else {
+                return status_text(StatusCode::NOT_ACCEPTABLE);
+            };
+            let mut params: Vec<String> = query
+                .as_deref()
+                .unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty() && p.split('=').next() != Some("format"))
+                .map(str::to_string)
+                .collect();
+            params.push("format=json".into());
+            let uri = format!("{}?{}", req.uri().path(), params.join("&"));
+            if let Ok(u) = uri.parse() {
+                *req.uri_mut() = u;
+            }
+            let is_head = req.method() == Method::HEAD;
+            let resp = self.next.call(req).await;
+            if !matches!(resp.status(), StatusCode::OK | StatusCode::NO_CONTENT) {
+                return resp;
+            }
+            let (mut parts, body) = resp.into_parts();
+            if format_param.is_none() {
+                match header(&parts.headers, "vary").map(str::to_string) {
+                    Some(v)
+                        if !v
+                            .split(',')
+                            .any(|x| x.trim().eq_ignore_ascii_case("accept")) =>
+                    {
+                        set(&mut parts.headers, "vary", &format!("{v}, Accept"))
+                    }
+                    Some(_) => {}
+                    None => set(&mut parts.headers, "vary", "Accept"),
+                }
+            }
+            let is_json = header(&parts.headers, "content-type")
+                .is_some_and(|ct| ct.split(';').next() == Some("application/json"));
+            if !is_json {
+                return axum::response::Response::from_parts(parts, body);
+            }
+            set(&mut parts.headers, "content-type", format.content_type());
+            if is_head {
+                set(&mut parts.headers, "content-length", "0");
+                return axum::response::Response::from_parts(parts, body);
+            }
+            let Ok(collected) = http_body_util::Limited::new(body, MAX_LISTING_BYTES)
+                .collect()
+                .await
+            else {
+                return status_text(StatusCode::SERVICE_UNAVAILABLE);
+            };
+            let raw = collected.to_bytes();
+            let listing: Vec<serde_json::Value> = if raw.is_empty() {
+                Vec::new()
+            } else {
+                match serde_json::from_slice::<Vec<serde_json::Value>>(&raw) {
+                    Ok(l) if l.iter().all(|v| v.is_object()) => l,
+                    // Not a listing after all: pass it through as it came.
+                    _ => {
+                        set(
+                            &mut parts.headers,
+                            "content-type",
+                            "application/json; charset=utf-8",
+                        );
+                        return axum::response::Response::from_parts(parts, Body::from(raw));
+                    }
+                }
+            };
+            let rendered = render(&listing, format, &path.account, path.container.as_deref());
+            parts.status = if rendered.is_empty() {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::OK
+            };
+            set(
+                &mut parts.headers,
+                "content-length",
+                &rendered.len().to_string(),
+            );
+            let body = if rendered.is_empty() {
+                empty_body_with_length_header()
+            } else {
+                Body::from(rendered)
+            };
+            axum::response::Response::from_parts(parts, body)
+        })
     }
 }
 
