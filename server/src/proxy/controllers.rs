@@ -47,6 +47,36 @@ pub struct ContainerInfo {
     pub object_count: u64,
     pub bytes_used: u64,
     pub cors: super::cors::Cors,
+    /// `X-Container-Meta-*`, keyed by the rest of the name, lowercase (Swift's `meta`).
+    pub meta: std::collections::BTreeMap<String, String>,
+    /// `X-Container-Sysmeta-*`, likewise (Swift's `sysmeta`).
+    pub sysmeta: std::collections::BTreeMap<String, String>,
+}
+
+/// What the proxy knows about an account (Swift's `get_account_info`).
+#[derive(Clone, Debug, Default)]
+pub struct AccountInfo {
+    pub status: u16,
+    pub bytes_used: u64,
+    pub object_count: u64,
+    pub container_count: u64,
+    pub meta: std::collections::BTreeMap<String, String>,
+    pub sysmeta: std::collections::BTreeMap<String, String>,
+    /// Per policy index: (bytes used, object count).
+    pub policy_stats: std::collections::BTreeMap<u32, (u64, u64)>,
+}
+
+/// The headers under `prefix`, keyed by the rest of the name.
+fn headers_under(h: &HeaderMap, prefix: &str) -> std::collections::BTreeMap<String, String> {
+    h.iter()
+        .filter_map(|(k, v)| {
+            let rest = k.as_str().strip_prefix(prefix)?;
+            Some((
+                rest.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            ))
+        })
+        .collect()
 }
 
 /// Swift's `quote(name, safe='/')`: everything but unreserved characters and `/`.
@@ -668,6 +698,8 @@ impl Proxy {
             object_count: num("x-container-object-count"),
             bytes_used: num("x-container-bytes-used"),
             cors: super::cors::Cors::from_container_headers(&r.headers),
+            meta: headers_under(&r.headers, "x-container-meta-"),
+            sysmeta: headers_under(&r.headers, "x-container-sysmeta-"),
         };
         if info.status / 100 == 2 {
             self.info_cache
@@ -676,6 +708,72 @@ impl Proxy {
                 .insert(key, (Instant::now(), info.clone()));
         }
         info
+    }
+
+    /// The account's stats and metadata, cached like container info.
+    pub async fn account_info(self: &Arc<Self>, account: &str) -> AccountInfo {
+        if let Some((at, info)) = self
+            .account_info_cache
+            .lock()
+            .expect("info cache")
+            .get(account)
+        {
+            if at.elapsed() < self.info_ttl {
+                return info.clone();
+            }
+        }
+        let ring = self.account_ring.get();
+        let part = ring.get_part(account, None, None);
+        let mut h = HeaderMap::new();
+        set(&mut h, "user-agent", "proxy-server info");
+        let path = format!("/{part}/{}", quote(account));
+        let r = self.read_one(ring, part, &Method::HEAD, &path, &h).await;
+        let num = |k: &str| r.header(k).and_then(|v| v.parse().ok()).unwrap_or(0u64);
+        let mut policy_stats = std::collections::BTreeMap::new();
+        for (k, v) in &r.headers {
+            let Some(rest) = k.as_str().strip_prefix("x-account-storage-policy-") else {
+                continue;
+            };
+            let value: u64 = v.to_str().ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let (name, is_bytes) = if let Some(n) = rest.strip_suffix("-bytes-used") {
+                (n, true)
+            } else if let Some(n) = rest.strip_suffix("-object-count") {
+                (n, false)
+            } else {
+                continue;
+            };
+            if let Some(p) = self.policies.by_name(name) {
+                let e: &mut (u64, u64) = policy_stats.entry(p.index).or_default();
+                if is_bytes {
+                    e.0 = value;
+                } else {
+                    e.1 = value;
+                }
+            }
+        }
+        let info = AccountInfo {
+            status: r.status.as_u16(),
+            bytes_used: num("x-account-bytes-used"),
+            object_count: num("x-account-object-count"),
+            container_count: num("x-account-container-count"),
+            meta: headers_under(&r.headers, "x-account-meta-"),
+            sysmeta: headers_under(&r.headers, "x-account-sysmeta-"),
+            policy_stats,
+        };
+        if info.status / 100 == 2 {
+            self.account_info_cache
+                .lock()
+                .expect("info cache")
+                .insert(account.to_string(), (Instant::now(), info.clone()));
+        }
+        info
+    }
+
+    fn forget_account(&self, account: &str) {
+        self.account_info_cache
+            .lock()
+            .expect("info cache")
+            .remove(account);
     }
 
     fn forget_container(&self, account: &str, container: &str) {
@@ -881,6 +979,7 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
                 set(&mut h, account_acl::SYSMETA, v);
             }
             let replicas = ring.part_nodes(part).len();
+            proxy.forget_account(&ctx.account);
             let answers = proxy
                 .make_requests(
                     ring,
@@ -892,6 +991,7 @@ async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
                     |_, _| {},
                 )
                 .await;
+            proxy.forget_account(&ctx.account);
             quorum_response(&answers, replicas, ctx.owner)
         }
         _ => status_text(StatusCode::METHOD_NOT_ALLOWED),

@@ -67,6 +67,7 @@ pub struct Proxy {
     pub post_quorum_timeout: Duration,
     pub client_timeout: Duration,
     pub info_cache: Mutex<HashMap<String, (Instant, controllers::ContainerInfo)>>,
+    pub account_info_cache: Mutex<HashMap<String, (Instant, controllers::AccountInfo)>>,
     pub info_ttl: Duration,
     /// What the loaded middlewares offer, for `/info`.
     pub info: InfoRegistry,
@@ -117,6 +118,7 @@ pub fn build_stack(conf: &Conf) -> Result<(Arc<Proxy>, App), StartError> {
         &swift,
         &info,
         &middleware::registry(),
+        &proxy,
         Arc::new(ProxyApp(proxy.clone())),
     )?;
     let names: Vec<&str> = pipe.iter().map(|(n, _)| n.as_str()).collect();
@@ -189,6 +191,7 @@ impl Proxy {
             post_quorum_timeout: secs("post_quorum_timeout", 0.5)?,
             client_timeout: secs("client_timeout", 60.0)?,
             info_cache: Mutex::new(HashMap::new()),
+            account_info_cache: Mutex::new(HashMap::new()),
             info_ttl: secs("recheck_container_existence", 10.0)?,
             info,
             swift_dir,

@@ -73,6 +73,9 @@ pub struct FilterContext<'a> {
     pub info: &'a InfoRegistry,
     /// The proxy app's options, which some middlewares read as Swift's do.
     pub app_section: &'a Section,
+    /// The proxy app itself, for the account and container info it caches (Swift's
+    /// `get_account_info`/`get_container_info`).
+    pub proxy: &'a Arc<super::Proxy>,
 }
 
 impl FilterContext<'_> {
@@ -206,6 +209,7 @@ pub fn build(
     swift: &SwiftConf,
     info: &InfoRegistry,
     registry: &[Middleware],
+    proxy: &Arc<super::Proxy>,
     app: App,
 ) -> Result<App, StartError> {
     let app_section = conf.section("app:proxy-server");
@@ -227,6 +231,7 @@ pub fn build(
             swift,
             info,
             app_section: &app_section,
+            proxy,
         };
         stack = (mw.build)(&ctx, stack)?;
     }

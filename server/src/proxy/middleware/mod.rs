@@ -1,8 +1,10 @@
 //! Swift's proxy middlewares, one module each, and the registry the pipeline builder
 //! loads them from by their `egg:swift#NAME`.
 
+pub mod account_quotas;
 pub mod bulk;
 pub mod catch_errors;
+pub mod container_quotas;
 pub mod copy;
 pub mod dlo;
 pub mod gatekeeper;
@@ -52,6 +54,14 @@ pub fn registry() -> Vec<Middleware> {
         Middleware {
             egg: "dlo",
             build: dlo::build,
+        },
+        Middleware {
+            egg: "container_quotas",
+            build: container_quotas::build,
+        },
+        Middleware {
+            egg: "account_quotas",
+            build: account_quotas::build,
         },
         Middleware {
             egg: "versioned_writes",

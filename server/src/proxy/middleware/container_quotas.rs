@@ -1,0 +1,117 @@
+//! container_quotas: a container's owner caps it with `X-Container-Meta-Quota-Bytes`
+//! and `X-Container-Meta-Quota-Count`; an object PUT that would take the container past
+//! either is refused with `413 Upload exceeds quota.`. A caller who may not write there
+//! at all is told that instead, so the quota of someone else's container is not revealed.
+//! The counts are the proxy's cached container info, as in Swift: a quota is a soft limit
+//! that concurrent uploads can overshoot by what lands within the cache's lifetime.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use ringsmith::swift::conf::ConfError;
+
+use crate::proxy::auth::{AuthzRequest, Decision};
+use crate::proxy::env::{ApiPath, Authorize, RemoteUser};
+use crate::proxy::pipeline::{App, FilterContext, Handler, ResponseFuture};
+use crate::proxy::{header, text, Proxy};
+
+pub struct ContainerQuotas {
+    next: App,
+    proxy: Arc<Proxy>,
+}
+
+pub fn build(ctx: &FilterContext<'_>, next: App) -> Result<App, ConfError> {
+    ctx.info.register("container_quotas", serde_json::json!({}));
+    Ok(Arc::new(ContainerQuotas {
+        next,
+        proxy: ctx.proxy.clone(),
+    }))
+}
+
+/// A quota value as Swift reads one: only all-digit values count.
+pub fn quota_value(v: Option<&str>) -> Option<u64> {
+    v.filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The answer for an upload past a quota: the caller's authorization first (401/403 for
+/// one who may not write here anyway), else 413 with `body`.
+pub fn over_quota(
+    req: &Parts,
+    path: &ApiPath,
+    write_acl: Option<&str>,
+    body: &str,
+) -> Option<Response> {
+    if let Some(Authorize(authorizer)) = req.extensions.get::<Authorize>() {
+        let identity = req.extensions.get::<RemoteUser>().map(|u| &u.0);
+        let decision = authorizer.authorize(
+            identity,
+            &AuthzRequest {
+                method: req.method.as_str(),
+                account: &path.account,
+                container: path.container.as_deref(),
+                object: path.object.as_deref(),
+                referer: header(&req.headers, "referer"),
+                acl: write_acl,
+            },
+        );
+        if decision == Decision::Denied {
+            // Let the app answer it, with its 401 or 403 and no word of the quota.
+            return None;
+        }
+    }
+    Some(text(StatusCode::PAYLOAD_TOO_LARGE, body.to_string()))
+}
+
+impl Handler for ContainerQuotas {
+    fn call(&self, req: Request) -> ResponseFuture<'_> {
+        Box::pin(async move {
+            let Some(path) = ApiPath::parse(req.uri().path()).filter(|p| p.container.is_some())
+            else {
+                return self.next.call(req).await;
+            };
+            let method = req.method().clone();
+            if path.object.is_none() && matches!(method, Method::PUT | Method::POST) {
+                for (name, what) in [
+                    ("x-container-meta-quota-bytes", "bytes"),
+                    ("x-container-meta-quota-count", "count"),
+                ] {
+                    match header(req.headers(), name) {
+                        Some(v) if !v.is_empty() && !v.bytes().all(|b| b.is_ascii_digit()) => {
+                            return text(StatusCode::BAD_REQUEST, format!("Invalid {what} quota."));
+                        }
+                        _ => {}
+                    }
+                }
+            } else if path.object.is_some() && method == Method::PUT {
+                let (parts, body) = req.into_parts();
+                let container = path.container.as_deref().unwrap_or_default();
+                let info = self.proxy.container_info(&path.account, container).await;
+                if info.status / 100 == 2 {
+                    let length: u64 = header(&parts.headers, "content-length")
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let over_bytes = quota_value(info.meta.get("quota-bytes").map(String::as_str))
+                        .is_some_and(|q| q < info.bytes_used.saturating_add(length));
+                    let over_count = quota_value(info.meta.get("quota-count").map(String::as_str))
+                        .is_some_and(|q| q < info.object_count.saturating_add(1));
+                    if over_bytes || over_count {
+                        if let Some(r) = over_quota(
+                            &parts,
+                            &path,
+                            info.write_acl.as_deref(),
+                            "Upload exceeds quota.",
+                        ) {
+                            return r;
+                        }
+                    }
+                }
+                return self.next.call(Request::from_parts(parts, body)).await;
+            }
+            self.next.call(req).await
+        })
+    }
+}

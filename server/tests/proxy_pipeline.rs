@@ -1,0 +1,282 @@
+//! The proxy's middleware pipeline through the real binary: what `[pipeline:main]` loads
+//! is what `/info` offers, a pipeline Ringsmith cannot build stops the proxy at start
+//! with a message naming the filter and option, and the quota middlewares refuse an
+//! upload past a quota without storing anything.
+
+mod proxy_common;
+
+use std::process::{Command, Stdio};
+
+use proxy_common::{login, Cluster, Storage};
+use reqwest::{Client, Method, StatusCode};
+
+async fn send(
+    http: &Client,
+    method: &str,
+    url: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: &'static str,
+) -> reqwest::Response {
+    let mut rb = http
+        .request(Method::from_bytes(method.as_bytes()).unwrap(), url)
+        .header("x-auth-token", token);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    rb.body(body).send().await.unwrap()
+}
+
+/// Starts a proxy on `conf_text` and expects it to refuse, returning what it said.
+fn refused_start(c: &Cluster, name: &str, conf_text: &str) -> String {
+    let conf = c.etc().join(format!("{name}.conf"));
+    std::fs::write(&conf, conf_text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
+        .args(["proxy", "-c"])
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{name}: the proxy started");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_info_start_errors_and_quotas() {
+    let c = tokio::task::spawn_blocking(|| Cluster::start_with(Storage::Ringsmith, 1, ""))
+        .await
+        .unwrap();
+    let base = c.url();
+    let http = Client::new();
+
+    // /info: the loaded middlewares, and only those.
+    let info: serde_json::Value = http
+        .get(format!("{base}/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for loaded in [
+        "swift",
+        "tempauth",
+        "bulk_delete",
+        "copy",
+        "dlo",
+        "container_quotas",
+        "account_quotas",
+    ] {
+        assert!(info.get(loaded).is_some(), "/info lacks {loaded}: {info}");
+    }
+    for absent in ["slo", "symlink", "tempurl", "versioned_writes", "staticweb"] {
+        assert!(info.get(absent).is_none(), "/info offers {absent}: {info}");
+    }
+    assert_eq!(info["dlo"]["max_get_time"], 86400);
+    // healthcheck is in this pipeline.
+    let r = http
+        .get(format!("{base}/healthcheck"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "OK");
+
+    // Pipelines the proxy cannot build: each refusal names what is wrong.
+    let good = c.proxy_conf("");
+    let unknown = good.replacen("pipeline = catch_errors", "pipeline = catch_errors wat", 1)
+        + "\n[filter:wat]\nuse = egg:swift#no_such_middleware\n";
+    let said = refused_start(&c, "unknown", &unknown);
+    assert!(
+        said.contains("\"wat\"") && said.contains("no_such_middleware"),
+        "{said}"
+    );
+    let missing = good.replacen(
+        "pipeline = catch_errors",
+        "pipeline = catch_errors nosection",
+        1,
+    );
+    let said = refused_start(&c, "missing", &missing);
+    assert!(said.contains("[filter:nosection]"), "{said}");
+    let bad_value = good.replacen(
+        "[filter:dlo]\nuse = egg:swift#dlo\n",
+        "[filter:dlo]\nuse = egg:swift#dlo\nmax_get_time = soon\n",
+        1,
+    );
+    let said = refused_start(&c, "bad_value", &bad_value);
+    assert!(
+        said.contains("[filter:dlo]") && said.contains("max_get_time"),
+        "{said}"
+    );
+
+    // Container quotas.
+    let (owner, url) = login(&base, "test:tester", "testing").await;
+    let (reader, _) = login(&base, "test:tester3", "testing3").await;
+    let cq = format!("{url}/cq");
+    assert_eq!(
+        send(&http, "PUT", &cq, &owner, &[], "").await.status(),
+        StatusCode::CREATED
+    );
+    let r = send(
+        &http,
+        "POST",
+        &cq,
+        &owner,
+        &[("x-container-meta-quota-bytes", "ten")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.text().await.unwrap(), "Invalid bytes quota.");
+    let r = send(
+        &http,
+        "POST",
+        &cq,
+        &owner,
+        &[("x-container-meta-quota-count", "-1")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.text().await.unwrap(), "Invalid count quota.");
+    let r = send(
+        &http,
+        "POST",
+        &cq,
+        &owner,
+        &[("x-container-meta-quota-bytes", "10")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{cq}/big"),
+        &owner,
+        &[],
+        "eleven bytes",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.text().await.unwrap(), "Upload exceeds quota.");
+    let r = send(&http, "HEAD", &format!("{cq}/big"), &owner, &[], "").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "a refused upload stored nothing"
+    );
+    // Someone who may not write there hears that, not about the quota.
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{cq}/big"),
+        &reader,
+        &[],
+        "eleven bytes",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = send(&http, "PUT", &format!("{cq}/small"), &owner, &[], "five!").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // A copy is an upload like any other.
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{cq}/copy"),
+        &owner,
+        &[("x-copy-from", "cq/small"), ("content-length", "0")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "5 + 5 bytes fit in 10");
+
+    // Account quotas: only a reseller admin sets them; then they bind.
+    let (admin, _) = login(&base, "admin:admin", "admin").await;
+    let r = send(
+        &http,
+        "POST",
+        &url,
+        &owner,
+        &[("x-account-quota-bytes", "100")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = send(
+        &http,
+        "POST",
+        &url,
+        &admin,
+        &[("x-account-quota-bytes", "lots")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(
+        &http,
+        "POST",
+        &url,
+        &admin,
+        &[("x-account-quota-bytes", "12")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = send(&http, "HEAD", &url, &owner, &[], "").await;
+    assert_eq!(r.headers()["x-account-quota-bytes"], "12");
+    assert!(!r.headers().keys().any(|k| k.as_str().contains("sysmeta")));
+    let ca = format!("{url}/ca");
+    assert_eq!(
+        send(&http, "PUT", &ca, &owner, &[], "").await.status(),
+        StatusCode::CREATED
+    );
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{ca}/o"),
+        &owner,
+        &[],
+        "more than twelve bytes",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.text().await.unwrap(), "Upload exceeds quota.");
+    let r = send(
+        &http,
+        "POST",
+        &url,
+        &admin,
+        &[("x-remove-account-quota-bytes", "x")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{ca}/o"),
+        &owner,
+        &[],
+        "more than twelve bytes",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // A client cannot write the sysmeta behind a quota directly: the gatekeeper drops it.
+    let r = send(
+        &http,
+        "POST",
+        &url,
+        &owner,
+        &[("x-account-sysmeta-quota-bytes", "1")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = send(&http, "HEAD", &url, &owner, &[], "").await;
+    assert!(r.headers().get("x-account-quota-bytes").is_none());
+}
