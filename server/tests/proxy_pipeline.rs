@@ -73,7 +73,8 @@ async fn pipeline_info_start_errors_and_quotas() {
     ] {
         assert!(info.get(loaded).is_some(), "/info lacks {loaded}: {info}");
     }
-    for absent in ["slo", "symlink", "tempurl", "versioned_writes", "staticweb"] {
+    assert_eq!(info["symlink"]["symloop_max"], 2);
+    for absent in ["slo", "tempurl", "versioned_writes", "staticweb"] {
         assert!(info.get(absent).is_none(), "/info offers {absent}: {info}");
     }
     assert_eq!(info["dlo"]["max_get_time"], 86400);
@@ -279,4 +280,212 @@ async fn pipeline_info_start_errors_and_quotas() {
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = send(&http, "HEAD", &url, &owner, &[], "").await;
     assert!(r.headers().get("x-account-quota-bytes").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinks_follow_list_and_refuse_what_swift_refuses() {
+    let c = tokio::task::spawn_blocking(|| Cluster::start_with(Storage::Ringsmith, 1, ""))
+        .await
+        .unwrap();
+    let base = c.url();
+    let http = Client::new();
+    let (owner, url) = login(&base, "test:tester", "testing").await;
+    for cont in ["c", "links"] {
+        let r = send(&http, "PUT", &format!("{url}/{cont}"), &owner, &[], "").await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{url}/c/target"),
+        &owner,
+        &[],
+        "target bytes",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let target_etag = r.headers()["etag"].to_str().unwrap().to_string();
+
+    // A dynamic link reads as its target.
+    let link = format!("{url}/links/dyn");
+    let r = send(
+        &http,
+        "PUT",
+        &link,
+        &owner,
+        &[("x-symlink-target", "c/target")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send(&http, "GET", &link, &owner, &[], "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let location = r.headers()["content-location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(location.ends_with("/c/target"), "{location}");
+    assert_eq!(r.text().await.unwrap(), "target bytes");
+    let r = send(&http, "GET", &link, &owner, &[("range", "bytes=0-5")], "").await;
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.text().await.unwrap(), "target");
+    let r = send(
+        &http,
+        "HEAD",
+        &format!("{link}?symlink=get"),
+        &owner,
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.headers()["x-symlink-target"], "c/target");
+    assert_eq!(r.headers()["content-type"], "application/symlink");
+    assert!(!r.headers().keys().any(|k| k.as_str().contains("sysmeta")));
+
+    // Static links check the etag when made and when read.
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{url}/links/bad-static"),
+        &owner,
+        &[
+            ("x-symlink-target", "c/target"),
+            ("x-symlink-target-etag", "0123"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{url}/links/static"),
+        &owner,
+        &[
+            ("x-symlink-target", "c/target"),
+            ("x-symlink-target-etag", &target_etag),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{url}/c/target"),
+        &owner,
+        &[],
+        "changed",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send(
+        &http,
+        "GET",
+        &format!("{url}/links/static"),
+        &owner,
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = send(&http, "GET", &link, &owner, &[], "").await;
+    assert_eq!(
+        r.text().await.unwrap(),
+        "changed",
+        "a dynamic link follows the change"
+    );
+
+    // The listing says what is a link.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = send(
+        &http,
+        "GET",
+        &format!("{url}/links?format=json"),
+        &owner,
+        &[],
+        "",
+    )
+    .await;
+    let listing: serde_json::Value = r.json().await.unwrap();
+    let dynamic = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "dyn")
+        .expect("dyn listed");
+    assert_eq!(dynamic["symlink_path"], "/v1/AUTH_test/c/target");
+    assert_eq!(dynamic["hash"], "d41d8cd98f00b204e9800998ecf8427e");
+
+    // Loops end, bodies and self-links are refused, POST is redirected.
+    for (from, to) in [("a", "links/b"), ("b", "links/a")] {
+        let r = send(
+            &http,
+            "PUT",
+            &format!("{url}/links/{from}"),
+            &owner,
+            &[("x-symlink-target", to)],
+            "",
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let r = send(&http, "GET", &format!("{url}/links/a"), &owner, &[], "").await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many levels of symbolic links"));
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{url}/links/x"),
+        &owner,
+        &[("x-symlink-target", "c/target")],
+        "body",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{url}/links/self"),
+        &owner,
+        &[("x-symlink-target", "links/self")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{url}/links/y"),
+        &owner,
+        &[("x-symlink-target", "no-slash")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    // (reqwest would follow the 307 and POST to the target: ask without redirects.)
+    let no_redirects = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = send(
+        &no_redirects,
+        "POST",
+        &link,
+        &owner,
+        &[("x-object-meta-color", "blue")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(r.headers()["location"], "/v1/AUTH_test/c/target");
+
+    // Another account's user may not read through a link what they may not read directly.
+    let (other, _) = login(&base, "test2:tester2", "testing2").await;
+    let r = send(&http, "GET", &link, &other, &[], "").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }

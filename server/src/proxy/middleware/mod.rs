@@ -11,6 +11,7 @@ pub mod gatekeeper;
 pub mod healthcheck;
 pub mod listing_formats;
 pub mod proxy_logging;
+pub mod symlink;
 pub mod tempauth;
 pub mod versioned_writes;
 
@@ -62,6 +63,10 @@ pub fn registry() -> Vec<Middleware> {
         Middleware {
             egg: "account_quotas",
             build: account_quotas::build,
+        },
+        Middleware {
+            egg: "symlink",
+            build: symlink::build,
         },
         Middleware {
             egg: "versioned_writes",
