@@ -81,19 +81,29 @@ fn etag_of(h: &HeaderMap) -> Option<String> {
     header(h, "etag").map(|e| e.trim_matches('"').to_string())
 }
 
+/// How to walk a chain of links.
+struct Walk<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    /// The client's query, for the first hop only.
+    query: Option<&'a str>,
+    /// Follow only static links (checking a new static link's target).
+    static_only: bool,
+    /// The ETag the previous (static) link promised.
+    want_etag: Option<String>,
+}
+
 impl Symlink {
     /// GET/HEAD: follow links from `path` until an object that is not one.
     /// `want_etag`: the ETag the previous (static) link promised.
-    async fn follow(
-        &self,
-        caller: &Caller,
-        method: &Method,
-        headers: &HeaderMap,
-        first: ApiPath,
-        query: Option<&str>,
-        static_only: bool,
-        mut want_etag: Option<String>,
-    ) -> Response {
+    async fn follow(&self, caller: &Caller, walk: Walk<'_>, first: ApiPath) -> Response {
+        let Walk {
+            method,
+            headers,
+            query,
+            static_only,
+            mut want_etag,
+        } = walk;
         let mut path = first;
         let mut hops = 0u32;
         let mut last_target: Option<String> = None;
@@ -261,12 +271,14 @@ impl Symlink {
             let resp = self
                 .follow(
                     &caller,
-                    &Method::HEAD,
-                    &HeaderMap::new(),
+                    Walk {
+                        method: &Method::HEAD,
+                        headers: &HeaderMap::new(),
+                        query: None,
+                        static_only: true,
+                        want_etag: Some(etag.clone()),
+                    },
                     target_path.clone(),
-                    None,
-                    true,
-                    Some(etag.clone()),
                 )
                 .await;
             if resp.status() == StatusCode::NOT_FOUND {
@@ -465,16 +477,14 @@ impl Handler for Symlink {
                     }
                     let (parts, _) = req.into_parts();
                     let caller = Caller::from(&parts.extensions, &HeaderMap::new());
-                    self.follow(
-                        &caller,
-                        &method,
-                        &parts.headers,
-                        path,
-                        query.as_deref(),
-                        false,
-                        None,
-                    )
-                    .await
+                    let walk = Walk {
+                        method: &method,
+                        headers: &parts.headers,
+                        query: query.as_deref(),
+                        static_only: false,
+                        want_etag: None,
+                    };
+                    self.follow(&caller, walk, path).await
                 }
                 Method::PUT if req.headers().contains_key(TARGET) => self.put(req, path).await,
                 Method::POST => self.post(req, path).await,
