@@ -66,6 +66,7 @@ async fn pipeline_info_start_errors_and_quotas() {
         "swift",
         "tempauth",
         "bulk_delete",
+        "bulk_upload",
         "copy",
         "dlo",
         "container_quotas",
@@ -488,4 +489,159 @@ async fn symlinks_follow_list_and_refuse_what_swift_refuses() {
     let (other, _) = login(&base, "test2:tester2", "testing2").await;
     let r = send(&http, "GET", &link, &other, &[], "").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+/// An archive made by Python's `tarfile` (the venv's), as a user's tool would make it:
+/// `members` are (name, content); `c/meta` gets a pax user-metadata attribute.
+fn make_archive(dir: &std::path::Path, mode: &str, members: &[(&str, &str)]) -> Vec<u8> {
+    let out = dir.join(format!("archive.{}", mode.replace(':', "")));
+    let spec = serde_json::to_string(members).unwrap();
+    let script = format!(
+        "import io, json, tarfile\n\
+         t = tarfile.open({out:?}, 'w:{mode}', format=tarfile.PAX_FORMAT)\n\
+         for name, data in json.loads({spec:?}):\n\
+         \x20   info = tarfile.TarInfo(name)\n\
+         \x20   info.size = len(data.encode())\n\
+         \x20   if name.endswith('meta'):\n\
+         \x20       info.pax_headers = {{'SCHILY.xattr.user.meta.color': 'blue'}}\n\
+         \x20   t.addfile(info, io.BytesIO(data.encode()))\n\
+         t.close()\n",
+        out = out.display().to_string(),
+    );
+    let py = ringsmith_testkit::swift_venv().join("bin/python");
+    let status = Command::new(py).arg("-c").arg(&script).status().unwrap();
+    assert!(status.success(), "python tarfile failed");
+    std::fs::read(&out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extract_archive_uploads_tar_gz_and_bz2() {
+    let c = tokio::task::spawn_blocking(|| Cluster::start_with(Storage::Ringsmith, 1, ""))
+        .await
+        .unwrap();
+    let base = c.url();
+    let http = Client::new();
+    let (owner, url) = login(&base, "test:tester", "testing").await;
+    let work = tempfile::tempdir().unwrap();
+    let info: serde_json::Value = http
+        .get(format!("{base}/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["bulk_upload"]["max_containers_per_extraction"], 10000);
+
+    for (mode, kind, cont) in [
+        ("", "tar", "plain"),
+        ("gz", "tar.gz", "gz"),
+        ("bz2", "tar.bz2", "bz"),
+    ] {
+        let archive = make_archive(
+            work.path(),
+            mode,
+            &[
+                (&format!("{cont}/a.txt"), "alpha"),
+                (&format!("{cont}/dir/b.txt"), "bravo"),
+                (&format!("{cont}/meta"), "with metadata"),
+                ("top-level-file", "skipped"),
+            ],
+        );
+        let r = http
+            .put(format!("{url}?extract-archive={kind}"))
+            .header("x-auth-token", &owner)
+            .header("accept", "application/json")
+            .body(archive)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{kind}");
+        let report: serde_json::Value =
+            serde_json::from_str(r.text().await.unwrap().trim()).unwrap();
+        assert_eq!(report["Response Status"], "201 Created", "{kind}: {report}");
+        assert_eq!(report["Number Files Created"], 3, "{kind}: {report}");
+        let r = send(
+            &http,
+            "GET",
+            &format!("{url}/{cont}/dir/b.txt"),
+            &owner,
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(r.text().await.unwrap(), "bravo", "{kind}");
+        let r = send(
+            &http,
+            "HEAD",
+            &format!("{url}/{cont}/meta"),
+            &owner,
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(r.headers()["x-object-meta-color"], "blue", "{kind}");
+        assert_eq!(r.headers()["content-length"], "13");
+    }
+
+    // Into a container and prefix given by the path.
+    let archive = make_archive(work.path(), "", &[("sub/x", "ex")]);
+    let r = http
+        .put(format!("{url}/gz/pre?extract-archive=tar"))
+        .header("x-auth-token", &owner)
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("Number Files Created: 1"), "{text}");
+    let r = send(
+        &http,
+        "GET",
+        &format!("{url}/gz/pre/sub/x"),
+        &owner,
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.text().await.unwrap(), "ex");
+
+    // Bad input: the report says so, and nothing is created from a corrupt archive.
+    let r = http
+        .put(format!("{url}?extract-archive=zip"))
+        .header("x-auth-token", &owner)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.text().await.unwrap(), "Unsupported archive format");
+    let mut corrupt = make_archive(work.path(), "", &[("bad/one", "1")]);
+    corrupt[10] ^= 0xff;
+    let r = http
+        .put(format!("{url}?extract-archive=tar"))
+        .header("x-auth-token", &owner)
+        .body(corrupt)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("Response Status: 400 Bad Request"), "{text}");
+    assert!(text.contains("Invalid Tar File"), "{text}");
+    let r = send(&http, "HEAD", &format!("{url}/bad"), &owner, &[], "").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Someone else's account: refused as a whole.
+    let (other, _) = login(&base, "test2:tester2", "testing2").await;
+    let archive = make_archive(work.path(), "", &[("theirs/o", "x")]);
+    let r = http
+        .put(format!("{url}?extract-archive=tar"))
+        .header("x-auth-token", &other)
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("201 Created"), "{text}");
+    let r = send(&http, "HEAD", &format!("{url}/theirs"), &owner, &[], "").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

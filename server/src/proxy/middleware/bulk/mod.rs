@@ -1,4 +1,4 @@
-//! bulk: Swift's bulk operations on an account.
+//! bulk: Swift's bulk operations on an account: archive upload ([`extract`]) and delete.
 //!
 //! Bulk delete (`POST` or `DELETE` with `?bulk-delete`): the body lists objects and
 //! containers of the account, one quoted `container[/object]` per line; each is deleted
@@ -17,14 +17,25 @@ use percent_encoding::percent_decode_str;
 use ringsmith::swift::conf::ConfError;
 
 use crate::proxy::backend::set;
-use crate::proxy::env::{has_param, ApiPath, Caller};
+use crate::proxy::env::{has_param, query_param, ApiPath, Caller};
 use crate::proxy::pipeline::{App, FilterContext, Handler, ResponseFuture};
 use crate::proxy::{header, quote, text};
+use ringsmith::swift::escape::xml_text;
+
+use super::listing_formats::{choose, Format};
+
+mod extract;
+mod tar;
 
 pub struct Bulk {
     next: App,
     max_deletes_per_request: usize,
     max_failed_deletes: usize,
+    max_containers_per_extraction: usize,
+    max_failed_extractions: usize,
+    yield_frequency: std::time::Duration,
+    max_file_size: u64,
+    max_object_name_length: usize,
 }
 
 pub fn build(ctx: &FilterContext<'_>, next: App) -> Result<App, ConfError> {
@@ -39,10 +50,26 @@ pub fn build(ctx: &FilterContext<'_>, next: App) -> Result<App, ConfError> {
             "max_failed_deletes": max_failed_deletes,
         }),
     );
+    let max_containers_per_extraction = ctx
+        .section
+        .parse_or("max_containers_per_extraction", 10000usize)?;
+    let max_failed_extractions = ctx.section.parse_or("max_failed_extractions", 1000usize)?;
+    ctx.info.register(
+        "bulk_upload",
+        serde_json::json!({
+            "max_containers_per_extraction": max_containers_per_extraction,
+            "max_failed_extractions": max_failed_extractions,
+        }),
+    );
     Ok(Arc::new(Bulk {
         next,
         max_deletes_per_request,
         max_failed_deletes,
+        max_containers_per_extraction,
+        max_failed_extractions,
+        yield_frequency: extract::heartbeat(ctx.section.parse_or("yield_frequency", 10u64)?),
+        max_file_size: ctx.swift.constraints.max_file_size,
+        max_object_name_length: ctx.swift.constraints.max_object_name_length,
     }))
 }
 
@@ -51,6 +78,17 @@ impl Handler for Bulk {
         Box::pin(async move {
             let is_bulk_delete = matches!(*req.method(), Method::POST | Method::DELETE)
                 && has_param(req.uri().query(), "bulk-delete");
+            if req.method() == Method::PUT {
+                if let Some(kind) = query_param(req.uri().query(), "extract-archive") {
+                    let Some(path) = ApiPath::parse(req.uri().path()) else {
+                        return self.next.call(req).await;
+                    };
+                    return match extract::archive_kind(&kind) {
+                        Some(k) => self.extract(req, path, k).await,
+                        None => text(StatusCode::BAD_REQUEST, "Unsupported archive format"),
+                    };
+                }
+            }
             match ApiPath::parse(req.uri().path()) {
                 Some(path) if is_bulk_delete && path.object.is_none() => {
                     self.bulk_delete(req, path).await
@@ -141,6 +179,76 @@ impl Bulk {
     }
 }
 
+/// Swift's report of a bulk operation (`get_heartbeat_response_body`): `fields` sorted by
+/// name, then the failures, as text, JSON or XML (root element `root_tag`).
+pub(crate) fn report(
+    format: Option<Format>,
+    root_tag: &str,
+    fields: &[(&str, serde_json::Value)],
+    errors: &[(String, String)],
+) -> String {
+    let mut sorted: Vec<&(&str, serde_json::Value)> = fields.iter().collect();
+    sorted.sort_by_key(|(k, _)| *k);
+    let text_of = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match format {
+        Some(Format::Json) => {
+            let mut doc = serde_json::Map::new();
+            for (k, v) in &sorted {
+                doc.insert(k.to_string(), v.clone());
+            }
+            doc.insert(
+                "Errors".into(),
+                errors
+                    .iter()
+                    .map(|(n, s)| serde_json::json!([n, s]))
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
+            serde_json::Value::Object(doc).to_string()
+        }
+        Some(Format::Xml) => {
+            let mut out = format!("<{root_tag}>\n");
+            for (k, v) in &sorted {
+                let tag = k.replace(' ', "_").to_lowercase();
+                out.push_str(&format!("<{tag}>{}</{tag}>\n", xml_text(&text_of(v))));
+            }
+            out.push_str("<errors>\n");
+            for (n, s) in errors {
+                out.push_str(&format!(
+                    "<object><name>{}</name><status>{}</status></object>\n",
+                    xml_text(n),
+                    xml_text(s)
+                ));
+            }
+            out.push_str(&format!("</errors>\n</{root_tag}>\n"));
+            out
+        }
+        _ => {
+            let mut out = String::new();
+            for (k, v) in &sorted {
+                out.push_str(&format!("{k}: {}\n", text_of(v)));
+            }
+            out.push_str("Errors:\n");
+            for (n, s) in errors {
+                out.push_str(&format!("{n}, {s}\n"));
+            }
+            out
+        }
+    }
+}
+
+/// The content type of a report in `format`.
+pub(crate) fn report_type(format: Option<Format>) -> &'static str {
+    match format {
+        Some(Format::Json) => "application/json",
+        Some(Format::Xml) => "application/xml",
+        _ => "text/plain",
+    }
+}
+
 fn render(
     accept: &str,
     deleted: usize,
@@ -148,44 +256,22 @@ fn render(
     status: &str,
     errors: &[(String, String)],
 ) -> Response {
-    let accept = accept.to_ascii_lowercase();
-    let (ctype, body) = if accept.contains("application/json") {
-        let doc = serde_json::json!({
-            "Number Deleted": deleted,
-            "Number Not Found": not_found,
-            "Response Body": "",
-            "Response Status": status,
-            "Errors": errors.iter().map(|(n, s)| vec![n.clone(), s.clone()]).collect::<Vec<_>>(),
-        });
-        ("application/json", doc.to_string())
-    } else if accept.contains("application/xml") || accept.contains("text/xml") {
-        let mut errs = String::new();
-        for (n, s) in errors {
-            errs.push_str(&format!(
-                "<object><name>{}</name><status>{}</status></object>\n",
-                ringsmith::swift::escape::xml_text(n),
-                ringsmith::swift::escape::xml_text(s)
-            ));
-        }
-        (
-            "application/xml",
-            format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<delete>\n<number_deleted>{deleted}</number_deleted>\n<number_not_found>{not_found}</number_not_found>\n<response_body></response_body>\n<response_status>{status}</response_status>\n<errors>\n{errs}</errors>\n</delete>\n"
-            ),
-        )
-    } else {
-        let mut errs = String::new();
-        for (n, s) in errors {
-            errs.push_str(&format!("{n}, {s}\n"));
-        }
-        (
-            "text/plain",
-            format!(
-                "Number Deleted: {deleted}\nNumber Not Found: {not_found}\nResponse Body: \nResponse Status: {status}\nErrors:\n{errs}"
-            ),
-        )
-    };
+    let format = choose(None, Some(accept).filter(|a| !a.is_empty()));
+    let mut body = report(
+        format,
+        "delete",
+        &[
+            ("Number Deleted", deleted.into()),
+            ("Number Not Found", not_found.into()),
+            ("Response Body", "".into()),
+            ("Response Status", status.into()),
+        ],
+        errors,
+    );
+    if format == Some(Format::Xml) {
+        body.insert_str(0, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    }
     let mut r = Response::new(Body::from(body));
-    set(r.headers_mut(), "content-type", ctype);
+    set(r.headers_mut(), "content-type", report_type(format));
     r
 }
