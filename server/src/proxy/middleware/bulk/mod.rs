@@ -90,7 +90,8 @@ impl Handler for Bulk {
                 }
             }
             match ApiPath::parse(req.uri().path()) {
-                Some(path) if is_bulk_delete && path.object.is_none() => {
+                // Any path under the account will do, as in Swift.
+                Some(path) if is_bulk_delete => {
                     self.bulk_delete(req, path).await
                 }
                 _ => self.next.call(req).await,
