@@ -75,7 +75,11 @@ async fn pipeline_info_start_errors_and_quotas() {
         assert!(info.get(loaded).is_some(), "/info lacks {loaded}: {info}");
     }
     assert_eq!(info["symlink"]["symloop_max"], 2);
-    for absent in ["slo", "tempurl", "versioned_writes", "staticweb"] {
+    assert_eq!(
+        info["versioned_writes"]["allowed_flags"],
+        serde_json::json!(["x-versions-location", "x-history-location"])
+    );
+    for absent in ["slo", "tempurl", "object_versioning", "staticweb"] {
         assert!(info.get(absent).is_none(), "/info offers {absent}: {info}");
     }
     assert_eq!(info["dlo"]["max_get_time"], 86400);
@@ -644,4 +648,178 @@ async fn extract_archive_uploads_tar_gz_and_bz2() {
     assert!(!text.contains("201 Created"), "{text}");
     let r = send(&http, "HEAD", &format!("{url}/theirs"), &owner, &[], "").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+async fn body(http: &Client, url: &str, token: &str) -> (StatusCode, String) {
+    let r = send(http, "GET", url, token, &[], "").await;
+    (r.status(), r.text().await.unwrap())
+}
+
+async fn listing(http: &Client, url: &str, token: &str) -> Vec<serde_json::Value> {
+    let r = send(http, "GET", &format!("{url}?format=json"), token, &[], "").await;
+    if r.status() == StatusCode::NO_CONTENT {
+        return Vec::new();
+    }
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versioned_writes_stack_and_history() {
+    let c = tokio::task::spawn_blocking(|| Cluster::start_with(Storage::Ringsmith, 1, ""))
+        .await
+        .unwrap();
+    let base = c.url();
+    let http = Client::new();
+    let (owner, url) = login(&base, "test:tester", "testing").await;
+    for cont in ["stack", "archive", "hist", "harchive"] {
+        let r = send(&http, "PUT", &format!("{url}/{cont}"), &owner, &[], "").await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let r = send(
+        &http,
+        "POST",
+        &format!("{url}/stack"),
+        &owner,
+        &[("x-versions-location", "archive")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = send(&http, "HEAD", &format!("{url}/stack"), &owner, &[], "").await;
+    assert_eq!(r.headers()["x-versions-location"], "archive");
+    assert!(!r.headers().keys().any(|k| k.as_str().contains("sysmeta")));
+
+    // Stack mode: each overwrite archives the old version; DELETE pops it back.
+    let obj = format!("{url}/stack/obj");
+    for v in ["v1", "v2", "v3"] {
+        assert_eq!(
+            send(&http, "PUT", &obj, &owner, &[], v).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    let archived = listing(&http, &format!("{url}/archive"), &owner).await;
+    assert_eq!(archived.len(), 2, "{archived:?}");
+    assert!(archived
+        .iter()
+        .all(|e| e["name"].as_str().unwrap().starts_with("003obj/")));
+    assert_eq!(
+        body(&http, &obj, &owner).await,
+        (StatusCode::OK, "v3".into())
+    );
+    assert!(send(&http, "DELETE", &obj, &owner, &[], "")
+        .await
+        .status()
+        .is_success());
+    assert_eq!(
+        body(&http, &obj, &owner).await,
+        (StatusCode::OK, "v2".into())
+    );
+    assert!(send(&http, "DELETE", &obj, &owner, &[], "")
+        .await
+        .status()
+        .is_success());
+    assert_eq!(
+        body(&http, &obj, &owner).await,
+        (StatusCode::OK, "v1".into())
+    );
+    assert!(send(&http, "DELETE", &obj, &owner, &[], "")
+        .await
+        .status()
+        .is_success());
+    assert_eq!(body(&http, &obj, &owner).await.0, StatusCode::NOT_FOUND);
+    assert!(listing(&http, &format!("{url}/archive"), &owner)
+        .await
+        .is_empty());
+
+    // History mode: DELETE archives and leaves a marker; the object is gone.
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{url}/hist"),
+        &owner,
+        &[("x-history-location", "harchive")],
+        "",
+    )
+    .await;
+    assert!(r.status().is_success());
+    let hobj = format!("{url}/hist/doc");
+    for v in ["one", "two"] {
+        assert_eq!(
+            send(&http, "PUT", &hobj, &owner, &[], v).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    assert!(send(&http, "DELETE", &hobj, &owner, &[], "")
+        .await
+        .status()
+        .is_success());
+    assert_eq!(body(&http, &hobj, &owner).await.0, StatusCode::NOT_FOUND);
+    let history = listing(&http, &format!("{url}/harchive"), &owner).await;
+    let types: Vec<&str> = history
+        .iter()
+        .map(|e| e["content_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert_eq!(types[2], "application/x-deleted;swift_versions_deleted=1");
+    let first = history[0]["name"].as_str().unwrap();
+    assert_eq!(
+        body(&http, &format!("{url}/harchive/{first}"), &owner)
+            .await
+            .1,
+        "one"
+    );
+
+    // Bad settings are refused; an unauthorized writer archives nothing.
+    let r = send(
+        &http,
+        "POST",
+        &format!("{url}/stack"),
+        &owner,
+        &[("x-versions-location", "a"), ("x-history-location", "b")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(
+        &http,
+        "POST",
+        &format!("{url}/stack"),
+        &owner,
+        &[("x-versions-location", "a/b")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        send(&http, "PUT", &obj, &owner, &[], "mine").await.status(),
+        StatusCode::CREATED
+    );
+    let (other, _) = login(&base, "test2:tester2", "testing2").await;
+    let r = send(&http, "PUT", &obj, &other, &[], "theirs").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(listing(&http, &format!("{url}/archive"), &owner)
+        .await
+        .is_empty());
+    // Removing the setting stops the archiving.
+    let r = send(
+        &http,
+        "POST",
+        &format!("{url}/stack"),
+        &owner,
+        &[("x-remove-versions-location", "x")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = send(&http, "HEAD", &format!("{url}/stack"), &owner, &[], "").await;
+    assert!(r.headers().get("x-versions-location").is_none());
+    assert_eq!(
+        send(&http, "PUT", &obj, &owner, &[], "again")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert!(listing(&http, &format!("{url}/archive"), &owner)
+        .await
+        .is_empty());
 }

@@ -13,7 +13,8 @@
 use std::fmt;
 
 /// Ticks per second: Swift's `PRECISION = 1e-5`.
-const TICKS_PER_SEC: u64 = 100_000;
+/// Swift timestamps count 10-microsecond ticks.
+pub const TICKS_PER_SEC: u64 = 100_000;
 /// Swift refuses timestamps of 10^10 seconds or more (they would not fit in `%016.05f`).
 const MAX_SECONDS: u64 = 10_000_000_000;
 

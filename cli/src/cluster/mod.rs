@@ -856,10 +856,13 @@ fn filter_sections(pipeline: &str) -> String {
         if name == "proxy-server" || name == "tempauth" || !seen.insert(name) {
             continue;
         }
-        out.push_str(&format!(
-            "[filter:{name}]\nuse = egg:swift#{}\n\n",
-            name.replace('-', "_")
-        ));
+        let egg = name.replace('-', "_");
+        // Offer what Swift's sample leaves commented out: this is a cluster to try things on.
+        let options = match egg.as_str() {
+            "versioned_writes" => "allow_versioned_writes = true\n",
+            _ => "",
+        };
+        out.push_str(&format!("[filter:{name}]\nuse = egg:swift#{egg}\n{options}\n"));
     }
     out
 }

@@ -142,6 +142,39 @@ fn for_each_inherited(from: &axum::http::Extensions, to: &mut axum::http::Extens
     }
 }
 
+/// The caller's authorizer's decision on `path` with the container ACL `acl`, as the app
+/// will make it (no authorizer: allowed). Middlewares that act on the caller's behalf
+/// before the app sees the request ask this first.
+pub fn authorize_now(
+    parts: &axum::http::request::Parts,
+    path: &ApiPath,
+    acl: Option<&str>,
+) -> Decision {
+    let Some(Authorize(authorizer)) = parts.extensions.get::<Authorize>() else {
+        return Decision::Allowed;
+    };
+    authorizer.authorize(
+        parts.extensions.get::<RemoteUser>().map(|u| &u.0),
+        &AuthzRequest {
+            method: parts.method.as_str(),
+            account: &path.account,
+            container: path.container.as_deref(),
+            object: path.object.as_deref(),
+            referer: parts.headers.get("referer").and_then(|v| v.to_str().ok()),
+            acl,
+        },
+    )
+}
+
+/// Swift's answer to a denied request: 403 for a known caller, 401 for an anonymous one.
+pub fn denied_response(parts: &axum::http::request::Parts) -> axum::response::Response {
+    if parts.extensions.get::<RemoteUser>().is_some() {
+        super::status_text(axum::http::StatusCode::FORBIDDEN)
+    } else {
+        super::status_text(axum::http::StatusCode::UNAUTHORIZED)
+    }
+}
+
 /// A request path split as Swift's `split_path(path, 1, 4, True)` reads an API path:
 /// version, account, container, object, percent-decoded. `None` for anything else
 /// (auth and info endpoints, undecodable names).

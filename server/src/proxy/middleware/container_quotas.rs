@@ -13,8 +13,8 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use ringsmith::swift::conf::ConfError;
 
-use crate::proxy::auth::{AuthzRequest, Decision};
-use crate::proxy::env::{ApiPath, Authorize, RemoteUser};
+use crate::proxy::auth::Decision;
+use crate::proxy::env::{authorize_now, ApiPath};
 use crate::proxy::pipeline::{App, FilterContext, Handler, ResponseFuture};
 use crate::proxy::{header, text, Proxy};
 
@@ -38,30 +38,15 @@ pub fn quota_value(v: Option<&str>) -> Option<u64> {
 }
 
 /// The answer for an upload past a quota: the caller's authorization first (401/403 for
-/// one who may not write here anyway), else 413 with `body`.
+/// one who may not write here anyway, which the app gives), else 413 with `body`.
 pub fn over_quota(
     req: &Parts,
     path: &ApiPath,
     write_acl: Option<&str>,
     body: &str,
 ) -> Option<Response> {
-    if let Some(Authorize(authorizer)) = req.extensions.get::<Authorize>() {
-        let identity = req.extensions.get::<RemoteUser>().map(|u| &u.0);
-        let decision = authorizer.authorize(
-            identity,
-            &AuthzRequest {
-                method: req.method.as_str(),
-                account: &path.account,
-                container: path.container.as_deref(),
-                object: path.object.as_deref(),
-                referer: header(&req.headers, "referer"),
-                acl: write_acl,
-            },
-        );
-        if decision == Decision::Denied {
-            // Let the app answer it, with its 401 or 403 and no word of the quota.
-            return None;
-        }
+    if authorize_now(req, path, write_acl) == Decision::Denied {
+        return None;
     }
     Some(text(StatusCode::PAYLOAD_TOO_LARGE, body.to_string()))
 }

@@ -91,9 +91,7 @@ impl Handler for Bulk {
             }
             match ApiPath::parse(req.uri().path()) {
                 // Any path under the account will do, as in Swift.
-                Some(path) if is_bulk_delete => {
-                    self.bulk_delete(req, path).await
-                }
+                Some(path) if is_bulk_delete => self.bulk_delete(req, path).await,
                 _ => self.next.call(req).await,
             }
         })
