@@ -124,7 +124,7 @@ pub fn create(
         )
     };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(".{}.tmp", crate::object::diskfile::unique_hex()));
+    let tmp = dir.join(format!(".{}.tmp", crate::common::unique_hex()));
     {
         let conn = db::open(&tmp)?;
         conn.execute_batch(&format!("BEGIN; {SCHEMA} {SYNC_TABLES} COMMIT;"))?;

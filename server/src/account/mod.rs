@@ -53,9 +53,9 @@ impl AccountConfig {
     pub fn from_conf(conf: &Conf) -> Result<AccountConfig, String> {
         let app = conf.section("app:account-server");
         let swift_dir = PathBuf::from(app.str_or("swift_dir", "/etc/swift"));
-        let (hash, policies, constraints) = crate::object::load_swift_conf(&swift_dir)?;
+        let (hash, policies, constraints) = crate::common::config::load_swift_conf(&swift_dir)?;
         Ok(AccountConfig {
-            devices: crate::object::device_settings(&app).map_err(|e| e.to_string())?,
+            devices: crate::common::config::device_settings(&app).map_err(|e| e.to_string())?,
             swift_dir,
             hash,
             policies,

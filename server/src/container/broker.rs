@@ -182,7 +182,7 @@ pub fn create(
         )
     })?;
     // Build in a temp file and rename, so a crash never leaves a half-initialised DB.
-    let tmp = dir.join(format!(".{}.tmp", crate::object::diskfile::unique_hex()));
+    let tmp = dir.join(format!(".{}.tmp", crate::common::unique_hex()));
     {
         let conn = db::open(&tmp)?;
         conn.execute_batch(&format!("BEGIN; {SCHEMA} {SYNC_TABLES} COMMIT;"))?;

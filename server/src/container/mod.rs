@@ -58,10 +58,10 @@ impl ContainerConfig {
     pub fn from_conf(conf: &Conf) -> Result<ContainerConfig, String> {
         let app = conf.section("app:container-server");
         let swift_dir = PathBuf::from(app.str_or("swift_dir", "/etc/swift"));
-        let (hash, policies, constraints) = crate::object::load_swift_conf(&swift_dir)?;
+        let (hash, policies, constraints) = crate::common::config::load_swift_conf(&swift_dir)?;
         let e = |e: ringsmith::swift::conf::ConfError| e.to_string();
         Ok(ContainerConfig {
-            devices: crate::object::device_settings(&app).map_err(e)?,
+            devices: crate::common::config::device_settings(&app).map_err(e)?,
             swift_dir,
             hash,
             policies,

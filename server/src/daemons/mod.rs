@@ -89,7 +89,7 @@ impl DaemonConf {
         let app = conf.section(&format!("app:{server}-server"));
         let get = |k: &str, d: &str| s.get(k).or_else(|| app.get(k)).unwrap_or(d).to_string();
         let swift_dir = PathBuf::from(get("swift_dir", "/etc/swift"));
-        let (hash, policies, _) = crate::object::load_swift_conf(&swift_dir)?;
+        let (hash, policies, _) = crate::common::config::load_swift_conf(&swift_dir)?;
         let e = |e: ConfError| e.to_string();
         let interval_default = if name.ends_with("auditor") {
             1800.0
@@ -111,7 +111,7 @@ impl DaemonConf {
             })?;
         Ok(DaemonConf {
             name: name.to_string(),
-            devices: crate::object::device_settings(&s).map_err(e)?,
+            devices: crate::common::config::device_settings(&s).map_err(e)?,
             swift_dir,
             hash,
             policies,

@@ -68,7 +68,7 @@ pub fn db_path(device_path: &Path, kind: &str, partition: &str, hash: &str) -> P
 
 /// A fresh random database id (Swift uses a uuid4 string).
 pub fn new_db_id() -> String {
-    let h = crate::object::diskfile::unique_hex();
+    let h = crate::common::unique_hex();
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
