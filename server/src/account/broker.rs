@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::common::Timestamp;
 use crate::db::{self, broker, ts, DbKind, Entry, ListingParams};
+use ringsmith::swift::MetaTarget;
 
 /// Swift's account schema.
 const SCHEMA: &str = r#"
@@ -88,11 +89,18 @@ END;
 pub struct AccountDb;
 
 impl DbKind for AccountDb {
+    const NAME: &'static str = "account";
+    const META_TARGET: MetaTarget = MetaTarget::Account;
+    const SAVE_HEADERS: &'static [&'static str] = &[];
     const DIR: &'static str = "accounts";
     const STAT_TABLE: &'static str = "account_stat";
     const ROW_TABLE: &'static str = "container";
     const SCHEMA: &'static str = SCHEMA;
     const META_PREFIX: &'static str = "x-account-meta-";
+
+    fn is_deleted(conn: &Connection) -> rusqlite::Result<bool> {
+        Ok(info(conn)?.is_deleted())
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -15,24 +15,25 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
-use ringsmith::swift::MetaTarget;
 use serde_json::json;
 
 use crate::common::config::StorageConfig;
-use crate::common::headers::{self as h, check_metadata};
+use crate::common::headers as h;
 use crate::common::path::StoragePath;
 use crate::common::shell::{
     blocking, header_is_true, required_timestamp, storage_path, Resp, Shell,
 };
 use crate::common::{empty, plain, Timestamp};
-use crate::db::broker::{db_error, meta_limits, update_metadata, update_put_timestamp};
-use crate::db::listing::{listing_response, render, request_params};
+use crate::db::broker::{db_error, open_live, update_metadata, update_put_timestamp};
+use crate::db::listing::render;
+use crate::db::requests::{
+    self, listing_response, metadata_headers, request_metadata, request_params, timestamp_headers,
+};
 use crate::db::{self, ts, DbKind, Entry};
 use crate::recon::{ReconState, ServerKind};
 use broker::{AccountDb, AccountInfo, ContainerReport};
 use ringsmith::swift::conf::Conf;
 use ringsmith::swift::escape::xml_text;
-use ringsmith::swift::timestamp::http_date;
 
 #[derive(Clone, Debug)]
 pub struct AccountConfig {
@@ -113,20 +114,14 @@ async fn handle(state: &Arc<AccountState>, req: Request, path: &str) -> Resp {
         ("PUT", true) => put_container(state, t, headers).await,
         ("PUT", false) => put_account(state, t, headers).await,
         ("DELETE", false) => delete_account(t, headers).await,
-        ("POST", false) => post_account(state, t, headers).await,
+        ("POST", false) => {
+            requests::post::<AccountDb>(t.db_path, headers, &state.cfg.storage.constraints, false)
+                .await
+        }
         ("HEAD", false) => get_account(state, t, headers, None, true).await,
         ("GET", false) => get_account(state, t, headers, query, false).await,
         _ => plain(StatusCode::BAD_REQUEST, "Invalid path"),
     }
-}
-
-/// Opens the account's database unless it is missing or deleted.
-fn open_live(path: &std::path::Path) -> rusqlite::Result<Option<rusqlite::Connection>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let conn = db::open(path)?;
-    Ok((!broker::info(&conn)?.is_deleted()).then_some(conn))
 }
 
 async fn put_container(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) -> Resp {
@@ -193,11 +188,11 @@ async fn put_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) 
     if t.account.len() > state.cfg.storage.constraints.max_account_name_length {
         return plain(StatusCode::BAD_REQUEST, "Account name too long");
     }
-    if let Err(m) = check_metadata(headers, MetaTarget::Account, &state.cfg.storage.constraints) {
-        return plain(StatusCode::BAD_REQUEST, m);
-    }
-    let limits = meta_limits::<AccountDb>(&state.cfg.storage.constraints);
-    let items = db::metadata_items(headers, "account", &[]);
+    let (items, limits) =
+        match request_metadata::<AccountDb>(headers, &state.cfg.storage.constraints) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let (path, account) = (t.db_path.clone(), t.account.clone());
     let res = blocking(move || -> rusqlite::Result<StatusCode> {
         if !path.exists() {
@@ -233,36 +228,10 @@ async fn delete_account(t: Target, headers: &HeaderMap) -> Resp {
     };
     let path = t.db_path.clone();
     let res = blocking(move || -> rusqlite::Result<bool> {
-        let Some(conn) = open_live(&path)? else {
+        let Some(conn) = open_live::<AccountDb>(&path)? else {
             return Ok(false);
         };
         broker::delete(&conn, req_ts)?;
-        Ok(true)
-    })
-    .await;
-    match res {
-        Err(e) => db_error(e),
-        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
-        Ok(true) => empty(StatusCode::NO_CONTENT),
-    }
-}
-
-async fn post_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) -> Resp {
-    let req_ts = match required_timestamp(headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    if let Err(m) = check_metadata(headers, MetaTarget::Account, &state.cfg.storage.constraints) {
-        return plain(StatusCode::BAD_REQUEST, m);
-    }
-    let limits = meta_limits::<AccountDb>(&state.cfg.storage.constraints);
-    let items = db::metadata_items(headers, "account", &[]);
-    let path = t.db_path.clone();
-    let res = blocking(move || -> rusqlite::Result<bool> {
-        let Some(mut conn) = open_live(&path)? else {
-            return Ok(false);
-        };
-        update_metadata::<AccountDb>(&mut conn, &items, req_ts, &limits)?;
         Ok(true)
     })
     .await;
@@ -288,9 +257,7 @@ fn account_headers(
     );
     h::insert(hm, "x-account-object-count", &i.object_count.to_string());
     h::insert(hm, "x-account-bytes-used", &i.bytes_used.to_string());
-    h::insert(hm, "x-timestamp", &created.normal());
-    h::insert(hm, "x-put-timestamp", &put.normal());
-    h::insert(hm, "last-modified", &http_date(put.ceil_seconds()));
+    timestamp_headers(hm, created, put);
     for (idx, containers, objects, bytes) in stats {
         let name = state.cfg.storage.policies.name_of(*idx);
         h::insert(
@@ -309,9 +276,7 @@ fn account_headers(
             &bytes.to_string(),
         );
     }
-    for (k, v) in db::live_metadata(&db::parse_metadata(&i.metadata)) {
-        h::insert(hm, &k, &v);
-    }
+    metadata_headers(hm, &i.metadata);
 }
 
 async fn get_account(

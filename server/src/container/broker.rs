@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::common::Timestamp;
 use crate::db::{self, broker, ts, DbKind, Entry, ListingParams};
+use ringsmith::swift::MetaTarget;
 
 /// Swift's container schema.
 const SCHEMA: &str = r#"
@@ -120,11 +121,25 @@ END;
 pub struct ContainerDb;
 
 impl DbKind for ContainerDb {
+    const NAME: &'static str = "container";
+    const META_TARGET: MetaTarget = MetaTarget::Container;
+    const SAVE_HEADERS: &'static [&'static str] = &[
+        "x-container-read",
+        "x-container-write",
+        "x-container-sync-key",
+        "x-container-sync-to",
+        "x-versions-location",
+        "x-history-location",
+    ];
     const DIR: &'static str = "containers";
     const STAT_TABLE: &'static str = "container_stat";
     const ROW_TABLE: &'static str = "object";
     const SCHEMA: &'static str = SCHEMA;
     const META_PREFIX: &'static str = "x-container-meta-";
+
+    fn is_deleted(conn: &Connection) -> rusqlite::Result<bool> {
+        Ok(info(conn)?.is_deleted())
+    }
 }
 
 #[derive(Clone, Debug)]

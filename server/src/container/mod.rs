@@ -19,24 +19,25 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
-use ringsmith::swift::MetaTarget;
 use serde_json::json;
 
 use crate::common::config::{secs, StorageConfig};
-use crate::common::headers::{self as h, check_metadata};
+use crate::common::headers as h;
 use crate::common::path::StoragePath;
 use crate::common::shell::{
     blocking, header_is_true, required_timestamp, storage_path, Resp, Shell,
 };
 use crate::common::{empty, plain, Timestamp};
-use crate::db::broker::{db_error, meta_limits, update_metadata, update_put_timestamp};
-use crate::db::listing::{listing_response, render, request_params};
+use crate::db::broker::{db_error, update_metadata, update_put_timestamp};
+use crate::db::listing::render;
+use crate::db::requests::{
+    self, listing_response, metadata_headers, request_metadata, request_params, timestamp_headers,
+};
 use crate::db::{self, ts, DbKind, Entry, ListingFormat};
 use crate::recon::{ReconState, ServerKind};
 use broker::{ContainerDb, ContainerInfo, ObjectRecord};
 use ringsmith::swift::conf::{Conf, ConfError};
 use ringsmith::swift::escape::xml_text;
-use ringsmith::swift::timestamp::http_date;
 
 #[derive(Clone, Debug)]
 pub struct ContainerConfig {
@@ -93,16 +94,6 @@ pub fn container_router(state: Arc<ContainerState>) -> Router {
     })
 }
 
-/// Metadata headers a container stores.
-const SAVE_HEADERS: &[&str] = &[
-    "x-container-read",
-    "x-container-write",
-    "x-container-sync-key",
-    "x-container-sync-to",
-    "x-versions-location",
-    "x-history-location",
-];
-
 struct Target {
     path: StoragePath,
     account: String,
@@ -143,7 +134,11 @@ async fn handle(state: &Arc<ContainerState>, req: Request, path: &str) -> Resp {
         ("DELETE", true) => object_update(state, t, &headers, true).await,
         ("PUT", false) => put_container(state, t, &headers).await,
         ("DELETE", false) => delete_container(state, t, &headers).await,
-        ("POST", false) => post_container(state, t, &headers).await,
+        ("POST", false) => {
+            let bump = !header_is_true(&headers, "x-backend-no-timestamp-update");
+            requests::post::<ContainerDb>(t.db_path, &headers, &state.cfg.storage.constraints, bump)
+                .await
+        }
         ("HEAD", false) => get_container(state, t, &headers, None, true).await,
         ("GET", false) => get_container(state, t, &headers, query, false).await,
         ("UPDATE", false) => {
@@ -253,13 +248,11 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
             ),
         );
     }
-    if let Err(m) = check_metadata(
-        headers,
-        MetaTarget::Container,
-        &state.cfg.storage.constraints,
-    ) {
-        return plain(StatusCode::BAD_REQUEST, m);
-    }
+    let (items, limits) =
+        match request_metadata::<ContainerDb>(headers, &state.cfg.storage.constraints) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let requested = match h::get(headers, "x-backend-storage-policy-index") {
         Some(v) => match v
             .trim()
@@ -281,8 +274,6 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
         .and_then(|v| v.trim().parse::<u32>().ok())
         .filter(|i| state.cfg.storage.policies.get(*i).is_some())
         .unwrap_or(state.cfg.storage.policies.default_policy().index);
-    let limits = meta_limits::<ContainerDb>(&state.cfg.storage.constraints);
-    let items = db::metadata_items(headers, "container", SAVE_HEADERS);
     let (account, container, path) = (t.account.clone(), t.container.clone(), t.db_path.clone());
     let res = blocking(move || -> rusqlite::Result<PutOutcome> {
         if !path.exists() {
@@ -488,44 +479,6 @@ async fn delete_container(state: &Arc<ContainerState>, t: Target, headers: &Head
     }
 }
 
-async fn post_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderMap) -> Resp {
-    let req_ts = match required_timestamp(headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    if let Err(m) = check_metadata(
-        headers,
-        MetaTarget::Container,
-        &state.cfg.storage.constraints,
-    ) {
-        return plain(StatusCode::BAD_REQUEST, m);
-    }
-    let limits = meta_limits::<ContainerDb>(&state.cfg.storage.constraints);
-    let items = db::metadata_items(headers, "container", SAVE_HEADERS);
-    let bump = !header_is_true(headers, "x-backend-no-timestamp-update");
-    let path = t.db_path.clone();
-    let res = blocking(move || -> rusqlite::Result<bool> {
-        if !path.exists() {
-            return Ok(false);
-        }
-        let mut conn = db::open(&path)?;
-        if broker::info(&conn)?.is_deleted() {
-            return Ok(false);
-        }
-        if bump {
-            update_put_timestamp::<ContainerDb>(&conn, req_ts)?;
-        }
-        update_metadata::<ContainerDb>(&mut conn, &items, req_ts, &limits)?;
-        Ok(true)
-    })
-    .await;
-    match res {
-        Err(e) => db_error(e),
-        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
-        Ok(true) => empty(StatusCode::NO_CONTENT),
-    }
-}
-
 fn container_headers(i: &ContainerInfo, hm: &mut HeaderMap) {
     let created = ts(&i.created_at);
     let put = ts(&i.put_timestamp);
@@ -552,12 +505,8 @@ fn container_headers(i: &ContainerInfo, hm: &mut HeaderMap) {
     }
     h::insert(hm, "x-container-object-count", &i.object_count.to_string());
     h::insert(hm, "x-container-bytes-used", &i.bytes_used.to_string());
-    h::insert(hm, "x-timestamp", &created.normal());
-    h::insert(hm, "x-put-timestamp", &put.normal());
-    h::insert(hm, "last-modified", &http_date(put.ceil_seconds()));
-    for (k, v) in db::live_metadata(&db::parse_metadata(&i.metadata)) {
-        h::insert(hm, &k, &v);
-    }
+    timestamp_headers(hm, created, put);
+    metadata_headers(hm, &i.metadata);
 }
 
 async fn get_container(

@@ -13,9 +13,16 @@ use super::listing::{list_iter, Entry, ListingParams};
 use super::metadata::{check_merged_metadata, merge_metadata, parse_metadata, MetaLimits};
 use crate::common::shell::Resp;
 use crate::common::{plain, Constraints, Timestamp};
+use ringsmith::swift::MetaTarget;
 
 /// One kind of Swift database: accounts or containers.
 pub trait DbKind {
+    /// `account` or `container`, as in `X-<name>-Meta-*`.
+    const NAME: &'static str;
+    /// Which metadata rules of `check_metadata` apply.
+    const META_TARGET: MetaTarget;
+    /// Headers stored as metadata besides `X-<name>-Meta-*` and `X-<name>-Sysmeta-*`.
+    const SAVE_HEADERS: &'static [&'static str];
     /// The directory under a device: `accounts` or `containers`.
     const DIR: &'static str;
     /// Where the one stat row lives: `account_stat`, or the `container_stat` view.
@@ -26,6 +33,9 @@ pub trait DbKind {
     const SCHEMA: &'static str;
     /// The user-metadata prefix Swift's merged limits apply to.
     const META_PREFIX: &'static str;
+
+    /// Swift's `is_deleted` for this kind, read from the stat row.
+    fn is_deleted(conn: &Connection) -> rusqlite::Result<bool>;
 }
 
 /// `outgoing_sync` / `incoming_sync`, the replicators' tables in both kinds.
@@ -75,6 +85,15 @@ pub fn create<K: DbKind>(
         std::fs::rename(&tmp, path).map_err(|e| cannot_open(e.to_string()))?;
     }
     super::open(path)
+}
+
+/// Opens the database at `path` unless it is missing or deleted.
+pub fn open_live<K: DbKind>(path: &Path) -> rusqlite::Result<Option<Connection>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = super::open(path)?;
+    Ok((!K::is_deleted(&conn)?).then_some(conn))
 }
 
 /// Raises the put timestamp to `t` (never lowers it).

@@ -4,13 +4,7 @@
 //! `list_objects_iter` / `list_containers_iter`), and the plain, JSON and XML bodies.
 //! The account and container servers differ only in their row type and its fields.
 
-use axum::body::Body;
-use axum::http::{HeaderMap, Response, StatusCode};
 use ringsmith::swift::escape::{xml_attr, xml_text};
-
-use crate::common::headers as h;
-use crate::common::shell::Resp;
-use crate::common::{empty, plain};
 
 /// Listing parameters from the query string, validated like Swift's
 /// `validate_container_params`.
@@ -303,41 +297,6 @@ pub fn render<R>(
             s
         }
     }
-}
-
-/// The listing parameters of a GET or HEAD, or Swift's 400/412 for bad ones.
-pub fn request_params(
-    query: Option<&str>,
-    headers: &HeaderMap,
-    max_limit: usize,
-) -> Result<ListingParams, Resp> {
-    listing_params(query, h::get(headers, "accept"), max_limit).map_err(|(code, m)| {
-        plain(
-            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
-            m,
-        )
-    })
-}
-
-/// The answer to a listing GET (`body` rendered) or HEAD (`None`): 204 when there is
-/// nothing to list, with the database's headers and the format's content type.
-pub fn listing_response(body: Option<String>, format: ListingFormat, headers: HeaderMap) -> Resp {
-    let mut r = match body {
-        Some(b) => {
-            let status = if b.is_empty() {
-                StatusCode::NO_CONTENT
-            } else {
-                StatusCode::OK
-            };
-            let mut r = Response::new(Body::from(b));
-            *r.status_mut() = status;
-            r
-        }
-        None => empty(StatusCode::NO_CONTENT),
-    };
-    r.headers_mut().extend(headers);
-    h::insert(r.headers_mut(), "content-type", format.content_type());
-    r
 }
 
 #[cfg(test)]
