@@ -30,7 +30,7 @@ use crate::db::requests::{
     self, listing_response, metadata_headers, request_metadata, request_params, timestamp_headers,
 };
 use crate::db::{self, ts, DbKind, Entry};
-use crate::recon::{ReconState, ServerKind};
+use crate::recon::ServerKind;
 use broker::{AccountDb, AccountInfo, ContainerReport};
 use ringsmith::swift::conf::Conf;
 use ringsmith::swift::escape::xml_text;
@@ -62,18 +62,12 @@ impl AccountState {
 }
 
 pub fn account_router(state: Arc<AccountState>) -> Router {
-    let storage = &state.cfg.storage;
-    let shell = Shell {
-        name: "account-server",
-        methods: vec!["DELETE", "GET", "HEAD", "POST", "PUT"],
-        recon: ReconState::new(
-            ServerKind::Account,
-            storage.devices.devices.clone(),
-            storage.swift_dir.clone(),
-            storage.recon_cache_path.clone(),
-            storage.policies.clone(),
-        ),
-    };
+    let shell = Shell::new(
+        "account-server",
+        ServerKind::Account,
+        vec!["DELETE", "GET", "HEAD", "POST", "PUT"],
+        &state.cfg.storage,
+    );
     shell.router(move |req, path| {
         let state = state.clone();
         async move { handle(&state, req, &path).await }

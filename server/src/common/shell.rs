@@ -22,10 +22,11 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use axum::Router;
 
+use super::config::StorageConfig;
 use super::headers as h;
 use super::path::{decode_path, parse_storage_path, PathError, StoragePath};
 use super::{empty, plain, Timestamp, SWIFT_VERSION};
-use crate::recon::ReconState;
+use crate::recon::{ReconState, ServerKind};
 
 /// An HTTP answer of a storage server.
 pub type Resp = Response<Body>;
@@ -41,6 +42,27 @@ pub struct Shell {
 }
 
 impl Shell {
+    /// The shell of a `kind` server serving `methods`, with recon over `storage`'s
+    /// devices, policies and recon cache.
+    pub fn new(
+        name: &'static str,
+        kind: ServerKind,
+        methods: Vec<&'static str>,
+        storage: &StorageConfig,
+    ) -> Shell {
+        Shell {
+            name,
+            methods,
+            recon: ReconState::new(
+                kind,
+                storage.devices.devices.clone(),
+                storage.swift_dir.clone(),
+                storage.recon_cache_path.clone(),
+                storage.policies.clone(),
+            ),
+        }
+    }
+
     /// The `Allow` header: every served method and OPTIONS, sorted as Swift lists them.
     fn allow(&self) -> String {
         let mut all: Vec<&str> = self.methods.iter().copied().chain(["OPTIONS"]).collect();
@@ -146,7 +168,6 @@ pub fn header_is_true(headers: &HeaderMap, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recon::ServerKind;
 
     fn shell(methods: Vec<&'static str>) -> Shell {
         Shell {

@@ -34,7 +34,7 @@ use crate::db::requests::{
     self, listing_response, metadata_headers, request_metadata, request_params, timestamp_headers,
 };
 use crate::db::{self, ts, DbKind, Entry, ListingFormat};
-use crate::recon::{ReconState, ServerKind};
+use crate::recon::ServerKind;
 use broker::{ContainerDb, ContainerInfo, ObjectRecord};
 use ringsmith::swift::conf::{Conf, ConfError};
 use ringsmith::swift::escape::xml_text;
@@ -76,18 +76,12 @@ impl ContainerState {
 }
 
 pub fn container_router(state: Arc<ContainerState>) -> Router {
-    let storage = &state.cfg.storage;
-    let shell = Shell {
-        name: "container-server",
-        methods: vec!["DELETE", "GET", "HEAD", "POST", "PUT", "UPDATE"],
-        recon: ReconState::new(
-            ServerKind::Container,
-            storage.devices.devices.clone(),
-            storage.swift_dir.clone(),
-            storage.recon_cache_path.clone(),
-            storage.policies.clone(),
-        ),
-    };
+    let shell = Shell::new(
+        "container-server",
+        ServerKind::Container,
+        vec!["DELETE", "GET", "HEAD", "POST", "PUT", "UPDATE"],
+        &state.cfg.storage,
+    );
     shell.router(move |req, path| {
         let state = state.clone();
         async move { handle(&state, req, &path).await }

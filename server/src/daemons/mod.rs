@@ -62,18 +62,9 @@ pub struct DaemonConf {
     pub section: Section,
 }
 
+/// [`config::secs`](crate::common::config::secs) with its error as text.
 pub(crate) fn secs(s: &Section, key: &str, default: f64) -> Result<Duration, String> {
-    let v: f64 = s.parse_or(key, default).map_err(|e| e.to_string())?;
-    if !(v.is_finite() && v >= 0.0) {
-        return Err(ConfError::Value {
-            path: s.path.clone(),
-            section: s.name.clone(),
-            key: key.into(),
-            message: format!("{v} is not a non-negative number of seconds"),
-        }
-        .to_string());
-    }
-    Ok(Duration::from_secs_f64(v))
+    crate::common::config::secs(s, key, default).map_err(|e| e.to_string())
 }
 
 impl DaemonConf {

@@ -36,7 +36,7 @@ use axum::Router;
 
 use crate::common::config::{secs, StorageConfig};
 use crate::common::shell::{storage_path, Resp, Shell};
-use crate::recon::{ReconState, ServerKind};
+use crate::recon::ServerKind;
 use request::ObjectRequest;
 use ringsmith::swift::conf::{Conf, ConfError};
 
@@ -102,22 +102,16 @@ impl ObjectState {
 
 /// The object server's router (recon included).
 pub fn object_router(state: Arc<ObjectState>) -> Router {
-    let storage = &state.cfg.storage;
     let mut methods = vec!["DELETE", "GET", "HEAD", "POST", "PUT"];
     if state.cfg.replication_server {
         methods.push("REPLICATE");
     }
-    let shell = Shell {
-        name: "object-server",
+    let shell = Shell::new(
+        "object-server",
+        ServerKind::Object,
         methods,
-        recon: ReconState::new(
-            ServerKind::Object,
-            storage.devices.devices.clone(),
-            storage.swift_dir.clone(),
-            storage.recon_cache_path.clone(),
-            storage.policies.clone(),
-        ),
-    };
+        &state.cfg.storage,
+    );
     shell
         .router(move |req, path| {
             let state = state.clone();
@@ -154,5 +148,7 @@ async fn handle(state: &Arc<ObjectState>, req: Request, path: &str) -> Resp {
 
 #[cfg(test)]
 mod conformance_tests;
+#[cfg(test)]
+mod disk_tests;
 #[cfg(test)]
 pub(crate) mod tests;
