@@ -27,7 +27,8 @@ use crate::common::{empty, plain, Timestamp};
 use crate::db::broker::{db_error, open_live, update_metadata, update_put_timestamp};
 use crate::db::listing::render;
 use crate::db::requests::{
-    self, listing_response, metadata_headers, request_metadata, request_params, timestamp_headers,
+    self, found_or_404, listing_response, metadata_headers, request_metadata, request_params,
+    timestamp_headers,
 };
 use crate::db::{self, ts, DbKind, Entry};
 use crate::recon::ServerKind;
@@ -229,11 +230,7 @@ async fn delete_account(t: Target, headers: &HeaderMap) -> Resp {
         Ok(true)
     })
     .await;
-    match res {
-        Err(e) => db_error(e),
-        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
-        Ok(true) => empty(StatusCode::NO_CONTENT),
-    }
+    found_or_404(res, StatusCode::NO_CONTENT)
 }
 
 fn account_headers(

@@ -31,7 +31,8 @@ use crate::common::{empty, plain, Timestamp};
 use crate::db::broker::{db_error, update_metadata, update_put_timestamp};
 use crate::db::listing::render;
 use crate::db::requests::{
-    self, listing_response, metadata_headers, request_metadata, request_params, timestamp_headers,
+    self, found_or_404, listing_response, metadata_headers, request_metadata, request_params,
+    timestamp_headers,
 };
 use crate::db::{self, ts, DbKind, Entry, ListingFormat};
 use crate::recon::ServerKind;
@@ -657,11 +658,7 @@ async fn update_container(t: Target, headers: &HeaderMap, body: axum::body::Byte
         Ok(true)
     })
     .await;
-    match res {
-        Err(e) => db_error(e),
-        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
-        Ok(true) => empty(StatusCode::ACCEPTED),
-    }
+    found_or_404(res, StatusCode::ACCEPTED)
 }
 
 #[cfg(test)]

@@ -50,6 +50,16 @@ pub fn listing_response(body: Option<String>, format: ListingFormat, headers: He
     r
 }
 
+/// The answer to a write that needed the database: `status` when it was there (and
+/// live), 404 when not, a database error otherwise.
+pub fn found_or_404(res: rusqlite::Result<bool>, status: StatusCode) -> Resp {
+    match res {
+        Err(e) => db_error(e),
+        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
+        Ok(true) => empty(status),
+    }
+}
+
 /// `X-Timestamp`, `X-Put-Timestamp` and `Last-Modified` of a stat row.
 pub fn timestamp_headers(hm: &mut HeaderMap, created_at: Timestamp, put_timestamp: Timestamp) {
     h::insert(hm, "x-timestamp", &created_at.normal());
@@ -109,9 +119,5 @@ pub async fn post<K: DbKind>(
         Ok(true)
     })
     .await;
-    match res {
-        Err(e) => db_error(e),
-        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
-        Ok(true) => empty(StatusCode::NO_CONTENT),
-    }
+    found_or_404(res, StatusCode::NO_CONTENT)
 }
