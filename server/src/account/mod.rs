@@ -27,8 +27,8 @@ use crate::common::{empty, plain, Timestamp};
 use crate::db::broker::{db_error, open_live, update_metadata, update_put_timestamp};
 use crate::db::listing::render;
 use crate::db::requests::{
-    self, found_or_404, listing_response, metadata_headers, request_metadata, request_params,
-    timestamp_headers,
+    self, found_or_404, listing_response, metadata_headers, read_existing, request_metadata,
+    request_params, timestamp_headers,
 };
 use crate::db::{self, ts, DbKind, Entry};
 use crate::recon::ServerKind;
@@ -285,35 +285,23 @@ async fn get_account(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let path = t.db_path.clone();
     let p2 = params.clone();
-    type Got = (
-        AccountInfo,
-        Vec<(u32, i64, i64, i64)>,
-        Vec<Entry<broker::ContainerRow>>,
-    );
-    let res = blocking(move || -> rusqlite::Result<Option<Got>> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        let conn = db::open(&path)?;
-        let i = broker::info(&conn)?;
+    let read = read_existing(t.db_path.clone(), move |conn| {
+        let i = broker::info(conn)?;
         if i.is_deleted() {
-            return Ok(Some((i, vec![], vec![])));
+            return Ok((i, vec![], vec![]));
         }
-        let stats = broker::policy_stats(&conn)?;
+        let stats = broker::policy_stats(conn)?;
         let rows = if head {
             vec![]
         } else {
-            broker::list(&conn, &p2)?
+            broker::list(conn, &p2)?
         };
-        Ok(Some((i, stats, rows)))
-    })
-    .await;
-    let (info, stats, rows) = match res {
-        Err(e) => return db_error(e),
-        Ok(None) => return plain(StatusCode::NOT_FOUND, ""),
-        Ok(Some(x)) => x,
+        Ok((i, stats, rows))
+    });
+    let (info, stats, rows) = match read.await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     if info.is_deleted() {
         let mut r = plain(StatusCode::NOT_FOUND, "");

@@ -31,8 +31,8 @@ use crate::common::{empty, plain, Timestamp};
 use crate::db::broker::{db_error, update_metadata, update_put_timestamp};
 use crate::db::listing::render;
 use crate::db::requests::{
-    self, found_or_404, listing_response, metadata_headers, request_metadata, request_params,
-    timestamp_headers,
+    self, found_or_404, listing_response, metadata_headers, read_existing, request_metadata,
+    request_params, timestamp_headers,
 };
 use crate::db::{self, ts, DbKind, Entry, ListingFormat};
 use crate::recon::ServerKind;
@@ -519,28 +519,19 @@ async fn get_container(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let path = t.db_path.clone();
     let p2 = params.clone();
-    let res = blocking(
-        move || -> rusqlite::Result<Option<(ContainerInfo, Vec<Entry<broker::ObjectRow>>)>> {
-            if !path.exists() {
-                return Ok(None);
-            }
-            let conn = db::open(&path)?;
-            let i = broker::info(&conn)?;
-            let rows = if head || i.is_deleted() {
-                vec![]
-            } else {
-                broker::list(&conn, &p2, i.storage_policy_index)?
-            };
-            Ok(Some((i, rows)))
-        },
-    )
-    .await;
-    let (info, rows) = match res {
-        Err(e) => return db_error(e),
-        Ok(None) => return plain(StatusCode::NOT_FOUND, ""),
-        Ok(Some(x)) => x,
+    let read = read_existing(t.db_path.clone(), move |conn| {
+        let i = broker::info(conn)?;
+        let rows = if head || i.is_deleted() {
+            vec![]
+        } else {
+            broker::list(conn, &p2, i.storage_policy_index)?
+        };
+        Ok((i, rows))
+    });
+    let (info, rows) = match read.await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let mut hm = HeaderMap::new();
     container_headers(&info, &mut hm);

@@ -50,6 +50,26 @@ pub fn listing_response(body: Option<String>, format: ListingFormat, headers: He
     r
 }
 
+/// Reads an existing database on the blocking pool: `read`'s result, or the answer
+/// (404 when there is no database, a database error).
+pub async fn read_existing<T: Send + 'static>(
+    db_path: PathBuf,
+    read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, Resp> {
+    let res = blocking(move || -> rusqlite::Result<Option<T>> {
+        if !db_path.exists() {
+            return Ok(None);
+        }
+        read(&super::open(&db_path)?).map(Some)
+    })
+    .await;
+    match res {
+        Err(e) => Err(db_error(e)),
+        Ok(None) => Err(plain(StatusCode::NOT_FOUND, "")),
+        Ok(Some(x)) => Ok(x),
+    }
+}
+
 /// The answer to a write that needed the database: `status` when it was there (and
 /// live), 404 when not, a database error otherwise.
 pub fn found_or_404(res: rusqlite::Result<bool>, status: StatusCode) -> Resp {
