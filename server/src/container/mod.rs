@@ -347,7 +347,7 @@ async fn account_update(
     headers: &HeaderMap,
     info: &ContainerInfo,
 ) -> Option<Resp> {
-    let targets = match crate::object::update::targets(
+    let targets = match h::update_targets(
         h::get(headers, "x-account-host"),
         h::get(headers, "x-account-partition"),
         h::get(headers, "x-account-device"),

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use axum::http::{HeaderMap, StatusCode};
 
 use super::diskfile::{self, hashes, DiskError, Lookup, Metadata, TempWriter};
-use super::update::{self, UpdateTarget};
 use super::ObjectState;
-use crate::common::headers::{self as h, title_case};
+use crate::common::headers::{self as h, title_case, update_targets, UpdateTarget};
 use crate::common::path::StoragePath;
 use crate::common::shell::{blocking, Resp};
 use crate::common::{insufficient_storage, plain, Timestamp};
@@ -204,7 +203,7 @@ pub(super) fn user_metadata(
 
 /// The container replicas the proxy names in `X-Container-Host/Partition/Device`.
 pub(super) fn container_targets(headers: &HeaderMap) -> Result<Vec<UpdateTarget>, Resp> {
-    update::targets(
+    update_targets(
         h::get(headers, "x-container-host"),
         h::get(headers, "x-container-partition"),
         h::get(headers, "x-container-device"),

@@ -18,60 +18,10 @@ use ringsmith::pickle::Value;
 
 use super::request::ObjectRequest;
 use super::ObjectState;
-use crate::common::headers as h;
+use crate::common::headers::{self as h, update_targets, UpdateTarget};
 use crate::common::shell::blocking;
 use crate::common::Timestamp;
 use ringsmith::swift::policy::Policy;
-
-/// One container replica to update.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpdateTarget {
-    pub host: String,
-    pub partition: String,
-    pub device: String,
-}
-
-/// Pairs `X-*-Host` with `X-*-Device`; `Err` when the lists differ in length (a 400).
-pub fn targets(
-    hosts: Option<&str>,
-    partition: Option<&str>,
-    devices: Option<&str>,
-) -> Result<Vec<UpdateTarget>, String> {
-    let split = |s: Option<&str>| -> Vec<String> {
-        s.map(|v| {
-            v.split(',')
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-    };
-    let hosts = split(hosts);
-    let devices = split(devices);
-    if hosts.len() != devices.len() {
-        return Err(format!(
-            "X-Container-Host and X-Container-Device headers do not match ({} hosts, {} devices)",
-            hosts.len(),
-            devices.len()
-        ));
-    }
-    if hosts.is_empty() {
-        return Ok(vec![]);
-    }
-    let partition = partition
-        .map(str::trim)
-        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| "Missing or invalid container partition".to_string())?;
-    Ok(hosts
-        .into_iter()
-        .zip(devices)
-        .map(|(host, device)| UpdateTarget {
-            host,
-            partition: partition.to_string(),
-            device,
-        })
-        .collect())
-}
 
 /// One queued update: what `async_pending` files hold.
 #[derive(Clone, Debug)]
@@ -237,7 +187,7 @@ pub(super) async fn delete_at_updates(
     let Some(at) = new_at else {
         return;
     };
-    let Ok(targets) = targets(
+    let Ok(targets) = update_targets(
         h::get(headers, "x-delete-at-host"),
         h::get(headers, "x-delete-at-partition"),
         h::get(headers, "x-delete-at-device"),
@@ -269,16 +219,6 @@ pub(super) async fn delete_at_updates(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_pair_hosts_and_devices() {
-        let t = targets(Some("127.0.0.1:1, 127.0.0.2:1"), Some("7"), Some("d1,d2")).unwrap();
-        assert_eq!(t.len(), 2);
-        assert_eq!(t[1].device, "d2");
-        assert!(targets(Some("h:1,h:2"), Some("7"), Some("d1")).is_err());
-        assert!(targets(None, None, None).unwrap().is_empty());
-        assert!(targets(Some("h:1"), Some("x"), Some("d")).is_err());
-    }
 
     #[test]
     fn pending_update_pickles_like_swift() {
