@@ -214,7 +214,9 @@ impl Env {
             )
             .unwrap();
         }
-        ringsmith_server::container::broker::update_metadata(
+        ringsmith_server::db::broker::update_metadata::<
+            ringsmith_server::container::broker::ContainerDb,
+        >(
             &mut c,
             &[
                 ("X-Container-Meta-Color".into(), "blue".into()),
@@ -246,7 +248,7 @@ impl Env {
             },
         )
         .unwrap();
-        ringsmith_server::account::broker::update_metadata(
+        ringsmith_server::db::broker::update_metadata::<ringsmith_server::account::broker::AccountDb>(
             &mut a,
             &[("X-Account-Meta-Quota".into(), "1000".into())],
             t2,

@@ -231,7 +231,7 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
     let router = match kind {
         "object" => {
             let cfg = ringsmith_server::object::ObjectConfig::from_conf(conf)?;
-            check_xattrs(&cfg.devices.devices);
+            check_xattrs(&cfg.storage.devices.devices);
             ringsmith_server::object::object_router(ringsmith_server::object::ObjectState::new(cfg))
         }
         "container" => {

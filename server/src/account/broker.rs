@@ -1,14 +1,17 @@
-//! The account database: Swift's schema (`container`, `account_stat`, `policy_stat`,
-//! the sync tables) and the operations the account server needs.
+//! The account database: Swift's schema (`container`, `account_stat`, `policy_stat`),
+//! its stat row with per-policy totals, and the merge of container reports. Creation,
+//! put timestamps, metadata and listing pages are the shared broker's
+//! ([`db::broker`]), with [`AccountDb`] naming the tables.
 
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::common::Timestamp;
-use crate::container::broker::{ts, SYNC_TABLES};
-use crate::db::{self, Entry, ListingParams};
+use crate::db::{self, broker, ts, DbKind, Entry, ListingParams};
+use ringsmith::swift::MetaTarget;
 
+/// Swift's account schema.
 const SCHEMA: &str = r#"
 CREATE TABLE container (
     ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -82,6 +85,24 @@ BEGIN
 END;
 "#;
 
+/// The account database kind.
+pub struct AccountDb;
+
+impl DbKind for AccountDb {
+    const NAME: &'static str = "account";
+    const META_TARGET: MetaTarget = MetaTarget::Account;
+    const SAVE_HEADERS: &'static [&'static str] = &[];
+    const DIR: &'static str = "accounts";
+    const STAT_TABLE: &'static str = "account_stat";
+    const ROW_TABLE: &'static str = "container";
+    const SCHEMA: &'static str = SCHEMA;
+    const META_PREFIX: &'static str = "x-account-meta-";
+
+    fn is_deleted(conn: &Connection) -> rusqlite::Result<bool> {
+        Ok(info(conn)?.is_deleted())
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct AccountInfo {
     pub account: String,
@@ -116,18 +137,7 @@ pub fn create(
     account: &str,
     put_timestamp: Timestamp,
 ) -> rusqlite::Result<Connection> {
-    let dir = path.parent().expect("db path has a directory");
-    let io = |e: std::io::Error| {
-        rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(e.to_string()),
-        )
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(".{}.tmp", crate::object::diskfile::unique_hex()));
-    {
-        let conn = db::open(&tmp)?;
-        conn.execute_batch(&format!("BEGIN; {SCHEMA} {SYNC_TABLES} COMMIT;"))?;
+    broker::create::<AccountDb>(path, |conn| {
         conn.execute(
             "UPDATE account_stat SET account = ?, created_at = ?, id = ?, put_timestamp = ?, status_changed_at = ?",
             params![
@@ -138,13 +148,8 @@ pub fn create(
                 put_timestamp.internal()
             ],
         )?;
-    }
-    if path.exists() {
-        let _ = std::fs::remove_file(&tmp);
-    } else {
-        std::fs::rename(&tmp, path).map_err(io)?;
-    }
-    db::open(path)
+        Ok(())
+    })
 }
 
 pub fn info(conn: &Connection) -> rusqlite::Result<AccountInfo> {
@@ -226,36 +231,20 @@ pub fn list(
     conn: &Connection,
     params: &ListingParams,
 ) -> rusqlite::Result<Vec<Entry<ContainerRow>>> {
-    db::list_iter(params, |w, reverse, n| {
-        let (cond, args) = w.sql();
-        let sql = format!(
-            "SELECT name, object_count, bytes_used, put_timestamp, storage_policy_index FROM container WHERE deleted = 0{}{} ORDER BY name {} LIMIT {n}",
-            if cond.is_empty() { "" } else { " AND " },
-            cond,
-            if reverse { "DESC" } else { "ASC" }
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                ContainerRow {
-                    object_count: r.get(1)?,
-                    bytes_used: r.get(2)?,
-                    put_timestamp: r.get(3)?,
-                    policy_index: r.get(4)?,
-                },
-            ))
-        })?;
-        rows.collect()
-    })
-}
-
-pub fn update_put_timestamp(conn: &Connection, t: Timestamp) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE account_stat SET put_timestamp = ? WHERE put_timestamp < ?",
-        params![t.internal(), t.internal()],
-    )?;
-    Ok(())
+    broker::list::<AccountDb, _>(
+        conn,
+        params,
+        "object_count, bytes_used, put_timestamp, storage_policy_index",
+        "",
+        |r, i| {
+            Ok(ContainerRow {
+                object_count: r.get(i)?,
+                bytes_used: r.get(i + 1)?,
+                put_timestamp: r.get(i + 2)?,
+                policy_index: r.get(i + 3)?,
+            })
+        },
+    )
 }
 
 /// Swift's `delete_db`: marks the account DELETED; the reaper empties it later.
@@ -265,32 +254,6 @@ pub fn delete(conn: &Connection, t: Timestamp) -> rusqlite::Result<()> {
         params![t.internal(), t.internal(), t.internal()],
     )?;
     Ok(())
-}
-
-/// Merges `items` into the stored metadata; a merged result past `limits` is refused with
-/// a [`db::MetadataTooLarge`] (inside `UserFunctionError`) and nothing is written.
-pub fn update_metadata(
-    conn: &mut Connection,
-    items: &[(String, String)],
-    t: Timestamp,
-    limits: &db::MetaLimits,
-) -> rusqlite::Result<()> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let text: String = tx.query_row("SELECT metadata FROM account_stat", [], |r| {
-        r.get::<_, Option<String>>(0).map(|o| o.unwrap_or_default())
-    })?;
-    let mut md = db::parse_metadata(&text);
-    db::merge_metadata(&mut md, items, t);
-    db::check_merged_metadata(&md, limits)
-        .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
-    tx.execute(
-        "UPDATE account_stat SET metadata = ?",
-        params![serde_json::Value::Object(md).to_string()],
-    )?;
-    tx.commit()
 }
 
 #[cfg(test)]

@@ -9,59 +9,45 @@
 
 pub mod broker;
 
-use ringsmith::swift::escape::{xml_attr, xml_text};
-use ringsmith::swift::MetaTarget;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
-use ringsmith::hash::HashConfig;
 use serde_json::json;
 
-use crate::common::headers::{self as h, check_metadata};
-use crate::common::path::{decode_path, parse_storage_path, PathError, StoragePath};
-use crate::common::{
-    empty, insufficient_storage, plain, Constraints, DeviceSettings, DeviceState, Timestamp,
-    SWIFT_VERSION,
+use crate::common::config::StorageConfig;
+use crate::common::headers as h;
+use crate::common::path::StoragePath;
+use crate::common::shell::{
+    blocking, header_is_true, required_timestamp, storage_path, Resp, Shell,
 };
-use crate::container::broker::ts;
-use crate::container::metadata_items;
-use crate::db::{self, Entry, ListingFormat};
-use crate::recon::{ReconState, ServerKind};
-use broker::{AccountInfo, ContainerReport};
+use crate::common::{empty, plain, Timestamp};
+use crate::db::broker::{db_error, open_live, update_metadata, update_put_timestamp};
+use crate::db::listing::render;
+use crate::db::requests::{
+    self, found_or_404, listing_response, metadata_headers, read_existing, request_metadata,
+    request_params, timestamp_headers,
+};
+use crate::db::{self, ts, DbKind, Entry};
+use crate::recon::ServerKind;
+use broker::{AccountDb, AccountInfo, ContainerReport};
 use ringsmith::swift::conf::Conf;
-use ringsmith::swift::policy::Policies;
-use ringsmith::swift::timestamp::http_date;
-
-type Resp = Response<Body>;
+use ringsmith::swift::escape::xml_text;
 
 #[derive(Clone, Debug)]
 pub struct AccountConfig {
-    pub devices: DeviceSettings,
-    pub swift_dir: PathBuf,
-    pub hash: HashConfig,
-    pub policies: Policies,
-    pub constraints: Constraints,
+    pub storage: StorageConfig,
     pub auto_create_account_prefix: String,
-    pub recon_cache_path: PathBuf,
 }
 
 impl AccountConfig {
     pub fn from_conf(conf: &Conf) -> Result<AccountConfig, String> {
         let app = conf.section("app:account-server");
-        let swift_dir = PathBuf::from(app.str_or("swift_dir", "/etc/swift"));
-        let (hash, policies, constraints) = crate::object::load_swift_conf(&swift_dir)?;
         Ok(AccountConfig {
-            devices: crate::object::device_settings(&app).map_err(|e| e.to_string())?,
-            swift_dir,
-            hash,
-            policies,
-            constraints,
+            storage: StorageConfig::from_section(&app)?,
             auto_create_account_prefix: app.str_or("auto_create_account_prefix", "."),
-            recon_cache_path: PathBuf::from(app.str_or("recon_cache_path", "/var/cache/swift")),
         })
     }
 }
@@ -77,53 +63,16 @@ impl AccountState {
 }
 
 pub fn account_router(state: Arc<AccountState>) -> Router {
-    let recon = ReconState::new(
+    let shell = Shell::new(
+        "account-server",
         ServerKind::Account,
-        state.cfg.devices.devices.clone(),
-        state.cfg.swift_dir.clone(),
-        state.cfg.recon_cache_path.clone(),
-        state.cfg.policies.clone(),
+        vec!["DELETE", "GET", "HEAD", "POST", "PUT"],
+        &state.cfg.storage,
     );
-    Router::new().fallback(move |req: Request| {
+    shell.router(move |req, path| {
         let state = state.clone();
-        let recon = recon.clone();
-        async move {
-            let method = req.method().clone();
-            let path = req.uri().path().to_string();
-            let resp = if path.starts_with("/recon/") {
-                recon.handle(&path).await
-            } else {
-                handle(&state, req).await
-            };
-            tracing::info!(target: "account-server", method = %method, path = %path, status = resp.status().as_u16(), "request");
-            resp
-        }
+        async move { handle(&state, req, &path).await }
     })
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking db task panicked")
-}
-
-fn db_error(e: rusqlite::Error) -> Resp {
-    if let Some(m) = db::metadata_too_large(&e) {
-        return plain(StatusCode::BAD_REQUEST, m);
-    }
-    tracing::error!(error = %e, "database error");
-    plain(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("database error: {e}"),
-    )
-}
-
-fn required_timestamp(headers: &HeaderMap) -> Result<Timestamp, Resp> {
-    match h::timestamp(headers, "x-timestamp") {
-        Ok(Some(t)) => Ok(t),
-        Ok(None) => Err(plain(StatusCode::BAD_REQUEST, "Missing X-Timestamp header")),
-        Err(m) => Err(plain(StatusCode::BAD_REQUEST, m)),
-    }
 }
 
 struct Target {
@@ -132,66 +81,40 @@ struct Target {
     db_path: PathBuf,
 }
 
-async fn handle(state: &Arc<AccountState>, req: Request) -> Resp {
-    let method = req.method().clone();
-    if method == Method::OPTIONS {
-        let mut r = empty(StatusCode::OK);
-        r.headers_mut().insert(
-            "allow",
-            HeaderValue::from_static("DELETE, GET, HEAD, OPTIONS, POST, PUT"),
-        );
-        h::insert(
-            r.headers_mut(),
-            "server",
-            &format!("account-server/{SWIFT_VERSION}"),
-        );
-        return r;
-    }
-    if !matches!(method.as_str(), "PUT" | "GET" | "HEAD" | "POST" | "DELETE") {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-    }
-    let path = match decode_path(req.uri().path()) {
-        Ok(p) => p,
-        Err(_) => {
-            return plain(
-                StatusCode::PRECONDITION_FAILED,
-                "Invalid UTF8 or contains NULL",
-            )
-        }
-    };
-    let sp = match parse_storage_path(&path, 3, 4) {
-        Ok(p) => p,
-        Err(PathError::Invalid(m)) => return plain(StatusCode::BAD_REQUEST, m),
-        Err(PathError::BadEncoding) => {
-            return plain(
-                StatusCode::PRECONDITION_FAILED,
-                "Invalid UTF8 or contains NULL",
-            )
-        }
-    };
-    let dev = match state.cfg.devices.device_path(&sp.device) {
-        DeviceState::Ok(p) => p,
-        DeviceState::Unavailable => return insufficient_storage(&sp.device),
-    };
+fn target(state: &AccountState, path: &str) -> Result<Target, Resp> {
+    let sp = storage_path(path, 3, 4)?;
+    let dev = state.cfg.storage.devices.require(&sp.device)?;
     let account = sp.account.clone().unwrap_or_default();
-    let hash = match state.cfg.hash.hash_path(&account, None, None) {
-        Ok(h) => h,
-        Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let t = Target {
-        db_path: db::db_path(&dev, "accounts", &sp.partition, &hash),
+    let hash = state
+        .cfg
+        .storage
+        .hash
+        .hash_path(&account, None, None)
+        .map_err(|e| plain(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(Target {
+        db_path: db::db_path(&dev, AccountDb::DIR, &sp.partition, &hash),
         path: sp,
         account,
+    })
+}
+
+async fn handle(state: &Arc<AccountState>, req: Request, path: &str) -> Resp {
+    let t = match target(state, path) {
+        Ok(t) => t,
+        Err(r) => return r,
     };
-    let headers = req.headers().clone();
+    let headers = req.headers();
     let query = req.uri().query().map(str::to_string);
-    match (method.as_str(), t.path.container.is_some()) {
-        ("PUT", true) => put_container(state, t, &headers).await,
-        ("PUT", false) => put_account(state, t, &headers).await,
-        ("DELETE", false) => delete_account(t, &headers).await,
-        ("POST", false) => post_account(state, t, &headers).await,
-        ("HEAD", false) => get_account(state, t, &headers, None, true).await,
-        ("GET", false) => get_account(state, t, &headers, query, false).await,
+    match (req.method().as_str(), t.path.container.is_some()) {
+        ("PUT", true) => put_container(state, t, headers).await,
+        ("PUT", false) => put_account(state, t, headers).await,
+        ("DELETE", false) => delete_account(t, headers).await,
+        ("POST", false) => {
+            requests::post::<AccountDb>(t.db_path, headers, &state.cfg.storage.constraints, false)
+                .await
+        }
+        ("HEAD", false) => get_account(state, t, headers, None, true).await,
+        ("GET", false) => get_account(state, t, headers, query, false).await,
         _ => plain(StatusCode::BAD_REQUEST, "Invalid path"),
     }
 }
@@ -227,8 +150,7 @@ async fn put_container(state: &Arc<AccountState>, t: Target, headers: &HeaderMap
         policy_index: int("x-backend-storage-policy-index").max(0) as u32,
     };
     let auto_create = t.account.starts_with(&state.cfg.auto_create_account_prefix);
-    let override_deleted =
-        h::get(headers, "x-account-override-deleted").is_some_and(ringsmith::swift::conf::is_true);
+    let override_deleted = header_is_true(headers, "x-account-override-deleted");
     let (path, account) = (t.db_path.clone(), t.account.clone());
     let res = blocking(move || -> rusqlite::Result<bool> {
         let mut conn = if path.exists() {
@@ -258,23 +180,19 @@ async fn put_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) 
         Ok(t) => t,
         Err(r) => return r,
     };
-    if t.account.len() > state.cfg.constraints.max_account_name_length {
+    if t.account.len() > state.cfg.storage.constraints.max_account_name_length {
         return plain(StatusCode::BAD_REQUEST, "Account name too long");
     }
-    if let Err(m) = check_metadata(headers, MetaTarget::Account, &state.cfg.constraints) {
-        return plain(StatusCode::BAD_REQUEST, m);
-    }
-    let limits = db::MetaLimits {
-        prefix: "x-account-meta-",
-        max_count: state.cfg.constraints.max_meta_count,
-        max_overall_size: state.cfg.constraints.max_meta_overall_size,
-    };
-    let items = metadata_items(headers, "account", &[]);
+    let (items, limits) =
+        match request_metadata::<AccountDb>(headers, &state.cfg.storage.constraints) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let (path, account) = (t.db_path.clone(), t.account.clone());
     let res = blocking(move || -> rusqlite::Result<StatusCode> {
         if !path.exists() {
             let mut conn = broker::create(&path, &account, req_ts)?;
-            broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
+            update_metadata::<AccountDb>(&mut conn, &items, req_ts, &limits)?;
             return Ok(StatusCode::CREATED);
         }
         let mut conn = db::open(&path)?;
@@ -282,8 +200,8 @@ async fn put_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) 
         if i.status == "DELETED" {
             return Ok(StatusCode::FORBIDDEN);
         }
-        broker::update_put_timestamp(&conn, req_ts)?;
-        broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
+        update_put_timestamp::<AccountDb>(&conn, req_ts)?;
+        update_metadata::<AccountDb>(&mut conn, &items, req_ts, &limits)?;
         if broker::info(&conn)?.is_deleted() {
             return Ok(StatusCode::CONFLICT);
         }
@@ -305,56 +223,14 @@ async fn delete_account(t: Target, headers: &HeaderMap) -> Resp {
     };
     let path = t.db_path.clone();
     let res = blocking(move || -> rusqlite::Result<bool> {
-        if !path.exists() {
+        let Some(conn) = open_live::<AccountDb>(&path)? else {
             return Ok(false);
-        }
-        let conn = db::open(&path)?;
-        if broker::info(&conn)?.is_deleted() {
-            return Ok(false);
-        }
+        };
         broker::delete(&conn, req_ts)?;
         Ok(true)
     })
     .await;
-    match res {
-        Err(e) => db_error(e),
-        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
-        Ok(true) => empty(StatusCode::NO_CONTENT),
-    }
-}
-
-async fn post_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) -> Resp {
-    let req_ts = match required_timestamp(headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    if let Err(m) = check_metadata(headers, MetaTarget::Account, &state.cfg.constraints) {
-        return plain(StatusCode::BAD_REQUEST, m);
-    }
-    let limits = db::MetaLimits {
-        prefix: "x-account-meta-",
-        max_count: state.cfg.constraints.max_meta_count,
-        max_overall_size: state.cfg.constraints.max_meta_overall_size,
-    };
-    let items = metadata_items(headers, "account", &[]);
-    let path = t.db_path.clone();
-    let res = blocking(move || -> rusqlite::Result<bool> {
-        if !path.exists() {
-            return Ok(false);
-        }
-        let mut conn = db::open(&path)?;
-        if broker::info(&conn)?.is_deleted() {
-            return Ok(false);
-        }
-        broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
-        Ok(true)
-    })
-    .await;
-    match res {
-        Err(e) => db_error(e),
-        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
-        Ok(true) => empty(StatusCode::NO_CONTENT),
-    }
+    found_or_404(res, StatusCode::NO_CONTENT)
 }
 
 fn account_headers(
@@ -372,11 +248,9 @@ fn account_headers(
     );
     h::insert(hm, "x-account-object-count", &i.object_count.to_string());
     h::insert(hm, "x-account-bytes-used", &i.bytes_used.to_string());
-    h::insert(hm, "x-timestamp", &created.normal());
-    h::insert(hm, "x-put-timestamp", &put.normal());
-    h::insert(hm, "last-modified", &http_date(put.ceil_seconds()));
+    timestamp_headers(hm, created, put);
     for (idx, containers, objects, bytes) in stats {
-        let name = state.cfg.policies.name_of(*idx);
+        let name = state.cfg.storage.policies.name_of(*idx);
         h::insert(
             hm,
             &format!("x-account-storage-policy-{name}-container-count"),
@@ -393,9 +267,7 @@ fn account_headers(
             &bytes.to_string(),
         );
     }
-    for (k, v) in db::live_metadata(&db::parse_metadata(&i.metadata)) {
-        h::insert(hm, &k, &v);
-    }
+    metadata_headers(hm, &i.metadata);
 }
 
 async fn get_account(
@@ -405,48 +277,31 @@ async fn get_account(
     query: Option<String>,
     head: bool,
 ) -> Resp {
-    let params = match db::listing_params(
+    let params = match request_params(
         query.as_deref(),
-        h::get(headers, "accept"),
-        state.cfg.constraints.account_listing_limit,
+        headers,
+        state.cfg.storage.constraints.account_listing_limit,
     ) {
         Ok(p) => p,
-        Err((code, m)) => {
-            return plain(
-                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
-                m,
-            )
-        }
+        Err(r) => return r,
     };
-    let path = t.db_path.clone();
     let p2 = params.clone();
-    type Got = (
-        AccountInfo,
-        Vec<(u32, i64, i64, i64)>,
-        Vec<Entry<broker::ContainerRow>>,
-    );
-    let res = blocking(move || -> rusqlite::Result<Option<Got>> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        let conn = db::open(&path)?;
-        let i = broker::info(&conn)?;
+    let read = read_existing(t.db_path.clone(), move |conn| {
+        let i = broker::info(conn)?;
         if i.is_deleted() {
-            return Ok(Some((i, vec![], vec![])));
+            return Ok((i, vec![], vec![]));
         }
-        let stats = broker::policy_stats(&conn)?;
+        let stats = broker::policy_stats(conn)?;
         let rows = if head {
             vec![]
         } else {
-            broker::list(&conn, &p2)?
+            broker::list(conn, &p2)?
         };
-        Ok(Some((i, stats, rows)))
-    })
-    .await;
-    let (info, stats, rows) = match res {
-        Err(e) => return db_error(e),
-        Ok(None) => return plain(StatusCode::NOT_FOUND, ""),
-        Ok(Some(x)) => x,
+        Ok((i, stats, rows))
+    });
+    let (info, stats, rows) = match read.await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     if info.is_deleted() {
         let mut r = plain(StatusCode::NOT_FOUND, "");
@@ -455,85 +310,41 @@ async fn get_account(
     }
     let mut hm = HeaderMap::new();
     account_headers(state, &info, &stats, &mut hm);
-    if head {
-        let mut r = empty(StatusCode::NO_CONTENT);
-        r.headers_mut().extend(hm);
-        h::insert(
-            r.headers_mut(),
-            "content-type",
-            params.format.content_type(),
-        );
-        return r;
-    }
-    let body = render(state, &t.account, &rows, params.format);
-    let status = if body.is_empty() {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::OK
-    };
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().extend(hm);
-    h::insert(
-        r.headers_mut(),
-        "content-type",
-        params.format.content_type(),
-    );
-    r
+    let body = (!head).then(|| render_listing(state, &t.account, &rows, params.format));
+    listing_response(body, params.format, hm)
 }
 
-fn render(
+/// The account's containers in `format`.
+fn render_listing(
     state: &AccountState,
     account: &str,
     rows: &[Entry<broker::ContainerRow>],
-    format: ListingFormat,
+    format: db::ListingFormat,
 ) -> String {
-    match format {
-        ListingFormat::Plain => rows
-            .iter()
-            .map(|e| match e {
-                Entry::Row(n, _) | Entry::Subdir(n) => format!("{n}\n"),
+    let policy = |r: &broker::ContainerRow| state.cfg.storage.policies.name_of(r.policy_index);
+    render(
+        format,
+        "account",
+        account,
+        rows,
+        |n, r| {
+            json!({
+                "name": n, "count": r.object_count, "bytes": r.bytes_used,
+                "last_modified": ts(&r.put_timestamp).isoformat(),
+                "storage_policy": policy(r),
             })
-            .collect(),
-        ListingFormat::Json => serde_json::Value::Array(
-            rows.iter()
-                .map(|e| match e {
-                    Entry::Subdir(d) => json!({"subdir": d}),
-                    Entry::Row(n, r) => json!({
-                        "name": n, "count": r.object_count, "bytes": r.bytes_used,
-                        "last_modified": ts(&r.put_timestamp).isoformat(),
-                        "storage_policy": state.cfg.policies.name_of(r.policy_index),
-                    }),
-                })
-                .collect(),
-        )
-        .to_string(),
-        ListingFormat::Xml => {
-            let mut s = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"{}\">",
-                xml_attr(account)
-            );
-            for e in rows {
-                match e {
-                    Entry::Subdir(d) => s.push_str(&format!(
-                        "<subdir name=\"{}\"><name>{}</name></subdir>",
-                        xml_attr(d),
-                        xml_text(d)
-                    )),
-                    Entry::Row(n, r) => s.push_str(&format!(
-                        "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified><storage_policy>{}</storage_policy></container>",
-                        xml_text(n),
-                        r.object_count,
-                        r.bytes_used,
-                        ts(&r.put_timestamp).isoformat(),
-                        xml_text(&state.cfg.policies.name_of(r.policy_index))
-                    )),
-                }
-            }
-            s.push_str("</account>");
-            s
-        }
-    }
+        },
+        |n, r| {
+            format!(
+                "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified><storage_policy>{}</storage_policy></container>",
+                xml_text(n),
+                r.object_count,
+                r.bytes_used,
+                ts(&r.put_timestamp).isoformat(),
+                xml_text(&policy(r))
+            )
+        },
+    )
 }
 
 #[cfg(test)]

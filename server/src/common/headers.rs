@@ -66,9 +66,70 @@ pub fn etag_list(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// One replica a server must tell about a change: a container replica after an object
+/// write, an account replica after a container PUT or DELETE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateTarget {
+    pub host: String,
+    pub partition: String,
+    pub device: String,
+}
+
+/// Pairs the proxy's `X-*-Host` with `X-*-Device` (comma lists) under `X-*-Partition`; `Err` when the lists differ in length (a 400).
+pub fn update_targets(
+    hosts: Option<&str>,
+    partition: Option<&str>,
+    devices: Option<&str>,
+) -> Result<Vec<UpdateTarget>, String> {
+    let split = |s: Option<&str>| -> Vec<String> {
+        s.map(|v| {
+            v.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let hosts = split(hosts);
+    let devices = split(devices);
+    if hosts.len() != devices.len() {
+        return Err(format!(
+            "X-Container-Host and X-Container-Device headers do not match ({} hosts, {} devices)",
+            hosts.len(),
+            devices.len()
+        ));
+    }
+    if hosts.is_empty() {
+        return Ok(vec![]);
+    }
+    let partition = partition
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| "Missing or invalid container partition".to_string())?;
+    Ok(hosts
+        .into_iter()
+        .zip(devices)
+        .map(|(host, device)| UpdateTarget {
+            host,
+            partition: partition.to_string(),
+            device,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_pair_hosts_and_devices() {
+        let t = update_targets(Some("127.0.0.1:1, 127.0.0.2:1"), Some("7"), Some("d1,d2")).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1].device, "d2");
+        assert!(update_targets(Some("h:1,h:2"), Some("7"), Some("d1")).is_err());
+        assert!(update_targets(None, None, None).unwrap().is_empty());
+        assert!(update_targets(Some("h:1"), Some("x"), Some("d")).is_err());
+    }
 
     #[test]
     fn title_case_like_swift() {

@@ -7,9 +7,11 @@
 //! `100 Continue` when the body is first polled, so an early 4xx/409/507 reaches a proxy
 //! that used `Expect: 100-continue` before it has sent a single byte of the object.
 
+pub mod config;
 pub mod headers;
 pub mod path;
 pub mod runner;
+pub mod shell;
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +53,15 @@ impl DeviceSettings {
             DeviceState::Ok(p)
         } else {
             DeviceState::Unavailable
+        }
+    }
+
+    /// [`device_path`](Self::device_path) for a handler: the device's directory, or the
+    /// 507 to answer.
+    pub fn require(&self, device: &str) -> Result<PathBuf, Response<Body>> {
+        match self.device_path(device) {
+            DeviceState::Ok(p) => Ok(p),
+            DeviceState::Unavailable => Err(insufficient_storage(device)),
         }
     }
 
@@ -136,4 +147,10 @@ pub fn insufficient_storage(device: &str) -> Response<Body> {
         StatusCode::INSUFFICIENT_STORAGE,
         format!("{device} is not mounted or has no space"),
     )
+}
+
+/// 128 random bits as 32 hex digits: temp-file names, database ids, MIME boundaries.
+pub fn unique_hex() -> String {
+    use rand::Rng;
+    format!("{:032x}", rand::thread_rng().gen::<u128>())
 }

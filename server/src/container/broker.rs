@@ -1,13 +1,17 @@
 //! The container database: Swift's schema (`object`, `policy_stat`, `container_info`,
-//! the `container_stat` view, the sync tables) and the operations the server needs.
+//! the `container_stat` view), its stat row, the storage policy, and the merge of object
+//! records. Creation, put timestamps, metadata and listing pages are the shared
+//! broker's ([`db::broker`]), with [`ContainerDb`] naming the tables.
 
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::common::Timestamp;
-use crate::db::{self, Entry, ListingParams};
+use crate::db::{self, broker, ts, DbKind, Entry, ListingParams};
+use ringsmith::swift::MetaTarget;
 
+/// Swift's container schema.
 const SCHEMA: &str = r#"
 CREATE TABLE object (
     ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -113,19 +117,30 @@ BEGIN
 END;
 "#;
 
-/// `outgoing_sync` / `incoming_sync`, shared by both database kinds.
-pub const SYNC_TABLES: &str = r#"
-CREATE TABLE outgoing_sync (remote_id TEXT UNIQUE, sync_point INTEGER, updated_at TEXT DEFAULT 0);
-CREATE TABLE incoming_sync (remote_id TEXT UNIQUE, sync_point INTEGER, updated_at TEXT DEFAULT 0);
-CREATE TRIGGER outgoing_sync_insert AFTER INSERT ON outgoing_sync
-BEGIN UPDATE outgoing_sync SET updated_at = STRFTIME('%s', 'NOW') WHERE ROWID = new.ROWID; END;
-CREATE TRIGGER outgoing_sync_update AFTER UPDATE ON outgoing_sync
-BEGIN UPDATE outgoing_sync SET updated_at = STRFTIME('%s', 'NOW') WHERE ROWID = new.ROWID; END;
-CREATE TRIGGER incoming_sync_insert AFTER INSERT ON incoming_sync
-BEGIN UPDATE incoming_sync SET updated_at = STRFTIME('%s', 'NOW') WHERE ROWID = new.ROWID; END;
-CREATE TRIGGER incoming_sync_update AFTER UPDATE ON incoming_sync
-BEGIN UPDATE incoming_sync SET updated_at = STRFTIME('%s', 'NOW') WHERE ROWID = new.ROWID; END;
-"#;
+/// The container database kind.
+pub struct ContainerDb;
+
+impl DbKind for ContainerDb {
+    const NAME: &'static str = "container";
+    const META_TARGET: MetaTarget = MetaTarget::Container;
+    const SAVE_HEADERS: &'static [&'static str] = &[
+        "x-container-read",
+        "x-container-write",
+        "x-container-sync-key",
+        "x-container-sync-to",
+        "x-versions-location",
+        "x-history-location",
+    ];
+    const DIR: &'static str = "containers";
+    const STAT_TABLE: &'static str = "container_stat";
+    const ROW_TABLE: &'static str = "object";
+    const SCHEMA: &'static str = SCHEMA;
+    const META_PREFIX: &'static str = "x-container-meta-";
+
+    fn is_deleted(conn: &Connection) -> rusqlite::Result<bool> {
+        Ok(info(conn)?.is_deleted())
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ContainerInfo {
@@ -145,10 +160,6 @@ pub struct ContainerInfo {
     pub reported_delete_timestamp: String,
     pub reported_object_count: i64,
     pub reported_bytes_used: i64,
-}
-
-pub fn ts(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap_or(Timestamp::ZERO)
 }
 
 impl ContainerInfo {
@@ -174,18 +185,7 @@ pub fn create(
     put_timestamp: Timestamp,
     policy_index: u32,
 ) -> rusqlite::Result<Connection> {
-    let dir = path.parent().expect("db path has a directory");
-    std::fs::create_dir_all(dir).map_err(|e| {
-        rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(format!("{}: {e}", dir.display())),
-        )
-    })?;
-    // Build in a temp file and rename, so a crash never leaves a half-initialised DB.
-    let tmp = dir.join(format!(".{}.tmp", crate::object::diskfile::unique_hex()));
-    {
-        let conn = db::open(&tmp)?;
-        conn.execute_batch(&format!("BEGIN; {SCHEMA} {SYNC_TABLES} COMMIT;"))?;
+    broker::create::<ContainerDb>(path, |conn| {
         conn.execute(
             "INSERT INTO policy_stat (storage_policy_index) VALUES (?)",
             params![policy_index],
@@ -202,19 +202,8 @@ pub fn create(
                 policy_index
             ],
         )?;
-    }
-    if path.exists() {
-        // Lost a creation race: the other DB wins.
-        let _ = std::fs::remove_file(&tmp);
-    } else {
-        std::fs::rename(&tmp, path).map_err(|e| {
-            rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                Some(e.to_string()),
-            )
-        })?;
-    }
-    db::open(path)
+        Ok(())
+    })
 }
 
 pub fn info(conn: &Connection) -> rusqlite::Result<ContainerInfo> {
@@ -334,36 +323,20 @@ pub fn list(
     params: &ListingParams,
     policy_index: u32,
 ) -> rusqlite::Result<Vec<Entry<ObjectRow>>> {
-    db::list_iter(params, |w, reverse, n| {
-        let (cond, args) = w.sql();
-        let sql = format!(
-            "SELECT name, created_at, size, content_type, etag FROM object WHERE deleted = 0 AND storage_policy_index = {policy_index}{}{} ORDER BY name {} LIMIT {n}",
-            if cond.is_empty() { "" } else { " AND " },
-            cond,
-            if reverse { "DESC" } else { "ASC" }
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                ObjectRow {
-                    created_at: r.get(1)?,
-                    size: r.get(2)?,
-                    content_type: r.get(3)?,
-                    etag: r.get(4)?,
-                },
-            ))
-        })?;
-        rows.collect()
-    })
-}
-
-pub fn update_put_timestamp(conn: &Connection, t: Timestamp) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE container_stat SET put_timestamp = ? WHERE put_timestamp < ?",
-        params![t.internal(), t.internal()],
-    )?;
-    Ok(())
+    broker::list::<ContainerDb, _>(
+        conn,
+        params,
+        "created_at, size, content_type, etag",
+        &format!("storage_policy_index = {policy_index}"),
+        |r, i| {
+            Ok(ObjectRow {
+                created_at: r.get(i)?,
+                size: r.get(i + 1)?,
+                content_type: r.get(i + 2)?,
+                etag: r.get(i + 3)?,
+            })
+        },
+    )
 }
 
 pub fn update_status_changed_at(conn: &Connection, t: Timestamp) -> rusqlite::Result<()> {
@@ -392,32 +365,6 @@ pub fn set_storage_policy(conn: &Connection, index: u32) -> rusqlite::Result<()>
         params![index],
     )?;
     Ok(())
-}
-
-/// Merges `items` into the stored metadata; a merged result past `limits` is refused with
-/// a [`db::MetadataTooLarge`] (inside `UserFunctionError`) and nothing is written.
-pub fn update_metadata(
-    conn: &mut Connection,
-    items: &[(String, String)],
-    t: Timestamp,
-    limits: &db::MetaLimits,
-) -> rusqlite::Result<()> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let text: String = tx.query_row("SELECT metadata FROM container_stat", [], |r| {
-        r.get::<_, Option<String>>(0).map(|o| o.unwrap_or_default())
-    })?;
-    let mut md = db::parse_metadata(&text);
-    db::merge_metadata(&mut md, items, t);
-    db::check_merged_metadata(&md, limits)
-        .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
-    tx.execute(
-        "UPDATE container_stat SET metadata = ?",
-        params![serde_json::Value::Object(md).to_string()],
-    )?;
-    tx.commit()
 }
 
 pub fn set_reported(conn: &Connection, i: &ContainerInfo) -> rusqlite::Result<()> {

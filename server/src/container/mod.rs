@@ -12,65 +12,51 @@
 
 pub mod broker;
 
-use ringsmith::swift::escape::{xml_attr, xml_text};
-use ringsmith::swift::MetaTarget;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
-use ringsmith::hash::HashConfig;
 use serde_json::json;
 
-use crate::common::headers::{self as h, check_metadata, title_case};
-use crate::common::path::{decode_path, parse_storage_path, PathError, StoragePath};
-use crate::common::{
-    empty, insufficient_storage, plain, Constraints, DeviceSettings, DeviceState, Timestamp,
-    SWIFT_VERSION,
+use crate::common::config::{secs, StorageConfig};
+use crate::common::headers as h;
+use crate::common::path::StoragePath;
+use crate::common::shell::{
+    blocking, header_is_true, required_timestamp, storage_path, Resp, Shell,
 };
-use crate::db::{self, Entry, ListingFormat};
-use crate::recon::{ReconState, ServerKind};
-use broker::{ts, ContainerInfo, ObjectRecord};
-use ringsmith::swift::conf::Conf;
-use ringsmith::swift::policy::Policies;
-use ringsmith::swift::timestamp::http_date;
-
-type Resp = Response<Body>;
+use crate::common::{empty, plain, Timestamp};
+use crate::db::broker::{db_error, update_metadata, update_put_timestamp};
+use crate::db::listing::render;
+use crate::db::requests::{
+    self, found_or_404, listing_response, metadata_headers, read_existing, request_metadata,
+    request_params, timestamp_headers,
+};
+use crate::db::{self, ts, DbKind, Entry, ListingFormat};
+use crate::recon::ServerKind;
+use broker::{ContainerDb, ContainerInfo, ObjectRecord};
+use ringsmith::swift::conf::{Conf, ConfError};
+use ringsmith::swift::escape::xml_text;
 
 #[derive(Clone, Debug)]
 pub struct ContainerConfig {
-    pub devices: DeviceSettings,
-    pub swift_dir: PathBuf,
-    pub hash: HashConfig,
-    pub policies: Policies,
-    pub constraints: Constraints,
+    pub storage: StorageConfig,
     pub node_timeout: Duration,
     pub conn_timeout: Duration,
     pub auto_create_account_prefix: String,
-    pub recon_cache_path: PathBuf,
-    pub replication_server: bool,
 }
 
 impl ContainerConfig {
     pub fn from_conf(conf: &Conf) -> Result<ContainerConfig, String> {
         let app = conf.section("app:container-server");
-        let swift_dir = PathBuf::from(app.str_or("swift_dir", "/etc/swift"));
-        let (hash, policies, constraints) = crate::object::load_swift_conf(&swift_dir)?;
-        let e = |e: ringsmith::swift::conf::ConfError| e.to_string();
+        let e = |e: ConfError| e.to_string();
         Ok(ContainerConfig {
-            devices: crate::object::device_settings(&app).map_err(e)?,
-            swift_dir,
-            hash,
-            policies,
-            constraints,
-            node_timeout: Duration::from_secs_f64(app.parse_or("node_timeout", 3.0).map_err(e)?),
-            conn_timeout: Duration::from_secs_f64(app.parse_or("conn_timeout", 0.5).map_err(e)?),
+            storage: StorageConfig::from_section(&app)?,
+            node_timeout: secs(&app, "node_timeout", 3.0).map_err(e)?,
+            conn_timeout: secs(&app, "conn_timeout", 0.5).map_err(e)?,
             auto_create_account_prefix: app.str_or("auto_create_account_prefix", "."),
-            recon_cache_path: PathBuf::from(app.str_or("recon_cache_path", "/var/cache/swift")),
-            replication_server: app.bool_or("replication_server", true).map_err(e)?,
         })
     }
 }
@@ -91,74 +77,16 @@ impl ContainerState {
 }
 
 pub fn container_router(state: Arc<ContainerState>) -> Router {
-    let recon = ReconState::new(
+    let shell = Shell::new(
+        "container-server",
         ServerKind::Container,
-        state.cfg.devices.devices.clone(),
-        state.cfg.swift_dir.clone(),
-        state.cfg.recon_cache_path.clone(),
-        state.cfg.policies.clone(),
+        vec!["DELETE", "GET", "HEAD", "POST", "PUT", "UPDATE"],
+        &state.cfg.storage,
     );
-    Router::new().fallback(move |req: Request| {
+    shell.router(move |req, path| {
         let state = state.clone();
-        let recon = recon.clone();
-        async move {
-            let method = req.method().clone();
-            let path = req.uri().path().to_string();
-            let resp = if path.starts_with("/recon/") {
-                recon.handle(&path).await
-            } else {
-                handle(&state, req).await
-            };
-            tracing::info!(target: "container-server", method = %method, path = %path, status = resp.status().as_u16(), "request");
-            resp
-        }
+        async move { handle(&state, req, &path).await }
     })
-}
-
-/// Metadata headers a container stores.
-const SAVE_HEADERS: &[&str] = &[
-    "x-container-read",
-    "x-container-write",
-    "x-container-sync-key",
-    "x-container-sync-to",
-    "x-versions-location",
-    "x-history-location",
-];
-
-pub(crate) fn metadata_items(
-    headers: &HeaderMap,
-    target: &str,
-    save: &[&str],
-) -> Vec<(String, String)> {
-    let meta = format!("x-{target}-meta-");
-    let sys = format!("x-{target}-sysmeta-");
-    let mut out = Vec::new();
-    for (name, value) in headers {
-        let n = name.as_str();
-        if n.starts_with(&meta) || n.starts_with(&sys) || save.contains(&n) {
-            if let Ok(v) = std::str::from_utf8(value.as_bytes()) {
-                out.push((title_case(n), v.to_string()));
-            }
-        }
-    }
-    out
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking db task panicked")
-}
-
-fn db_error(e: rusqlite::Error) -> Resp {
-    if let Some(m) = db::metadata_too_large(&e) {
-        return plain(StatusCode::BAD_REQUEST, m);
-    }
-    tracing::error!(error = %e, "database error");
-    plain(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("database error: {e}"),
-    )
 }
 
 struct Target {
@@ -169,87 +97,43 @@ struct Target {
 }
 
 fn target(state: &ContainerState, path: &str) -> Result<Target, Resp> {
-    let sp = match parse_storage_path(path, 4, 5) {
-        Ok(p) => p,
-        Err(PathError::Invalid(m)) => return Err(plain(StatusCode::BAD_REQUEST, m)),
-        Err(PathError::BadEncoding) => {
-            return Err(plain(
-                StatusCode::PRECONDITION_FAILED,
-                "Invalid UTF8 or contains NULL",
-            ))
-        }
-    };
-    let dev = match state.cfg.devices.device_path(&sp.device) {
-        DeviceState::Ok(p) => p,
-        DeviceState::Unavailable => return Err(insufficient_storage(&sp.device)),
-    };
+    let sp = storage_path(path, 4, 5)?;
+    let dev = state.cfg.storage.devices.require(&sp.device)?;
     let (Some(account), Some(container)) = (sp.account.clone(), sp.container.clone()) else {
         return Err(plain(StatusCode::BAD_REQUEST, "Invalid path"));
     };
     let hash = state
         .cfg
+        .storage
         .hash
         .hash_path(&account, Some(&container), None)
         .map_err(|e| plain(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(Target {
-        db_path: db::db_path(&dev, "containers", &sp.partition, &hash),
+        db_path: db::db_path(&dev, ContainerDb::DIR, &sp.partition, &hash),
         path: sp,
         account,
         container,
     })
 }
 
-fn required_timestamp(headers: &HeaderMap) -> Result<Timestamp, Resp> {
-    match h::timestamp(headers, "x-timestamp") {
-        Ok(Some(t)) => Ok(t),
-        Ok(None) => Err(plain(StatusCode::BAD_REQUEST, "Missing X-Timestamp header")),
-        Err(m) => Err(plain(StatusCode::BAD_REQUEST, m)),
-    }
-}
-
-async fn handle(state: &Arc<ContainerState>, req: Request) -> Resp {
-    let method = req.method().clone();
-    if method == Method::OPTIONS {
-        let mut r = empty(StatusCode::OK);
-        r.headers_mut().insert(
-            "allow",
-            HeaderValue::from_static("DELETE, GET, HEAD, OPTIONS, POST, PUT, UPDATE"),
-        );
-        h::insert(
-            r.headers_mut(),
-            "server",
-            &format!("container-server/{SWIFT_VERSION}"),
-        );
-        return r;
-    }
-    let path = match decode_path(req.uri().path()) {
-        Ok(p) => p,
-        Err(_) => {
-            return plain(
-                StatusCode::PRECONDITION_FAILED,
-                "Invalid UTF8 or contains NULL",
-            )
-        }
-    };
-    if !matches!(
-        method.as_str(),
-        "PUT" | "GET" | "HEAD" | "POST" | "DELETE" | "UPDATE"
-    ) {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-    }
-    let t = match target(state, &path) {
+async fn handle(state: &Arc<ContainerState>, req: Request, path: &str) -> Resp {
+    let t = match target(state, path) {
         Ok(t) => t,
         Err(r) => return r,
     };
     let query = req.uri().query().map(str::to_string);
     let headers = req.headers().clone();
     let has_obj = t.path.object.is_some();
-    match (method.as_str(), has_obj) {
+    match (req.method().as_str(), has_obj) {
         ("PUT", true) => object_update(state, t, &headers, false).await,
         ("DELETE", true) => object_update(state, t, &headers, true).await,
         ("PUT", false) => put_container(state, t, &headers).await,
         ("DELETE", false) => delete_container(state, t, &headers).await,
-        ("POST", false) => post_container(state, t, &headers).await,
+        ("POST", false) => {
+            let bump = !header_is_true(&headers, "x-backend-no-timestamp-update");
+            requests::post::<ContainerDb>(t.db_path, &headers, &state.cfg.storage.constraints, bump)
+                .await
+        }
         ("HEAD", false) => get_container(state, t, &headers, None, true).await,
         ("GET", false) => get_container(state, t, &headers, query, false).await,
         ("UPDATE", false) => {
@@ -311,7 +195,7 @@ async fn object_update(
         );
     }
     let auto_create = t.account.starts_with(&state.cfg.auto_create_account_prefix)
-        || h::get(headers, "x-backend-auto-create").is_some_and(ringsmith::swift::conf::is_true);
+        || header_is_true(headers, "x-backend-auto-create");
     let (account, container, path) = (t.account.clone(), t.container.clone(), t.db_path.clone());
     let res = blocking(move || -> rusqlite::Result<StatusCode> {
         let mut conn = if path.exists() {
@@ -349,25 +233,27 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
         Ok(t) => t,
         Err(r) => return r,
     };
-    if t.container.len() > state.cfg.constraints.max_container_name_length {
+    if t.container.len() > state.cfg.storage.constraints.max_container_name_length {
         return plain(
             StatusCode::BAD_REQUEST,
             format!(
                 "Container name length of {} longer than {}",
                 t.container.len(),
-                state.cfg.constraints.max_container_name_length
+                state.cfg.storage.constraints.max_container_name_length
             ),
         );
     }
-    if let Err(m) = check_metadata(headers, MetaTarget::Container, &state.cfg.constraints) {
-        return plain(StatusCode::BAD_REQUEST, m);
-    }
+    let (items, limits) =
+        match request_metadata::<ContainerDb>(headers, &state.cfg.storage.constraints) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let requested = match h::get(headers, "x-backend-storage-policy-index") {
         Some(v) => match v
             .trim()
             .parse::<u32>()
             .ok()
-            .and_then(|i| state.cfg.policies.get(i))
+            .and_then(|i| state.cfg.storage.policies.get(i))
         {
             Some(p) => Some(p.index),
             None => {
@@ -381,14 +267,8 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
     };
     let default_index = h::get(headers, "x-backend-storage-policy-default")
         .and_then(|v| v.trim().parse::<u32>().ok())
-        .filter(|i| state.cfg.policies.get(*i).is_some())
-        .unwrap_or(state.cfg.policies.default_policy().index);
-    let limits = db::MetaLimits {
-        prefix: "x-container-meta-",
-        max_count: state.cfg.constraints.max_meta_count,
-        max_overall_size: state.cfg.constraints.max_meta_overall_size,
-    };
-    let items = metadata_items(headers, "container", SAVE_HEADERS);
+        .filter(|i| state.cfg.storage.policies.get(*i).is_some())
+        .unwrap_or(state.cfg.storage.policies.default_policy().index);
     let (account, container, path) = (t.account.clone(), t.container.clone(), t.db_path.clone());
     let res = blocking(move || -> rusqlite::Result<PutOutcome> {
         if !path.exists() {
@@ -399,7 +279,7 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
                 req_ts,
                 requested.unwrap_or(default_index),
             )?;
-            broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
+            update_metadata::<ContainerDb>(&mut conn, &items, req_ts, &limits)?;
             return Ok(PutOutcome::Created(broker::info(&conn)?));
         }
         let mut conn = db::open(&path)?;
@@ -415,11 +295,11 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
                 }
             }
         }
-        broker::update_put_timestamp(&conn, req_ts)?;
+        update_put_timestamp::<ContainerDb>(&conn, req_ts)?;
         if was_deleted {
             broker::update_status_changed_at(&conn, req_ts)?;
         }
-        broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
+        update_metadata::<ContainerDb>(&mut conn, &items, req_ts, &limits)?;
         let after = broker::info(&conn)?;
         if after.is_deleted() {
             // The PUT is older than the DELETE: still deleted.
@@ -467,7 +347,7 @@ async fn account_update(
     headers: &HeaderMap,
     info: &ContainerInfo,
 ) -> Option<Resp> {
-    let targets = match crate::object::update::targets(
+    let targets = match h::update_targets(
         h::get(headers, "x-account-host"),
         h::get(headers, "x-account-partition"),
         h::get(headers, "x-account-device"),
@@ -594,45 +474,6 @@ async fn delete_container(state: &Arc<ContainerState>, t: Target, headers: &Head
     }
 }
 
-async fn post_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderMap) -> Resp {
-    let req_ts = match required_timestamp(headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    if let Err(m) = check_metadata(headers, MetaTarget::Container, &state.cfg.constraints) {
-        return plain(StatusCode::BAD_REQUEST, m);
-    }
-    let limits = db::MetaLimits {
-        prefix: "x-container-meta-",
-        max_count: state.cfg.constraints.max_meta_count,
-        max_overall_size: state.cfg.constraints.max_meta_overall_size,
-    };
-    let items = metadata_items(headers, "container", SAVE_HEADERS);
-    let bump = !h::get(headers, "x-backend-no-timestamp-update")
-        .is_some_and(ringsmith::swift::conf::is_true);
-    let path = t.db_path.clone();
-    let res = blocking(move || -> rusqlite::Result<bool> {
-        if !path.exists() {
-            return Ok(false);
-        }
-        let mut conn = db::open(&path)?;
-        if broker::info(&conn)?.is_deleted() {
-            return Ok(false);
-        }
-        if bump {
-            broker::update_put_timestamp(&conn, req_ts)?;
-        }
-        broker::update_metadata(&mut conn, &items, req_ts, &limits)?;
-        Ok(true)
-    })
-    .await;
-    match res {
-        Err(e) => db_error(e),
-        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
-        Ok(true) => empty(StatusCode::NO_CONTENT),
-    }
-}
-
 fn container_headers(i: &ContainerInfo, hm: &mut HeaderMap) {
     let created = ts(&i.created_at);
     let put = ts(&i.put_timestamp);
@@ -659,12 +500,8 @@ fn container_headers(i: &ContainerInfo, hm: &mut HeaderMap) {
     }
     h::insert(hm, "x-container-object-count", &i.object_count.to_string());
     h::insert(hm, "x-container-bytes-used", &i.bytes_used.to_string());
-    h::insert(hm, "x-timestamp", &created.normal());
-    h::insert(hm, "x-put-timestamp", &put.normal());
-    h::insert(hm, "last-modified", &http_date(put.ceil_seconds()));
-    for (k, v) in db::live_metadata(&db::parse_metadata(&i.metadata)) {
-        h::insert(hm, &k, &v);
-    }
+    timestamp_headers(hm, created, put);
+    metadata_headers(hm, &i.metadata);
 }
 
 async fn get_container(
@@ -674,41 +511,27 @@ async fn get_container(
     query: Option<String>,
     head: bool,
 ) -> Resp {
-    let params = match db::listing_params(
+    let params = match request_params(
         query.as_deref(),
-        h::get(headers, "accept"),
-        state.cfg.constraints.container_listing_limit,
+        headers,
+        state.cfg.storage.constraints.container_listing_limit,
     ) {
         Ok(p) => p,
-        Err((code, m)) => {
-            return plain(
-                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
-                m,
-            )
-        }
+        Err(r) => return r,
     };
-    let path = t.db_path.clone();
     let p2 = params.clone();
-    let res = blocking(
-        move || -> rusqlite::Result<Option<(ContainerInfo, Vec<Entry<broker::ObjectRow>>)>> {
-            if !path.exists() {
-                return Ok(None);
-            }
-            let conn = db::open(&path)?;
-            let i = broker::info(&conn)?;
-            let rows = if head || i.is_deleted() {
-                vec![]
-            } else {
-                broker::list(&conn, &p2, i.storage_policy_index)?
-            };
-            Ok(Some((i, rows)))
-        },
-    )
-    .await;
-    let (info, rows) = match res {
-        Err(e) => return db_error(e),
-        Ok(None) => return plain(StatusCode::NOT_FOUND, ""),
-        Ok(Some(x)) => x,
+    let read = read_existing(t.db_path.clone(), move |conn| {
+        let i = broker::info(conn)?;
+        let rows = if head || i.is_deleted() {
+            vec![]
+        } else {
+            broker::list(conn, &p2, i.storage_policy_index)?
+        };
+        Ok((i, rows))
+    });
+    let (info, rows) = match read.await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let mut hm = HeaderMap::new();
     container_headers(&info, &mut hm);
@@ -718,29 +541,10 @@ async fn get_container(
         return r;
     }
     if head {
-        let mut r = empty(StatusCode::NO_CONTENT);
-        r.headers_mut().extend(hm);
-        h::insert(
-            r.headers_mut(),
-            "content-type",
-            params.format.content_type(),
-        );
-        return r;
+        return listing_response(None, params.format, hm);
     }
     let body = render_objects(&t.container, &rows, params.format);
-    let status = if body.is_empty() {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::OK
-    };
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().extend(hm);
-    h::insert(
-        r.headers_mut(),
-        "content-type",
-        params.format.content_type(),
-    );
+    let mut r = listing_response(Some(body), params.format, hm);
     h::insert(r.headers_mut(), "x-backend-record-type", "object");
     h::insert(
         r.headers_mut(),
@@ -772,64 +576,30 @@ fn render_objects(
     rows: &[Entry<broker::ObjectRow>],
     format: ListingFormat,
 ) -> String {
-    match format {
-        ListingFormat::Plain => {
-            let mut s = String::new();
-            for e in rows {
-                match e {
-                    Entry::Row(n, _) | Entry::Subdir(n) => {
-                        s.push_str(n);
-                        s.push('\n');
-                    }
-                }
-            }
-            s
-        }
-        ListingFormat::Json => {
-            let items: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|e| match e {
-                    Entry::Subdir(d) => json!({"subdir": d}),
-                    Entry::Row(n, r) => {
-                        let (ct, bytes) = split_swift_bytes(&r.content_type, r.size);
-                        json!({
-                            "bytes": bytes, "hash": r.etag, "name": n, "content_type": ct,
-                            "last_modified": ts(&r.created_at).isoformat(),
-                        })
-                    }
-                })
-                .collect();
-            serde_json::Value::Array(items).to_string()
-        }
-        ListingFormat::Xml => {
-            let mut s = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<container name=\"{}\">",
-                xml_attr(container)
-            );
-            for e in rows {
-                match e {
-                    Entry::Subdir(d) => s.push_str(&format!(
-                        "<subdir name=\"{}\"><name>{}</name></subdir>",
-                        xml_attr(d),
-                        xml_text(d)
-                    )),
-                    Entry::Row(n, r) => {
-                        let (ct, bytes) = split_swift_bytes(&r.content_type, r.size);
-                        s.push_str(&format!(
-                            "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type><last_modified>{}</last_modified></object>",
-                            xml_text(n),
-                            xml_text(&r.etag),
-                            bytes,
-                            xml_text(&ct),
-                            ts(&r.created_at).isoformat()
-                        ))
-                    }
-                }
-            }
-            s.push_str("</container>");
-            s
-        }
-    }
+    render(
+        format,
+        "container",
+        container,
+        rows,
+        |n, r| {
+            let (ct, bytes) = split_swift_bytes(&r.content_type, r.size);
+            json!({
+                "bytes": bytes, "hash": r.etag, "name": n, "content_type": ct,
+                "last_modified": ts(&r.created_at).isoformat(),
+            })
+        },
+        |n, r| {
+            let (ct, bytes) = split_swift_bytes(&r.content_type, r.size);
+            format!(
+                "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type><last_modified>{}</last_modified></object>",
+                xml_text(n),
+                xml_text(&r.etag),
+                bytes,
+                xml_text(&ct),
+                ts(&r.created_at).isoformat()
+            )
+        },
+    )
 }
 
 /// `UPDATE /d/p/a/c`: a JSON list of object records to merge (sharder, reconciler).
@@ -879,11 +649,7 @@ async fn update_container(t: Target, headers: &HeaderMap, body: axum::body::Byte
         Ok(true)
     })
     .await;
-    match res {
-        Err(e) => db_error(e),
-        Ok(false) => plain(StatusCode::NOT_FOUND, ""),
-        Ok(true) => empty(StatusCode::ACCEPTED),
-    }
+    found_or_404(res, StatusCode::ACCEPTED)
 }
 
 #[cfg(test)]

@@ -68,8 +68,7 @@ impl DbAuditor {
                             .unwrap_or_default();
                         let mut dest = q.join(&name);
                         if dest.exists() {
-                            dest =
-                                q.join(format!("{name}-{}", crate::object::diskfile::unique_hex()));
+                            dest = q.join(format!("{name}-{}", crate::common::unique_hex()));
                         }
                         let moved = std::fs::create_dir_all(&q)
                             .and_then(|_| std::fs::rename(hash_dir, &dest));

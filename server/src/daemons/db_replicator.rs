@@ -30,6 +30,7 @@ use rusqlite::params;
 use serde_json::{json, Map, Value};
 
 use super::{node_base, quote, DaemonConf};
+use crate::common::shell::blocking;
 use crate::db;
 
 /// Rows per push request.
@@ -95,30 +96,6 @@ fn read_info(conn: &rusqlite::Connection, kind: &str) -> rusqlite::Result<DbInfo
     }
 }
 
-fn sync_point(conn: &rusqlite::Connection, remote: &str) -> rusqlite::Result<i64> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS outgoing_sync (remote_id TEXT UNIQUE, sync_point INTEGER, updated_at TEXT DEFAULT 0);",
-    )?;
-    match conn.query_row(
-        "SELECT sync_point FROM outgoing_sync WHERE remote_id = ?",
-        params![remote],
-        |r| r.get(0),
-    ) {
-        Ok(p) => Ok(p),
-        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(-1),
-        Err(e) => Err(e),
-    }
-}
-
-fn set_sync_point(conn: &rusqlite::Connection, remote: &str, point: i64) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO outgoing_sync (remote_id, sync_point) VALUES (?1, ?2) \
-         ON CONFLICT(remote_id) DO UPDATE SET sync_point = ?2, updated_at = STRFTIME('%s', 'NOW')",
-        params![remote, point],
-    )?;
-    Ok(())
-}
-
 /// Rows after `after` (by ROWID), at most `BATCH`, as `(rowid, record)`.
 fn rows_after(
     conn: &rusqlite::Connection,
@@ -159,12 +136,6 @@ fn rows_after(
         })?;
         rows.collect()
     }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("database task panicked")
 }
 
 impl DbReplicator {
@@ -330,16 +301,18 @@ impl DbReplicator {
                 stats.remote_created += 1;
             }
             let (p, rid) = (path.to_path_buf(), remote_id.clone());
-            blocking(move || db::open(&p).and_then(|c| set_sync_point(&c, &rid, -1)))
-                .await
-                .map_err(|e| e.to_string())?;
+            blocking(move || {
+                db::open(&p).and_then(|c| crate::db::broker::set_outgoing_sync_point(&c, &rid, -1))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         }
         let mut pushed_any = false;
         loop {
             let (p, rid, kind) = (path.to_path_buf(), remote_id.clone(), self.kind);
             let (point, rows) = blocking(move || -> rusqlite::Result<(i64, Vec<(i64, Value)>)> {
                 let c = db::open(&p)?;
-                let point = sync_point(&c, &rid)?;
+                let point = crate::db::broker::outgoing_sync_point(&c, &rid)?;
                 Ok((point, rows_after(&c, kind, point)?))
             })
             .await
@@ -352,17 +325,20 @@ impl DbReplicator {
                 .await?;
             stats.rows_pushed += rows.len() as u64;
             let (p, rid) = (path.to_path_buf(), remote_id.clone());
-            blocking(move || db::open(&p).and_then(|c| set_sync_point(&c, &rid, last.max(point))))
-                .await
-                .map_err(|e| e.to_string())?;
+            blocking(move || {
+                db::open(&p).and_then(|c| {
+                    crate::db::broker::set_outgoing_sync_point(&c, &rid, last.max(point))
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         }
         if !pushed_any {
             stats.no_change += 1;
         }
         // A deleted container's delete timestamp travels too.
         if info.container.is_some()
-            && crate::container::broker::ts(&info.delete_timestamp)
-                > crate::container::broker::ts(&info.put_timestamp)
+            && crate::db::ts(&info.delete_timestamp) > crate::db::ts(&info.put_timestamp)
         {
             let _ = self
                 .http
@@ -434,6 +410,7 @@ impl DbReplicator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::broker::{outgoing_sync_point, set_outgoing_sync_point};
 
     #[test]
     fn sync_points_and_row_batches() {
@@ -459,12 +436,12 @@ mod tests {
             .unwrap();
         }
         let conn = db::open(&p).unwrap();
-        assert_eq!(sync_point(&conn, "r1").unwrap(), -1);
+        assert_eq!(outgoing_sync_point(&conn, "r1").unwrap(), -1);
         let rows = rows_after(&conn, "container", -1).unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].1["name"], "o0");
-        set_sync_point(&conn, "r1", rows[1].0).unwrap();
-        assert_eq!(sync_point(&conn, "r1").unwrap(), rows[1].0);
+        set_outgoing_sync_point(&conn, "r1", rows[1].0).unwrap();
+        assert_eq!(outgoing_sync_point(&conn, "r1").unwrap(), rows[1].0);
         let rest = rows_after(&conn, "container", rows[1].0).unwrap();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].1["name"], "o2");

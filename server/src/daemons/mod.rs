@@ -62,18 +62,9 @@ pub struct DaemonConf {
     pub section: Section,
 }
 
+/// [`config::secs`](crate::common::config::secs) with its error as text.
 pub(crate) fn secs(s: &Section, key: &str, default: f64) -> Result<Duration, String> {
-    let v: f64 = s.parse_or(key, default).map_err(|e| e.to_string())?;
-    if !(v.is_finite() && v >= 0.0) {
-        return Err(ConfError::Value {
-            path: s.path.clone(),
-            section: s.name.clone(),
-            key: key.into(),
-            message: format!("{v} is not a non-negative number of seconds"),
-        }
-        .to_string());
-    }
-    Ok(Duration::from_secs_f64(v))
+    crate::common::config::secs(s, key, default).map_err(|e| e.to_string())
 }
 
 impl DaemonConf {
@@ -89,7 +80,7 @@ impl DaemonConf {
         let app = conf.section(&format!("app:{server}-server"));
         let get = |k: &str, d: &str| s.get(k).or_else(|| app.get(k)).unwrap_or(d).to_string();
         let swift_dir = PathBuf::from(get("swift_dir", "/etc/swift"));
-        let (hash, policies, _) = crate::object::load_swift_conf(&swift_dir)?;
+        let (hash, policies, _) = crate::common::config::load_swift_conf(&swift_dir)?;
         let e = |e: ConfError| e.to_string();
         let interval_default = if name.ends_with("auditor") {
             1800.0
@@ -111,7 +102,7 @@ impl DaemonConf {
             })?;
         Ok(DaemonConf {
             name: name.to_string(),
-            devices: crate::object::device_settings(&s).map_err(e)?,
+            devices: crate::common::config::device_settings(&s).map_err(e)?,
             swift_dir,
             hash,
             policies,

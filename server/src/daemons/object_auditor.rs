@@ -21,8 +21,8 @@ use md5::{Digest, Md5};
 use serde_json::{json, Map};
 
 use super::{DaemonConf, RateLimiter};
+use crate::object::diskfile::hashes;
 use crate::object::diskfile::{self, DiskError, Lookup, OnDiskState};
-use crate::object::hashes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

@@ -35,8 +35,8 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::{node_base, quote, DaemonConf, RateLimiter};
 use crate::common::Timestamp;
+use crate::object::diskfile::hashes;
 use crate::object::diskfile::{self, OnDiskState};
-use crate::object::hashes;
 use ringsmith::swift::policy::Policy;
 
 /// Counters of one pass, with the names Swift's `replication_stats` uses.

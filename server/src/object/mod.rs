@@ -11,34 +11,39 @@
 //! set xattrs, fsync, rename, clean up), large ones one trip per buffered chunk, so
 //! memory per request is bounded by the chunk buffer whatever the object size.
 //!
-//! See [`diskfile`] for the on-disk format, [`hashes`] for REPLICATE and [`update`]
-//! for container updates and `async_pending`.
+//! The layout: `mod.rs` routes through the storage-server shell (`common::shell`);
+//! `request.rs` validates the path, policy and device of an object request; one file per
+//! verb (`get.rs` for GET and HEAD, `put.rs`, `post.rs`, `delete.rs`, `replicate.rs`);
+//! [`diskfile`] is the disk engine (layout, metadata, writes, quarantine, suffix hashes);
+//! [`update`] sends container updates and queues `async_pending`.
 
+mod delete;
 pub mod diskfile;
-pub mod hashes;
+mod get;
+mod post;
+mod put;
 pub mod range;
-mod server;
+mod replicate;
+mod request;
 pub mod update;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::http::HeaderValue;
 use axum::Router;
-use ringsmith::hash::HashConfig;
 
-use crate::common::{Constraints, DeviceSettings};
+use crate::common::config::{secs, StorageConfig};
+use crate::common::shell::{storage_path, Resp, Shell};
+use crate::recon::ServerKind;
+use request::ObjectRequest;
 use ringsmith::swift::conf::{Conf, ConfError};
-use ringsmith::swift::policy::Policies;
 
 /// Everything the object server's handlers need, read once at startup.
 #[derive(Clone, Debug)]
 pub struct ObjectConfig {
-    pub devices: DeviceSettings,
-    pub swift_dir: PathBuf,
-    pub hash: HashConfig,
-    pub policies: Policies,
-    pub constraints: Constraints,
+    pub storage: StorageConfig,
     pub node_timeout: Duration,
     pub conn_timeout: Duration,
     pub client_timeout: Duration,
@@ -49,80 +54,18 @@ pub struct ObjectConfig {
     pub replication_server: bool,
     /// Headers (lower-case) a PUT/POST may store beyond the `X-Object-Meta-*` family.
     pub allowed_headers: Vec<String>,
-    pub recon_cache_path: PathBuf,
 }
 
 pub const DEFAULT_ALLOWED_HEADERS: &str = "content-disposition, content-encoding, x-delete-at, x-object-manifest, x-static-large-object, cache-control, content-language, expires, x-robots-tag";
 
-/// Swift's setting names and defaults for the keys the storage servers read.
-pub fn device_settings(app: &ringsmith::swift::conf::Section) -> Result<DeviceSettings, ConfError> {
-    let reserve = app.str_or("fallocate_reserve", "1%");
-    let (bytes, pct) = match reserve.trim().strip_suffix('%') {
-        Some(p) => (
-            0,
-            Some(p.trim().parse::<f64>().map_err(|_| ConfError::Value {
-                path: app.path.clone(),
-                section: app.name.clone(),
-                key: "fallocate_reserve".into(),
-                message: format!("invalid value {reserve:?}"),
-            })?),
-        ),
-        None => (app.parse_or::<u64>("fallocate_reserve", 0)?, None),
-    };
-    Ok(DeviceSettings {
-        devices: PathBuf::from(app.str_or("devices", "/srv/node")),
-        mount_check: app.bool_or("mount_check", true)?,
-        fallocate_reserve: bytes,
-        fallocate_reserve_percent: pct,
-    })
-}
-
-/// Loads `swift.conf` from `swift_dir` for a storage server: hash secrets, policies and
-/// constraints, refusing policy types this server cannot store yet.
-pub fn load_swift_conf(swift_dir: &Path) -> Result<(HashConfig, Policies, Constraints), String> {
-    let c = ringsmith::swift::SwiftConf::load(swift_dir).map_err(|e| e.to_string())?;
-    if let Some(p) = c.policies.iter().find(|p| !p.is_replication()) {
-        return Err(format!(
-            "{}: storage policy {} is of type {}, which Ringsmith's storage servers do not \
-             store yet",
-            c.path.display(),
-            p.index,
-            p.policy_type.name()
-        ));
-    }
-    Ok((c.hash, c.policies, c.constraints))
-}
-
-fn secs(
-    app: &ringsmith::swift::conf::Section,
-    key: &str,
-    default: f64,
-) -> Result<Duration, ConfError> {
-    let v: f64 = app.parse_or(key, default)?;
-    if !(v.is_finite() && v >= 0.0) {
-        return Err(ConfError::Value {
-            path: app.path.clone(),
-            section: app.name.clone(),
-            key: key.into(),
-            message: format!("{v} is not a non-negative number of seconds"),
-        });
-    }
-    Ok(Duration::from_secs_f64(v))
-}
-
 impl ObjectConfig {
     pub fn from_conf(conf: &Conf) -> Result<ObjectConfig, String> {
         let app = conf.section("app:object-server");
-        let swift_dir = PathBuf::from(app.str_or("swift_dir", "/etc/swift"));
-        let (hash, policies, constraints) = load_swift_conf(&swift_dir)?;
+        let storage = StorageConfig::from_section(&app)?;
         let e = |e: ConfError| e.to_string();
         let allowed = app.str_or("allowed_headers", DEFAULT_ALLOWED_HEADERS);
         Ok(ObjectConfig {
-            devices: device_settings(&app).map_err(e)?,
-            swift_dir,
-            hash,
-            policies,
-            constraints,
+            storage,
             node_timeout: secs(&app, "node_timeout", 3.0).map_err(e)?,
             conn_timeout: secs(&app, "conn_timeout", 0.5).map_err(e)?,
             client_timeout: secs(&app, "client_timeout", 60.0).map_err(e)?,
@@ -136,7 +79,6 @@ impl ObjectConfig {
                 .map(|h| h.trim().to_ascii_lowercase())
                 .filter(|h| !h.is_empty())
                 .collect(),
-            recon_cache_path: PathBuf::from(app.str_or("recon_cache_path", "/var/cache/swift")),
         })
     }
 }
@@ -160,17 +102,53 @@ impl ObjectState {
 
 /// The object server's router (recon included).
 pub fn object_router(state: Arc<ObjectState>) -> Router {
-    let recon = crate::recon::ReconState::new(
-        crate::recon::ServerKind::Object,
-        state.cfg.devices.devices.clone(),
-        state.cfg.swift_dir.clone(),
-        state.cfg.recon_cache_path.clone(),
-        state.cfg.policies.clone(),
+    let mut methods = vec!["DELETE", "GET", "HEAD", "POST", "PUT"];
+    if state.cfg.replication_server {
+        methods.push("REPLICATE");
+    }
+    let shell = Shell::new(
+        "object-server",
+        ServerKind::Object,
+        methods,
+        &state.cfg.storage,
     );
-    Router::new().fallback(move |req| server::dispatch(state.clone(), recon.clone(), req))
+    shell
+        .router(move |req, path| {
+            let state = state.clone();
+            async move { handle(&state, req, &path).await }
+        })
+        .layer(axum::middleware::map_response(
+            |mut resp: Resp| async move {
+                resp.headers_mut()
+                    .insert("x-backend-server", HeaderValue::from_static("ringsmith"));
+                resp
+            },
+        ))
+}
+
+/// One verb of the object protocol, on a path the shell has decoded.
+async fn handle(state: &Arc<ObjectState>, req: Request, path: &str) -> Resp {
+    if req.method() == "REPLICATE" {
+        return replicate::replicate(state, path, req.headers()).await;
+    }
+    let or = match storage_path(path, 5, 5)
+        .and_then(|sp| ObjectRequest::new(state, sp, req.headers()))
+    {
+        Ok(or) => or,
+        Err(r) => return r,
+    };
+    match req.method().as_str() {
+        "PUT" => put::put(state, or, req).await,
+        "GET" => get::get(state, or, req.headers(), false).await,
+        "HEAD" => get::get(state, or, req.headers(), true).await,
+        "POST" => post::post(state, or, req.headers()).await,
+        _ => delete::delete(state, or, req.headers()).await,
+    }
 }
 
 #[cfg(test)]
 mod conformance_tests;
+#[cfg(test)]
+mod disk_tests;
 #[cfg(test)]
 pub(crate) mod tests;

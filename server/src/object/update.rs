@@ -9,62 +9,19 @@
 //! Swift's `swift-object-updater` and ours can both replay it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use axum::http::HeaderMap;
 
 use ringsmith::pickle::Value;
 
+use super::request::ObjectRequest;
+use super::ObjectState;
+use crate::common::headers::{self as h, update_targets, UpdateTarget};
+use crate::common::shell::blocking;
 use crate::common::Timestamp;
 use ringsmith::swift::policy::Policy;
-
-/// One container replica to update.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpdateTarget {
-    pub host: String,
-    pub partition: String,
-    pub device: String,
-}
-
-/// Pairs `X-*-Host` with `X-*-Device`; `Err` when the lists differ in length (a 400).
-pub fn targets(
-    hosts: Option<&str>,
-    partition: Option<&str>,
-    devices: Option<&str>,
-) -> Result<Vec<UpdateTarget>, String> {
-    let split = |s: Option<&str>| -> Vec<String> {
-        s.map(|v| {
-            v.split(',')
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-    };
-    let hosts = split(hosts);
-    let devices = split(devices);
-    if hosts.len() != devices.len() {
-        return Err(format!(
-            "X-Container-Host and X-Container-Device headers do not match ({} hosts, {} devices)",
-            hosts.len(),
-            devices.len()
-        ));
-    }
-    if hosts.is_empty() {
-        return Ok(vec![]);
-    }
-    let partition = partition
-        .map(str::trim)
-        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| "Missing or invalid container partition".to_string())?;
-    Ok(hosts
-        .into_iter()
-        .zip(devices)
-        .map(|(host, device)| UpdateTarget {
-            host,
-            partition: partition.to_string(),
-            device,
-        })
-        .collect())
-}
 
 /// One queued update: what `async_pending` files hold.
 #[derive(Clone, Debug)]
@@ -139,19 +96,129 @@ pub async fn send(
     }
 }
 
+// ----------------------------------------------- sending them from the object server
+
+pub(super) async fn container_updates(
+    state: &Arc<ObjectState>,
+    or: &ObjectRequest,
+    headers: &HeaderMap,
+    op: &'static str,
+    mut cheaders: Vec<(String, String)>,
+    targets: Vec<UpdateTarget>,
+    req_ts: Timestamp,
+) {
+    if targets.is_empty() {
+        return;
+    }
+    cheaders.push((
+        "X-Backend-Storage-Policy-Index".into(),
+        or.policy.index.to_string(),
+    ));
+    cheaders.push((
+        "X-Trans-Id".into(),
+        h::get(headers, "x-trans-id").unwrap_or("-").to_string(),
+    ));
+    cheaders.push((
+        "Referer".into(),
+        format!("{op} http://localhost{}", or.name()),
+    ));
+    cheaders.push((
+        "User-Agent".into(),
+        format!("object-server {}", std::process::id()),
+    ));
+    let update = PendingUpdate {
+        op,
+        account: or.account.clone(),
+        container: or.container.clone(),
+        obj: or.object.clone(),
+        headers: cheaders,
+    };
+    send_or_queue(state, or, update, targets, req_ts).await;
+}
+
+async fn send_or_queue(
+    state: &Arc<ObjectState>,
+    or: &ObjectRequest,
+    update: PendingUpdate,
+    targets: Vec<UpdateTarget>,
+    req_ts: Timestamp,
+) {
+    let st = state.clone();
+    let device_path = or.device_path.clone();
+    let policy = or.policy.clone();
+    let hash = or.hash.clone();
+    // Each failed replica is queued; the task outlives a slow update so the answer is
+    // not held longer than container_update_timeout, as in Swift.
+    let task = tokio::spawn(async move {
+        let mut failed = false;
+        for t in &targets {
+            if let Err(e) = send(&st.http, t, &update, st.cfg.node_timeout).await {
+                tracing::error!(
+                    host = %t.host, device = %t.device, error = %e,
+                    "container update failed (saving for async update later)"
+                );
+                failed = true;
+            }
+        }
+        if failed {
+            let u = update.clone();
+            let res = blocking(move || u.save(&device_path, &policy, &hash, req_ts)).await;
+            if let Err(e) = res {
+                tracing::error!(error = %e, "cannot write async_pending");
+            }
+        }
+    });
+    let _ = tokio::time::timeout(state.cfg.container_update_timeout, task).await;
+}
+
+/// The expirer queue: `.expiring_objects/<X-Delete-At-Container>/<at>-<a>/<c>/<o>`.
+pub(super) async fn delete_at_updates(
+    state: &Arc<ObjectState>,
+    or: &ObjectRequest,
+    headers: &HeaderMap,
+    new_at: Option<u64>,
+    old_at: Option<String>,
+    req_ts: Timestamp,
+) {
+    let old_at = old_at.and_then(|v| v.parse::<u64>().ok());
+    if new_at == old_at {
+        return;
+    }
+    let Some(at) = new_at else {
+        return;
+    };
+    let Ok(targets) = update_targets(
+        h::get(headers, "x-delete-at-host"),
+        h::get(headers, "x-delete-at-partition"),
+        h::get(headers, "x-delete-at-device"),
+    ) else {
+        return;
+    };
+    let Some(container) = h::get(headers, "x-delete-at-container") else {
+        return;
+    };
+    if targets.is_empty() {
+        return;
+    }
+    let update = PendingUpdate {
+        op: "PUT",
+        account: ".expiring_objects".into(),
+        container: container.to_string(),
+        obj: format!("{at}-{}/{}/{}", or.account, or.container, or.object),
+        headers: vec![
+            ("X-Size".into(), "0".into()),
+            ("X-Content-Type".into(), "text/plain".into()),
+            ("X-Timestamp".into(), req_ts.internal()),
+            ("X-Etag".into(), "d41d8cd98f00b204e9800998ecf8427e".into()),
+            ("X-Backend-Storage-Policy-Index".into(), "0".into()),
+        ],
+    };
+    send_or_queue(state, or, update, targets, req_ts).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_pair_hosts_and_devices() {
-        let t = targets(Some("127.0.0.1:1, 127.0.0.2:1"), Some("7"), Some("d1,d2")).unwrap();
-        assert_eq!(t.len(), 2);
-        assert_eq!(t[1].device, "d2");
-        assert!(targets(Some("h:1,h:2"), Some("7"), Some("d1")).is_err());
-        assert!(targets(None, None, None).unwrap().is_empty());
-        assert!(targets(Some("h:1"), Some("x"), Some("d")).is_err());
-    }
 
     #[test]
     fn pending_update_pickles_like_swift() {

@@ -16,7 +16,7 @@ use std::path::Path;
 use md5::{Digest, Md5};
 use ringsmith::pickle::Value;
 
-use super::diskfile::{cleanup, OnDiskState};
+use super::{cleanup, OnDiskState};
 use crate::common::Timestamp;
 
 pub const HASH_FILE: &str = "hashes.pkl";

@@ -11,152 +11,25 @@
 //! set as xattrs, and renamed into the hash directory; the directory is fsynced too. A
 //! crash leaves at worst a stray temp file, never a partial `.data`.
 //!
-//! Metadata is a protocol-2 pickle of a `{bytes: bytes}` dict split over
-//! `user.swift.metadata`, `user.swift.metadata1`, … (64 KiB each) with the md5 of the
-//! whole pickle in `user.swift.metadata_checksum`, exactly as Swift's `write_metadata`,
-//! so `swift-object-info` and Swift's daemons read our disks and we read theirs.
+//! * [`metadata`]: the xattr metadata, in Swift's pickle format;
+//! * [`writer`]: the temp file a PUT, POST or DELETE fills and renames into place;
+//! * [`hashes`]: suffix hashes, what `REPLICATE` answers and replicators compare.
 
-use std::collections::BTreeMap;
+pub mod hashes;
+pub mod metadata;
+pub mod writer;
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use md5::{Digest, Md5};
-use ringsmith::pickle::Value;
+use crate::common::{unique_hex, Timestamp};
 
-use crate::common::Timestamp;
-
-pub const METADATA_KEY: &str = "user.swift.metadata";
-pub const METADATA_CHECKSUM_KEY: &str = "user.swift.metadata_checksum";
-const XATTR_CHUNK: usize = 65536;
-
-/// Object metadata as Swift keeps it: header name → value.
-pub type Metadata = BTreeMap<String, String>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum DiskError {
-    #[error("filesystem does not support xattrs: {0}")]
-    XattrNotSupported(String),
-    #[error("no space left on device: {0}")]
-    NoSpace(String),
-    #[error("bad metadata in {path}: {reason}")]
-    BadMetadata { path: PathBuf, reason: String },
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
-
-impl DiskError {
-    /// ENOSPC/EDQUOT and unsupported xattrs are a 507 for the client, as in Swift.
-    pub fn is_insufficient_storage(&self) -> bool {
-        match self {
-            DiskError::XattrNotSupported(_) | DiskError::NoSpace(_) => true,
-            DiskError::Io(e) => matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)),
-            DiskError::BadMetadata { .. } => false,
-        }
-    }
-}
-
-fn classify_xattr_error(e: io::Error, path: &Path) -> DiskError {
-    match e.raw_os_error() {
-        Some(libc::ENOTSUP) => DiskError::XattrNotSupported(path.display().to_string()),
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::E2BIG) => {
-            DiskError::NoSpace(path.display().to_string())
-        }
-        _ => DiskError::Io(e),
-    }
-}
-
-/// The pickle Swift stores: a dict of UTF-8 bytes to UTF-8 bytes.
-pub fn encode_metadata(meta: &Metadata) -> Vec<u8> {
-    let dict = meta
-        .iter()
-        .map(|(k, v)| {
-            (
-                Value::Bytes(k.as_bytes().to_vec()),
-                Value::Bytes(v.as_bytes().to_vec()),
-            )
-        })
-        .collect();
-    ringsmith::pickle::dumps(&Value::Dict(dict))
-}
-
-fn value_text(v: &Value) -> Option<String> {
-    match v.deref_shared() {
-        Value::Str(s) => Some(s.clone()),
-        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::Int(i) => Some(i.to_string()),
-        Value::Float(f) => Some(f.to_string()),
-        _ => None,
-    }
-}
-
-/// Reads the pickled metadata Swift or Ringsmith wrote (str or bytes keys and values).
-pub fn decode_metadata(pickle: &[u8]) -> Result<Metadata, String> {
-    let v = ringsmith::pickle::loads(pickle).map_err(|e| e.to_string())?;
-    let Value::Dict(items) = v.deref_shared().clone() else {
-        return Err("metadata is not a dict".into());
-    };
-    let mut out = Metadata::new();
-    for (k, v) in items {
-        let (Some(k), Some(v)) = (value_text(&k), value_text(&v)) else {
-            return Err("metadata holds a non-string key or value".into());
-        };
-        out.insert(k, v);
-    }
-    Ok(out)
-}
-
-pub fn write_metadata(file: &fs::File, path: &Path, meta: &Metadata) -> Result<(), DiskError> {
-    use xattr::FileExt;
-    let pickle = encode_metadata(meta);
-    let checksum = hex::encode(Md5::digest(&pickle));
-    for (i, chunk) in pickle.chunks(XATTR_CHUNK).enumerate() {
-        let key = if i == 0 {
-            METADATA_KEY.to_string()
-        } else {
-            format!("{METADATA_KEY}{i}")
-        };
-        file.set_xattr(&key, chunk)
-            .map_err(|e| classify_xattr_error(e, path))?;
-    }
-    file.set_xattr(METADATA_CHECKSUM_KEY, checksum.as_bytes())
-        .map_err(|e| classify_xattr_error(e, path))?;
-    Ok(())
-}
-
-pub fn read_metadata(file: &fs::File, path: &Path) -> Result<Metadata, DiskError> {
-    use xattr::FileExt;
-    let bad = |reason: String| DiskError::BadMetadata {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut pickle = Vec::new();
-    let mut i = 0usize;
-    loop {
-        let key = if i == 0 {
-            METADATA_KEY.to_string()
-        } else {
-            format!("{METADATA_KEY}{i}")
-        };
-        match file.get_xattr(&key) {
-            Ok(Some(v)) => pickle.extend_from_slice(&v),
-            Ok(None) => break,
-            Err(e) => return Err(classify_xattr_error(e, path)),
-        }
-        i += 1;
-    }
-    if pickle.is_empty() {
-        return Err(bad("no metadata".into()));
-    }
-    if let Ok(Some(sum)) = file.get_xattr(METADATA_CHECKSUM_KEY) {
-        let want = String::from_utf8_lossy(&sum).to_string();
-        let got = hex::encode(Md5::digest(&pickle));
-        if want != got {
-            return Err(bad(format!("metadata checksum {got} != stored {want}")));
-        }
-    }
-    decode_metadata(&pickle).map_err(bad)
-}
+pub use metadata::{
+    decode_metadata, encode_metadata, read_metadata, write_metadata, DiskError, Metadata,
+    METADATA_CHECKSUM_KEY, METADATA_KEY,
+};
+pub use writer::TempWriter;
 
 /// A file in a hash directory, by kind and timestamp.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -427,11 +300,6 @@ pub fn quarantine(device_path: &Path, objects_dir: &str, hash_dir: &Path) -> io:
     }
     fs::rename(hash_dir, &dest)?;
     Ok(dest)
-}
-
-pub fn unique_hex() -> String {
-    use rand::Rng;
-    format!("{:032x}", rand::thread_rng().gen::<u128>())
 }
 
 #[cfg(test)]

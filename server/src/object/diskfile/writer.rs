@@ -1,0 +1,116 @@
+//! Writing one file of an object: a temp file under `<dev>/tmp[-N]`, filled from the
+//! blocking pool a buffer at a time, its metadata set as xattrs, fsynced, and renamed
+//! into the hash directory, whose new directories are fsynced too. A crash leaves at
+//! worst a stray temp file, never a partial `.data`; a dropped request removes its temp
+//! file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{create_dirs_counted, fsync_dir, write_metadata, DiskError, Metadata};
+use crate::common::shell::blocking;
+use crate::common::unique_hex;
+
+/// A temp file under `tmp[-N]` filled from the blocking pool; removed unless committed.
+pub struct TempWriter {
+    tmp_dir: PathBuf,
+    file: Option<(std::fs::File, PathBuf)>,
+}
+
+impl TempWriter {
+    pub fn new(tmp_dir: PathBuf) -> Self {
+        TempWriter {
+            tmp_dir,
+            file: None,
+        }
+    }
+
+    fn open(tmp_dir: &Path) -> std::io::Result<(std::fs::File, PathBuf)> {
+        std::fs::create_dir_all(tmp_dir)?;
+        let path = tmp_dir.join(format!("tmp{}", unique_hex()));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((f, path))
+    }
+
+    pub async fn write(&mut self, data: Vec<u8>) -> std::io::Result<()> {
+        let file = self.file.take();
+        let tmp_dir = self.tmp_dir.clone();
+        let (res, file) = blocking(move || {
+            let mut file = match file {
+                Some(f) => f,
+                None => match Self::open(&tmp_dir) {
+                    Ok(f) => f,
+                    Err(e) => return (Err(e), None),
+                },
+            };
+            let r = file.0.write_all(&data);
+            (r, Some(file))
+        })
+        .await;
+        self.file = file;
+        res
+    }
+
+    pub async fn abort(&mut self) {
+        if let Some((_, path)) = self.file.take() {
+            let _ = blocking(move || std::fs::remove_file(path)).await;
+        }
+    }
+
+    /// Writes the rest, sets the metadata, fsyncs and renames into place, then runs
+    /// `after` (cleanup and hash invalidation) on the same blocking trip.
+    pub async fn commit(
+        mut self,
+        rest: Vec<u8>,
+        meta: Metadata,
+        target: PathBuf,
+        after: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+    ) -> Result<(), DiskError> {
+        let file = self.file.take();
+        let tmp_dir = self.tmp_dir.clone();
+        blocking(move || {
+            let (mut f, tmp_path) = match file {
+                Some(f) => f,
+                None => Self::open(&tmp_dir)?,
+            };
+            let result = (|| -> Result<(), DiskError> {
+                f.write_all(&rest)?;
+                write_metadata(&f, &tmp_path, &meta)?;
+                f.sync_all()?;
+                let dir = target.parent().expect("data file has a hash dir");
+                let created = create_dirs_counted(dir)?;
+                std::fs::rename(&tmp_path, &target)?;
+                // The new name, and every directory this write created, must survive
+                // a crash: fsync the leaf and the parent of each new directory.
+                let mut d = dir;
+                for _ in 0..=created {
+                    fsync_dir(d)?;
+                    match d.parent() {
+                        Some(p) => d = p,
+                        None => break,
+                    }
+                }
+                Ok(())
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp_path);
+            }
+            result?;
+            after()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl Drop for TempWriter {
+    fn drop(&mut self) {
+        // A request future dropped mid-body (client gone) must not leave temp files.
+        if let Some((_, path)) = self.file.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `POST /<dev>/<part>/<a>/<c>/<o>`: new metadata (and content type) in a `.meta` file
+//! next to the data, then the container update.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use ringsmith::swift::MetaTarget;
+
+use super::diskfile::{Lookup, Metadata};
+use super::request::{
+    container_targets, delete_at_header, disk_error, is_expired, user_metadata, with_backend_ts,
+    ObjectRequest,
+};
+use super::update;
+use super::ObjectState;
+use crate::common::headers::{self as h, check_metadata};
+use crate::common::shell::{required_timestamp, Resp};
+use crate::common::{empty, plain};
+
+pub(super) async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap) -> Resp {
+    let req_ts = match required_timestamp(headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Err(m) = check_metadata(headers, MetaTarget::Object, &state.cfg.storage.constraints) {
+        return plain(StatusCode::BAD_REQUEST, m);
+    }
+    let delete_at = match delete_at_header(headers) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let container_targets = match container_targets(headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let found = match or.lookup(None).await {
+        Ok(Lookup::Found(o)) => o,
+        Ok(Lookup::Deleted(t)) => return with_backend_ts(plain(StatusCode::NOT_FOUND, ""), t),
+        Ok(Lookup::NotFound) => return plain(StatusCode::NOT_FOUND, ""),
+        Err(e) => return disk_error(&or.path.device, e),
+    };
+    if is_expired(&found.metadata, headers) {
+        return plain(StatusCode::NOT_FOUND, "");
+    }
+    let orig = found
+        .meta_timestamp
+        .unwrap_or(found.data_timestamp)
+        .max(found.data_timestamp);
+    if orig >= req_ts {
+        return with_backend_ts(plain(StatusCode::CONFLICT, "Conflict"), orig);
+    }
+    let mut meta = Metadata::new();
+    meta.insert("X-Timestamp".into(), req_ts.internal());
+    user_metadata(state, headers, &mut meta, false);
+    meta.remove("X-Delete-At");
+    if let Some(d) = delete_at {
+        meta.insert("X-Delete-At".into(), d.to_string());
+    }
+    let new_ctype = h::get(headers, "content-type").map(str::to_string);
+    if let Some(ct) = &new_ctype {
+        meta.insert("Content-Type".into(), ct.clone());
+        meta.insert("Content-Type-Timestamp".into(), req_ts.internal());
+    }
+    if let Err(r) = or
+        .commit(or.writer(), Vec::new(), meta, ".meta", req_ts)
+        .await
+    {
+        return r;
+    }
+    let old_delete_at = found.metadata.get("X-Delete-At").cloned();
+    let mut cheaders = vec![
+        ("X-Size".to_string(), found.size.to_string()),
+        (
+            "X-Content-Type".to_string(),
+            new_ctype
+                .clone()
+                .or_else(|| found.metadata.get("Content-Type").cloned())
+                .unwrap_or_default(),
+        ),
+        ("X-Timestamp".to_string(), found.data_timestamp.internal()),
+        (
+            "X-Etag".to_string(),
+            found.metadata.get("ETag").cloned().unwrap_or_default(),
+        ),
+        ("X-Meta-Timestamp".to_string(), req_ts.internal()),
+    ];
+    if new_ctype.is_some() {
+        cheaders.push(("X-Content-Type-Timestamp".into(), req_ts.internal()));
+    }
+    let ctype_reply = found
+        .metadata
+        .get("Content-Type")
+        .cloned()
+        .unwrap_or_default();
+    let sysmeta: Vec<(String, String)> = found
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-object-sysmeta-"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    drop(found);
+    update::container_updates(
+        state,
+        &or,
+        headers,
+        "PUT",
+        cheaders,
+        container_targets,
+        req_ts,
+    )
+    .await;
+    update::delete_at_updates(state, &or, headers, delete_at, old_delete_at, req_ts).await;
+    let mut r = empty(StatusCode::ACCEPTED);
+    h::insert(r.headers_mut(), "x-backend-content-type", &ctype_reply);
+    for (k, v) in sysmeta {
+        h::insert(r.headers_mut(), &k, &v);
+    }
+    r
+}
