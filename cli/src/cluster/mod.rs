@@ -862,7 +862,9 @@ fn filter_sections(pipeline: &str) -> String {
             "versioned_writes" => "allow_versioned_writes = true\n",
             _ => "",
         };
-        out.push_str(&format!("[filter:{name}]\nuse = egg:swift#{egg}\n{options}\n"));
+        out.push_str(&format!(
+            "[filter:{name}]\nuse = egg:swift#{egg}\n{options}\n"
+        ));
     }
     out
 }

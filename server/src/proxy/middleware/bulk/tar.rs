@@ -322,7 +322,7 @@ mod tests {
             b'L',
         );
         member(&mut a, "ignored", b"long-named", b'0');
-        member(&mut a, "PaxHeader", b"20 path=c/pax-name\n", b'x');
+        member(&mut a, "PaxHeader", b"19 path=c/pax-name\n", b'x');
         member(&mut a, "short", b"pax-named", b'0');
         a.extend_from_slice(&[0u8; 1024]);
         let got = read_all(a).await.unwrap();
