@@ -823,3 +823,39 @@ async fn versioned_writes_stack_and_history() {
         .await
         .is_empty());
 }
+
+/// python-swiftclient sets versioning with `swift post -H`, and the archive behaves as the
+/// headers promise: an overwrite keeps the old bytes, a delete brings them back.
+#[test]
+fn swiftclient_posts_versioning_headers() {
+    let c = Cluster::start_with(Storage::Ringsmith, 1, "");
+    let swift = |args: &[&str]| {
+        let out = c.swift("test:tester", "testing", args);
+        assert!(
+            out.status.success(),
+            "swift {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    swift(&["post", "archive"]);
+    swift(&["post", "docs", "-H", "X-Versions-Location: archive"]);
+    let stat = swift(&["stat", "docs"]);
+    assert!(stat.contains("archive"), "{stat}");
+    let file = c.dir.path().join("report.txt");
+    std::fs::write(&file, "first draft").unwrap();
+    swift(&["upload", "docs", "report.txt"]);
+    std::fs::write(&file, "final text").unwrap();
+    swift(&["upload", "docs", "report.txt"]);
+    let archived = swift(&["list", "archive"]);
+    assert_eq!(archived.lines().count(), 1, "{archived}");
+    assert!(archived.starts_with("00areport.txt/"), "{archived}");
+    swift(&["delete", "docs", "report.txt"]);
+    swift(&["download", "docs", "report.txt", "-o", "restored.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(c.dir.path().join("restored.txt")).unwrap(),
+        "first draft"
+    );
+    assert_eq!(swift(&["list", "archive"]).trim(), "");
+}
