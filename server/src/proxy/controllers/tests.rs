@@ -1,5 +1,6 @@
 //! Unit tests of the proxy's request checks that Swift's functional tests exercise.
 
+use super::object::{parse_delete_at, transfer_coding};
 use super::*;
 
 #[test]

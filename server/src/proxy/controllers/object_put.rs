@@ -1,0 +1,283 @@
+//! Object PUT: one node per replica, the body streamed to all of them at once, the answer
+//! by quorum.
+
+use super::object::{
+    container_update_targets, expiry_headers, guess_content_type, transfer_coding, ObjTarget,
+};
+use super::*;
+
+/// A backend request body fed chunk by chunk from the client-reading loop.
+pub(super) struct ChanBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures_util::Stream for ChanBody {
+    type Item = Result<Bytes, std::io::Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// PUT: choose one node per replica (handoffs for nodes known to be down), stream the
+/// body to all of them at once, answer by quorum.
+pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) -> Response {
+    let proxy = ctx.proxy.clone();
+    let container = ctx.container.clone().expect("object request");
+    let object = ctx.object.clone().expect("object request");
+    tri!(check_meta(ctx, MetaTarget::Object));
+    if let Some(inm) = ctx.h("if-none-match") {
+        // A conditional PUT can only mean "create if absent".
+        if !inm.split(',').any(|t| t.trim() == "*") {
+            return text(StatusCode::BAD_REQUEST, "If-None-Match only supports *");
+        }
+    }
+    let te_chunked = match ctx.h("transfer-encoding").map(transfer_coding) {
+        None => None,
+        Some(Ok(chunked)) => Some(chunked),
+        Some(Err(resp)) => return resp,
+    };
+    let length = match ctx.h("content-length") {
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "Invalid Content-Length"),
+        },
+        None if te_chunked == Some(true) => None,
+        None => return status_text(StatusCode::LENGTH_REQUIRED),
+    };
+    let max = proxy.constraints.max_file_size;
+    if length.is_some_and(|l| l > max) {
+        return status_text(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let timestamp = timestamp_now();
+    let mut h = ctx.backend_headers(Some(&timestamp));
+    tri!(expiry_headers(ctx, &mut h));
+    set(
+        &mut h,
+        "x-backend-storage-policy-index",
+        &target.policy_index.to_string(),
+    );
+    let detect = ctx
+        .h("x-detect-content-type")
+        .is_some_and(ringsmith::swift::conf::is_true);
+    if detect || !h.contains_key("content-type") {
+        set(&mut h, "content-type", guess_content_type(&object));
+    }
+    h.remove("x-detect-content-type");
+    match length {
+        Some(l) => set(&mut h, "content-length", &l.to_string()),
+        None => set(&mut h, "transfer-encoding", "chunked"),
+    }
+    h.remove("x-copy-from");
+
+    // Node selection: a node with recent errors must prove it is reachable before it
+    // is given a replica (Swift learns the same from `Expect: 100-continue`); otherwise
+    // the next handoff takes its place.
+    let replicas = target.ring.part_nodes(target.part).len();
+    let quorum = quorum_size(replicas);
+    let mut iter = NodeIter::new(
+        target.ring.clone(),
+        target.part,
+        proxy.request_node_limit(&target.ring),
+        false,
+    );
+    let mut chosen: Vec<Node> = Vec::new();
+    while chosen.len() < replicas {
+        let Some(node) = iter.next_usable(&proxy.limiter) else {
+            break;
+        };
+        if proxy.limiter.has_errors(&node)
+            && proxy
+                .transport
+                .in_process
+                .as_ref()
+                .is_none_or(|ip| !ip.serves(&node))
+        {
+            let addr = node.host();
+            let ok = matches!(
+                tokio::time::timeout(
+                    Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(&addr)
+                )
+                .await,
+                Ok(Ok(_))
+            );
+            if !ok {
+                proxy.limiter.error(&node, "connect failed");
+                continue;
+            }
+        }
+        chosen.push(node);
+    }
+    if chosen.len() < quorum {
+        tracing::error!(trans_id = %ctx.trans_id, "object PUT: only {} of {} nodes usable", chosen.len(), replicas);
+        return status_text(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let cheaders = container_update_targets(&proxy, &ctx.account, &container);
+    let mut senders = Vec::new();
+    let mut putters = FuturesUnordered::new();
+    for (i, node) in chosen.into_iter().enumerate() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let mut nh = h.clone();
+        cheaders(i, &mut nh);
+        let p = proxy.clone();
+        let path = target.path.clone();
+        senders.push(Some(tx));
+        putters.push(async move {
+            let r = p
+                .transport
+                .request(
+                    &node,
+                    &Method::PUT,
+                    &path,
+                    &nh,
+                    OutBody::Stream(Body::from_stream(ChanBody(rx))),
+                )
+                .await;
+            (node, r)
+        });
+    }
+
+    // Pump client bytes to every live putter while also watching for early answers.
+    let mut body = body;
+    let mut sent: u64 = 0;
+    let mut early: Vec<(Node, Result<BackendResponse, BackendError>)> = Vec::new();
+    let client_timeout = proxy.client_timeout;
+    let mut client_error: Option<StatusCode> = None;
+    loop {
+        let frame = tokio::select! {
+            biased;
+            Some(done) = putters.next(), if !putters.is_empty() => {
+                early.push(done);
+                continue;
+            }
+            f = tokio::time::timeout(client_timeout, body.frame()) => f,
+        };
+        let chunk = match frame {
+            Err(_) => {
+                client_error = Some(StatusCode::REQUEST_TIMEOUT);
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                client_error = Some(StatusCode::from_u16(499).expect("499"));
+                break;
+            }
+            Ok(Some(Ok(f))) => match f.into_data() {
+                Ok(d) => d,
+                Err(_) => continue,
+            },
+        };
+        sent += chunk.len() as u64;
+        if sent > max || length.is_some_and(|l| sent > l) {
+            client_error = Some(StatusCode::PAYLOAD_TOO_LARGE);
+            break;
+        }
+        let mut live = 0;
+        for s in senders.iter_mut() {
+            if let Some(tx) = s {
+                let ok = matches!(
+                    tokio::time::timeout(proxy.transport.node_timeout, tx.send(Ok(chunk.clone())))
+                        .await,
+                    Ok(Ok(()))
+                );
+                if ok {
+                    live += 1;
+                } else {
+                    *s = None;
+                }
+            }
+        }
+        if live < quorum {
+            tracing::error!(trans_id = %ctx.trans_id, "object PUT: lost quorum while streaming ({live} left)");
+            client_error = Some(StatusCode::SERVICE_UNAVAILABLE);
+            break;
+        }
+    }
+    if client_error.is_none() && length.is_some_and(|l| sent < l) {
+        client_error = Some(StatusCode::from_u16(499).expect("499"));
+    }
+    if let Some(status) = client_error {
+        // Poison every body so no backend commits a partial object.
+        for tx in senders.iter().flatten() {
+            let _ = tx.try_send(Err(std::io::Error::other("client request aborted")));
+        }
+        drop(senders);
+        while putters.next().await.is_some() {}
+        return status_text(status);
+    }
+    drop(senders);
+
+    // Collect answers; once a quorum agrees, wait only post_quorum_timeout for the rest.
+    let mut answers: Vec<(u16, HeaderMap)> = Vec::new();
+    let handle = |proxy: &Proxy,
+                  (node, r): (Node, Result<BackendResponse, BackendError>),
+                  answers: &mut Vec<(u16, HeaderMap)>| {
+        match r {
+            Err(e) => {
+                proxy.limiter.error(&node, &e.to_string());
+                answers.push((503, HeaderMap::new()));
+            }
+            Ok(r) => {
+                if r.status == StatusCode::INSUFFICIENT_STORAGE {
+                    proxy.limiter.limit(&node, "Insufficient Storage");
+                } else if r.status.is_server_error() {
+                    proxy.limiter.error(&node, &format!("status {}", r.status));
+                } else {
+                    proxy.limiter.success(&node);
+                }
+                answers.push((r.status.as_u16(), r.headers));
+            }
+        }
+    };
+    for e in early {
+        handle(&proxy, e, &mut answers);
+    }
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let good = answers.iter().filter(|(s, _)| s / 100 == 2).count();
+        if good >= quorum && deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + proxy.post_quorum_timeout);
+        }
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, putters.next()).await {
+                Ok(n) => n,
+                Err(_) => break,
+            },
+            None => putters.next().await,
+        };
+        match next {
+            Some(done) => handle(&proxy, done, &mut answers),
+            None => break,
+        }
+    }
+    while answers.len() < replicas {
+        answers.push((503, HeaderMap::new()));
+    }
+    let etags: std::collections::HashSet<String> = answers
+        .iter()
+        .filter(|(s, _)| s / 100 == 2)
+        .filter_map(|(_, h)| header(h, "etag").map(|e| e.trim_matches('"').to_string()))
+        .collect();
+    if etags.len() > 1 {
+        tracing::error!(trans_id = %ctx.trans_id, ?etags, "object PUT: replicas disagree on the etag");
+        return status_text(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    match best_status(&statuses, quorum) {
+        Some((s, idx)) if s / 100 == 2 => {
+            let mut r = empty(StatusCode::CREATED);
+            let hm = r.headers_mut();
+            if let Some(e) = header(&answers[idx].1, "etag") {
+                set(hm, "etag", e.trim_matches('"'));
+            }
+            if let Some(lm) = last_modified(&timestamp) {
+                set(hm, "last-modified", &lm);
+            }
+            set(hm, "content-type", "text/html; charset=UTF-8");
+            set(hm, "content-length", "0");
+            r
+        }
+        Some((s, _)) => {
+            status_text(StatusCode::from_u16(s).unwrap_or(StatusCode::SERVICE_UNAVAILABLE))
+        }
+        None => status_text(StatusCode::SERVICE_UNAVAILABLE),
+    }
+}
