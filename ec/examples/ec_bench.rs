@@ -1,9 +1,10 @@
 //! Times encode and decode of one segment size for one code, for `scripts/bench-ec.sh`.
 //!
 //! `ec-bench <ec_type> <k> <m> <segment_bytes> <seconds>` prints one JSON line:
-//! `{"encode_mb_s": …, "decode_mb_s": …}` in MB (10^6 bytes) of segment per second on one
+//! `{"encode_mb_s": …, "encode_reuse_mb_s": …, "decode_mb_s": …}` in MB (10^6 bytes) of segment per second on one
 //! thread. Decode is from the last `k` fragments, so the first `m` data fragments are
-//! rebuilt, not copied.
+//! rebuilt, not copied. `encode_reuse` is `encode_into` with one set of buffers kept
+//! across segments, as a streaming encoder would.
 
 use std::time::{Duration, Instant};
 
@@ -38,13 +39,20 @@ fn main() {
     let encode = rate(size, budget, || {
         std::hint::black_box(codec.encode(std::hint::black_box(&data)));
     });
+    let mut buffers = Vec::new();
+    let encode_reuse = rate(size, budget, || {
+        codec.encode_into(std::hint::black_box(&data), &mut buffers);
+        std::hint::black_box(&buffers);
+    });
     let frags = codec.encode(&data);
     let tail = &frags[m..];
     assert_eq!(codec.decode(tail).expect("decode"), data);
     let decode = rate(size, budget, || {
         std::hint::black_box(codec.decode(std::hint::black_box(tail)).expect("decode"));
     });
-    println!("{{\"encode_mb_s\": {encode:.1}, \"decode_mb_s\": {decode:.1}}}");
+    println!(
+        "{{\"encode_mb_s\": {encode:.1}, \"encode_reuse_mb_s\": {encode_reuse:.1}, \"decode_mb_s\": {decode:.1}}}"
+    );
 }
 
 /// Segment MB per second of `op`, run repeatedly for about `budget` after a warm-up.

@@ -129,36 +129,91 @@ pub fn invert(matrix: &[u8], n: usize) -> Option<Vec<u8>> {
 /// while every output row is computed from them.
 const CHUNK: usize = 4096;
 
+/// The slice kernels, best first; [`Kernel::best`] picks one for this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX-512BW with GFNI: one affine transform multiplies 64 bytes.
+    Gfni,
+    /// AVX2: split-nibble tables through `vpshufb`, 32 bytes at a time.
+    Avx2,
+    /// Any CPU: a 256-entry table per coefficient.
+    Portable,
+}
+
+impl Kernel {
+    pub fn best() -> Kernel {
+        Kernel::available()[0]
+    }
+
+    /// The kernels this CPU can run, best first.
+    pub fn available() -> Vec<Kernel> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if x86::has_gfni() {
+                v.push(Kernel::Gfni);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Kernel::Avx2);
+            }
+        }
+        v.push(Kernel::Portable);
+        v
+    }
+}
+
 /// `outs[r] = sum_j coefs[r * srcs.len() + j] * srcs[j]`, byte-wise in GF(2^8).
 /// Every source and output has the same length.
 pub fn dot_rows(coefs: &[u8], srcs: &[&[u8]], outs: &mut [&mut [u8]]) {
+    dot_rows_with(Kernel::best(), coefs, srcs, outs)
+}
+
+pub fn dot_rows_with(kernel: Kernel, coefs: &[u8], srcs: &[&[u8]], outs: &mut [&mut [u8]]) {
     let len = outs.first().map_or(0, |o| o.len());
     let nsrc = srcs.len();
     debug_assert_eq!(coefs.len(), nsrc * outs.len());
     debug_assert!(srcs.iter().all(|s| s.len() == len));
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        let tables: Vec<[u8; 32]> = coefs.iter().map(|&c| nibble_tables(c)).collect();
-        for start in (0..len).step_by(CHUNK) {
-            let end = (start + CHUNK).min(len);
-            for (r, out) in outs.iter_mut().enumerate() {
-                let row = &tables[r * nsrc..(r + 1) * nsrc];
-                // SAFETY: AVX2 was detected at run time just above.
-                unsafe { x86::dot_avx2(row, srcs, start, end, out) };
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Gfni if x86::has_gfni() => {
+            let matrices: Vec<u64> = coefs.iter().map(|&c| affine_matrix(c)).collect();
+            let mut first_row = 0;
+            // Up to four outputs per pass share each source load.
+            for group in outs.chunks_mut(4) {
+                let rows = &matrices[first_row * nsrc..(first_row + group.len()) * nsrc];
+                for start in (0..len).step_by(CHUNK) {
+                    let end = (start + CHUNK).min(len);
+                    // SAFETY: AVX-512BW and GFNI were detected at run time by has_gfni.
+                    unsafe { x86::dot_gfni(rows, srcs, start, end, group) };
+                }
+                first_row += group.len();
             }
         }
-        return;
-    }
-    let tables: Vec<[u8; 256]> = coefs.iter().map(|&c| full_table(c)).collect();
-    for start in (0..len).step_by(CHUNK) {
-        let end = (start + CHUNK).min(len);
-        for (r, out) in outs.iter_mut().enumerate() {
-            let dst = &mut out[start..end];
-            dst.fill(0);
-            for (j, src) in srcs.iter().enumerate() {
-                let t = &tables[r * nsrc + j];
-                for (d, s) in dst.iter_mut().zip(&src[start..end]) {
-                    *d ^= t[*s as usize];
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 if std::arch::is_x86_feature_detected!("avx2") => {
+            let tables: Vec<[u8; 32]> = coefs.iter().map(|&c| nibble_tables(c)).collect();
+            for start in (0..len).step_by(CHUNK) {
+                let end = (start + CHUNK).min(len);
+                for (r, out) in outs.iter_mut().enumerate() {
+                    let row = &tables[r * nsrc..(r + 1) * nsrc];
+                    // SAFETY: AVX2 was detected at run time by the guard.
+                    unsafe { x86::dot_avx2(row, srcs, start, end, out) };
+                }
+            }
+        }
+        _ => {
+            let tables: Vec<[u8; 256]> = coefs.iter().map(|&c| full_table(c)).collect();
+            for start in (0..len).step_by(CHUNK) {
+                let end = (start + CHUNK).min(len);
+                for (r, out) in outs.iter_mut().enumerate() {
+                    let dst = &mut out[start..end];
+                    dst.fill(0);
+                    for (j, src) in srcs.iter().enumerate() {
+                        let t = &tables[r * nsrc + j];
+                        for (d, s) in dst.iter_mut().zip(&src[start..end]) {
+                            *d ^= t[*s as usize];
+                        }
+                    }
                 }
             }
         }
@@ -174,6 +229,20 @@ fn full_table(c: u8) -> [u8; 256] {
     t
 }
 
+/// Multiplication by `c` as the 8x8 bit matrix of GFNI's `gf2p8affineqb`: byte `7 - i` of
+/// the result is the row giving output bit `i`, whose bit `j` is bit `i` of `c * 2^j`.
+fn affine_matrix(c: u8) -> u64 {
+    let mut q = 0u64;
+    for i in 0..8 {
+        let mut row = 0u8;
+        for j in 0..8 {
+            row |= ((mul(c, 1 << j) >> i) & 1) << j;
+        }
+        q |= u64::from(row) << (8 * (7 - i));
+    }
+    q
+}
+
 /// `c * n` for the 16 low nibbles `n`, then `c * (n << 4)` for the 16 high nibbles.
 fn nibble_tables(c: u8) -> [u8; 32] {
     let mut t = [0u8; 32];
@@ -187,6 +256,88 @@ fn nibble_tables(c: u8) -> [u8; 32] {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    pub(super) fn has_gfni() -> bool {
+        std::arch::is_x86_feature_detected!("gfni")
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+
+    /// `outs[r][start..end] = sum_j c[r][j] * srcs[j][start..end]` for up to four outputs,
+    /// 64 bytes per step: one GFNI affine transform per coefficient multiplies 64 bytes,
+    /// each source vector is loaded once for all outputs, and the sums stay in registers.
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    pub(super) unsafe fn dot_gfni(
+        matrices: &[u64],
+        srcs: &[&[u8]],
+        start: usize,
+        end: usize,
+        outs: &mut [&mut [u8]],
+    ) {
+        match outs.len() {
+            1 => dot_gfni_n::<1>(matrices, srcs, start, end, outs),
+            2 => dot_gfni_n::<2>(matrices, srcs, start, end, outs),
+            3 => dot_gfni_n::<3>(matrices, srcs, start, end, outs),
+            _ => dot_gfni_n::<4>(matrices, srcs, start, end, outs),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    fn dot_gfni_n<const N: usize>(
+        matrices: &[u64],
+        srcs: &[&[u8]],
+        start: usize,
+        end: usize,
+        outs: &mut [&mut [u8]],
+    ) {
+        let nsrc = srcs.len();
+        let wide: Vec<__m512i> = matrices
+            .iter()
+            .map(|&q| _mm512_set1_epi64(q as i64))
+            .collect();
+        let mut i = start;
+        while i + 64 <= end {
+            let mut acc = [_mm512_setzero_si512(); N];
+            for (j, src) in srcs.iter().enumerate() {
+                // SAFETY: i + 64 <= end <= src.len().
+                let s = unsafe { _mm512_loadu_si512(src.as_ptr().add(i).cast()) };
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let p = _mm512_gf2p8affine_epi64_epi8::<0>(s, wide[r * nsrc + j]);
+                    *a = _mm512_xor_si512(*a, p);
+                }
+            }
+            for (out, a) in outs.iter_mut().zip(acc) {
+                // SAFETY: i + 64 <= end <= out.len().
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(i).cast(), a) };
+            }
+            i += 64;
+        }
+        // The tail shorter than one register, bit by bit through the same matrices.
+        for x in i..end {
+            for (r, out) in outs.iter_mut().enumerate() {
+                let mut acc = 0u8;
+                for (j, src) in srcs.iter().enumerate() {
+                    acc ^= apply_affine(matrices[r * nsrc + j], src[x]);
+                }
+                out[x] = acc;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn apply_affine_for_test(q: u64, b: u8) -> u8 {
+        apply_affine(q, b)
+    }
+
+    /// What `gf2p8affineqb` does to one byte.
+    fn apply_affine(q: u64, b: u8) -> u8 {
+        let mut out = 0u8;
+        for i in 0..8 {
+            let row = (q >> (8 * (7 - i))) as u8;
+            out |= (((row & b).count_ones() & 1) as u8) << i;
+        }
+        out
+    }
 
     /// `out[start..end] = sum_j row[j] * srcs[j][start..end]`, 32 bytes per step, the sum
     /// held in a register so each output byte is stored once.
@@ -254,6 +405,17 @@ mod tests {
     }
 
     #[test]
+    fn affine_matrices_multiply() {
+        #[cfg(target_arch = "x86_64")]
+        for c in 0..=255u8 {
+            let q = affine_matrix(c);
+            for b in 0..=255u8 {
+                assert_eq!(x86::apply_affine_for_test(q, b), mul(c, b), "c={c} b={b}");
+            }
+        }
+    }
+
+    #[test]
     fn inversion_round_trips() {
         let k = 6;
         let a = cauchy1_matrix(k, 3);
@@ -273,7 +435,13 @@ mod tests {
     }
 
     #[test]
-    fn simd_and_portable_agree() {
+    fn every_kernel_computes_the_field_sum() {
+        for kernel in Kernel::available() {
+            kernel_computes_the_field_sum(kernel);
+        }
+    }
+
+    fn kernel_computes_the_field_sum(kernel: Kernel) {
         let srcs: Vec<Vec<u8>> = (0..5u8)
             .map(|j| {
                 (0..1000u32)
@@ -282,14 +450,15 @@ mod tests {
             })
             .collect();
         let src_refs: Vec<&[u8]> = srcs.iter().map(|s| s.as_slice()).collect();
-        let coefs: Vec<u8> = (0..10u8).map(|c| c.wrapping_mul(37)).collect();
-        let mut out = vec![vec![0u8; 1000]; 2];
+        // Six outputs: one full group of four and a partial one for the GFNI kernel.
+        let coefs: Vec<u8> = (0..30u8).map(|c| c.wrapping_mul(37)).collect();
+        let mut out = vec![vec![0xaau8; 1000]; 6];
         let mut outs: Vec<&mut [u8]> = out.iter_mut().map(|o| o.as_mut_slice()).collect();
-        dot_rows(&coefs, &src_refs, &mut outs);
-        for r in 0..2 {
+        dot_rows_with(kernel, &coefs, &src_refs, &mut outs);
+        for r in 0..6 {
             for x in 0..1000 {
                 let want = (0..5).fold(0u8, |a, j| a ^ mul(coefs[r * 5 + j], srcs[j][x]));
-                assert_eq!(out[r][x], want);
+                assert_eq!(out[r][x], want, "{kernel:?} row {r} byte {x}");
             }
         }
     }

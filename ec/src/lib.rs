@@ -237,19 +237,27 @@ impl Codec {
 
     /// Encodes one segment into `k + m` fragments, data first, headers included.
     pub fn encode(&self, data: &[u8]) -> Vec<Vec<u8>> {
+        let mut frags = Vec::new();
+        self.encode_into(data, &mut frags);
+        frags
+    }
+
+    /// [`Codec::encode`] into `frags`, reusing its vectors' memory: a streaming encoder
+    /// that keeps one set of buffers avoids an allocation (and, with glibc, page faults
+    /// on freshly trimmed heap) per segment.
+    pub fn encode_into(&self, data: &[u8], frags: &mut Vec<Vec<u8>>) {
         let block = self.block_size(data.len());
-        let mut frags: Vec<Vec<u8>> = (0..self.k + self.m)
-            .map(|i| {
-                let mut f = Vec::with_capacity(HEADER_LEN + block);
-                f.extend_from_slice(&self.header(i, block, data.len()));
-                f.resize(HEADER_LEN + block, 0);
-                f
-            })
-            .collect();
-        for (i, frag) in frags.iter_mut().take(self.k).enumerate() {
-            let from = (i * block).min(data.len());
-            let to = ((i + 1) * block).min(data.len());
-            frag[HEADER_LEN..HEADER_LEN + (to - from)].copy_from_slice(&data[from..to]);
+        frags.resize_with(self.k + self.m, Vec::new);
+        for (i, frag) in frags.iter_mut().enumerate() {
+            frag.clear();
+            frag.extend_from_slice(&self.header(i, block, data.len()));
+            if i < self.k {
+                let from = (i * block).min(data.len());
+                let to = ((i + 1) * block).min(data.len());
+                frag.extend_from_slice(&data[from..to]);
+            }
+            // Zero padding for the last data blocks; parity is overwritten below.
+            frag.resize(HEADER_LEN + block, 0);
         }
         let (data_frags, parity_frags) = frags.split_at_mut(self.k);
         let srcs: Vec<&[u8]> = data_frags.iter().map(|f| &f[HEADER_LEN..]).collect();
@@ -258,7 +266,6 @@ impl Codec {
             .map(|f| &mut f[HEADER_LEN..])
             .collect();
         self.dot_rows(&self.parity_rows(), &srcs, &mut outs);
-        frags
     }
 
     /// The parity rows of the generator matrix.
@@ -371,22 +378,25 @@ impl Codec {
     pub fn decode<F: AsRef<[u8]>>(&self, fragments: &[F]) -> Result<Vec<u8>, Error> {
         let sel = self.select(fragments)?;
         let mut out = vec![0u8; sel.block * self.k];
-        let missing: Vec<usize> = (0..self.k).filter(|&i| sel.by_index[i].is_none()).collect();
-        for (i, block) in sel.by_index.iter().take(self.k).enumerate() {
-            if let Some(b) = block {
-                out[i * sel.block..(i + 1) * sel.block].copy_from_slice(b);
+        let mut missing = Vec::new();
+        let mut rebuilt: Vec<&mut [u8]> = Vec::new();
+        if sel.block > 0 {
+            for (i, block) in out.chunks_mut(sel.block).enumerate() {
+                match sel.by_index[i] {
+                    Some(b) => block.copy_from_slice(b),
+                    None => {
+                        missing.push(i);
+                        rebuilt.push(block);
+                    }
+                }
             }
         }
         if !missing.is_empty() {
+            // The missing data blocks are written in place from the kept fragments.
             let inverse = self.inverse(&sel)?;
             let rows = inverse.select_rows(&missing, self.k);
             let srcs: Vec<&[u8]> = sel.kept.iter().map(|(_, f)| *f).collect();
-            let mut rebuilt = vec![vec![0u8; sel.block]; missing.len()];
-            let mut outs: Vec<&mut [u8]> = rebuilt.iter_mut().map(|b| b.as_mut_slice()).collect();
-            self.dot_rows(&rows, &srcs, &mut outs);
-            for (i, b) in missing.iter().zip(&rebuilt) {
-                out[i * sel.block..(i + 1) * sel.block].copy_from_slice(b);
-            }
+            self.dot_rows(&rows, &srcs, &mut rebuilt);
         }
         out.truncate(sel.orig);
         Ok(out)
