@@ -111,7 +111,11 @@ impl FragmentHeader {
         }
         if header.libec_version >= FIRST_CHECKSUMMED_VERSION {
             let computed = crc32fast::hash(&fragment[..METADATA_LEN]);
-            if computed != header.metadata_chksum {
+            // liberasurecode also accepts its legacy CRC (what it wrote before 1.5.0, and
+            // still does under LIBERASURECODE_WRITE_LEGACY_CRC).
+            if computed != header.metadata_chksum
+                && legacy_crc32(&fragment[..METADATA_LEN]) != header.metadata_chksum
+            {
                 return Err(bad(format!(
                     "metadata checksum {:#010x} does not match the header's {:#010x}",
                     computed, header.metadata_chksum
@@ -142,6 +146,40 @@ impl FragmentHeader {
         b[67..71].copy_from_slice(&chksum.to_le_bytes());
         b
     }
+}
+
+/// The reflected CRC-32 table (polynomial 0xEDB88320), as zlib's.
+static CRC_TABLE: [u32; 256] = crc_table();
+
+const fn crc_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            bit += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+
+/// liberasurecode's `liberasurecode_crc32_alt`: zlib's CRC-32 except that the running
+/// value is shifted right as a signed int, so its top bit smears down (the bug behind
+/// Launchpad #1666320, kept readable for old fragments).
+pub(crate) fn legacy_crc32(bytes: &[u8]) -> u32 {
+    let mut crc: i32 = -1;
+    for &b in bytes {
+        crc = (CRC_TABLE[((crc as u32 ^ u32::from(b)) & 0xff) as usize] as i32) ^ (crc >> 8);
+    }
+    !(crc as u32)
 }
 
 fn word(bytes: &[u8], at: usize) -> [u8; 4] {
@@ -206,6 +244,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("checksum"));
+    }
+
+    #[test]
+    fn the_table_is_zlibs_crc() {
+        // The table is zlib's; the signed shift makes the legacy CRC differ on ordinary
+        // input (golden tests check it against liberasurecode's own legacy headers).
+        assert_eq!(CRC_TABLE[1], 0x7707_3096);
+        assert_ne!(legacy_crc32(b"123456789"), crc32fast::hash(b"123456789"));
     }
 
     #[test]

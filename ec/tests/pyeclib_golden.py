@@ -61,6 +61,12 @@ def main():
                 corrupt.append('ok' if out == data else 'wrong bytes')
             except Exception as e:
                 corrupt.append('error: %s' % type(e).__name__)
+        # The legacy metadata CRC liberasurecode writes on request (and wrote before
+        # 1.5.0); readers accept both.
+        os.environ['LIBERASURECODE_WRITE_LEGACY_CRC'] = '1'
+        for i, frag in enumerate(drv.encode(data)):
+            write(d, 'legacy-%s-%d.bin' % (case['id'], i), frag)
+        del os.environ['LIBERASURECODE_WRITE_LEGACY_CRC']
         infos = [drv.get_segment_info(n, s) for n, s in case['segment_info']]
         results[case['id']] = {
             'decode_ours': decoded,

@@ -246,6 +246,19 @@ fn fragments_decode_and_reconstruct_match_pyeclib() {
             matches!(codec.decode(&[&bad_sum]), Err(Error::BadHeader(_))),
             "{id}: bad checksum accepted"
         );
+        // Fragments with liberasurecode's legacy metadata CRC decode too.
+        let legacy: Vec<Vec<u8>> = (0..n)
+            .map(|i| read(format!("legacy-{id}-{i}.bin")).unwrap())
+            .collect();
+        assert!(
+            legacy.iter().zip(&theirs).any(|(l, t)| l != t),
+            "{id}: legacy CRC headers are the same"
+        );
+        let tail: Vec<&Vec<u8>> = legacy[n - codec.k()..].iter().collect();
+        assert!(
+            codec.decode(&tail).unwrap() == case.data,
+            "{id}: decode of legacy-CRC fragments"
+        );
         // 5. pyeclib's get_segment_info.
         for (seg, info) in spec_segments()
             .iter()
