@@ -4,6 +4,8 @@
 
 use std::sync::OnceLock;
 
+pub use crate::gf8::Kernel;
+
 const POLY: u32 = 0x1100b;
 const GROUP: usize = 65535;
 
@@ -140,20 +142,32 @@ const CHUNK: usize = 4096;
 /// `outs[r] = sum_j coefs[r * srcs.len() + j] * srcs[j]` over little-endian 16-bit words.
 /// Lengths are equal and even (the codec aligns blocks to whole words).
 pub fn dot_rows(coefs: &[u16], srcs: &[&[u8]], outs: &mut [&mut [u8]]) {
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = std::arch::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    let avx2 = false;
-    dot_rows_with(avx2, coefs, srcs, outs)
+    dot_rows_with(Kernel::best(), coefs, srcs, outs)
 }
 
-/// [`dot_rows`] with the AVX2 kernel (when the CPU has it) or the portable one.
-pub fn dot_rows_with(avx2: bool, coefs: &[u16], srcs: &[&[u8]], outs: &mut [&mut [u8]]) {
+/// [`dot_rows`] with a chosen kernel (the portable one when the CPU lacks it).
+pub fn dot_rows_with(kernel: Kernel, coefs: &[u16], srcs: &[&[u8]], outs: &mut [&mut [u8]]) {
     let len = outs.first().map_or(0, |o| o.len());
     let nsrc = srcs.len();
     debug_assert_eq!(len % 2, 0);
     #[cfg(target_arch = "x86_64")]
-    if avx2 && std::arch::is_x86_feature_detected!("avx2") {
+    if kernel == Kernel::Gfni && crate::gf8::has_gfni() {
+        let matrices: Vec<[u64; 4]> = coefs.iter().map(|&c| affine_matrices(c)).collect();
+        let mut first_row = 0;
+        for group in outs.chunks_mut(4) {
+            let rows = &matrices[first_row * nsrc..(first_row + group.len()) * nsrc];
+            for start in (0..len).step_by(CHUNK) {
+                let end = (start + CHUNK).min(len);
+                // SAFETY: AVX-512BW and GFNI were detected at run time by has_gfni.
+                unsafe { x86::dot_gfni(rows, srcs, start, end, group) };
+            }
+            first_row += group.len();
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if matches!(kernel, Kernel::Gfni | Kernel::Avx2) && std::arch::is_x86_feature_detected!("avx2")
+    {
         let tables: Vec<[u8; 128]> = coefs.iter().map(|&c| nibble_tables(c)).collect();
         for start in (0..len).step_by(CHUNK) {
             let end = (start + CHUNK).min(len);
@@ -197,6 +211,17 @@ fn byte_tables(c: u16) -> Vec<u16> {
         .collect()
 }
 
+/// Multiplication by `c` as four GFNI bit matrices over a word's bytes `lo`, `hi`:
+/// `[lo->lo, hi->lo, hi->hi, lo->hi]`, so the product's low byte is
+/// `A0 lo ^ A1 hi` and its high byte `A2 hi ^ A3 lo`.
+fn affine_matrices(c: u16) -> [u64; 4] {
+    // Column j of each block: the image of input bit j, shifted to the output byte.
+    let block = |in_shift: u32, out_shift: u32| {
+        crate::gf8::affine_from_columns(|j| (mul(c, 1 << (j + in_shift)) >> out_shift) as u8)
+    };
+    [block(0, 0), block(8, 0), block(8, 8), block(0, 8)]
+}
+
 /// For each of the word's four nibbles `q` (low nibble of the low byte first), 16 entries
 /// of the low byte of `c * (n << 4q)`, then 16 of its high byte: eight 16-byte tables.
 fn nibble_tables(c: u16) -> [u8; 128] {
@@ -214,6 +239,87 @@ fn nibble_tables(c: u16) -> [u8; 128] {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    /// GFNI over 64-byte steps (32 words), up to four outputs sharing each source load.
+    /// `v` is the bytes, `s` the bytes with each word's two swapped: even lanes (low bytes)
+    /// take `A0 v ^ A1 s`, odd lanes (high bytes) `A2 v ^ A3 s`, merged by a lane mask.
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    pub(super) unsafe fn dot_gfni(
+        matrices: &[[u64; 4]],
+        srcs: &[&[u8]],
+        start: usize,
+        end: usize,
+        outs: &mut [&mut [u8]],
+    ) {
+        match outs.len() {
+            1 => dot_gfni_n::<1>(matrices, srcs, start, end, outs),
+            2 => dot_gfni_n::<2>(matrices, srcs, start, end, outs),
+            3 => dot_gfni_n::<3>(matrices, srcs, start, end, outs),
+            _ => dot_gfni_n::<4>(matrices, srcs, start, end, outs),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    fn dot_gfni_n<const N: usize>(
+        matrices: &[[u64; 4]],
+        srcs: &[&[u8]],
+        start: usize,
+        end: usize,
+        outs: &mut [&mut [u8]],
+    ) {
+        let nsrc = srcs.len();
+        let wide: Vec<[__m512i; 4]> = matrices
+            .iter()
+            .map(|q| std::array::from_fn(|b| _mm512_set1_epi64(q[b] as i64)))
+            .collect();
+        // Per 128-bit lane, byte indexes 1,0,3,2,…,15,14: each word's bytes swapped.
+        let (lo_q, hi_q) = (0x0607_0405_0203_0001_i64, 0x0e0f_0c0d_0a0b_0809_i64);
+        let swap_index = _mm512_set_epi64(hi_q, lo_q, hi_q, lo_q, hi_q, lo_q, hi_q, lo_q);
+        // Odd byte lanes: the high byte of each little-endian word.
+        let odd: __mmask64 = 0xaaaa_aaaa_aaaa_aaaa;
+        let mut i = start;
+        while i + 64 <= end {
+            let mut acc = [_mm512_setzero_si512(); N];
+            for (j, src) in srcs.iter().enumerate() {
+                // SAFETY: i + 64 <= end <= src.len().
+                let v = unsafe { _mm512_loadu_si512(src.as_ptr().add(i).cast()) };
+                let s = _mm512_shuffle_epi8(v, swap_index);
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let m = &wide[r * nsrc + j];
+                    let low = _mm512_xor_si512(
+                        _mm512_gf2p8affine_epi64_epi8::<0>(v, m[0]),
+                        _mm512_gf2p8affine_epi64_epi8::<0>(s, m[1]),
+                    );
+                    let high = _mm512_xor_si512(
+                        _mm512_gf2p8affine_epi64_epi8::<0>(v, m[2]),
+                        _mm512_gf2p8affine_epi64_epi8::<0>(s, m[3]),
+                    );
+                    *a = _mm512_xor_si512(*a, _mm512_mask_blend_epi8(odd, low, high));
+                }
+            }
+            for (out, a) in outs.iter_mut().zip(acc) {
+                // SAFETY: i + 64 <= end <= out.len().
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(i).cast(), a) };
+            }
+            i += 64;
+        }
+        // The tail: whole words, shorter than one register.
+        while i + 2 <= end {
+            for (r, out) in outs.iter_mut().enumerate() {
+                let mut acc = [0u8; 2];
+                for (j, src) in srcs.iter().enumerate() {
+                    let q = &matrices[r * nsrc + j];
+                    let (lo, hi) = (src[i], src[i + 1]);
+                    acc[0] ^=
+                        crate::gf8::apply_affine(q[0], lo) ^ crate::gf8::apply_affine(q[1], hi);
+                    acc[1] ^=
+                        crate::gf8::apply_affine(q[2], hi) ^ crate::gf8::apply_affine(q[3], lo);
+                }
+                out[i..i + 2].copy_from_slice(&acc);
+            }
+            i += 2;
+        }
+    }
 
     /// Each 32-byte step holds 16 words. With `v` the bytes and `s` the bytes with each
     /// word's two swapped, even lanes (low bytes) need the low-byte tables looked up by
@@ -324,13 +430,13 @@ mod tests {
     }
 
     #[test]
-    fn both_kernels_compute_the_field_sum() {
-        for avx2 in [true, false] {
-            kernel_computes_the_field_sum(avx2);
+    fn every_kernel_computes_the_field_sum() {
+        for kernel in Kernel::available() {
+            kernel_computes_the_field_sum(kernel);
         }
     }
 
-    fn kernel_computes_the_field_sum(avx2: bool) {
+    fn kernel_computes_the_field_sum(kernel: Kernel) {
         let srcs: Vec<Vec<u8>> = (0..3u32)
             .map(|j| {
                 (0..1002u32)
@@ -339,18 +445,21 @@ mod tests {
             })
             .collect();
         let src_refs: Vec<&[u8]> = srcs.iter().map(|s| s.as_slice()).collect();
-        let coefs = [1u16, 0x1234, 0xfffe, 7, 0, 0x8001];
-        let mut out = vec![vec![0u8; 1002]; 2];
+        // Six outputs: one full group of four and a partial one for the GFNI kernel.
+        let coefs: Vec<u16> = (0..18u16)
+            .map(|c| c.wrapping_mul(0x3b1d) ^ (c << 3))
+            .collect();
+        let mut out = vec![vec![0xaau8; 1002]; 6];
         let mut outs: Vec<&mut [u8]> = out.iter_mut().map(|o| o.as_mut_slice()).collect();
-        dot_rows_with(avx2, &coefs, &src_refs, &mut outs);
-        for r in 0..2 {
+        dot_rows_with(kernel, &coefs, &src_refs, &mut outs);
+        for r in 0..6 {
             for w in 0..501 {
                 let want = (0..3).fold(0u16, |a, j| {
                     let x = u16::from_le_bytes([srcs[j][2 * w], srcs[j][2 * w + 1]]);
                     a ^ mul(coefs[r * 3 + j], x)
                 });
                 let got = u16::from_le_bytes([out[r][2 * w], out[r][2 * w + 1]]);
-                assert_eq!(got, want, "avx2={avx2} row {r} word {w}");
+                assert_eq!(got, want, "{kernel:?} row {r} word {w}");
             }
         }
     }

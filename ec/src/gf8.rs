@@ -150,7 +150,7 @@ impl Kernel {
         let mut v = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
-            if x86::has_gfni() {
+            if has_gfni() {
                 v.push(Kernel::Gfni);
             }
             if std::arch::is_x86_feature_detected!("avx2") {
@@ -175,7 +175,7 @@ pub fn dot_rows_with(kernel: Kernel, coefs: &[u8], srcs: &[&[u8]], outs: &mut [&
     debug_assert!(srcs.iter().all(|s| s.len() == len));
     match kernel {
         #[cfg(target_arch = "x86_64")]
-        Kernel::Gfni if x86::has_gfni() => {
+        Kernel::Gfni if has_gfni() => {
             let matrices: Vec<u64> = coefs.iter().map(|&c| affine_matrix(c)).collect();
             let mut first_row = 0;
             // Up to four outputs per pass share each source load.
@@ -229,18 +229,41 @@ fn full_table(c: u8) -> [u8; 256] {
     t
 }
 
-/// Multiplication by `c` as the 8x8 bit matrix of GFNI's `gf2p8affineqb`: byte `7 - i` of
-/// the result is the row giving output bit `i`, whose bit `j` is bit `i` of `c * 2^j`.
+/// Multiplication by `c` as the 8x8 bit matrix of GFNI's `gf2p8affineqb`.
 fn affine_matrix(c: u8) -> u64 {
+    affine_from_columns(|j| mul(c, 1 << j))
+}
+
+/// The `gf2p8affineqb` matrix of the GF(2)-linear byte map sending bit `j` to
+/// `column(j)`: byte `7 - i` of the result is the row giving output bit `i`.
+pub(crate) fn affine_from_columns(column: impl Fn(u32) -> u8) -> u64 {
     let mut q = 0u64;
     for i in 0..8 {
         let mut row = 0u8;
         for j in 0..8 {
-            row |= ((mul(c, 1 << j) >> i) & 1) << j;
+            row |= ((column(j) >> i) & 1) << j;
         }
         q |= u64::from(row) << (8 * (7 - i));
     }
     q
+}
+
+/// What `gf2p8affineqb` does to one byte (for the tails shorter than a register).
+pub(crate) fn apply_affine(q: u64, b: u8) -> u8 {
+    let mut out = 0u8;
+    for i in 0..8 {
+        let row = (q >> (8 * (7 - i))) as u8;
+        out |= (((row & b).count_ones() & 1) as u8) << i;
+    }
+    out
+}
+
+/// Does this CPU have AVX-512BW and GFNI?
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_gfni() -> bool {
+    std::arch::is_x86_feature_detected!("gfni")
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
 }
 
 /// `c * n` for the 16 low nibbles `n`, then `c * (n << 4)` for the 16 high nibbles.
@@ -256,12 +279,6 @@ fn nibble_tables(c: u8) -> [u8; 32] {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
-
-    pub(super) fn has_gfni() -> bool {
-        std::arch::is_x86_feature_detected!("gfni")
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-    }
 
     /// `outs[r][start..end] = sum_j c[r][j] * srcs[j][start..end]` for up to four outputs,
     /// 64 bytes per step: one GFNI affine transform per coefficient multiplies 64 bytes,
@@ -317,26 +334,11 @@ mod x86 {
             for (r, out) in outs.iter_mut().enumerate() {
                 let mut acc = 0u8;
                 for (j, src) in srcs.iter().enumerate() {
-                    acc ^= apply_affine(matrices[r * nsrc + j], src[x]);
+                    acc ^= super::apply_affine(matrices[r * nsrc + j], src[x]);
                 }
                 out[x] = acc;
             }
         }
-    }
-
-    #[cfg(test)]
-    pub(super) fn apply_affine_for_test(q: u64, b: u8) -> u8 {
-        apply_affine(q, b)
-    }
-
-    /// What `gf2p8affineqb` does to one byte.
-    fn apply_affine(q: u64, b: u8) -> u8 {
-        let mut out = 0u8;
-        for i in 0..8 {
-            let row = (q >> (8 * (7 - i))) as u8;
-            out |= (((row & b).count_ones() & 1) as u8) << i;
-        }
-        out
     }
 
     /// `out[start..end] = sum_j row[j] * srcs[j][start..end]`, 32 bytes per step, the sum
@@ -406,11 +408,10 @@ mod tests {
 
     #[test]
     fn affine_matrices_multiply() {
-        #[cfg(target_arch = "x86_64")]
         for c in 0..=255u8 {
             let q = affine_matrix(c);
             for b in 0..=255u8 {
-                assert_eq!(x86::apply_affine_for_test(q, b), mul(c, b), "c={c} b={b}");
+                assert_eq!(apply_affine(q, b), mul(c, b), "c={c} b={b}");
             }
         }
     }
