@@ -9,7 +9,8 @@
 # Defaults: 1 MiB segments (Swift's ec_object_segment_size), 1 s per measure, best of 3
 # rounds (ours and pyeclib alternate, so a busy neighbour hurts both alike); codes 4+2 and
 # 10+4 of liberasurecode_rs_vand, isa_l_rs_vand and isa_l_rs_cauchy. "reuse" is our
-# encode_into with buffers kept across segments (pyeclib has no such call).
+# encode_into with buffers kept across segments (pyeclib has no such call). A second table
+# shows ours with each kernel this CPU has (GFNI, AVX2, portable), reuse-encode / decode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEGMENT=${1:-1048576}
@@ -58,5 +59,20 @@ for ec_type in ('liberasurecode_rs_vand', 'isa_l_rs_vand', 'isa_l_rs_cauchy'):
             ec_type, k, m, best['encode_mb_s'], best['py_enc'], best['encode_mb_s'] / best['py_enc'],
             best['encode_reuse_mb_s'], best['decode_mb_s'], best['py_dec'],
             best['decode_mb_s'] / best['py_dec']))
+
+# Ours with each slower kernel this CPU has, for hosts without GFNI (one round each).
+print()
+print('ours by kernel (encode / decode MB/s), best kernel first')
+for ec_type in ('liberasurecode_rs_vand', 'isa_l_rs_vand', 'isa_l_rs_cauchy'):
+    for k, m in ((4, 2), (10, 4)):
+        cells = []
+        for kernel in ('gfni', 'avx2', 'portable'):
+            run = subprocess.run([ours_bin, ec_type, str(k), str(m), str(size), str(seconds), kernel],
+                                 capture_output=True, text=True)
+            if run.returncode != 0:
+                continue  # this CPU lacks the kernel
+            r = json.loads(run.stdout)
+            cells.append('%s %6.0f / %6.0f' % (kernel, r['encode_reuse_mb_s'], r['decode_mb_s']))
+        print('%-24s %2d+%-2d | %s' % (ec_type, k, m, ' | '.join(cells)))
 PY
 echo "load: $(uptime)"

@@ -1,6 +1,6 @@
 //! Times encode and decode of one segment size for one code, for `scripts/bench-ec.sh`.
 //!
-//! `ec-bench <ec_type> <k> <m> <segment_bytes> <seconds>` prints one JSON line:
+//! `ec-bench <ec_type> <k> <m> <segment_bytes> <seconds> [kernel]` prints one JSON line:
 //! `{"encode_mb_s": …, "encode_reuse_mb_s": …, "decode_mb_s": …}` in MB (10^6 bytes) of segment per second on one
 //! thread. Decode is from the last `k` fragments, so the first `m` data fragments are
 //! rebuilt, not copied. `encode_reuse` is `encode_into` with one set of buffers kept
@@ -8,12 +8,14 @@
 
 use std::time::{Duration, Instant};
 
-use ringsmith_ec::Codec;
+use ringsmith_ec::{Codec, Kernel};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() != 5 {
-        eprintln!("usage: ec-bench <ec_type> <k> <m> <segment_bytes> <seconds>");
+    if args.len() != 5 && args.len() != 6 {
+        eprintln!(
+            "usage: ec-bench <ec_type> <k> <m> <segment_bytes> <seconds> [gfni|avx2|portable]"
+        );
         std::process::exit(2);
     }
     let parse = |s: &str, what: &str| -> usize {
@@ -32,6 +34,16 @@ fn main() {
         eprintln!("ec-bench: {e}");
         std::process::exit(2)
     });
+    let codec = match args.get(5).map(|name| (name, Kernel::parse(name))) {
+        None => codec,
+        Some((_, Some(kernel))) if Kernel::available().contains(&kernel) => {
+            codec.with_kernel(kernel)
+        }
+        Some((name, _)) => {
+            eprintln!("ec-bench: kernel {name:?} is unknown or not supported by this CPU");
+            std::process::exit(2)
+        }
+    };
     let data: Vec<u8> = (0..size)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
@@ -51,7 +63,8 @@ fn main() {
         std::hint::black_box(codec.decode(std::hint::black_box(tail)).expect("decode"));
     });
     println!(
-        "{{\"encode_mb_s\": {encode:.1}, \"encode_reuse_mb_s\": {encode_reuse:.1}, \"decode_mb_s\": {decode:.1}}}"
+        "{{\"kernel\": \"{}\", \"encode_mb_s\": {encode:.1}, \"encode_reuse_mb_s\": {encode_reuse:.1}, \"decode_mb_s\": {decode:.1}}}",
+        codec.kernel().name()
     );
 }
 

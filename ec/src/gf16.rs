@@ -141,11 +141,6 @@ const CHUNK: usize = 4096;
 
 /// `outs[r] = sum_j coefs[r * srcs.len() + j] * srcs[j]` over little-endian 16-bit words.
 /// Lengths are equal and even (the codec aligns blocks to whole words).
-pub fn dot_rows(coefs: &[u16], srcs: &[&[u8]], outs: &mut [&mut [u8]]) {
-    dot_rows_with(Kernel::best(), coefs, srcs, outs)
-}
-
-/// [`dot_rows`] with a chosen kernel (the portable one when the CPU lacks it).
 pub fn dot_rows_with(kernel: Kernel, coefs: &[u16], srcs: &[&[u8]], outs: &mut [&mut [u8]]) {
     let len = outs.first().map_or(0, |o| o.len());
     let nsrc = srcs.len();

@@ -145,6 +145,21 @@ impl Kernel {
         Kernel::available()[0]
     }
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Gfni => "gfni",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+
+    /// The kernel called `name` ([`Kernel::name`]), if any.
+    pub fn parse(name: &str) -> Option<Kernel> {
+        [Kernel::Gfni, Kernel::Avx2, Kernel::Portable]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+
     /// The kernels this CPU can run, best first.
     pub fn available() -> Vec<Kernel> {
         let mut v = Vec::new();
@@ -164,10 +179,6 @@ impl Kernel {
 
 /// `outs[r] = sum_j coefs[r * srcs.len() + j] * srcs[j]`, byte-wise in GF(2^8).
 /// Every source and output has the same length.
-pub fn dot_rows(coefs: &[u8], srcs: &[&[u8]], outs: &mut [&mut [u8]]) {
-    dot_rows_with(Kernel::best(), coefs, srcs, outs)
-}
-
 pub fn dot_rows_with(kernel: Kernel, coefs: &[u8], srcs: &[&[u8]], outs: &mut [&mut [u8]]) {
     let len = outs.first().map_or(0, |o| o.len());
     let nsrc = srcs.len();

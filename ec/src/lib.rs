@@ -50,6 +50,7 @@ mod gf8;
 mod header;
 mod segment;
 
+pub use gf8::Kernel;
 pub use header::{
     FragmentHeader, CHKSUM_CRC32, CHKSUM_MD5, CHKSUM_NONE, HEADER_LEN, LIBEC_VERSION,
 };
@@ -145,6 +146,7 @@ pub struct Codec {
     k: usize,
     m: usize,
     matrix: Matrix,
+    kernel: Kernel,
 }
 
 impl Codec {
@@ -183,7 +185,22 @@ impl Codec {
             k,
             m,
             matrix,
+            kernel: Kernel::best(),
         })
+    }
+
+    /// The same codec computing with `kernel` instead of the best one for this CPU (for
+    /// tests and benchmarks of the fallbacks). A kernel the CPU lacks is ignored.
+    pub fn with_kernel(mut self, kernel: Kernel) -> Codec {
+        if Kernel::available().contains(&kernel) {
+            self.kernel = kernel;
+        }
+        self
+    }
+
+    /// The slice kernel in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     pub fn ec_type(&self) -> EcType {
@@ -278,8 +295,8 @@ impl Codec {
 
     fn dot_rows(&self, rows: &Rows, srcs: &[&[u8]], outs: &mut [&mut [u8]]) {
         match rows {
-            Rows::Gf8(c) => gf8::dot_rows(c, srcs, outs),
-            Rows::Gf16(c) => gf16::dot_rows(c, srcs, outs),
+            Rows::Gf8(c) => gf8::dot_rows_with(self.kernel, c, srcs, outs),
+            Rows::Gf16(c) => gf16::dot_rows_with(self.kernel, c, srcs, outs),
         }
     }
 
