@@ -39,8 +39,8 @@ def rate(op):
         runs += 1
     return runs * size / (time.perf_counter() - start) / 1e6
 
-print('%-24s %5s | %-27s | %-8s | %-27s' % (
-    'ec_type', 'k+m', 'encode MB/s ours / py (x)', 'reuse', 'decode MB/s ours / py (x)'))
+print('%-24s %5s | %-27s | %-16s | %-27s' % (
+    'ec_type', 'k+m', 'encode MB/s ours / py (x)', 'reuse (x)', 'decode MB/s ours / py (x)'))
 for ec_type in ('liberasurecode_rs_vand', 'isa_l_rs_vand', 'isa_l_rs_cauchy'):
     for k, m in ((4, 2), (10, 4)):
         drv = ECDriver(k=k, m=m, ec_type=ec_type)
@@ -54,11 +54,12 @@ for ec_type in ('liberasurecode_rs_vand', 'isa_l_rs_vand', 'isa_l_rs_cauchy'):
             out = subprocess.run([ours_bin, ec_type, str(k), str(m), str(size), str(seconds)],
                                  check=True, capture_output=True, text=True).stdout
             for key, value in json.loads(out).items():
-                best[key] = max(best[key], value)
-        print('%-24s %2d+%-2d | %8.0f / %6.0f (%5.1fx) | %8.0f | %8.0f / %6.0f (%5.1fx)' % (
+                if key in best:
+                    best[key] = max(best[key], value)
+        print('%-24s %2d+%-2d | %8.0f / %6.0f (%5.1fx) | %8.0f (%5.1fx) | %8.0f / %6.0f (%5.1fx)' % (
             ec_type, k, m, best['encode_mb_s'], best['py_enc'], best['encode_mb_s'] / best['py_enc'],
-            best['encode_reuse_mb_s'], best['decode_mb_s'], best['py_dec'],
-            best['decode_mb_s'] / best['py_dec']))
+            best['encode_reuse_mb_s'], best['encode_reuse_mb_s'] / best['py_enc'],
+            best['decode_mb_s'], best['py_dec'], best['decode_mb_s'] / best['py_dec']))
 
 # Ours with each slower kernel this CPU has, for hosts without GFNI (one round each).
 print()

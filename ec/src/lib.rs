@@ -35,11 +35,20 @@
 //! one answer, so any correct inverse gives liberasurecode's bytes; only encoding needs
 //! the exact matrix, and the golden tests compare both against pyeclib.
 //!
-//! **Speed.** Multiplying a slice by a constant uses per-coefficient nibble tables: in
-//! GF(2^8) `c * b = T_lo[b & 15] ^ T_hi[b >> 4]`, two 16-byte tables that a byte shuffle
-//! (AVX2 `vpshufb`) applies to 32 bytes at once; GF(2^16) words take eight such tables.
-//! Sources are processed in 4 KiB chunks with the sum kept in a register, so each output
-//! byte is written once. Without AVX2 a portable 256-entry table per coefficient is used.
+//! **Speed.** Every product is a sum of "multiply a slice by a constant" terms, done
+//! without per-byte branches by one of three kernels, the best the CPU has
+//! ([`Kernel`]):
+//! - GFNI (with AVX-512BW): multiplication by a constant is linear over GF(2), so it is an
+//!   8x8 bit matrix that `gf2p8affineqb` applies to 64 bytes at once. GF(2^16) words take
+//!   four such matrices (low/high byte to low/high byte) on the bytes and on the bytes
+//!   swapped within each word, merged by a lane mask.
+//! - AVX2: split-nibble tables, `c * b = T_lo[b & 15] ^ T_hi[b >> 4]`, two 16-byte tables
+//!   that `vpshufb` looks up 32 bytes at a time (eight tables for a GF(2^16) word).
+//! - portable: a 256-entry table per coefficient (two for GF(2^16)).
+//!
+//! Sources are processed in 4 KiB chunks that stay in cache while every output row is
+//! computed; the sums live in registers (up to four outputs per source load with GFNI), so
+//! each output byte is stored once.
 //!
 //! **Trust.** [`Codec::decode`] and [`Codec::reconstruct`] check every header (magic,
 //! metadata CRC, backend, index, sizes that agree with each other and with the layout,
@@ -267,6 +276,9 @@ impl Codec {
         frags.resize_with(self.k + self.m, Vec::new);
         for (i, frag) in frags.iter_mut().enumerate() {
             frag.clear();
+            // One allocation of the final size: growing from a small first allocation
+            // would realloc every fragment on every call.
+            frag.reserve_exact(HEADER_LEN + block);
             frag.extend_from_slice(&self.header(i, block, data.len()));
             if i < self.k {
                 let from = (i * block).min(data.len());
