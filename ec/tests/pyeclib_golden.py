@@ -68,7 +68,9 @@ def main():
             write(d, 'legacy-%s-%d.bin' % (case['id'], i), frag)
         del os.environ['LIBERASURECODE_WRITE_LEGACY_CRC']
         infos = [drv.get_segment_info(n, s) for n, s in case['segment_info']]
+        meta = [drv.get_metadata(frags[i], formatted=True) for i in (0, len(frags) - 1)]
         results[case['id']] = {
+            'metadata': meta,
             'decode_ours': decoded,
             'corrupt': corrupt,
             'segment_info': infos,

@@ -11,7 +11,7 @@ use std::path::Path;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use ringsmith_ec::{Codec, Error, Kernel, EC_TYPES};
+use ringsmith_ec::{Codec, Error, FragmentHeader, Kernel, CHKSUM_NONE, EC_TYPES};
 use serde_json::{json, Value};
 
 const SHAPES: [(usize, usize); 5] = [(4, 2), (10, 4), (6, 3), (2, 1), (8, 4)];
@@ -278,6 +278,34 @@ fn fragments_decode_and_reconstruct_match_pyeclib() {
             codec.decode(&tail).unwrap() == case.data,
             "{id}: decode of legacy-CRC fragments"
         );
+        // FragmentHeader::parse reads what pyeclib's get_metadata reads.
+        for (i, meta) in [0, n - 1].iter().zip(r["metadata"].as_array().unwrap()) {
+            let h = FragmentHeader::parse(&theirs[*i]).unwrap();
+            assert_eq!(u64::from(h.index), meta["index"].as_u64().unwrap(), "{id}");
+            assert_eq!(u64::from(h.size), meta["size"].as_u64().unwrap(), "{id}");
+            assert_eq!(
+                h.orig_data_size,
+                meta["orig_data_size"].as_u64().unwrap(),
+                "{id}"
+            );
+            assert_eq!(
+                u64::from(h.backend_version),
+                meta["backend_version"].as_u64().unwrap(),
+                "{id}"
+            );
+            assert_eq!(
+                u64::from(h.chksum_mismatch),
+                meta["chksum_mismatch"].as_u64().unwrap(),
+                "{id}"
+            );
+            assert_eq!(meta["backend_id"], codec.ec_type().name(), "{id}");
+            assert_eq!(h.backend_id, codec.ec_type().backend_id(), "{id}");
+            assert_eq!(
+                (h.chksum_type, &meta["chksum_type"]),
+                (CHKSUM_NONE, &json!("none")),
+                "{id}"
+            );
+        }
         // 5. pyeclib's get_segment_info.
         for (seg, info) in spec_segments()
             .iter()
