@@ -262,6 +262,10 @@ impl Codec {
     }
 
     /// Encodes one segment into `k + m` fragments, data first, headers included.
+    ///
+    /// Segments are Swift's `ec_object_segment_size` (1 MiB by default); as in
+    /// liberasurecode, header sizes are 32-bit, so a fragment payload must stay under
+    /// 4 GiB.
     pub fn encode(&self, data: &[u8]) -> Vec<Vec<u8>> {
         let mut frags = Vec::new();
         self.encode_into(data, &mut frags);
@@ -273,6 +277,11 @@ impl Codec {
     /// on freshly trimmed heap) per segment.
     pub fn encode_into(&self, data: &[u8], frags: &mut Vec<Vec<u8>>) {
         let block = self.block_size(data.len());
+        assert!(
+            u32::try_from(block).is_ok(),
+            "segment of {} bytes is too large for a fragment header",
+            data.len()
+        );
         frags.resize_with(self.k + self.m, Vec::new);
         for (i, frag) in frags.iter_mut().enumerate() {
             frag.clear();
