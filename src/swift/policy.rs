@@ -104,6 +104,33 @@ impl Policy {
         self.policy_type == PolicyType::Replication
     }
 
+    /// Swift's ring validation hook (`ECStoragePolicy.validate_ring_data`), run whenever
+    /// a server loads or reloads this policy's object ring: an erasure-coded policy needs
+    /// exactly `(k + m) * ec_duplication_factor` replicas, because the index of a node in
+    /// the primary list is the fragment index it stores. Replicated policies accept any
+    /// count. `replica_count` is the ring's (possibly fractional) count; the error is
+    /// Swift's `RingLoadError` message.
+    pub fn validate_ring_replicas(&self, replica_count: f64) -> Result<(), String> {
+        let PolicyType::ErasureCoding(ec) = &self.policy_type else {
+            return Ok(());
+        };
+        let required = ec.fragments();
+        if replica_count == f64::from(required) {
+            return Ok(());
+        }
+        // Swift formats the count with `%s`: a float (`5.0`, `6.5`), or the int 0 of an
+        // empty ring.
+        let got = if replica_count == 0.0 {
+            "0".to_string()
+        } else {
+            crate::pyjson::py_float_repr(replica_count)
+        };
+        Err(format!(
+            "EC ring for policy {} needs to be configured with exactly {required} replicas. Got {got}.",
+            self.name()
+        ))
+    }
+
     /// Is `name` (case-insensitively) one of this policy's names?
     pub fn has_name(&self, name: &str) -> bool {
         self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
@@ -519,6 +546,27 @@ mod tests {
             assert!(e.contains(needle), "{conf:?}: {e}");
             assert!(e.contains("swift.conf"), "{e}");
         }
+    }
+
+    #[test]
+    fn ec_rings_need_exactly_k_plus_m_times_duplication_replicas() {
+        let conf = "[storage-policy:0]\nname = gold\ndefault = yes\n\
+                    [storage-policy:1]\nname = ec42\npolicy_type = erasure_coding\n\
+                    ec_type = isa_l_rs_cauchy\nec_num_data_fragments = 4\n\
+                    ec_num_parity_fragments = 2\nec_duplication_factor = 2\n";
+        let policies = parse(conf).unwrap();
+        let ec = policies.get(1).unwrap();
+        assert_eq!(ec.validate_ring_replicas(12.0), Ok(()));
+        for (count, got) in [(6.0, "6.0"), (12.5, "12.5"), (13.0, "13.0"), (0.0, "0")] {
+            assert_eq!(
+                ec.validate_ring_replicas(count),
+                Err(format!(
+                    "EC ring for policy ec42 needs to be configured with exactly 12 replicas. Got {got}."
+                ))
+            );
+        }
+        // Replicated policies take any replica count.
+        assert_eq!(policies.get(0).unwrap().validate_ring_replicas(2.5), Ok(()));
     }
 
     #[test]
