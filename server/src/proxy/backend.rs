@@ -129,6 +129,9 @@ pub struct NodeIter {
     handoff_list: Option<std::vec::IntoIter<Node>>,
     remaining: usize,
     pub primary_count: usize,
+    /// Benched nodes passed over, kept as a last resort: a benched node may still be the
+    /// only one holding the data, and "404" or "503" is a worse answer than a slow one.
+    benched: Vec<Node>,
 }
 
 impl NodeIter {
@@ -144,6 +147,17 @@ impl NodeIter {
             handoff_list: None,
             remaining: limit,
             primary_count,
+            benched: Vec::new(),
+        }
+    }
+
+    /// A benched node this iterator passed over (primaries first), once the usable ones
+    /// are spent.
+    pub fn next_benched(&mut self) -> Option<Node> {
+        if self.benched.is_empty() {
+            None
+        } else {
+            Some(self.benched.remove(0))
         }
     }
 
@@ -160,6 +174,7 @@ impl NodeIter {
                 }
             };
             if limiter.is_limited(&node) {
+                self.benched.push(node);
                 continue;
             }
             self.remaining -= 1;

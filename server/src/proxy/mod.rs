@@ -65,6 +65,11 @@ pub struct Proxy {
     /// `request_node_count` as a multiple of the replica count (Swift's `2 * replicas`).
     pub node_count_factor: usize,
     pub post_quorum_timeout: Duration,
+    /// Swift's `concurrent_gets`: reads ask the next node too when one is slow.
+    pub concurrent_gets: bool,
+    /// How long a read waits on one node before asking another (`concurrency_timeout`,
+    /// by default `conn_timeout`).
+    pub concurrency_timeout: Duration,
     pub client_timeout: Duration,
     pub info_cache: Mutex<HashMap<String, (Instant, controllers::ContainerInfo)>>,
     pub account_info_cache: Mutex<HashMap<String, (Instant, controllers::AccountInfo)>>,
@@ -189,6 +194,11 @@ impl Proxy {
             allow_account_management: app.bool_or("allow_account_management", false)?,
             node_count_factor: 2,
             post_quorum_timeout: secs("post_quorum_timeout", 0.5)?,
+            concurrent_gets: app.bool_or("concurrent_gets", false)?,
+            concurrency_timeout: secs(
+                "concurrency_timeout",
+                app.parse_or("conn_timeout", 0.5f64)?,
+            )?,
             client_timeout: secs("client_timeout", 60.0)?,
             info_cache: Mutex::new(HashMap::new()),
             account_info_cache: Mutex::new(HashMap::new()),

@@ -34,17 +34,23 @@ impl Proxy {
         let iter = Arc::new(Mutex::new(NodeIter::new(ring.clone(), part, limit, false)));
         let replicas = ring.part_nodes(part).len();
         let mut tasks = FuturesUnordered::new();
+        // The node each worker is waiting on, so stragglers can be counted against it.
+        let waiting_on: Arc<Mutex<Vec<Option<Node>>>> = Arc::new(Mutex::new(vec![None; replicas]));
         for i in 0..replicas {
             let mut h = headers.clone();
             per_node(i, &mut h);
             let iter = iter.clone();
+            let waiting_on = waiting_on.clone();
             let me = self.clone();
             let method = method.clone();
             let path = path.clone();
             let body = body.clone();
             tasks.push(async move {
                 loop {
-                    let node = iter.lock().expect("node iter").next_usable(&me.limiter);
+                    let node = {
+                        let mut it = iter.lock().expect("node iter");
+                        it.next_usable(&me.limiter).or_else(|| it.next_benched())
+                    };
                     let Some(node) = node else {
                         return Answer {
                             status: 503,
@@ -57,7 +63,10 @@ impl Proxy {
                     } else {
                         OutBody::Bytes(body.clone())
                     };
-                    match me.transport.request(&node, &method, &path, &h, out).await {
+                    waiting_on.lock().expect("waiting_on")[i] = Some(node.clone());
+                    let result = me.transport.request(&node, &method, &path, &h, out).await;
+                    waiting_on.lock().expect("waiting_on")[i] = None;
+                    match result {
                         Err(e) => me.limiter.error(&node, &e.to_string()),
                         Ok(r) if r.status == StatusCode::INSUFFICIENT_STORAGE => {
                             me.limiter.limit(&node, "Insufficient Storage")
@@ -80,15 +89,46 @@ impl Proxy {
                 }
             });
         }
-        let mut out = Vec::new();
-        while let Some(a) = tasks.next().await {
-            out.push(a);
+        // Once a quorum agrees, the rest get only post_quorum_timeout (Swift's rule): a
+        // hung replica must not hold every write for node_timeout.
+        let quorum = quorum_size(replicas);
+        let mut out: Vec<Answer> = Vec::new();
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if deadline.is_none() && has_quorum(&out, quorum) {
+                deadline = Some(tokio::time::Instant::now() + self.post_quorum_timeout);
+            }
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, tasks.next()).await {
+                    Ok(n) => n,
+                    Err(_) => break,
+                },
+                None => tasks.next().await,
+            };
+            match next {
+                Some(a) => out.push(a),
+                None => break,
+            }
+        }
+        for node in waiting_on.lock().expect("waiting_on").iter().flatten() {
+            self.limiter
+                .error(node, "no answer within post_quorum_timeout after a quorum");
+        }
+        while out.len() < replicas {
+            out.push(Answer {
+                status: 503,
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
+            });
         }
         out
     }
 
     /// Reads from the nodes of a partition in turn until one gives a usable answer.
-    /// 404s go on to the next node (a replica may be missing), as do errors.
+    /// 404s go on to the next node (a replica may be missing), as do errors. With
+    /// `concurrent_gets`, a node that has not answered within `concurrency_timeout` gets
+    /// company: the next node is asked too (up to one per replica) and the first usable
+    /// answer wins, so a hung node costs a read `concurrency_timeout`, not `node_timeout`.
     pub(super) async fn read_one(
         self: &Arc<Self>,
         ring: Arc<Ring>,
@@ -98,14 +138,54 @@ impl Proxy {
         headers: &HeaderMap,
     ) -> BackendResponse {
         let limit = self.request_node_limit(&ring);
+        let concurrency = if self.concurrent_gets {
+            ring.replica_count().max(1)
+        } else {
+            1
+        };
         let mut iter = NodeIter::new(ring, part, limit, true);
         let mut not_found: Option<BackendResponse> = None;
-        while let Some(node) = iter.next_usable(&self.limiter) {
-            match self
-                .transport
-                .request(&node, method, path, headers, OutBody::Empty)
-                .await
-            {
+        let mut inflight = FuturesUnordered::new();
+        let mut exhausted = false;
+        let attempt = |node: Node| {
+            let me = self.clone();
+            let (method, path, headers) = (method.clone(), path.to_string(), headers.clone());
+            async move {
+                let r = me
+                    .transport
+                    .request(&node, &method, &path, &headers, OutBody::Empty)
+                    .await;
+                (node, r)
+            }
+        };
+        loop {
+            if inflight.is_empty() {
+                match iter
+                    .next_usable(&self.limiter)
+                    .or_else(|| iter.next_benched())
+                {
+                    Some(n) => inflight.push(attempt(n)),
+                    None => break,
+                }
+            }
+            let next = if !exhausted && inflight.len() < concurrency {
+                match tokio::time::timeout(self.concurrency_timeout, inflight.next()).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        match iter.next_usable(&self.limiter) {
+                            Some(n) => inflight.push(attempt(n)),
+                            None => exhausted = true,
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                inflight.next().await
+            };
+            let Some((node, result)) = next else {
+                continue;
+            };
+            match result {
                 Err(e) => self.limiter.error(&node, &e.to_string()),
                 Ok(r) if r.status == StatusCode::INSUFFICIENT_STORAGE => {
                     self.limiter.limit(&node, "Insufficient Storage")
@@ -191,4 +271,10 @@ impl Proxy {
             body: Body::from("Service Unavailable\n"),
         })
     }
+}
+
+/// Whether a quorum of answers fall in one status class (2xx, 3xx or 4xx), Swift's
+/// `have_quorum`: then the write's outcome is decided.
+fn has_quorum(answers: &[Answer], quorum: usize) -> bool {
+    (1..5u16).any(|class| answers.iter().filter(|a| a.status / 100 == class).count() >= quorum)
 }

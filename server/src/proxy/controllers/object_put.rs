@@ -6,14 +6,84 @@ use super::object::{
 };
 use super::*;
 
-/// A backend request body fed chunk by chunk from the client-reading loop.
-pub(super) struct ChanBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+/// A backend request body fed chunk by chunk from the client-reading loop. Once `abort`
+/// is set the body fails instead of ending: a replica the proxy gives up on must see an
+/// error, never a clean (and, for a chunked upload, committable) end of a short body.
+pub(super) struct ChanBody {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    abort: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl futures_util::Stream for ChanBody {
     type Item = Result<Bytes, std::io::Error>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
+        if self.abort.load(std::sync::atomic::Ordering::Acquire) {
+            return Poll::Ready(Some(Err(std::io::Error::other(
+                "upload abandoned by the proxy",
+            ))));
+        }
+        self.rx.poll_recv(cx)
     }
+}
+
+/// The proxy's end of one replica's body.
+struct Feed {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    abort: Arc<std::sync::atomic::AtomicBool>,
+    node: Node,
+}
+
+impl Feed {
+    fn abandon(&self) {
+        self.abort.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Hands `chunk` to every live replica at once. Once a quorum has taken it, the others
+/// get `post_quorum_timeout` more (`node_timeout` in all); a replica that has not taken
+/// it by then is abandoned (its upload fails, its node counts an error) so one stalled
+/// disk or host does not hold the upload. Gives the number still live.
+async fn feed_chunk(
+    proxy: &Proxy,
+    feeds: &mut [Option<Feed>],
+    chunk: &Bytes,
+    quorum: usize,
+) -> usize {
+    let mut sends = FuturesUnordered::new();
+    for (i, f) in feeds.iter().enumerate() {
+        if let Some(f) = f {
+            let (tx, chunk) = (f.tx.clone(), chunk.clone());
+            sends.push(async move { (i, tx.send(Ok(chunk)).await.is_ok()) });
+        }
+    }
+    let all_by = tokio::time::Instant::now() + proxy.transport.node_timeout;
+    let mut quorum_by: Option<tokio::time::Instant> = None;
+    let mut taken = vec![false; feeds.len()];
+    let mut count = 0;
+    loop {
+        let until = quorum_by.map_or(all_by, |q| q.min(all_by));
+        match tokio::time::timeout_at(until, sends.next()).await {
+            Ok(Some((i, ok))) => {
+                taken[i] = ok;
+                count += usize::from(ok);
+                if quorum_by.is_none() && count >= quorum {
+                    quorum_by = Some(tokio::time::Instant::now() + proxy.post_quorum_timeout);
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    for (i, slot) in feeds.iter_mut().enumerate() {
+        if !taken[i] {
+            if let Some(f) = slot.take() {
+                f.abandon();
+                proxy
+                    .limiter
+                    .error(&f.node, "stalled taking an upload's body");
+            }
+        }
+    }
+    count
 }
 
 /// PUT: choose one node per replica (handoffs for nodes known to be down), stream the
@@ -106,6 +176,13 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
         }
         chosen.push(node);
     }
+    // Too few usable nodes: benched ones get another chance rather than failing the PUT.
+    while chosen.len() < replicas {
+        let Some(node) = iter.next_benched() else {
+            break;
+        };
+        chosen.push(node);
+    }
     if chosen.len() < quorum {
         tracing::error!(trans_id = %ctx.trans_id, "object PUT: only {} of {} nodes usable", chosen.len(), replicas);
         return status_text(StatusCode::SERVICE_UNAVAILABLE);
@@ -113,13 +190,21 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
     let cheaders = container_update_targets(&proxy, &ctx.account, &container);
     let mut senders = Vec::new();
     let mut putters = FuturesUnordered::new();
+    // Nodes still owing an answer: those left when the post-quorum wait ends count an
+    // error, so a hung node is benched instead of costing every write the wait.
+    let mut outstanding: Vec<Node> = chosen.clone();
     for (i, node) in chosen.into_iter().enumerate() {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let abort = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut nh = h.clone();
         cheaders(i, &mut nh);
         let p = proxy.clone();
         let path = target.path.clone();
-        senders.push(Some(tx));
+        senders.push(Some(Feed {
+            tx,
+            abort: abort.clone(),
+            node: node.clone(),
+        }));
         putters.push(async move {
             let r = p
                 .transport
@@ -128,7 +213,7 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
                     &Method::PUT,
                     &path,
                     &nh,
-                    OutBody::Stream(Body::from_stream(ChanBody(rx))),
+                    OutBody::Stream(Body::from_stream(ChanBody { rx, abort })),
                 )
                 .await;
             (node, r)
@@ -170,21 +255,7 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
             client_error = Some(StatusCode::PAYLOAD_TOO_LARGE);
             break;
         }
-        let mut live = 0;
-        for s in senders.iter_mut() {
-            if let Some(tx) = s {
-                let ok = matches!(
-                    tokio::time::timeout(proxy.transport.node_timeout, tx.send(Ok(chunk.clone())))
-                        .await,
-                    Ok(Ok(()))
-                );
-                if ok {
-                    live += 1;
-                } else {
-                    *s = None;
-                }
-            }
-        }
+        let live = feed_chunk(&proxy, &mut senders, &chunk, quorum).await;
         if live < quorum {
             tracing::error!(trans_id = %ctx.trans_id, "object PUT: lost quorum while streaming ({live} left)");
             client_error = Some(StatusCode::SERVICE_UNAVAILABLE);
@@ -196,8 +267,10 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
     }
     if let Some(status) = client_error {
         // Poison every body so no backend commits a partial object.
-        for tx in senders.iter().flatten() {
-            let _ = tx.try_send(Err(std::io::Error::other("client request aborted")));
+        for f in senders.iter().flatten() {
+            f.abandon();
+            let _ =
+                f.tx.try_send(Err(std::io::Error::other("client request aborted")));
         }
         drop(senders);
         while putters.next().await.is_some() {}
@@ -209,7 +282,9 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
     let mut answers: Vec<(u16, HeaderMap)> = Vec::new();
     let handle = |proxy: &Proxy,
                   (node, r): (Node, Result<BackendResponse, BackendError>),
-                  answers: &mut Vec<(u16, HeaderMap)>| {
+                  answers: &mut Vec<(u16, HeaderMap)>,
+                  outstanding: &mut Vec<Node>| {
+        outstanding.retain(|n| n.key() != node.key());
         match r {
             Err(e) => {
                 proxy.limiter.error(&node, &e.to_string());
@@ -228,7 +303,7 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
         }
     };
     for e in early {
-        handle(&proxy, e, &mut answers);
+        handle(&proxy, e, &mut answers, &mut outstanding);
     }
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -244,9 +319,14 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
             None => putters.next().await,
         };
         match next {
-            Some(done) => handle(&proxy, done, &mut answers),
+            Some(done) => handle(&proxy, done, &mut answers, &mut outstanding),
             None => break,
         }
+    }
+    for node in &outstanding {
+        proxy
+            .limiter
+            .error(node, "no answer within post_quorum_timeout after a quorum");
     }
     while answers.len() < replicas {
         answers.push((503, HeaderMap::new()));
