@@ -751,6 +751,31 @@ fn object_headers(o: &OpenObject) -> HeaderMap {
     hm
 }
 
+/// A metadata value by name, whatever its case.
+fn meta_get<'a>(meta: &'a Metadata, name: &str) -> Option<&'a String> {
+    meta.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// Swift's `X-Backend-Etag-Is-At`: the first metadata item it names that the object has
+/// is the ETag conditions are checked against (an SLO's own ETag, in its sysmeta).
+fn etag_is_at(headers: &HeaderMap, meta: &Metadata) -> Option<String> {
+    h::get(headers, "x-backend-etag-is-at")?
+        .split(',')
+        .find_map(|name| meta_get(meta, name.trim()))
+        .cloned()
+}
+
+/// Swift's `X-Backend-Ignore-Range-If-Metadata-Present`: a middleware that wants such an
+/// object whole (an SLO manifest) gets it whole, whatever the Range.
+fn ignore_range(headers: &HeaderMap, meta: &Metadata) -> bool {
+    h::get(headers, "x-backend-ignore-range-if-metadata-present").is_some_and(|v| {
+        v.split(',')
+            .any(|name| meta_get(meta, name.trim()).is_some())
+    })
+}
+
 /// If-Match / If-None-Match / If-(Un)Modified-Since, as swob's conditional response.
 fn conditional(
     headers: &HeaderMap,
@@ -831,7 +856,8 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
         .get("X-Timestamp")
         .and_then(|t| Timestamp::parse(t).ok())
         .unwrap_or(found.data_timestamp);
-    if let Some(status) = conditional(headers, &etag, x_ts.ceil_seconds(), true) {
+    let conditional_etag = etag_is_at(headers, &found.metadata).unwrap_or_else(|| etag.clone());
+    if let Some(status) = conditional(headers, &conditional_etag, x_ts.ceil_seconds(), true) {
         let mut r = empty(status);
         hm.remove("content-type");
         r.headers_mut().extend(hm);
@@ -840,7 +866,8 @@ async fn get(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap, h
         return r;
     }
     let size = found.size;
-    let ranges = match h::get(headers, "range") {
+    let ranges = match h::get(headers, "range").filter(|_| !ignore_range(headers, &found.metadata))
+    {
         Some(r) => parse_range(r, size),
         None => RangeOutcome::Full,
     };
@@ -1151,15 +1178,31 @@ async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap) 
         return disk_error(&or.path.device, e);
     }
     let old_delete_at = found.metadata.get("X-Delete-At").cloned();
+    // A content type set by a POST keeps the data file's `swift_bytes` (an SLO's size)
+    // in the container row, as Swift's object server keeps it.
+    let listed_ctype = match &new_ctype {
+        Some(ct) => {
+            let datafile_ctype = diskfile::read_metadata(&found.file, &found.data_path)
+                .ok()
+                .and_then(|m| m.get("Content-Type").cloned())
+                .unwrap_or_default();
+            match datafile_ctype
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix("swift_bytes="))
+            {
+                Some(n) => format!("{ct};swift_bytes={n}"),
+                None => ct.clone(),
+            }
+        }
+        None => found
+            .metadata
+            .get("Content-Type")
+            .cloned()
+            .unwrap_or_default(),
+    };
     let mut cheaders = vec![
         ("X-Size".to_string(), found.size.to_string()),
-        (
-            "X-Content-Type".to_string(),
-            new_ctype
-                .clone()
-                .or_else(|| found.metadata.get("Content-Type").cloned())
-                .unwrap_or_default(),
-        ),
+        ("X-Content-Type".to_string(), listed_ctype),
         ("X-Timestamp".to_string(), found.data_timestamp.internal()),
         (
             "X-Etag".to_string(),
@@ -1170,6 +1213,20 @@ async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap) 
     if new_ctype.is_some() {
         cheaders.push(("X-Content-Type-Timestamp".into(), req_ts.internal()));
     }
+    // The overrides the PUT stored (an SLO's ETag with its slo_etag) apply again.
+    let mut stored_overrides = HeaderMap::new();
+    for (k, v) in &found.metadata {
+        let lower = k.to_ascii_lowercase();
+        if lower.starts_with("x-object-sysmeta-container-update-override-") {
+            if let (Ok(name), Ok(value)) = (
+                axum::http::HeaderName::from_bytes(lower.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                stored_overrides.insert(name, value);
+            }
+        }
+    }
+    apply_overrides(&stored_overrides, &mut cheaders);
     let ctype_reply = found
         .metadata
         .get("Content-Type")

@@ -113,6 +113,8 @@ pub struct Ctx {
     pub authorizer: Option<Arc<dyn Authorizer>>,
     pub trans_id: String,
     pub owner: bool,
+    /// A middleware set this PUT's Content-Type, `swift_bytes` and all (SLO).
+    pub content_type_overridden: bool,
 }
 
 impl Ctx {
@@ -356,6 +358,10 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request) -> Response {
         authorizer: parts.extensions.get::<Authorize>().map(|a| a.0.clone()),
         trans_id,
         owner: false,
+        content_type_overridden: parts
+            .extensions
+            .get::<super::env::ContentTypeOverridden>()
+            .is_some(),
     };
     let origin = ctx
         .h("origin")
@@ -1331,7 +1337,55 @@ async fn get_object(ctx: &mut Ctx, target: &ObjTarget) -> Response {
             )
             .await
     };
-    to_client(r, ctx.owner)
+    let mut resp = to_client(r, ctx.owner);
+    if let Some(ct) = header(resp.headers(), "content-type") {
+        let clean = clean_content_type(ct);
+        if clean.len() != ct.len() {
+            let clean = clean.to_string();
+            set(resp.headers_mut(), "content-type", &clean);
+        }
+    }
+    resp
+}
+
+/// Swift's `clean_content_type`: an SLO manifest's stored type ends in `;swift_bytes=N`
+/// (for container listings), which clients never see.
+fn clean_content_type(value: &str) -> &str {
+    match value.rsplit_once(';') {
+        Some((left, right)) if right.trim_start().starts_with("swift_bytes=") => left,
+        _ => value,
+    }
+}
+
+/// Swift's `check_content_type`: `swift_*` parameters are for middlewares only.
+fn check_content_type(ctx: &Ctx) -> Result<(), Response> {
+    if ctx.content_type_overridden {
+        return Ok(());
+    }
+    let Some(ct) = ctx.h("content-type") else {
+        return Ok(());
+    };
+    if ct
+        .split(';')
+        .skip(1)
+        .any(|p| p.trim_start().starts_with("swift_"))
+    {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "Invalid Content-Type, swift_* is not a valid parameter name.",
+        ));
+    }
+    Ok(())
+}
+
+/// A spawned backend request that is cancelled with the client's request: if the client
+/// goes away mid-PUT, no backend may go on to commit what it got so far.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A backend request body fed chunk by chunk from the client-reading loop.
@@ -1351,6 +1405,7 @@ async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) -> Response {
     let container = ctx.container.clone().expect("object request");
     let object = ctx.object.clone().expect("object request");
     tri!(check_meta(ctx, MetaTarget::Object));
+    tri!(check_content_type(ctx));
     if let Some(inm) = ctx.h("if-none-match") {
         // A conditional PUT can only mean "create if absent".
         if !inm.split(',').any(|t| t.trim() == "*") {
@@ -1448,7 +1503,10 @@ async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) -> Response {
         let p = proxy.clone();
         let path = target.path.clone();
         senders.push(Some(tx));
-        putters.push(async move {
+        // Each backend request runs as a task of its own: it must make progress (connect,
+        // send headers, drain its channel) while the pump below waits on a full channel,
+        // or a first PUT on a new connection stalls until node_timeout.
+        let task = tokio::spawn(async move {
             let r = p
                 .transport
                 .request(
@@ -1460,6 +1518,13 @@ async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) -> Response {
                 )
                 .await;
             (node, r)
+        });
+        let task = AbortOnDrop(task);
+        putters.push(async move {
+            let mut task = task;
+            (&mut task.0)
+                .await
+                .expect("object PUT backend task panicked or was cancelled")
         });
     }
 

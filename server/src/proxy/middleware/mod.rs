@@ -9,6 +9,7 @@ pub mod gatekeeper;
 pub mod healthcheck;
 pub mod listing_formats;
 pub mod proxy_logging;
+pub mod slo;
 pub mod tempauth;
 pub mod versioned_writes;
 
@@ -48,6 +49,10 @@ pub fn registry() -> Vec<Middleware> {
         Middleware {
             egg: "copy",
             build: copy::build,
+        },
+        Middleware {
+            egg: "slo",
+            build: slo::build,
         },
         Middleware {
             egg: "dlo",
