@@ -1161,6 +1161,13 @@ async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap) 
     if let Some(ct) = &new_ctype {
         meta.insert("Content-Type".into(), ct.clone());
         meta.insert("Content-Type-Timestamp".into(), req_ts.internal());
+    } else if let (Some(ct), Some(ct_ts)) = (
+        found.metadata.get("Content-Type"),
+        found.metadata.get("Content-Type-Timestamp"),
+    ) {
+        // A content type an earlier POST set lives in the .meta this one replaces.
+        meta.insert("Content-Type".into(), ct.clone());
+        meta.insert("Content-Type-Timestamp".into(), ct_ts.clone());
     }
     let tmp_dir = or.device_path.join(or.policy.dir("tmp"));
     let target = or.hash_dir.join(format!("{}.meta", req_ts.internal()));
@@ -1180,25 +1187,26 @@ async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &HeaderMap) 
     let old_delete_at = found.metadata.get("X-Delete-At").cloned();
     // A content type set by a POST keeps the data file's `swift_bytes` (an SLO's size)
     // in the container row, as Swift's object server keeps it.
-    let listed_ctype = match &new_ctype {
-        Some(ct) => {
-            let datafile_ctype = diskfile::read_metadata(&found.file, &found.data_path)
-                .ok()
-                .and_then(|m| m.get("Content-Type").cloned())
-                .unwrap_or_default();
-            match datafile_ctype
-                .split(';')
-                .find_map(|p| p.trim().strip_prefix("swift_bytes="))
-            {
-                Some(n) => format!("{ct};swift_bytes={n}"),
-                None => ct.clone(),
-            }
+    let ctype_from_meta =
+        new_ctype.is_some() || found.metadata.contains_key("Content-Type-Timestamp");
+    let current_ctype = new_ctype
+        .clone()
+        .or_else(|| found.metadata.get("Content-Type").cloned())
+        .unwrap_or_default();
+    let listed_ctype = if ctype_from_meta {
+        let datafile_ctype = diskfile::read_metadata(&found.file, &found.data_path)
+            .ok()
+            .and_then(|m| m.get("Content-Type").cloned())
+            .unwrap_or_default();
+        match datafile_ctype
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("swift_bytes="))
+        {
+            Some(n) => format!("{current_ctype};swift_bytes={n}"),
+            None => current_ctype,
         }
-        None => found
-            .metadata
-            .get("Content-Type")
-            .cloned()
-            .unwrap_or_default(),
+    } else {
+        current_ctype
     };
     let mut cheaders = vec![
         ("X-Size".to_string(), found.size.to_string()),

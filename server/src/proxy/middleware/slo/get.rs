@@ -213,7 +213,10 @@ pub async fn handle(slo: &Slo, req: Request, path: ApiPath) -> Response {
         set(h, "content-length", "0");
         return Response::from_parts(head, Body::empty());
     }
-    if let Some(s) = etag_condition(&parts.headers, &slo_etag) {
+    let last_modified = header(&head.headers, "last-modified").map(str::to_string);
+    if let Some(s) =
+        super::super::conditional_status(&parts.headers, &slo_etag, last_modified.as_deref())
+    {
         let mut r = empty(s);
         *r.headers_mut() = head.headers;
         set(r.headers_mut(), "content-length", "0");
@@ -353,26 +356,6 @@ fn complete_body(h: &HeaderMap) -> bool {
         return false;
     };
     matches!((a.parse::<u64>(), b.parse::<u64>(), total.parse::<u64>()), (Ok(0), Ok(b), Ok(t)) if b + 1 == t)
-}
-
-/// `If-Match` / `If-None-Match` against the SLO's ETag.
-fn etag_condition(h: &HeaderMap, etag: &str) -> Option<StatusCode> {
-    let matches = |v: &str| {
-        v.split(',')
-            .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
-            .any(|t| t == "*" || t == etag)
-    };
-    if let Some(im) = header(h, "if-match") {
-        if !matches(im) {
-            return Some(StatusCode::PRECONDITION_FAILED);
-        }
-    }
-    if let Some(inm) = header(h, "if-none-match") {
-        if matches(inm) {
-            return Some(StatusCode::NOT_MODIFIED);
-        }
-    }
-    None
 }
 
 fn part_header(boundary: &str, ctype: &str, a: u64, b: u64, total: u64) -> String {
