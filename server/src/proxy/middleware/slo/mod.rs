@@ -14,6 +14,7 @@
 //!
 //! Every subrequest goes to the rest of the stack with the caller's rights.
 
+mod body;
 mod delete;
 mod get;
 pub mod manifest;
