@@ -336,6 +336,9 @@ fn slo_bad_manifests_and_changed_segments_get_swifts_answers() {
     );
     assert_eq!(req("PUT", "/v1/AUTH_test/c/a", &[], b"changed").0, 201);
     assert_eq!(req("GET", "/v1/AUTH_test/c/m", &[], b"").0, 409);
+    // A missing first segment is the same conflict.
+    assert_eq!(req("DELETE", "/v1/AUTH_test/c/a", &[], b"").0, 204);
+    assert_eq!(req("GET", "/v1/AUTH_test/c/m", &[], b"").0, 409);
     let log = std::fs::read_to_string(c.dir.join("log/proxy.log")).unwrap();
     assert!(
         log.contains("Object segment no longer valid"),
@@ -374,6 +377,16 @@ fn slo_bad_manifests_and_changed_segments_get_swifts_answers() {
     assert_eq!(m["bytes"], 2097152);
     assert_eq!(m["slo_etag"], quoted.as_str());
 
+    // The SLO flag is the middleware's to set.
+    let (s, _, body) = req(
+        "POST",
+        "/v1/AUTH_test/c/m",
+        &[("X-Static-Large-Object", "True")],
+        b"",
+    );
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&body).contains("reserved header"));
+
     // DELETE ?multipart-manifest=delete: segments, then the manifest, reported as JSON.
     let (s, _, body) = req(
         "DELETE",
@@ -383,7 +396,9 @@ fn slo_bad_manifests_and_changed_segments_get_swifts_answers() {
     );
     assert_eq!(s, 200);
     let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(report["Number Deleted"], 3, "{report}");
+    // `a` was deleted above: two deleted (b and the manifest), one not found.
+    assert_eq!(report["Number Deleted"], 2, "{report}");
+    assert_eq!(report["Number Not Found"], 1, "{report}");
     assert_eq!(report["Response Status"], "200 OK");
     for o in ["a", "b", "m"] {
         assert_eq!(
