@@ -104,7 +104,7 @@ pub async fn handle(slo: &Slo, req: Request, path: ApiPath) -> Response {
     if !heartbeat {
         return match job.run().await {
             Outcome::Response(r) => r,
-            Outcome::Report(status, _, body) => {
+            Outcome::Report(status, body) => {
                 let mut r = Response::new(Body::from(body));
                 *r.status_mut() = status;
                 set(r.headers_mut(), "content-type", format);
@@ -133,8 +133,14 @@ pub async fn handle(slo: &Slo, req: Request, path: ApiPath) -> Response {
             }
         };
         let body = match outcome {
-            Outcome::Report(_, _, b) => b,
-            Outcome::Response(_) => unreachable!("a heartbeat PUT always ends in a report"),
+            Outcome::Report(_, b) => b,
+            // Not produced with heartbeat on; reported rather than dropped all the same.
+            Outcome::Response(r) => report_body(
+                format,
+                &[("Response Status", Value::String(status_line(r.status())))],
+                &[],
+                "upload",
+            ),
         };
         let mut out = b"\r\n\r\n".to_vec();
         out.extend_from_slice(&body);
@@ -161,7 +167,7 @@ struct PutJob {
 /// (errors; and every outcome with heartbeat) with the status it stands for.
 enum Outcome {
     Response(Response),
-    Report(StatusCode, (), Vec<u8>),
+    Report(StatusCode, Vec<u8>),
 }
 
 /// What a segment's HEAD told.
@@ -180,11 +186,7 @@ impl PutJob {
         if self.heartbeat {
             fields.push(("Response Status", Value::String(status_line(status))));
         }
-        Outcome::Report(
-            status,
-            (),
-            report_body(self.format, &fields, errors, "upload"),
-        )
+        Outcome::Report(status, report_body(self.format, &fields, errors, "upload"))
     }
 
     async fn head_segment(&self, caller: &Caller, name: &str) -> Head {
