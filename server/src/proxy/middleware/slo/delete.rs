@@ -2,17 +2,23 @@
 //! the sub-manifests), then the manifest, each by a DELETE subrequest with the caller's
 //! rights. The answer is a bulk-delete report (text, JSON or XML per `Accept`).
 //!
+//! While the deletes run, the answer gets whitespace every `yield_frequency` seconds, so
+//! a client does not time out on a large manifest.
+//!
 //! `&async=yes` is checked as Swift checks it (one segment container, no nested SLOs);
 //! Ringsmith then deletes the segments before the manifest rather than queueing them
 //! for the object expirer (docs/differences.md).
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
@@ -51,13 +57,13 @@ fn entries_of(manifest: &[Value]) -> Vec<Entry> {
         .collect()
 }
 
-struct Deleter<'a> {
-    slo: &'a Slo,
+struct Deleter {
+    slo: Slo,
     caller: Caller,
     base: String,
 }
 
-impl Deleter<'_> {
+impl Deleter {
     /// Swift's `get_slo_segments`: the stored manifest of `/container/object`.
     async fn manifest(&self, name: &str) -> Result<Vec<Value>, ReadError> {
         let uri = format!(
@@ -136,7 +142,7 @@ impl Deleter<'_> {
 pub async fn handle(slo: &Slo, req: Request, path: ApiPath) -> Response {
     let (parts, _) = req.into_parts();
     let deleter = Deleter {
-        slo,
+        slo: slo.clone(),
         caller: Caller::of(&parts),
         base: format!("/{}/{}", path.version, quote(&path.account)),
     };
@@ -151,6 +157,52 @@ pub async fn handle(slo: &Slo, req: Request, path: ApiPath) -> Response {
         return async_delete(slo, &deleter, parts, &top).await;
     }
     let format = best_format(&parts.headers);
+    // The deletes run in a task of their own; while they do, the answer (already a 200)
+    // gets whitespace every `yield_frequency` seconds, as Swift's bulk deleter sends it.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let every = Duration::from_secs(slo.0.conf.yield_frequency.max(1));
+    tokio::spawn(async move {
+        let work = delete_all(&deleter, top, format);
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut filler: &'static [u8] = if format.is_some_and(|f| f.ends_with("/xml")) {
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        } else {
+            b" "
+        };
+        let mut separator: &'static [u8] = b"";
+        let report = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = tick.tick() => {
+                    if tx.send(Ok(Bytes::from_static(filler))).await.is_err() {
+                        return;
+                    }
+                    (filler, separator) = (b" ", b"\r\n\r\n");
+                }
+            }
+        };
+        let mut out = separator.to_vec();
+        out.extend_from_slice(&report);
+        let _ = tx.send(Ok(Bytes::from(out))).await;
+    });
+    // As under Swift's WSGI server, the status line goes out with the first bytes: a
+    // quick delete is answered only once it is done.
+    let mut rx = rx;
+    let first = rx.recv().await;
+    let rest =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let stream = futures_util::stream::iter(first).chain(rest);
+    let mut r = Response::new(Body::from_stream(stream));
+    if let Some(f) = format {
+        set(r.headers_mut(), "content-type", f);
+    }
+    r
+}
+
+/// Swift's `get_segments_to_delete_iter` fed to its bulk deleter: every segment (a
+/// sub-manifest's before the sub-manifest), the manifest last; the report's bytes.
+async fn delete_all(deleter: &Deleter, top: String, format: Option<&'static str>) -> Vec<u8> {
     let mut deleted = 0u64;
     let mut not_found = 0u64;
     let mut failed: Vec<(String, String)> = Vec::new();
@@ -165,7 +217,7 @@ pub async fn handle(slo: &Slo, req: Request, path: ApiPath) -> Response {
         sub_slo: true,
         error: None,
     });
-    let limit = slo.0.conf.max_manifest_segments.saturating_mul(10);
+    let limit = deleter.slo.0.conf.max_manifest_segments.saturating_mul(10);
     while abort.is_none() {
         if queue.len() > limit {
             abort = Some((
@@ -229,17 +281,12 @@ pub async fn handle(slo: &Slo, req: Request, path: ApiPath) -> Response {
         ("Number Deleted", Value::from(deleted)),
         ("Number Not Found", Value::from(not_found)),
     ];
-    let out = report_body(format.unwrap_or("text/plain"), &fields, &failed, "delete");
-    let mut r = Response::new(Body::from(out));
-    if let Some(f) = format {
-        set(r.headers_mut(), "content-type", f);
-    }
-    r
+    report_body(format.unwrap_or("text/plain"), &fields, &failed, "delete")
 }
 
 /// `?multipart-manifest=delete&async=yes`: Swift's checks, then the segments and the
 /// manifest are deleted (the manifest's DELETE answers).
-async fn async_delete(slo: &Slo, deleter: &Deleter<'_>, parts: Parts, top: &str) -> Response {
+async fn async_delete(slo: &Slo, deleter: &Deleter, parts: Parts, top: &str) -> Response {
     let manifest = match deleter.manifest(top).await {
         Ok(m) => m,
         Err((s, m)) => return text(s, m),
@@ -289,4 +336,92 @@ async fn async_delete(slo: &Slo, deleter: &Deleter<'_>, parts: Parts, top: &str)
     *req.headers_mut() = parts.headers;
     *req.extensions_mut() = parts.extensions;
     slo.0.next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::proxy::middleware::slo::{Inner, SloConfig};
+    use crate::proxy::pipeline::{Handler, ResponseFuture};
+
+    /// The rest of the stack: one manifest of two segments; each DELETE takes `delay`.
+    struct SlowStore {
+        delay: Duration,
+    }
+
+    impl Handler for SlowStore {
+        fn call(&self, req: Request) -> ResponseFuture<'_> {
+            Box::pin(async move {
+                let mut r = Response::new(Body::empty());
+                if req.method() == Method::GET && req.uri().path().ends_with("/m") {
+                    *r.body_mut() = Body::from(
+                        r#"[{"name": "/c/s1", "bytes": 1, "hash": "x"},
+                            {"name": "/c/s2", "bytes": 1, "hash": "y"}]"#,
+                    );
+                    set(r.headers_mut(), "x-static-large-object", "True");
+                } else if req.method() == Method::DELETE {
+                    tokio::time::sleep(self.delay).await;
+                    *r.status_mut() = StatusCode::NO_CONTENT;
+                }
+                r
+            })
+        }
+    }
+
+    fn slo(delay: Duration) -> Slo {
+        Slo(Arc::new(Inner {
+            next: Arc::new(SlowStore { delay }),
+            conf: SloConfig {
+                max_manifest_segments: 1000,
+                max_manifest_size: 8 << 20,
+                yield_frequency: 1,
+                allow_async_delete: true,
+                max_get_time: 86400,
+                rate_limit_under_size: 1 << 20,
+                rate_limit_after_segment: 10,
+                rate_limit_segments_per_sec: 1,
+                concurrency: 2,
+                delete_concurrency: 2,
+            },
+        }))
+    }
+
+    async fn delete(slo: &Slo, accept: &str) -> String {
+        let mut req = Request::new(Body::empty());
+        *req.method_mut() = Method::DELETE;
+        *req.uri_mut() = "/v1/AUTH_t/c/m?multipart-manifest=delete".parse().unwrap();
+        set(req.headers_mut(), "accept", accept);
+        let resp = slo.call(req).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_slow_delete_sends_whitespace_then_the_report() {
+        let slow = slo(Duration::from_millis(700));
+        let body = delete(&slow, "text/plain").await;
+        // Three deletes of 0.7 s: at least one heartbeat, then the separator and report.
+        assert!(body.starts_with(' '), "{body:?}");
+        let (_, report) = body.split_once("\r\n\r\n").expect("separator");
+        assert!(report.starts_with("Number Deleted: 3\n"), "{report:?}");
+        assert!(report.contains("Response Status: 200 OK\n"), "{report:?}");
+
+        let xml = delete(&slow, "application/xml").await;
+        assert!(
+            xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"),
+            "{xml:?}"
+        );
+        assert!(xml.contains("\r\n\r\n<delete>\n<number_deleted>3</number_deleted>"));
+    }
+
+    #[tokio::test]
+    async fn a_quick_delete_is_just_the_report() {
+        let body = delete(&slo(Duration::ZERO), "application/json").await;
+        let v: Value = serde_json::from_str(&body).expect(&body);
+        assert_eq!(v["Number Deleted"], 3);
+        assert_eq!(v["Errors"], serde_json::json!([]));
+    }
 }
