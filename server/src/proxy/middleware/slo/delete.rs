@@ -346,9 +346,12 @@ mod tests {
     use crate::proxy::middleware::slo::{Inner, SloConfig};
     use crate::proxy::pipeline::{Handler, ResponseFuture};
 
-    /// The rest of the stack: one manifest of two segments; each DELETE takes `delay`.
+    /// The rest of the stack: one manifest `m` of two segments; each DELETE takes `delay`
+    /// and is recorded.
     struct SlowStore {
         delay: Duration,
+        manifest: &'static str,
+        deleted: std::sync::Mutex<Vec<String>>,
     }
 
     impl Handler for SlowStore {
@@ -356,13 +359,14 @@ mod tests {
             Box::pin(async move {
                 let mut r = Response::new(Body::empty());
                 if req.method() == Method::GET && req.uri().path().ends_with("/m") {
-                    *r.body_mut() = Body::from(
-                        r#"[{"name": "/c/s1", "bytes": 1, "hash": "x"},
-                            {"name": "/c/s2", "bytes": 1, "hash": "y"}]"#,
-                    );
+                    *r.body_mut() = Body::from(self.manifest);
                     set(r.headers_mut(), "x-static-large-object", "True");
                 } else if req.method() == Method::DELETE {
                     tokio::time::sleep(self.delay).await;
+                    self.deleted
+                        .lock()
+                        .unwrap()
+                        .push(req.uri().path().to_string());
                     *r.status_mut() = StatusCode::NO_CONTENT;
                 }
                 r
@@ -370,9 +374,24 @@ mod tests {
         }
     }
 
+    const ONE_CONTAINER: &str = r#"[{"name": "/c/s1", "bytes": 1, "hash": "x"},
+                                     {"name": "/c/s2", "bytes": 1, "hash": "y"}]"#;
+
+    fn store(delay: Duration, manifest: &'static str) -> Arc<SlowStore> {
+        Arc::new(SlowStore {
+            delay,
+            manifest,
+            deleted: Default::default(),
+        })
+    }
+
     fn slo(delay: Duration) -> Slo {
+        slo_over(store(delay, ONE_CONTAINER))
+    }
+
+    fn slo_over(next: Arc<SlowStore>) -> Slo {
         Slo(Arc::new(Inner {
-            next: Arc::new(SlowStore { delay }),
+            next,
             conf: SloConfig {
                 max_manifest_segments: 1000,
                 max_manifest_size: 8 << 20,
@@ -423,5 +442,51 @@ mod tests {
         let v: Value = serde_json::from_str(&body).expect(&body);
         assert_eq!(v["Number Deleted"], 3);
         assert_eq!(v["Errors"], serde_json::json!([]));
+    }
+
+    async fn async_delete(slo: &Slo) -> (StatusCode, String) {
+        let mut req = Request::new(Body::empty());
+        *req.method_mut() = Method::DELETE;
+        *req.uri_mut() = "/v1/AUTH_t/c/m?multipart-manifest=delete&async=yes"
+            .parse()
+            .unwrap();
+        let resp = slo.call(req).await;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn async_delete_checks_like_swift_then_deletes_segments_before_the_manifest() {
+        let two = store(
+            Duration::ZERO,
+            r#"[{"name": "/c/s1", "bytes": 1, "hash": "x"},
+                {"name": "/d/s2", "bytes": 1, "hash": "y"}]"#,
+        );
+        let (s, body) = async_delete(&slo_over(two.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            "All segments must be in one container. Found segments in \"c\", \"d\""
+        );
+        assert!(two.deleted.lock().unwrap().is_empty(), "nothing deleted");
+        let nested = store(
+            Duration::ZERO,
+            r#"[{"name": "/c/s1", "bytes": 1, "hash": "x", "sub_slo": true}]"#,
+        );
+        let (s, body) = async_delete(&slo_over(nested.clone())).await;
+        assert_eq!(
+            (s, body.as_str()),
+            (StatusCode::BAD_REQUEST, "No segments may be large objects.")
+        );
+        assert!(nested.deleted.lock().unwrap().is_empty());
+
+        let one = store(Duration::ZERO, ONE_CONTAINER);
+        let (s, _) = async_delete(&slo_over(one.clone())).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        assert_eq!(
+            *one.deleted.lock().unwrap(),
+            ["/v1/AUTH_t/c/s1", "/v1/AUTH_t/c/s2", "/v1/AUTH_t/c/m"]
+        );
     }
 }
