@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import swift_aio  # noqa: E402  (the shared loopback helpers)
 from swift_aio import wait_listening  # noqa: E402
 
-MODULES = ["test_account", "test_container", "test_object", "test_protocol", "tests"]
+MODULES = ["test_account", "test_container", "test_object", "test_protocol", "tests", "test_slo",
+           "test_dlo"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
 TEST_CONF_USERS = """\

@@ -62,6 +62,31 @@ fn object_headers(o: &OpenObject) -> HeaderMap {
     hm
 }
 
+/// A metadata value by name, whatever its case.
+fn meta_get<'a>(meta: &'a diskfile::Metadata, name: &str) -> Option<&'a String> {
+    meta.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// Swift's `X-Backend-Etag-Is-At`: the first metadata item it names that the object has
+/// is the ETag conditions are checked against (an SLO's own ETag, in its sysmeta).
+fn etag_is_at(headers: &HeaderMap, meta: &diskfile::Metadata) -> Option<String> {
+    h::get(headers, "x-backend-etag-is-at")?
+        .split(',')
+        .find_map(|name| meta_get(meta, name.trim()))
+        .cloned()
+}
+
+/// Swift's `X-Backend-Ignore-Range-If-Metadata-Present`: a middleware that wants such an
+/// object whole (an SLO manifest) gets it whole, whatever the Range.
+fn ignore_range(headers: &HeaderMap, meta: &diskfile::Metadata) -> bool {
+    h::get(headers, "x-backend-ignore-range-if-metadata-present").is_some_and(|v| {
+        v.split(',')
+            .any(|name| meta_get(meta, name.trim()).is_some())
+    })
+}
+
 /// If-Match / If-None-Match / If-(Un)Modified-Since, as swob's conditional response.
 fn conditional(
     headers: &HeaderMap,
@@ -147,7 +172,8 @@ pub(super) async fn get(
         .get("X-Timestamp")
         .and_then(|t| Timestamp::parse(t).ok())
         .unwrap_or(found.data_timestamp);
-    if let Some(status) = conditional(headers, &etag, x_ts.ceil_seconds(), true) {
+    let conditional_etag = etag_is_at(headers, &found.metadata).unwrap_or_else(|| etag.clone());
+    if let Some(status) = conditional(headers, &conditional_etag, x_ts.ceil_seconds(), true) {
         let mut r = empty(status);
         hm.remove("content-type");
         r.headers_mut().extend(hm);
@@ -156,7 +182,8 @@ pub(super) async fn get(
         return r;
     }
     let size = found.size;
-    let ranges = match h::get(headers, "range") {
+    let ranges = match h::get(headers, "range").filter(|_| !ignore_range(headers, &found.metadata))
+    {
         Some(r) => parse_range(r, size),
         None => RangeOutcome::Full,
     };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode};
 use ringsmith::swift::MetaTarget;
 
-use super::diskfile::{Lookup, Metadata};
+use super::diskfile::{self, Lookup, Metadata};
 use super::request::{
     container_targets, delete_at_header, disk_error, is_expired, user_metadata, with_backend_ts,
     ObjectRequest,
@@ -60,6 +60,13 @@ pub(super) async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &
     if let Some(ct) = &new_ctype {
         meta.insert("Content-Type".into(), ct.clone());
         meta.insert("Content-Type-Timestamp".into(), req_ts.internal());
+    } else if let (Some(ct), Some(ct_ts)) = (
+        found.metadata.get("Content-Type"),
+        found.metadata.get("Content-Type-Timestamp"),
+    ) {
+        // A content type an earlier POST set lives in the .meta this one replaces.
+        meta.insert("Content-Type".into(), ct.clone());
+        meta.insert("Content-Type-Timestamp".into(), ct_ts.clone());
     }
     if let Err(r) = or
         .commit(or.writer(), Vec::new(), meta, ".meta", req_ts)
@@ -68,15 +75,32 @@ pub(super) async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &
         return r;
     }
     let old_delete_at = found.metadata.get("X-Delete-At").cloned();
+    // A content type set by a POST keeps the data file's `swift_bytes` (an SLO's size)
+    // in the container row, as Swift's object server keeps it.
+    let ctype_from_meta =
+        new_ctype.is_some() || found.metadata.contains_key("Content-Type-Timestamp");
+    let current_ctype = new_ctype
+        .clone()
+        .or_else(|| found.metadata.get("Content-Type").cloned())
+        .unwrap_or_default();
+    let listed_ctype = if ctype_from_meta {
+        let datafile_ctype = diskfile::read_metadata(&found.file, &found.data_path)
+            .ok()
+            .and_then(|m| m.get("Content-Type").cloned())
+            .unwrap_or_default();
+        match datafile_ctype
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("swift_bytes="))
+        {
+            Some(n) => format!("{current_ctype};swift_bytes={n}"),
+            None => current_ctype,
+        }
+    } else {
+        current_ctype
+    };
     let mut cheaders = vec![
         ("X-Size".to_string(), found.size.to_string()),
-        (
-            "X-Content-Type".to_string(),
-            new_ctype
-                .clone()
-                .or_else(|| found.metadata.get("Content-Type").cloned())
-                .unwrap_or_default(),
-        ),
+        ("X-Content-Type".to_string(), listed_ctype),
         ("X-Timestamp".to_string(), found.data_timestamp.internal()),
         (
             "X-Etag".to_string(),
@@ -87,6 +111,20 @@ pub(super) async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &
     if new_ctype.is_some() {
         cheaders.push(("X-Content-Type-Timestamp".into(), req_ts.internal()));
     }
+    // The overrides the PUT stored (an SLO's ETag with its slo_etag) apply again.
+    let mut stored_overrides = HeaderMap::new();
+    for (k, v) in &found.metadata {
+        let lower = k.to_ascii_lowercase();
+        if lower.starts_with("x-object-sysmeta-container-update-override-") {
+            if let (Ok(name), Ok(value)) = (
+                axum::http::HeaderName::from_bytes(lower.as_bytes()),
+                axum::http::HeaderValue::from_str(v),
+            ) {
+                stored_overrides.insert(name, value);
+            }
+        }
+    }
+    super::put::apply_overrides(&stored_overrides, &mut cheaders);
     let ctype_reply = found
         .metadata
         .get("Content-Type")

@@ -199,7 +199,7 @@ pub(super) async fn put(state: &Arc<ObjectState>, or: ObjectRequest, req: Reques
 }
 
 /// `X-Backend-Container-Update-Override-*` replaces what the container is told.
-fn apply_overrides(headers: &HeaderMap, cheaders: &mut [(String, String)]) {
+pub(super) fn apply_overrides(headers: &HeaderMap, cheaders: &mut [(String, String)]) {
     for (name, value) in headers {
         let Some(k) = name
             .as_str()

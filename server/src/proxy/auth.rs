@@ -309,7 +309,11 @@ pub fn referrer_allowed(referer: Option<&str>, referrers: &[String]) -> bool {
             Some(m) => (true, m),
             None => (false, mhost.as_str()),
         };
-        let m = m.to_ascii_lowercase();
+        // `*.example.com` means `.example.com` (Swift's clean_acl rewrites it so).
+        let m = match m.strip_prefix('*') {
+            Some(rest) if !rest.is_empty() => rest.trim().to_ascii_lowercase(),
+            _ => m.to_ascii_lowercase(),
+        };
         let matched = m == "*"
             || m == host
             || (m.starts_with('.') && host.ends_with(&m))
@@ -460,6 +464,10 @@ mod tests {
 
     #[test]
     fn referrers() {
+        assert!(referrer_allowed(
+            Some("http://blah.example.com/x"),
+            &[String::from("*.example.com")]
+        ));
         assert!(referrer_allowed(
             Some("http://www.example.com/x"),
             &[".example.com".into()]

@@ -41,6 +41,11 @@ pub struct Authorize(pub Arc<dyn Authorizer>);
 #[derive(Clone, Copy, Debug)]
 pub struct SwiftSource(pub &'static str);
 
+/// Swift's `swift.content_type_overridden`: a middleware (SLO) wrote the Content-Type of
+/// this PUT itself, so its `swift_bytes` parameter is allowed through. Never inherited.
+#[derive(Clone, Copy, Debug)]
+pub struct ContentTypeOverridden;
+
 /// What a middleware's subrequests inherit from the request that caused them: its
 /// transaction, its caller's identity and authorizer, and the few headers Swift's
 /// `make_env` carries over (the token itself, so a subrequest made above the auth

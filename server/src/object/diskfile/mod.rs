@@ -224,7 +224,6 @@ fn is_data_only_key(k: &str) -> bool {
         || l == "content-type"
         || l == "content-type-timestamp"
         || l == "x-static-large-object"
-        || l == "x-object-manifest"
 }
 
 /// Opens the object in `dir`; with `read_up_to`, bodies of at most that many bytes are

@@ -101,6 +101,8 @@ pub struct Ctx {
     pub authorizer: Option<Arc<dyn Authorizer>>,
     pub trans_id: String,
     pub owner: bool,
+    /// A middleware set this PUT's Content-Type, `swift_bytes` and all (SLO).
+    pub content_type_overridden: bool,
 }
 
 impl Ctx {
@@ -344,6 +346,10 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request) -> Response {
         authorizer: parts.extensions.get::<Authorize>().map(|a| a.0.clone()),
         trans_id,
         owner: false,
+        content_type_overridden: parts
+            .extensions
+            .get::<super::env::ContentTypeOverridden>()
+            .is_some(),
     };
     let origin = ctx
         .h("origin")

@@ -270,5 +270,43 @@ pub(super) async fn get_object(ctx: &mut Ctx, target: &ObjTarget) -> Response {
             )
             .await
     };
-    to_client(r, ctx.owner)
+    let mut resp = to_client(r, ctx.owner);
+    if let Some(ct) = header(resp.headers(), "content-type") {
+        let clean = clean_content_type(ct);
+        if clean.len() != ct.len() {
+            let clean = clean.to_string();
+            set(resp.headers_mut(), "content-type", &clean);
+        }
+    }
+    resp
+}
+
+/// Swift's `clean_content_type`: an SLO manifest's stored type ends in `;swift_bytes=N`
+/// (for container listings), which clients never see.
+fn clean_content_type(value: &str) -> &str {
+    match value.rsplit_once(';') {
+        Some((left, right)) if right.trim_start().starts_with("swift_bytes=") => left,
+        _ => value,
+    }
+}
+
+/// Swift's `check_content_type`: `swift_*` parameters are for middlewares only.
+pub(super) fn check_content_type(ctx: &Ctx) -> Result<(), Response> {
+    if ctx.content_type_overridden {
+        return Ok(());
+    }
+    let Some(ct) = ctx.h("content-type") else {
+        return Ok(());
+    };
+    if ct
+        .split(';')
+        .skip(1)
+        .any(|p| p.trim_start().starts_with("swift_"))
+    {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "Invalid Content-Type, swift_* is not a valid parameter name.",
+        ));
+    }
+    Ok(())
 }

@@ -2,7 +2,8 @@
 //! by quorum.
 
 use super::object::{
-    container_update_targets, expiry_headers, guess_content_type, transfer_coding, ObjTarget,
+    check_content_type, container_update_targets, expiry_headers, guess_content_type,
+    transfer_coding, ObjTarget,
 };
 use super::*;
 
@@ -23,6 +24,15 @@ impl futures_util::Stream for ChanBody {
             ))));
         }
         self.rx.poll_recv(cx)
+    }
+}
+
+/// A spawned backend request that is cancelled with the client's request.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -93,6 +103,7 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
     let container = ctx.container.clone().expect("object request");
     let object = ctx.object.clone().expect("object request");
     tri!(check_meta(ctx, MetaTarget::Object));
+    tri!(check_content_type(ctx));
     if let Some(inm) = ctx.h("if-none-match") {
         // A conditional PUT can only mean "create if absent".
         if !inm.split(',').any(|t| t.trim() == "*") {
@@ -205,9 +216,13 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
             abort: abort.clone(),
             node: node.clone(),
         }));
-        putters.push(async move {
-            let r = p
-                .transport
+        // Each backend request runs as a task of its own: it must make progress (connect,
+        // send headers, drain its channel) while the pump below waits on a full channel,
+        // or a first PUT on a new connection stalls until node_timeout. Dropping the
+        // handle (the client went away) cancels it, so nothing goes on to commit.
+        let task_node = node.clone();
+        let task = AbortOnDrop(tokio::spawn(async move {
+            p.transport
                 .request(
                     &node,
                     &Method::PUT,
@@ -215,8 +230,14 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
                     &nh,
                     OutBody::Stream(Body::from_stream(ChanBody { rx, abort })),
                 )
-                .await;
-            (node, r)
+                .await
+        }));
+        putters.push(async move {
+            let mut task = task;
+            let r = (&mut task.0).await.unwrap_or_else(|e| {
+                Err(BackendError::Other(format!("backend PUT task failed: {e}")))
+            });
+            (task_node, r)
         });
     }
 

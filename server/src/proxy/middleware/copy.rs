@@ -186,13 +186,23 @@ impl Copy {
             source_headers.remove(k);
         }
         set(&mut source_headers, "x-newest", "true");
-        let source_uri = if manifest_get {
-            format!(
-                "{}?multipart-manifest=get&format=raw",
-                source_path.to_path()
-            )
-        } else {
+        // The source GET carries the request's query (`part-number` picks one SLO part);
+        // a manifest is read in the format a manifest PUT takes.
+        let mut source_query: Vec<String> = query
+            .as_deref()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .filter(|p| !(manifest_get && p.split('=').next() == Some("format")))
+            .map(str::to_string)
+            .collect();
+        if manifest_get {
+            source_query.push("format=raw".into());
+        }
+        let source_uri = if source_query.is_empty() {
             source_path.to_path()
+        } else {
+            format!("{}?{}", source_path.to_path(), source_query.join("&"))
         };
         let source = self
             .next

@@ -133,6 +133,16 @@ impl Dlo {
         let mut headers = manifest_parts.headers;
         set(&mut headers, "etag", &format!("\"{etag}\""));
         headers.remove("content-range");
+        // Conditions are the large object's, whatever the manifest object answered.
+        let last_modified = header(&headers, "last-modified").map(str::to_string);
+        if let Some(s) =
+            super::conditional_status(&req_parts.headers, &etag, last_modified.as_deref())
+        {
+            let mut r = empty(s);
+            set(&mut headers, "content-length", "0");
+            *r.headers_mut() = headers;
+            return r;
+        }
         let window = match header(&req_parts.headers, "range").map(|v| parse_range(v, total)) {
             Some(RangeOutcome::Unsatisfiable) => {
                 let mut r = text(
@@ -288,6 +298,13 @@ impl Handler for Dlo {
                 r
             };
             drop(body);
+            let mut parts = parts;
+            // A manifest's own bytes are never what a range or condition is about.
+            super::slo::csv_append(
+                &mut parts.headers,
+                "x-backend-ignore-range-if-metadata-present",
+                "X-Object-Manifest",
+            );
             let mut resp = self.next.call(forward(&parts, false)).await;
             let ranged = parts.headers.contains_key("range");
             if resp.headers().contains_key("x-object-manifest")
@@ -300,13 +317,35 @@ impl Handler for Dlo {
                 // The range was applied to the manifest's own bytes: ask for it whole.
                 resp = self.next.call(forward(&parts, true)).await;
             }
-            if !resp.status().is_success() {
+            let status = resp.status();
+            let conditional_answer = matches!(
+                status,
+                StatusCode::PRECONDITION_FAILED | StatusCode::NOT_MODIFIED
+            );
+            if !status.is_success() && !conditional_answer {
                 return resp;
             }
             let Some(manifest) = header(resp.headers(), "x-object-manifest").map(str::to_string)
             else {
                 return resp;
             };
+            if conditional_answer {
+                // The object server judged the manifest's own ETag: ask again without the
+                // conditions and judge the large object's.
+                let mut again = forward(&parts, false);
+                for h in [
+                    "if-match",
+                    "if-none-match",
+                    "if-modified-since",
+                    "if-unmodified-since",
+                ] {
+                    again.headers_mut().remove(h);
+                }
+                resp = self.next.call(again).await;
+                if !resp.status().is_success() {
+                    return resp;
+                }
+            }
             self.manifest_response(parts, path, resp, &manifest).await
         })
     }

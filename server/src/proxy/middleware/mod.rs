@@ -11,11 +11,57 @@ pub mod gatekeeper;
 pub mod healthcheck;
 pub mod listing_formats;
 pub mod proxy_logging;
+pub mod slo;
 pub mod symlink;
 pub mod tempauth;
 pub mod versioned_writes;
 
+use axum::http::{HeaderMap, StatusCode};
+
 use super::pipeline::Middleware;
+
+/// swob's conditional response for a large object whose ETag (and Last-Modified) the
+/// middleware computed: `If-Match`, `If-None-Match`, `If-Modified-Since`,
+/// `If-Unmodified-Since`, in swob's order. `None` when the body should be sent.
+pub fn conditional_status(
+    request: &HeaderMap,
+    etag: &str,
+    last_modified: Option<&str>,
+) -> Option<StatusCode> {
+    use ringsmith::swift::timestamp::parse_http_date;
+    let matches = |v: &str| {
+        v.split(',')
+            .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
+            .any(|t| t == "*" || t == etag)
+    };
+    let lm = last_modified.and_then(parse_http_date);
+    if let Some(im) = super::header(request, "if-match") {
+        if !matches(im) {
+            return Some(StatusCode::PRECONDITION_FAILED);
+        }
+    }
+    if let Some(inm) = super::header(request, "if-none-match") {
+        if matches(inm) {
+            return Some(StatusCode::NOT_MODIFIED);
+        }
+    } else if let (Some(ims), Some(lm)) = (
+        super::header(request, "if-modified-since").and_then(parse_http_date),
+        lm,
+    ) {
+        if lm <= ims {
+            return Some(StatusCode::NOT_MODIFIED);
+        }
+    }
+    if let (Some(ius), Some(lm)) = (
+        super::header(request, "if-unmodified-since").and_then(parse_http_date),
+        lm,
+    ) {
+        if lm > ius {
+            return Some(StatusCode::PRECONDITION_FAILED);
+        }
+    }
+    None
+}
 
 /// Every middleware Ringsmith provides.
 pub fn registry() -> Vec<Middleware> {
@@ -51,6 +97,10 @@ pub fn registry() -> Vec<Middleware> {
         Middleware {
             egg: "copy",
             build: copy::build,
+        },
+        Middleware {
+            egg: "slo",
+            build: slo::build,
         },
         Middleware {
             egg: "dlo",

@@ -153,10 +153,11 @@ impl VersionedWrites {
                 set(&mut h, "content-type", &format!("{ct};swift_bytes={size}"));
             }
         }
-        let put = self
-            .next
-            .call(caller.pre_authed(Method::PUT, to, h, body, "VW"))
-            .await;
+        let mut put = caller.pre_authed(Method::PUT, to, h, body, "VW");
+        // An archived manifest keeps its `swift_bytes` (and a marker its own parameter).
+        put.extensions_mut()
+            .insert(crate::proxy::env::ContentTypeOverridden);
+        let put = self.next.call(put).await;
         if !put.status().is_success() {
             return Err(step_error(put.status()));
         }
@@ -387,10 +388,13 @@ impl VersionedWrites {
             let mut h = HeaderMap::new();
             set(&mut h, "content-type", DELETE_MARKER);
             set(&mut h, "content-length", "0");
-            let r = self
-                .next
-                .call(caller.pre_authed(Method::PUT, &marker.to_path(), h, Body::empty(), "VW"))
-                .await;
+            let mut marker_put =
+                caller.pre_authed(Method::PUT, &marker.to_path(), h, Body::empty(), "VW");
+            // The marker's type carries a swift_* parameter, which only middlewares may set.
+            marker_put
+                .extensions_mut()
+                .insert(crate::proxy::env::ContentTypeOverridden);
+            let r = self.next.call(marker_put).await;
             if !r.status().is_success() {
                 return step_error(r.status());
             }
