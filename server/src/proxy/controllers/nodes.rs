@@ -220,35 +220,51 @@ impl Proxy {
         path: &str,
         headers: &HeaderMap,
     ) -> BackendResponse {
-        let nodes = ring.part_nodes(part);
-        let mut tasks = FuturesUnordered::new();
-        for node in nodes {
-            let me = self.clone();
-            let (method, path, headers) = (method.clone(), path.to_string(), headers.clone());
-            tasks.push(async move {
-                if me.limiter.is_limited(&node) {
-                    return None;
-                }
-                match me
-                    .transport
-                    .request(&node, &method, &path, &headers, OutBody::Empty)
-                    .await
-                {
-                    Ok(r) if r.status.is_server_error() => {
-                        me.limiter.error(&node, &format!("status {}", r.status));
-                        None
+        // Benched primaries are asked only when no other primary answers: the newest copy
+        // may well be on one of them, and "503" is worse than a slow answer.
+        let (benched, usable): (Vec<Node>, Vec<Node>) = ring
+            .part_nodes(part)
+            .into_iter()
+            .partition(|n| self.limiter.is_limited(n));
+        let ask = |nodes: Vec<Node>| {
+            let tasks = FuturesUnordered::new();
+            for node in nodes {
+                let me = self.clone();
+                let (method, path, headers) = (method.clone(), path.to_string(), headers.clone());
+                tasks.push(async move {
+                    match me
+                        .transport
+                        .request(&node, &method, &path, &headers, OutBody::Empty)
+                        .await
+                    {
+                        Ok(r) if r.status.is_server_error() => {
+                            me.limiter.error(&node, &format!("status {}", r.status));
+                            None
+                        }
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            me.limiter.error(&node, &e.to_string());
+                            None
+                        }
                     }
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        me.limiter.error(&node, &e.to_string());
-                        None
-                    }
-                }
-            });
-        }
+                });
+            }
+            tasks
+        };
+        let mut tasks = ask(usable);
+        let mut benched = Some(benched);
         let mut best: Option<(f64, BackendResponse)> = None;
         let mut fallback: Option<BackendResponse> = None;
-        while let Some(r) = tasks.next().await {
+        loop {
+            let Some(r) = tasks.next().await else {
+                match benched.take() {
+                    Some(b) if best.is_none() && !b.is_empty() => {
+                        tasks = ask(b);
+                        continue;
+                    }
+                    _ => break,
+                }
+            };
             let Some(r) = r else { continue };
             if r.status.is_success() {
                 let ts = ["x-backend-timestamp", "x-timestamp", "x-put-timestamp"]
