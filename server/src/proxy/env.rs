@@ -37,6 +37,19 @@ pub trait Authorizer: Send + Sync {
 #[derive(Clone)]
 pub struct Authorize(pub Arc<dyn Authorizer>);
 
+/// Swift's `swift.authorize_override`: a middleware above the auth middleware (tempurl)
+/// has decided this request's authorization itself, so the auth middleware (if its
+/// `allow_overrides` is on, the default) leaves the request alone.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthorizeOverride;
+
+/// The client's address (Swift's `REMOTE_ADDR`), if the request came over a connection.
+pub fn client_addr(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// Swift's `swift.source`: which middleware made a subrequest (for the access log).
 #[derive(Clone, Copy, Debug)]
 pub struct SwiftSource(pub &'static str);
@@ -139,6 +152,9 @@ fn for_each_inherited(from: &axum::http::Extensions, to: &mut axum::http::Extens
     }
     if let Some(a) = from.get::<Authorize>() {
         to.insert(a.clone());
+    }
+    if let Some(o) = from.get::<AuthorizeOverride>() {
+        to.insert(*o);
     }
 }
 

@@ -215,7 +215,7 @@ impl Cluster {
 
     pub fn proxy_conf_on(&self, port: u16, extra: &str) -> String {
         format!(
-            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempauth copy container-quotas account-quotas dlo versioned_writes symlink proxy-logging proxy-server\n\n{FILTERS}[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
+            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempurl tempauth copy container-quotas account-quotas dlo versioned_writes symlink proxy-logging proxy-server\n\n{FILTERS}[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
             etc = self.etc().display(),
             FILTERS = SWIFT_SAMPLE_FILTERS,
         )
@@ -368,6 +368,7 @@ pub const SWIFT_SAMPLE_FILTERS: &str = "[filter:catch_errors]\nuse = egg:swift#c
 [filter:proxy-logging]\nuse = egg:swift#proxy_logging\n\n\
 [filter:listing_formats]\nuse = egg:swift#listing_formats\n\n\
 [filter:bulk]\nuse = egg:swift#bulk\n\n\
+[filter:tempurl]\nuse = egg:swift#tempurl\n\n\
 [filter:copy]\nuse = egg:swift#copy\n\n\
 [filter:dlo]\nuse = egg:swift#dlo\n\n\
 [filter:container-quotas]\nuse = egg:swift#container_quotas\n\n\

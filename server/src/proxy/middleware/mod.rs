@@ -13,6 +13,7 @@ pub mod listing_formats;
 pub mod proxy_logging;
 pub mod symlink;
 pub mod tempauth;
+pub mod tempurl;
 pub mod versioned_writes;
 
 use super::pipeline::Middleware;
@@ -43,6 +44,10 @@ pub fn registry() -> Vec<Middleware> {
         Middleware {
             egg: "tempauth",
             build: tempauth::build,
+        },
+        Middleware {
+            egg: "tempurl",
+            build: tempurl::build,
         },
         Middleware {
             egg: "bulk",
