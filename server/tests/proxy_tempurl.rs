@@ -516,6 +516,28 @@ async fn tempurls_grant_exactly_what_they_sign() {
     .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_invalid(&http, "GET", &format!("{url}/c/o?{good}"), "key removed").await;
+
+    // Malformed referrer ACLs open nothing: an empty rule matches no referrer, and a
+    // `.domain` rule does not match the bare domain.
+    for (acl, referer) in [
+        (".r:", None),
+        (".r:.example.com", Some("http://example.com/")),
+    ] {
+        let r = send(
+            &http,
+            "POST",
+            &format!("{url}/c"),
+            Some(&owner),
+            &[("x-container-read", acl)],
+            "",
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let headers: Vec<(&str, &str)> = referer.map(|r| ("referer", r)).into_iter().collect();
+        let r = send(&http, "GET", &format!("{url}/c/o"), None, &headers, "").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{acl}");
+        assert!(!r.text().await.unwrap().contains(SECRET));
+    }
 }
 
 /// `%Y-%m-%dT%H:%M:%SZ` of a Unix time.
