@@ -72,6 +72,7 @@ async fn pipeline_info_start_errors_and_quotas() {
         "container_quotas",
         "account_quotas",
         "tempurl",
+        "formpost",
     ] {
         assert!(info.get(loaded).is_some(), "/info lacks {loaded}: {info}");
     }
@@ -89,6 +90,13 @@ async fn pipeline_info_start_errors_and_quotas() {
             "incoming_allow_headers": [],
             "outgoing_remove_headers": ["x-object-meta-*"],
             "outgoing_allow_headers": ["x-object-meta-public-*"],
+            "allowed_digests": ["sha1", "sha256", "sha512"],
+            "deprecated_digests": ["sha1"],
+        })
+    );
+    assert_eq!(
+        info["formpost"],
+        serde_json::json!({
             "allowed_digests": ["sha1", "sha256", "sha512"],
             "deprecated_digests": ["sha1"],
         })

@@ -185,7 +185,7 @@ class SwiftAio:
                 f"[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {self.port}\nworkers = 0\n"
                 f"swift_dir = {etc}\nlog_level = WARNING\n\n[pipeline:main]\n"
                 "pipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats "
-                "bulk tempurl tempauth copy slo dlo versioned_writes symlink proxy-logging "
+                "bulk tempurl tempauth formpost copy slo dlo versioned_writes symlink proxy-logging "
                 "proxy-server\n\n"
                 "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n"
                 "allow_account_management = true\n\n"
@@ -193,7 +193,7 @@ class SwiftAio:
                 f"active_fernet_key_id = k1\n{SWIFT_USERS}\n"
                 + "".join(f"[filter:{m}]\nuse = egg:swift#{m.replace('-', '_')}\n" for m in (
                     "catch_errors", "gatekeeper", "healthcheck", "proxy-logging",
-                    "listing_formats", "bulk", "tempurl", "copy", "slo", "dlo",
+                    "listing_formats", "bulk", "tempurl", "formpost", "copy", "slo", "dlo",
                     "versioned_writes", "symlink")))
         self.spawn([self.bin("swift-proxy-server"), pconf], os.path.join(log, "proxy"))
         wait_listening(f"127.0.0.1:{self.port}", "Swift proxy")

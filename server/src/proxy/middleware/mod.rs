@@ -7,6 +7,7 @@ pub mod catch_errors;
 pub mod container_quotas;
 pub mod copy;
 pub mod dlo;
+pub mod formpost;
 pub mod gatekeeper;
 pub mod healthcheck;
 pub mod listing_formats;
@@ -48,6 +49,10 @@ pub fn registry() -> Vec<Middleware> {
         Middleware {
             egg: "tempurl",
             build: tempurl::build,
+        },
+        Middleware {
+            egg: "formpost",
+            build: formpost::build,
         },
         Middleware {
             egg: "bulk",

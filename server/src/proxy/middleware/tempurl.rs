@@ -285,25 +285,30 @@ fn title_case(name: &str) -> String {
         .join("-")
 }
 
-impl TempUrl {
-    /// The account's and the container's keys, each with its scope.
-    async fn keys(&self, account: &str, container: &str) -> Vec<(String, Scope)> {
-        let mut keys = Vec::new();
-        let ai = self.proxy.account_info(account).await;
-        for k in ["temp-url-key", "temp-url-key-2"] {
-            if let Some(v) = ai.meta.get(k) {
-                keys.push((v.clone(), Scope::Account));
-            }
+/// The account's and the container's `Temp-URL-Key`s (tempurl's and formpost's), each
+/// with its scope.
+pub async fn temp_url_keys(
+    proxy: &Arc<Proxy>,
+    account: &str,
+    container: &str,
+) -> Vec<(String, Scope)> {
+    let mut keys = Vec::new();
+    let ai = proxy.account_info(account).await;
+    for k in ["temp-url-key", "temp-url-key-2"] {
+        if let Some(v) = ai.meta.get(k) {
+            keys.push((v.clone(), Scope::Account));
         }
-        let ci = self.proxy.container_info(account, container).await;
-        for k in ["temp-url-key", "temp-url-key-2"] {
-            if let Some(v) = ci.meta.get(k) {
-                keys.push((v.clone(), Scope::Container));
-            }
-        }
-        keys
     }
+    let ci = proxy.container_info(account, container).await;
+    for k in ["temp-url-key", "temp-url-key-2"] {
+        if let Some(v) = ci.meta.get(k) {
+            keys.push((v.clone(), Scope::Container));
+        }
+    }
+    keys
+}
 
+impl TempUrl {
     async fn handle(&self, mut req: Request, params: TempUrlParams) -> Response {
         let method = req.method().clone();
         let raw_path = req.uri().path().to_string();
@@ -346,7 +351,7 @@ impl TempUrl {
                 return invalid(&method, &raw_path);
             }
         }
-        let keys = self.keys(&account, &container).await;
+        let keys = temp_url_keys(&self.proxy, &account, &container).await;
         if keys.is_empty() {
             return invalid(&method, &raw_path);
         }
