@@ -32,7 +32,7 @@ import swift_aio  # noqa: E402  (the shared loopback helpers)
 from swift_aio import wait_listening  # noqa: E402
 
 MODULES = ["test_account", "test_container", "test_object", "test_protocol", "tests",
-           "test_tempurl"]
+           "test_tempurl", "test_staticweb"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
 TEST_CONF_USERS = """\
@@ -185,7 +185,8 @@ class SwiftAio:
                 f"[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {self.port}\nworkers = 0\n"
                 f"swift_dir = {etc}\nlog_level = WARNING\n\n[pipeline:main]\n"
                 "pipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats "
-                "bulk tempurl tempauth formpost copy slo dlo versioned_writes symlink proxy-logging "
+                "bulk tempurl tempauth formpost staticweb copy slo dlo versioned_writes symlink "
+                "proxy-logging "
                 "proxy-server\n\n"
                 "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n"
                 "allow_account_management = true\n\n"
@@ -193,7 +194,8 @@ class SwiftAio:
                 f"active_fernet_key_id = k1\n{SWIFT_USERS}\n"
                 + "".join(f"[filter:{m}]\nuse = egg:swift#{m.replace('-', '_')}\n" for m in (
                     "catch_errors", "gatekeeper", "healthcheck", "proxy-logging",
-                    "listing_formats", "bulk", "tempurl", "formpost", "copy", "slo", "dlo",
+                    "listing_formats", "bulk", "tempurl", "formpost", "staticweb", "copy", "slo",
+                    "dlo",
                     "versioned_writes", "symlink")))
         self.spawn([self.bin("swift-proxy-server"), pconf], os.path.join(log, "proxy"))
         wait_listening(f"127.0.0.1:{self.port}", "Swift proxy")

@@ -215,7 +215,7 @@ impl Cluster {
 
     pub fn proxy_conf_on(&self, port: u16, extra: &str) -> String {
         format!(
-            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempurl tempauth formpost copy container-quotas account-quotas dlo versioned_writes symlink proxy-logging proxy-server\n\n{FILTERS}[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
+            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempurl tempauth formpost staticweb copy container-quotas account-quotas dlo versioned_writes symlink proxy-logging proxy-server\n\n{FILTERS}[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
             etc = self.etc().display(),
             FILTERS = SWIFT_SAMPLE_FILTERS,
         )
@@ -389,6 +389,7 @@ pub const SWIFT_SAMPLE_FILTERS: &str = "[filter:catch_errors]\nuse = egg:swift#c
 [filter:bulk]\nuse = egg:swift#bulk\n\n\
 [filter:tempurl]\nuse = egg:swift#tempurl\n\n\
 [filter:formpost]\nuse = egg:swift#formpost\n\n\
+[filter:staticweb]\nuse = egg:swift#staticweb\n\n\
 [filter:copy]\nuse = egg:swift#copy\n\n\
 [filter:dlo]\nuse = egg:swift#dlo\n\n\
 [filter:container-quotas]\nuse = egg:swift#container_quotas\n\n\

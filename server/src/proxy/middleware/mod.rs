@@ -12,6 +12,7 @@ pub mod gatekeeper;
 pub mod healthcheck;
 pub mod listing_formats;
 pub mod proxy_logging;
+pub mod staticweb;
 pub mod symlink;
 pub mod tempauth;
 pub mod tempurl;
@@ -53,6 +54,10 @@ pub fn registry() -> Vec<Middleware> {
         Middleware {
             egg: "formpost",
             build: formpost::build,
+        },
+        Middleware {
+            egg: "staticweb",
+            build: staticweb::build,
         },
         Middleware {
             egg: "bulk",
