@@ -517,11 +517,12 @@ async fn tempurls_grant_exactly_what_they_sign() {
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_invalid(&http, "GET", &format!("{url}/c/o?{good}"), "key removed").await;
 
-    // Malformed referrer ACLs open nothing: an empty rule matches no referrer, and a
-    // `.domain` rule does not match the bare domain.
-    for (acl, referer) in [
-        (".r:", None),
-        (".r:.example.com", Some("http://example.com/")),
+    // Malformed referrer ACLs open nothing: an ACL with an empty referrer rule is refused
+    // as Swift refuses it (and would match no referrer anyway), and a `.domain` rule does
+    // not match the bare domain.
+    for (acl, status) in [
+        (".r:", StatusCode::BAD_REQUEST),
+        (".r:.example.com", StatusCode::NO_CONTENT),
     ] {
         let r = send(
             &http,
@@ -532,12 +533,33 @@ async fn tempurls_grant_exactly_what_they_sign() {
             "",
         )
         .await;
-        assert_eq!(r.status(), StatusCode::NO_CONTENT);
-        let headers: Vec<(&str, &str)> = referer.map(|r| ("referer", r)).into_iter().collect();
-        let r = send(&http, "GET", &format!("{url}/c/o"), None, &headers, "").await;
+        assert_eq!(r.status(), status, "{acl}");
+        let r = send(
+            &http,
+            "GET",
+            &format!("{url}/c/o"),
+            None,
+            &[("referer", "http://example.com/")],
+            "",
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{acl}");
         assert!(!r.text().await.unwrap().contains(SECRET));
     }
+    let r = send(
+        &http,
+        "POST",
+        &format!("{url}/c"),
+        Some(&owner),
+        &[("x-container-write", ".r:*")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "Referrers not allowed in write ACL: '.r:*'"
+    );
 }
 
 /// `%Y-%m-%dT%H:%M:%SZ` of a Unix time.

@@ -287,6 +287,82 @@ pub fn parse_acl(value: Option<&str>) -> Acl {
     acl
 }
 
+/// Python's `repr()` of a string, as Swift's ACL errors quote the offending item.
+fn py_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::from(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+/// Swift's `clean_acl`, which tempauth applies to `X-Container-Read`/`-Write` before they
+/// are stored: items trimmed and empty ones dropped, referrer designators (`.r`, `.ref`,
+/// `.referer`, `.referrer`) normalised to `.r:`, a leading `*` of a domain dropped; an
+/// error naming the item for a referrer in a write ACL, a referrer without a host, or an
+/// unknown `.designator`.
+pub fn clean_acl(name: &str, value: &str) -> Result<String, String> {
+    let mut values = Vec::new();
+    for raw in value.split(',') {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        let Some((first, second)) = raw.split_once(':') else {
+            values.push(raw.to_string());
+            continue;
+        };
+        let (first, mut second) = (first.trim(), second.trim());
+        if first.is_empty() || !first.starts_with('.') {
+            values.push(raw.to_string());
+        } else if matches!(first, ".r" | ".ref" | ".referer" | ".referrer") {
+            if name.contains("write") {
+                return Err(format!(
+                    "Referrers not allowed in write ACL: {}",
+                    py_repr(raw)
+                ));
+            }
+            let negate = second.starts_with('-');
+            if negate {
+                second = second[1..].trim();
+            }
+            if !second.is_empty() && second != "*" && second.starts_with('*') {
+                second = second[1..].trim();
+            }
+            if second.is_empty() || second == "." {
+                return Err(format!(
+                    "No host/domain value after referrer designation in ACL: {}",
+                    py_repr(raw)
+                ));
+            }
+            values.push(format!(".r:{}{second}", if negate { "-" } else { "" }));
+        } else {
+            return Err(format!(
+                "Unknown designator {} in ACL: {}",
+                py_repr(first),
+                py_repr(raw)
+            ));
+        }
+    }
+    Ok(values.join(","))
+}
+
 /// The host a `Referer` names, as Swift reads it (`urlparse(referer).hostname or
 /// 'unknown'`): lower-cased, without user info, port or IPv6 brackets.
 pub fn referrer_host(referer: Option<&str>) -> String {
@@ -517,6 +593,29 @@ mod tests {
         assert_eq!(referrer_host(Some("http:///p")), "unknown");
     }
 
+    #[test]
+    fn acls_cleaned_as_swift_cleans_them() {
+        let read = |v: &str| clean_acl("x-container-read", v);
+        assert_eq!(
+            read(" .ref:*.example.com , ,a:b,.rlistings").unwrap(),
+            ".r:.example.com,a:b,.rlistings"
+        );
+        assert_eq!(read(".r:-bad.com").unwrap(), ".r:-bad.com");
+        assert_eq!(read(".r:*").unwrap(), ".r:*");
+        assert_eq!(
+            read(".r:").unwrap_err(),
+            "No host/domain value after referrer designation in ACL: '.r:'"
+        );
+        assert_eq!(
+            read(".x:y").unwrap_err(),
+            "Unknown designator '.x' in ACL: '.x:y'"
+        );
+        assert_eq!(
+            clean_acl("x-container-write", ".r:*").unwrap_err(),
+            "Referrers not allowed in write ACL: '.r:*'"
+        );
+    }
+
     use proptest::prelude::*;
 
     fn anonymous_get(acl: &str, referer: Option<&str>, object: bool) -> Decision {
@@ -545,6 +644,10 @@ mod tests {
             let _ = anonymous_get(&acl, Some(&referer), true);
             let _ = crate::proxy::account_acl::validate(&acl);
             let _ = crate::proxy::account_acl::AccountAcls::parse(&acl);
+            // What cleaning keeps is clean: cleaning it again changes nothing.
+            if let Ok(clean) = clean_acl("x-container-read", &acl) {
+                prop_assert_eq!(clean_acl("x-container-read", &clean), Ok(clean.clone()));
+            }
         }
 
         // Without a referrer, an anonymous caller gets in only through a rule that names
