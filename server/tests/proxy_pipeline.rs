@@ -71,6 +71,8 @@ async fn pipeline_info_start_errors_and_quotas() {
         "dlo",
         "container_quotas",
         "account_quotas",
+        "tempurl",
+        "formpost",
     ] {
         assert!(info.get(loaded).is_some(), "/info lacks {loaded}: {info}");
     }
@@ -79,7 +81,28 @@ async fn pipeline_info_start_errors_and_quotas() {
         info["versioned_writes"]["allowed_flags"],
         serde_json::json!(["x-versions-location", "x-history-location"])
     );
-    for absent in ["slo", "tempurl", "object_versioning", "staticweb"] {
+    // tempurl's section, with Swift's defaults.
+    assert_eq!(
+        info["tempurl"],
+        serde_json::json!({
+            "methods": ["GET", "HEAD", "PUT", "POST", "DELETE"],
+            "incoming_remove_headers": ["x-timestamp", "x-open-expired"],
+            "incoming_allow_headers": [],
+            "outgoing_remove_headers": ["x-object-meta-*"],
+            "outgoing_allow_headers": ["x-object-meta-public-*"],
+            "allowed_digests": ["sha1", "sha256", "sha512"],
+            "deprecated_digests": ["sha1"],
+        })
+    );
+    assert_eq!(
+        info["formpost"],
+        serde_json::json!({
+            "allowed_digests": ["sha1", "sha256", "sha512"],
+            "deprecated_digests": ["sha1"],
+        })
+    );
+    assert!(info.get("staticweb").is_some());
+    for absent in ["slo", "object_versioning"] {
         assert!(info.get(absent).is_none(), "/info offers {absent}: {info}");
     }
     assert_eq!(info["dlo"]["max_get_time"], 86400);

@@ -844,8 +844,8 @@ fn down(dir: &Path) -> Result<ExitCode, String> {
 /// The proxy pipeline `cluster up` writes: Swift's sample pipeline, every middleware of it
 /// that Ringsmith provides, in Swift's order.
 pub const PROXY_PIPELINE: &str = "catch_errors gatekeeper healthcheck proxy-logging \
-     listing_formats bulk tempauth copy container-quotas account-quotas slo dlo \
-     versioned_writes symlink proxy-logging proxy-server";
+     listing_formats bulk tempurl tempauth formpost staticweb copy container-quotas \
+     account-quotas slo dlo versioned_writes symlink proxy-logging proxy-server";
 
 /// A `[filter:NAME]` section (`use = egg:swift#NAME`, dashes as underscores) for each
 /// filter of `pipeline` but tempauth, which has its own.

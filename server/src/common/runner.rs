@@ -158,7 +158,7 @@ pub async fn serve_listener(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -168,7 +168,16 @@ pub async fn serve_listener(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(with_head_limits(router.clone()));
+                // The client's address travels with each request (tempurl's IP ranges,
+                // Swift's REMOTE_ADDR).
+                let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                    with_head_limits(router.clone()),
+                    move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                        req
+                    },
+                ));
                 let mut stop = stop_rx.clone();
                 let mut builder = http1::Builder::new();
                 builder

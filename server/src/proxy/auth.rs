@@ -287,39 +287,138 @@ pub fn parse_acl(value: Option<&str>) -> Acl {
     acl
 }
 
-/// `referrer_allowed`: `*` allows all, `-host` denies, `.domain` matches a suffix.
-pub fn referrer_allowed(referer: Option<&str>, referrers: &[String]) -> bool {
-    let host = referer
-        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
-        .map(|rest| {
-            let hostport = rest.split(['/', '?']).next().unwrap_or("");
-            hostport
-                .rsplit_once('@')
-                .map(|(_, h)| h)
-                .unwrap_or(hostport)
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase()
+/// Python's `repr()` of a string, as Swift's ACL errors quote the offending item.
+fn py_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::from(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+/// Swift's `clean_acl`, which tempauth applies to `X-Container-Read`/`-Write` before they
+/// are stored: items trimmed and empty ones dropped, referrer designators (`.r`, `.ref`,
+/// `.referer`, `.referrer`) normalised to `.r:`, a leading `*` of a domain dropped; an
+/// error naming the item for a referrer in a write ACL, a referrer without a host, or an
+/// unknown `.designator`.
+pub fn clean_acl(name: &str, value: &str) -> Result<String, String> {
+    let mut values = Vec::new();
+    for raw in value.split(',') {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        let Some((first, second)) = raw.split_once(':') else {
+            values.push(raw.to_string());
+            continue;
+        };
+        let (first, mut second) = (first.trim(), second.trim());
+        if first.is_empty() || !first.starts_with('.') {
+            values.push(raw.to_string());
+        } else if matches!(first, ".r" | ".ref" | ".referer" | ".referrer") {
+            if name.contains("write") {
+                return Err(format!(
+                    "Referrers not allowed in write ACL: {}",
+                    py_repr(raw)
+                ));
+            }
+            let negate = second.starts_with('-');
+            if negate {
+                second = second[1..].trim();
+            }
+            if !second.is_empty() && second != "*" && second.starts_with('*') {
+                second = second[1..].trim();
+            }
+            if second.is_empty() || second == "." {
+                return Err(format!(
+                    "No host/domain value after referrer designation in ACL: {}",
+                    py_repr(raw)
+                ));
+            }
+            values.push(format!(".r:{}{second}", if negate { "-" } else { "" }));
+        } else {
+            return Err(format!(
+                "Unknown designator {} in ACL: {}",
+                py_repr(first),
+                py_repr(raw)
+            ));
+        }
+    }
+    Ok(values.join(","))
+}
+
+/// The host a `Referer` names, as Swift reads it (`urlparse(referer).hostname or
+/// 'unknown'`): lower-cased, without user info, port or IPv6 brackets.
+pub fn referrer_host(referer: Option<&str>) -> String {
+    let r = referer.unwrap_or("");
+    let after_scheme = match r.find(':') {
+        Some(i)
+            if r.as_bytes()[0].is_ascii_alphabetic()
+                && r[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            &r[i + 1..]
+        }
+        _ => r,
+    };
+    let host = after_scheme
+        .strip_prefix("//")
+        .map(|net| {
+            let netloc = net.split(['/', '?', '#']).next().unwrap_or("");
+            let hostport = netloc.rsplit_once('@').map_or(netloc, |(_, h)| h);
+            match hostport.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or(""),
+                None => hostport.split(':').next().unwrap_or(""),
+            }
+            .to_ascii_lowercase()
         })
         .unwrap_or_default();
+    if host.is_empty() {
+        "unknown".to_string()
+    } else {
+        host
+    }
+}
+
+/// Swift's `referrer_allowed`: the last rule that matches the referrer's host decides;
+/// `*` matches any host, `.domain` any host ending in it, `-rule` denies. A request
+/// without a usable referrer has the host `unknown`, so an empty rule matches nothing.
+pub fn referrer_allowed(referer: Option<&str>, referrers: &[String]) -> bool {
+    if referrers.is_empty() {
+        return false;
+    }
+    let host = referrer_host(referer);
     let mut allow = false;
     for mhost in referrers {
-        let (neg, m) = match mhost.strip_prefix('-') {
-            Some(m) => (true, m),
-            None => (false, mhost.as_str()),
-        };
-        // `*.example.com` means `.example.com` (Swift's clean_acl rewrites it so).
-        let m = match m.strip_prefix('*') {
-            Some(rest) if !rest.is_empty() => rest.trim().to_ascii_lowercase(),
-            _ => m.to_ascii_lowercase(),
-        };
-        let matched = m == "*"
-            || m == host
-            || (m.starts_with('.') && host.ends_with(&m))
-            || (m.starts_with('.') && host == m[1..]);
-        if matched {
-            allow = !neg;
+        let matches = |m: &str| m == host || (m.starts_with('.') && host.ends_with(m));
+        match mhost.strip_prefix('-') {
+            Some(m) => {
+                if matches(m) {
+                    allow = false;
+                }
+            }
+            None => {
+                if mhost == "*" || matches(mhost) {
+                    allow = true;
+                }
+            }
         }
     }
     allow
@@ -480,6 +579,135 @@ mod tests {
             Some("http://bad.example.com/"),
             &["*".into(), "-bad.example.com".into()]
         ));
+        // As Swift: a bare domain is not its own `.domain`, an empty rule matches no
+        // referrer (a missing one is `unknown`), and hosts are read as urlparse reads them.
+        assert!(!referrer_allowed(
+            Some("http://example.com/"),
+            &[".example.com".into()]
+        ));
+        assert!(!referrer_allowed(None, &["".into()]));
+        assert!(!referrer_allowed(Some("no-scheme"), &["".into()]));
+        assert!(referrer_allowed(None, &["unknown".into()]));
+        assert_eq!(
+            referrer_host(Some("HTTP://u:p@WWW.Example.com:8080/x?y")),
+            "www.example.com"
+        );
+        assert_eq!(referrer_host(Some("http://[::1]:80/")), "::1");
+        assert_eq!(referrer_host(Some("//host/p")), "host");
+        assert_eq!(referrer_host(Some("http:///p")), "unknown");
+    }
+
+    #[test]
+    fn acls_cleaned_as_swift_cleans_them() {
+        let read = |v: &str| clean_acl("x-container-read", v);
+        assert_eq!(
+            read(" .ref:*.example.com , ,a:b,.rlistings").unwrap(),
+            ".r:.example.com,a:b,.rlistings"
+        );
+        assert_eq!(read(".r:-bad.com").unwrap(), ".r:-bad.com");
+        assert_eq!(read(".r:*").unwrap(), ".r:*");
+        assert_eq!(
+            read(".r:").unwrap_err(),
+            "No host/domain value after referrer designation in ACL: '.r:'"
+        );
+        assert_eq!(
+            read(".x:y").unwrap_err(),
+            "Unknown designator '.x' in ACL: '.x:y'"
+        );
+        assert_eq!(
+            clean_acl("x-container-write", ".r:*").unwrap_err(),
+            "Referrers not allowed in write ACL: '.r:*'"
+        );
+    }
+
+    use proptest::prelude::*;
+
+    fn anonymous_get(acl: &str, referer: Option<&str>, object: bool) -> Decision {
+        let a = tempauth();
+        authorize(
+            &a,
+            None,
+            &AuthzRequest {
+                method: "GET",
+                account: "AUTH_test",
+                container: Some("c"),
+                object: object.then_some("o"),
+                referer,
+                acl: Some(acl),
+            },
+        )
+    }
+
+    proptest! {
+        // Any ACL text and referrer: an answer, never a panic.
+        #[test]
+        fn acl_parsing_never_panics(acl in ".{0,120}", referer in ".{0,60}") {
+            let parsed = parse_acl(Some(&acl));
+            let _ = referrer_allowed(Some(&referer), &parsed.referrers);
+            let _ = referrer_host(Some(&referer));
+            let _ = anonymous_get(&acl, Some(&referer), true);
+            let _ = crate::proxy::account_acl::validate(&acl);
+            let _ = crate::proxy::account_acl::AccountAcls::parse(&acl);
+            // What cleaning keeps is clean: cleaning it again changes nothing.
+            if let Ok(clean) = clean_acl("x-container-read", &acl) {
+                prop_assert_eq!(clean_acl("x-container-read", &clean), Ok(clean.clone()));
+            }
+        }
+
+        // Without a referrer, an anonymous caller gets in only through a rule that names
+        // every host (`*`) or the `unknown` host, and a listing only with `.rlistings`.
+        #[test]
+        fn anonymous_access_needs_a_real_referrer_rule(
+            acl in "([ ,.:*rlistngefu-]|\\.r:|\\.rlistings|unknown|[a-z]{1,3}){0,12}",
+        ) {
+            let parsed = parse_acl(Some(&acl));
+            let opens_to_all = parsed
+                .referrers
+                .iter()
+                .any(|r| r == "*" || r == "unknown");
+            if anonymous_get(&acl, None, true) != Decision::Denied {
+                prop_assert!(opens_to_all, "{acl:?} let an anonymous GET in");
+            }
+            if anonymous_get(&acl, None, false) != Decision::Denied {
+                prop_assert!(opens_to_all && parsed.groups.iter().any(|g| g == ".rlistings"));
+            }
+        }
+
+        // A user who is not the owner gets in only when the ACL names one of their groups
+        // exactly, however the rest of the ACL is mangled.
+        #[test]
+        fn users_need_their_own_group_named(acl in "[ ,:a-z0-9.*-]{0,40}") {
+            let a = tempauth();
+            let user = a.identity(a.user("test2:tester2").unwrap());
+            let d = authorize(
+                &a,
+                Some(&user),
+                &AuthzRequest {
+                    method: "PUT",
+                    account: "AUTH_test",
+                    container: Some("c"),
+                    object: Some("o"),
+                    referer: None,
+                    acl: Some(&acl),
+                },
+            );
+            if d != Decision::Denied {
+                let parsed = parse_acl(Some(&acl));
+                prop_assert!(user.groups.iter().any(|g| parsed.groups.contains(g)), "{acl:?}");
+            }
+        }
+
+        // Account ACLs: only valid JSON naming the user's group grants anything.
+        #[test]
+        fn account_acls_grant_only_named_groups(text in "[{}\\[\\]\",:a-z0-9 -]{0,60}") {
+            if let Some(acls) = crate::proxy::account_acl::AccountAcls::parse(&text) {
+                let groups = vec!["test2:tester2".to_string(), "test2".to_string()];
+                if acls.decide(&groups, "GET", true) != Decision::Denied {
+                    let named = acls.admin.iter().chain(&acls.read_write).chain(&acls.read_only);
+                    prop_assert!(named.into_iter().any(|g| groups.contains(g)));
+                }
+            }
+        }
     }
 
     #[test]

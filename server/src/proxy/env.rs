@@ -2,7 +2,7 @@
 //! Swift keeps these in the WSGI environ (`swift.trans_id`, `REMOTE_USER`,
 //! `swift.authorize`, `swift.source`); here they are typed request extensions.
 //!
-//! A middleware's subrequest ([`subrequest`]) carries the transaction id and the caller's
+//! A middleware's subrequest ([`Caller::subrequest`]) carries the transaction id and the caller's
 //! identity and authorizer, so what it reads or writes on the user's behalf is checked
 //! with the user's rights, as Swift's `make_subrequest` does.
 
@@ -36,6 +36,19 @@ pub trait Authorizer: Send + Sync {
 /// or a subrequest a middleware makes on its own authority).
 #[derive(Clone)]
 pub struct Authorize(pub Arc<dyn Authorizer>);
+
+/// Swift's `swift.authorize_override`: a middleware above the auth middleware (tempurl)
+/// has decided this request's authorization itself, so the auth middleware (if its
+/// `allow_overrides` is on, the default) leaves the request alone.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthorizeOverride;
+
+/// The client's address (Swift's `REMOTE_ADDR`), if the request came over a connection.
+pub fn client_addr(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
 
 /// Swift's `swift.source`: which middleware made a subrequest (for the access log).
 #[derive(Clone, Copy, Debug)]
@@ -144,6 +157,9 @@ fn for_each_inherited(from: &axum::http::Extensions, to: &mut axum::http::Extens
     }
     if let Some(a) = from.get::<Authorize>() {
         to.insert(a.clone());
+    }
+    if let Some(o) = from.get::<AuthorizeOverride>() {
+        to.insert(*o);
     }
 }
 

@@ -28,6 +28,7 @@ pub mod mime_types;
 pub mod paco;
 pub mod pipeline;
 pub mod ring;
+pub mod signature;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -215,7 +215,7 @@ impl Cluster {
 
     pub fn proxy_conf_on(&self, port: u16, extra: &str) -> String {
         format!(
-            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempauth copy container-quotas account-quotas dlo versioned_writes symlink proxy-logging proxy-server\n\n{FILTERS}[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
+            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nswift_dir = {etc}\n\n[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempurl tempauth formpost staticweb copy container-quotas account-quotas dlo versioned_writes symlink proxy-logging proxy-server\n\n{FILTERS}[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nnode_timeout = 3\n\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = test-secret\n{USERS}\n{extra}\n",
             etc = self.etc().display(),
             FILTERS = SWIFT_SAMPLE_FILTERS,
         )
@@ -263,6 +263,14 @@ impl Cluster {
     /// Starts Swift's own proxy (tempauth with Fernet tokens: there is no memcached) in
     /// front of the same storage nodes; returns its port. Killed with the cluster.
     pub fn start_swift_proxy(&mut self) -> u16 {
+        self.start_swift_proxy_with(
+            "catch_errors gatekeeper proxy-logging listing_formats tempauth copy dlo proxy-logging",
+        )
+    }
+
+    /// [`Cluster::start_swift_proxy`] with another pipeline (`filters`, the app left out;
+    /// each filter loads the Swift middleware of its name, `-` read as `_`).
+    pub fn start_swift_proxy_with(&mut self, filters: &str) -> u16 {
         let port = free_port("127.0.0.1");
         let conf = self.etc().join("swift-proxy-server.conf");
         let key: String = {
@@ -287,8 +295,9 @@ impl Cluster {
         std::fs::write(
             &conf,
             format!(
-                "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nswift_dir = {etc}\nlog_level = WARNING\n\n[pipeline:main]\npipeline = catch_errors gatekeeper proxy-logging listing_formats tempauth copy dlo proxy-logging proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n\n[filter:tempauth]\nuse = egg:swift#tempauth\nfernet_key_k1 = {key}\nactive_fernet_key_id = k1\n{USERS}\n[filter:catch_errors]\nuse = egg:swift#catch_errors\n[filter:gatekeeper]\nuse = egg:swift#gatekeeper\n[filter:proxy-logging]\nuse = egg:swift#proxy_logging\n[filter:listing_formats]\nuse = egg:swift#listing_formats\n[filter:copy]\nuse = egg:swift#copy\n[filter:dlo]\nuse = egg:swift#dlo\n",
-                etc = self.etc().display()
+                "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nswift_dir = {etc}\nlog_level = WARNING\n\n[pipeline:main]\npipeline = {filters} proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n\n[filter:tempauth]\nuse = egg:swift#tempauth\nfernet_key_k1 = {key}\nactive_fernet_key_id = k1\n{USERS}\n{sections}",
+                etc = self.etc().display(),
+                sections = swift_filter_sections(filters),
             ),
         )
         .unwrap();
@@ -360,6 +369,16 @@ pub async fn login(base: &str, user: &str, key: &str) -> (String, String) {
     (tok, url)
 }
 
+/// `[filter:NAME]\nuse = egg:swift#NAME` for each filter but tempauth, once each.
+fn swift_filter_sections(filters: &str) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    filters
+        .split_whitespace()
+        .filter(|f| *f != "tempauth" && seen.insert(*f))
+        .map(|f| format!("[filter:{f}]\nuse = egg:swift#{}\n", f.replace('-', "_")))
+        .collect()
+}
+
 /// `[filter:...]` sections for the middlewares of the test proxy's pipeline (tempauth's
 /// comes last in the file, so a test's extra lines land in it).
 pub const SWIFT_SAMPLE_FILTERS: &str = "[filter:catch_errors]\nuse = egg:swift#catch_errors\n\n\
@@ -368,6 +387,9 @@ pub const SWIFT_SAMPLE_FILTERS: &str = "[filter:catch_errors]\nuse = egg:swift#c
 [filter:proxy-logging]\nuse = egg:swift#proxy_logging\n\n\
 [filter:listing_formats]\nuse = egg:swift#listing_formats\n\n\
 [filter:bulk]\nuse = egg:swift#bulk\n\n\
+[filter:tempurl]\nuse = egg:swift#tempurl\n\n\
+[filter:formpost]\nuse = egg:swift#formpost\n\n\
+[filter:staticweb]\nuse = egg:swift#staticweb\n\n\
 [filter:copy]\nuse = egg:swift#copy\n\n\
 [filter:dlo]\nuse = egg:swift#dlo\n\n\
 [filter:container-quotas]\nuse = egg:swift#container_quotas\n\n\

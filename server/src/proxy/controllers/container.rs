@@ -66,6 +66,17 @@ pub(super) async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
                     "Container name cannot contain slashes",
                 );
             }
+            if ctx.method != Method::DELETE && ctx.authorizer.is_some() {
+                // tempauth's `clean_acl`, before the metadata checks, as in Swift.
+                for acl_header in ["x-container-read", "x-container-write"] {
+                    if let Some(v) = ctx.h(acl_header).map(str::to_string) {
+                        match crate::proxy::auth::clean_acl(acl_header, &v) {
+                            Ok(clean) => set(&mut ctx.headers, acl_header, &clean),
+                            Err(problem) => return text(StatusCode::BAD_REQUEST, problem),
+                        }
+                    }
+                }
+            }
             tri!(check_meta(ctx, MetaTarget::Container));
             for acl_header in ["x-container-read", "x-container-write"] {
                 if let Some(v) = ctx.h(acl_header) {

@@ -7,13 +7,16 @@ pub mod catch_errors;
 pub mod container_quotas;
 pub mod copy;
 pub mod dlo;
+pub mod formpost;
 pub mod gatekeeper;
 pub mod healthcheck;
 pub mod listing_formats;
 pub mod proxy_logging;
 pub mod slo;
+pub mod staticweb;
 pub mod symlink;
 pub mod tempauth;
+pub mod tempurl;
 pub mod versioned_writes;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -89,6 +92,18 @@ pub fn registry() -> Vec<Middleware> {
         Middleware {
             egg: "tempauth",
             build: tempauth::build,
+        },
+        Middleware {
+            egg: "tempurl",
+            build: tempurl::build,
+        },
+        Middleware {
+            egg: "formpost",
+            build: formpost::build,
+        },
+        Middleware {
+            egg: "staticweb",
+            build: staticweb::build,
         },
         Middleware {
             egg: "bulk",

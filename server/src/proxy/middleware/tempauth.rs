@@ -13,7 +13,7 @@ use ringsmith::swift::conf::ConfError;
 
 use crate::proxy::auth::{self, AuthzRequest, Decision, Identity, TempAuth};
 use crate::proxy::backend::set;
-use crate::proxy::env::{ApiPath, Authorize, Authorizer, RemoteUser};
+use crate::proxy::env::{ApiPath, Authorize, AuthorizeOverride, Authorizer, RemoteUser};
 use crate::proxy::pipeline::{App, FilterContext, Handler, ResponseFuture};
 use crate::proxy::{empty, header, quote, status_text, text};
 
@@ -21,6 +21,8 @@ pub struct TempAuthLayer {
     next: App,
     auth: Arc<TempAuth>,
     auth_prefix: String,
+    /// Whether a middleware's [`AuthorizeOverride`] is honoured (Swift's `allow_overrides`).
+    allow_overrides: bool,
 }
 
 impl Authorizer for TempAuth {
@@ -41,12 +43,14 @@ pub fn build(ctx: &FilterContext<'_>, next: App) -> Result<App, ConfError> {
     if !auth_prefix.ends_with('/') {
         auth_prefix.push('/');
     }
+    let allow_overrides = ctx.section.bool_or("allow_overrides", true)?;
     ctx.info
         .register("tempauth", serde_json::json!({"account_acls": true}));
     Ok(Arc::new(TempAuthLayer {
         next,
         auth,
         auth_prefix,
+        allow_overrides,
     }))
 }
 
@@ -113,6 +117,9 @@ impl TempAuthLayer {
 impl Handler for TempAuthLayer {
     fn call(&self, mut req: Request) -> ResponseFuture<'_> {
         Box::pin(async move {
+            if self.allow_overrides && req.extensions().get::<AuthorizeOverride>().is_some() {
+                return self.next.call(req).await;
+            }
             if self.is_auth_endpoint(req.uri().path()) {
                 return self.get_token(&req);
             }

@@ -1,4 +1,4 @@
-//! bulk: Swift's bulk operations on an account: archive upload ([`extract`]) and delete.
+//! bulk: Swift's bulk operations on an account: archive upload (`extract.rs`) and delete.
 //!
 //! Bulk delete (`POST` or `DELETE` with `?bulk-delete`): the body lists objects and
 //! containers of the account, one quoted `container[/object]` per line; each is deleted
