@@ -563,9 +563,13 @@ mod tests {
 
     #[test]
     fn referrers() {
+        // `*.example.com` is stored as `.example.com` (clean_acl on write), then matches.
+        let cleaned = clean_acl("x-container-read", ".r:*.example.com").unwrap();
+        assert_eq!(cleaned, ".r:.example.com");
+        let acl = parse_acl(Some(&cleaned));
         assert!(referrer_allowed(
             Some("http://blah.example.com/x"),
-            &[String::from("*.example.com")]
+            &acl.referrers
         ));
         assert!(referrer_allowed(
             Some("http://www.example.com/x"),
