@@ -20,6 +20,7 @@
 mod delete;
 pub mod diskfile;
 mod get;
+mod mime;
 mod post;
 mod put;
 pub mod range;

@@ -263,6 +263,18 @@ impl Cluster {
     /// Starts Swift's own proxy (tempauth with Fernet tokens: there is no memcached) in
     /// front of the same storage nodes; returns its port. Killed with the cluster.
     pub fn start_swift_proxy(&mut self) -> u16 {
+        self.start_swift_proxy_impl(false)
+    }
+
+    /// [`Cluster::start_swift_proxy`] whose storage policies come from this cluster's
+    /// `swift.conf`. Swift's servers read policies from `/etc/swift/swift.conf` whatever
+    /// their `swift_dir` (only the hash secrets follow it), so the proxy is started
+    /// through a wrapper that points Swift at `<etc>/swift.conf` and reloads them.
+    pub fn start_swift_proxy_with_cluster_policies(&mut self) -> u16 {
+        self.start_swift_proxy_impl(true)
+    }
+
+    fn start_swift_proxy_impl(&mut self, cluster_policies: bool) -> u16 {
         let port = free_port("127.0.0.1");
         let conf = self.etc().join("swift-proxy-server.conf");
         let key: String = {
@@ -294,7 +306,24 @@ impl Cluster {
         .unwrap();
         let logp = self.dir.path().join("log/swift-proxy.log");
         let log = std::fs::File::create(&logp).unwrap();
-        let child = Command::new(ringsmith_testkit::swift_bin("swift-proxy-server"))
+        let mut cmd = if cluster_policies {
+            let mut c = Command::new(ringsmith_testkit::swift_venv().join("bin/python3"));
+            c.arg("-c")
+                .arg(
+                    "import sys\nimport swift.common.utils as u\n\
+                     u.SWIFT_CONF_FILE = sys.argv[1] + '/swift.conf'\n\
+                     from swift.common import storage_policy\n\
+                     storage_policy.reload_storage_policies()\n\
+                     from swift.proxy.server import main\n\
+                     sys.argv = ['swift-proxy-server', sys.argv[2]]\n\
+                     sys.exit(main())\n",
+                )
+                .arg(self.etc());
+            c
+        } else {
+            Command::new(ringsmith_testkit::swift_bin("swift-proxy-server"))
+        };
+        let child = cmd
             .arg(&conf)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
