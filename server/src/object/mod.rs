@@ -152,4 +152,6 @@ mod conformance_tests;
 #[cfg(test)]
 mod disk_tests;
 #[cfg(test)]
+mod ec_tests;
+#[cfg(test)]
 pub(crate) mod tests;
