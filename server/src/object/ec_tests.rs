@@ -171,3 +171,24 @@ async fn bad_footers_are_refused_and_leave_nothing() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(data_names(&node).is_empty(), "{:?}", data_names(&node));
 }
+
+#[tokio::test]
+async fn replicate_of_an_ec_policy_is_refused_clearly() {
+    let node = ec_node();
+    let r = node.router();
+    let (s, _, body) = send(
+        &r,
+        req(
+            "REPLICATE",
+            "/sda1/0",
+            &[("x-backend-storage-policy-index", "1")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_IMPLEMENTED);
+    assert!(String::from_utf8_lossy(&body).contains("erasure-coded policy 1"));
+    // The replicated policy still answers its hashes.
+    let (s, _, _) = send(&r, req("REPLICATE", "/sda1/0", &[], "")).await;
+    assert_eq!(s, StatusCode::OK);
+}

@@ -27,6 +27,18 @@ pub(super) async fn replicate(state: &Arc<ObjectState>, path: &str, headers: &He
         Ok(p) => p.clone(),
         Err(m) => return plain(StatusCode::SERVICE_UNAVAILABLE, m),
     };
+    if !policy.is_replication() {
+        // Swift's reconstructor expects `{suffix: {frag_index: md5}}` here; answering the
+        // replicated form would make it compare the wrong thing, so refuse clearly.
+        return plain(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "REPLICATE for erasure-coded policy {}: the EC suffix-hash form is not \
+                 implemented yet",
+                policy.index
+            ),
+        );
+    }
     let device_path = match state.cfg.storage.devices.require(&sp.device) {
         Ok(p) => p,
         Err(r) => return r,
