@@ -125,8 +125,14 @@ async fn footer_put_stores_a_durable_fragment_with_ec_headers() {
     assert_eq!(body, b"newer");
     assert_eq!(h["x-backend-data-timestamp"], t2.as_str());
     assert_eq!(h["x-backend-durable-timestamp"], t1.as_str());
-    let (s, _, _) = send(&r, get(Some("{not json"))).await;
+    // Not JSON: ignored, as Swift's safe_json_loads does (the durable fragment).
+    let (s, _, body) = send(&r, get(Some("{not json"))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, archive);
+    // JSON of the wrong shape: a clear 400.
+    let (s, _, body) = send(&r, get(Some(r#"[{"timestamp": "x", "exclude": []}]"#))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("Fragment-Preferences"));
 }
 
 #[tokio::test]

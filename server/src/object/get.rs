@@ -417,11 +417,13 @@ fn range_body(file: std::fs::File, parts: Vec<(Vec<u8>, ByteRange)>, trailer: Ve
 
 /// `X-Backend-Fragment-Preferences` and `X-Backend-Ec-Frag-Index` of an EC read.
 fn fragment_selection(headers: &HeaderMap) -> Result<diskfile::FragmentSelection, Resp> {
+    // Swift reads the header with `safe_json_loads`: text that is not JSON counts as
+    // absent; JSON of the wrong shape is refused.
     let prefs = match h::get(headers, "x-backend-fragment-preferences") {
-        Some(v) => {
+        Some(v) if serde_json::from_str::<serde_json::Value>(v).is_ok() => {
             Some(diskfile::ec::parse_frag_prefs(v).map_err(|m| plain(StatusCode::BAD_REQUEST, m))?)
         }
-        None => None,
+        _ => None,
     };
     let frag_index = match h::get(headers, "x-backend-ec-frag-index") {
         Some(v) => Some(v.trim().parse::<u32>().map_err(|_| {
