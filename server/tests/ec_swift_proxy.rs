@@ -371,10 +371,84 @@ async fn fragment_archives_match_swifts_object_servers() {
             per_frag.push((meta, std::fs::read(path).unwrap()));
         }
         stored.push(per_frag);
+
+        // REPLICATE of the object's partition on node 0 answers the EC suffix-hash form;
+        // on Swift's server this checks Ringsmith's recipe against Swift's answer.
+        let data = data_files(cluster.dir.path())
+            .into_iter()
+            .find(|p| {
+                p.to_string_lossy().contains("/node0/") && p.to_string_lossy().ends_with(".data")
+            })
+            .expect("a fragment on node 0");
+        let part_dir = data
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let part = part_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let node = &cluster.nodes[0];
+        let r = reqwest::Client::new()
+            .request(
+                reqwest::Method::from_bytes(b"REPLICATE").unwrap(),
+                format!("http://{}:{}/d0/{part}", node.ip, node.ports[0]),
+            )
+            .header("x-backend-storage-policy-index", "0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{storage:?} REPLICATE");
+        let answered = ec_hash_map(&ringsmith::pickle::loads(&r.bytes().await.unwrap()).unwrap());
+        let recipe =
+            ringsmith_server::object::diskfile::ec_hashes::ec_partition_hashes(&part_dir, None)
+                .unwrap();
+        let recipe = ec_hash_map(
+            &ringsmith::pickle::loads(
+                &ringsmith_server::object::diskfile::ec_hashes::pickle_ec_hashes(&recipe),
+            )
+            .unwrap(),
+        );
+        assert_eq!(answered.len(), 1, "{storage:?}: {answered:?}");
+        assert_eq!(
+            answered, recipe,
+            "{storage:?} REPLICATE vs Ringsmith's EC recipe"
+        );
     }
     let (swift, ours) = (&stored[0], &stored[1]);
     for frag in 0..6 {
         assert_eq!(ours[frag].0, swift[frag].0, "metadata of fragment {frag}");
         assert_eq!(ours[frag].1, swift[frag].1, "bytes of fragment {frag}");
     }
+}
+
+/// `{suffix: {frag_index|None: md5}}` as sorted strings, from an unpickled answer.
+fn ec_hash_map(
+    v: &ringsmith::pickle::Value,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    use ringsmith::pickle::Value;
+    let Value::Dict(items) = v.deref_shared() else {
+        panic!("REPLICATE answer is not a dict: {v:?}");
+    };
+    items
+        .iter()
+        .map(|(k, inner)| {
+            let Value::Dict(per_frag) = inner.deref_shared() else {
+                panic!("suffix {k:?} is not in the EC form: {inner:?}");
+            };
+            let per_frag = per_frag
+                .iter()
+                .map(|(fi, md5)| {
+                    let key = match fi {
+                        Value::None => "None".to_string(),
+                        Value::Int(n) => n.to_string(),
+                        other => panic!("bad frag key {other:?}"),
+                    };
+                    (key, md5.as_str().unwrap().to_string())
+                })
+                .collect();
+            (k.as_str().unwrap().to_string(), per_frag)
+        })
+        .collect()
 }

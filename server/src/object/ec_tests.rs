@@ -179,9 +179,17 @@ async fn bad_footers_are_refused_and_leave_nothing() {
 }
 
 #[tokio::test]
-async fn replicate_of_an_ec_policy_is_refused_clearly() {
+async fn replicate_answers_the_ec_suffix_hash_form() {
     let node = ec_node();
     let r = node.router();
+    let archive = b"abc".to_vec();
+    let footer = format!(
+        r#"{{"X-Object-Sysmeta-Ec-Frag-Index": "3", "Etag": "{}"}}"#,
+        hex::encode(Md5::digest(&archive))
+    );
+    let t1 = ts(1);
+    let (s, _, _) = send(&r, ec_put(&t1, mime_body(&archive, &footer, None))).await;
+    assert_eq!(s, StatusCode::CREATED);
     let (s, _, body) = send(
         &r,
         req(
@@ -192,9 +200,27 @@ async fn replicate_of_an_ec_policy_is_refused_clearly() {
         ),
     )
     .await;
-    assert_eq!(s, StatusCode::NOT_IMPLEMENTED);
-    assert!(String::from_utf8_lossy(&body).contains("erasure-coded policy 1"));
-    // The replicated policy still answers its hashes.
-    let (s, _, _) = send(&r, req("REPLICATE", "/sda1/0", &[], "")).await;
     assert_eq!(s, StatusCode::OK);
+    let v = ringsmith::pickle::loads(&body).unwrap();
+    let ringsmith::pickle::Value::Dict(suffixes) = v.deref_shared() else {
+        panic!("not a dict: {v:?}");
+    };
+    assert_eq!(suffixes.len(), 1);
+    let ringsmith::pickle::Value::Dict(per_frag) = &suffixes[0].1 else {
+        panic!("not the EC form: {suffixes:?}");
+    };
+    let get = |k: &ringsmith::pickle::Value| {
+        per_frag
+            .iter()
+            .find(|(key, _)| key == k)
+            .and_then(|(_, v)| v.as_str().map(str::to_string))
+    };
+    assert_eq!(
+        get(&ringsmith::pickle::Value::Int(3)),
+        Some(hex::encode(Md5::digest(t1.as_bytes())))
+    );
+    assert_eq!(
+        get(&ringsmith::pickle::Value::None),
+        Some(hex::encode(Md5::digest(format!("{t1}.durable").as_bytes())))
+    );
 }

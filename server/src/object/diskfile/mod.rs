@@ -16,6 +16,7 @@
 //! * [`hashes`]: suffix hashes, what `REPLICATE` answers and replicators compare.
 
 pub mod ec;
+pub mod ec_hashes;
 pub mod hashes;
 pub mod metadata;
 pub mod writer;
