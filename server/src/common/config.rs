@@ -62,18 +62,10 @@ pub fn device_settings(app: &Section) -> Result<DeviceSettings, ConfError> {
 }
 
 /// Loads `swift.conf` from `swift_dir` for a storage server: hash secrets, policies and
-/// constraints, refusing policy types this server cannot store yet.
+/// constraints. Erasure-coded policies are accepted: the object server stores their
+/// fragment archives, and `swift.conf` parsing already refused unknown `ec_type`s.
 pub fn load_swift_conf(swift_dir: &Path) -> Result<(HashConfig, Policies, Constraints), String> {
     let c = ringsmith::swift::SwiftConf::load(swift_dir).map_err(|e| e.to_string())?;
-    if let Some(p) = c.policies.iter().find(|p| !p.is_replication()) {
-        return Err(format!(
-            "{}: storage policy {} is of type {}, which Ringsmith's storage servers do not \
-             store yet",
-            c.path.display(),
-            p.index,
-            p.policy_type.name()
-        ));
-    }
     Ok((c.hash, c.policies, c.constraints))
 }
 

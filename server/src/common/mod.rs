@@ -8,6 +8,7 @@
 //! that used `Expect: 100-continue` before it has sent a single byte of the object.
 
 pub mod config;
+pub mod continue_io;
 pub mod headers;
 pub mod path;
 pub mod runner;

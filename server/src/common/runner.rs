@@ -168,17 +168,7 @@ pub async fn serve_listener(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                // The client's address travels with each request (tempurl's IP ranges,
-                // Swift's REMOTE_ADDR).
-                let service = TowerToHyperService::new(tower::ServiceExt::map_request(
-                    with_head_limits(router.clone()),
-                    move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                        req.extensions_mut()
-                            .insert(axum::extract::ConnectInfo(peer));
-                        req
-                    },
-                ));
-                let mut stop = stop_rx.clone();
+                let stop = stop_rx.clone();
                 let mut builder = http1::Builder::new();
                 builder
                     .timer(TokioTimer::new())
@@ -188,17 +178,31 @@ pub async fn serve_listener(
                     // header names as sent (Python's http.client) see the difference.
                     .title_case_headers(true)
                     .keep_alive(true);
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                conns.spawn(async move {
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stop.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
+                // The client's address travels with each request (tempurl's IP ranges,
+                // Swift's REMOTE_ADDR).
+                let with_peer = move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                };
+                if name == "object-server" {
+                    // EC's multiphase PUT needs interim responses hyper cannot send.
+                    let (io, raw) = crate::common::continue_io::ContinueIo::new(stream);
+                    let routed = tower::ServiceExt::map_request(
+                        with_head_limits(router.clone().layer(axum::Extension(raw))),
+                        with_peer,
+                    );
+                    let conn = builder
+                        .serve_connection(TokioIo::new(io), TowerToHyperService::new(routed));
+                    conns.spawn(drive(conn, stop));
+                } else {
+                    let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                        with_head_limits(router.clone()),
+                        with_peer,
+                    ));
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    conns.spawn(drive(conn, stop));
+                }
                 while conns.try_join_next().is_some() {}
             }
             _ = &mut shutdown => break,
@@ -223,6 +227,27 @@ pub async fn serve_listener(
         conns.abort_all();
     }
     Ok(())
+}
+
+/// Runs one connection until it ends, or finishes its current request on shutdown.
+async fn drive<I, S>(
+    conn: hyper::server::conn::http1::Connection<I, S>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 #[cfg(test)]

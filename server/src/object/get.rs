@@ -53,11 +53,22 @@ fn object_headers(o: &OpenObject) -> HeaderMap {
         "x-backend-data-timestamp",
         &o.data_timestamp.internal(),
     );
-    h::insert(
-        &mut hm,
-        "x-backend-durable-timestamp",
-        &o.data_timestamp.internal(),
-    );
+    match &o.ec {
+        // A fragment archive: durable only once committed; which fragments are here.
+        Some(ec) => {
+            if let Some(d) = ec.durable_timestamp {
+                h::insert(&mut hm, "x-backend-durable-timestamp", &d.internal());
+            }
+            if let Some(f) = &ec.fragments {
+                h::insert(&mut hm, "x-backend-fragments", f);
+            }
+        }
+        None => h::insert(
+            &mut hm,
+            "x-backend-durable-timestamp",
+            &o.data_timestamp.internal(),
+        ),
+    }
     hm.insert("accept-ranges", HeaderValue::from_static("bytes"));
     hm
 }
@@ -67,15 +78,6 @@ fn meta_get<'a>(meta: &'a diskfile::Metadata, name: &str) -> Option<&'a String> 
     meta.iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
-}
-
-/// Swift's `X-Backend-Etag-Is-At`: the first metadata item it names that the object has
-/// is the ETag conditions are checked against (an SLO's own ETag, in its sysmeta).
-fn etag_is_at(headers: &HeaderMap, meta: &diskfile::Metadata) -> Option<String> {
-    h::get(headers, "x-backend-etag-is-at")?
-        .split(',')
-        .find_map(|name| meta_get(meta, name.trim()))
-        .cloned()
 }
 
 /// Swift's `X-Backend-Ignore-Range-If-Metadata-Present`: a middleware that wants such an
@@ -132,7 +134,11 @@ pub(super) async fn get(
         return plain(StatusCode::BAD_REQUEST, m);
     }
     let read_small = (!head && !headers.contains_key("range")).then_some(SMALL_OBJECT);
-    let found = match or.lookup(read_small).await {
+    let selection = match fragment_selection(headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let found = match or.lookup_selecting(read_small, selection).await {
         Ok(Lookup::Found(o)) => o,
         Ok(Lookup::Deleted(t)) => return with_backend_ts(plain(StatusCode::NOT_FOUND, ""), t),
         Ok(Lookup::NotFound) => return plain(StatusCode::NOT_FOUND, ""),
@@ -159,6 +165,19 @@ pub(super) async fn get(
     }
     let mut hm = object_headers(&found);
     let etag = found.metadata.get("ETag").cloned().unwrap_or_default();
+    // Conditions compare the etag the proxy names (EC: the whole object's), else ours.
+    let condition_etag = h::get(headers, "x-backend-etag-is-at")
+        .and_then(|names| {
+            names.split(',').find_map(|n| {
+                let n = n.trim();
+                found
+                    .metadata
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                    .map(|(_, v)| v.clone())
+            })
+        })
+        .unwrap_or_else(|| etag.clone());
     if let Some(b) = &found.small_body {
         // Verified before a byte is sent: a corrupt small object is never served.
         if hex::encode(Md5::digest(b)) != etag {
@@ -172,8 +191,7 @@ pub(super) async fn get(
         .get("X-Timestamp")
         .and_then(|t| Timestamp::parse(t).ok())
         .unwrap_or(found.data_timestamp);
-    let conditional_etag = etag_is_at(headers, &found.metadata).unwrap_or_else(|| etag.clone());
-    if let Some(status) = conditional(headers, &conditional_etag, x_ts.ceil_seconds(), true) {
+    if let Some(status) = conditional(headers, &condition_etag, x_ts.ceil_seconds(), true) {
         let mut r = empty(status);
         hm.remove("content-type");
         r.headers_mut().extend(hm);
@@ -412,4 +430,26 @@ fn range_body(file: std::fs::File, parts: Vec<(Vec<u8>, ByteRange)>, trailer: Ve
         }
     });
     Body::from_stream(stream)
+}
+
+/// `X-Backend-Fragment-Preferences` and `X-Backend-Ec-Frag-Index` of an EC read.
+fn fragment_selection(headers: &HeaderMap) -> Result<diskfile::FragmentSelection, Resp> {
+    // Swift reads the header with `safe_json_loads`: text that is not JSON counts as
+    // absent; JSON of the wrong shape is refused.
+    let prefs = match h::get(headers, "x-backend-fragment-preferences") {
+        Some(v) if serde_json::from_str::<serde_json::Value>(v).is_ok() => {
+            Some(diskfile::ec::parse_frag_prefs(v).map_err(|m| plain(StatusCode::BAD_REQUEST, m))?)
+        }
+        _ => None,
+    };
+    let frag_index = match h::get(headers, "x-backend-ec-frag-index") {
+        Some(v) => Some(v.trim().parse::<u32>().map_err(|_| {
+            plain(
+                StatusCode::BAD_REQUEST,
+                format!("Invalid X-Backend-Ec-Frag-Index {v:?}"),
+            )
+        })?),
+        None => None,
+    };
+    Ok(diskfile::FragmentSelection { prefs, frag_index })
 }

@@ -20,6 +20,7 @@
 mod delete;
 pub mod diskfile;
 mod get;
+mod mime;
 mod post;
 mod put;
 pub mod range;
@@ -150,5 +151,7 @@ async fn handle(state: &Arc<ObjectState>, req: Request, path: &str) -> Resp {
 mod conformance_tests;
 #[cfg(test)]
 mod disk_tests;
+#[cfg(test)]
+mod ec_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -12,15 +12,19 @@ use md5::{Digest, Md5};
 use ringsmith::swift::MetaTarget;
 
 use super::diskfile::{Lookup, Metadata};
+use super::mime::{part_header, MimeError, MimeReader};
 use super::request::{
     container_targets, delete_at_header, disk_error, is_expired, user_metadata, with_backend_ts,
     ObjectRequest,
 };
 use super::update;
 use super::ObjectState;
+use crate::common::continue_io::RawConnection;
+use crate::common::headers::title_case;
 use crate::common::headers::{self as h, check_metadata, etag_list};
 use crate::common::shell::{required_timestamp, Resp};
 use crate::common::{empty, insufficient_storage, plain};
+use ringsmith::swift::conf::is_true;
 
 /// Body bytes buffered before a write trip to the blocking pool.
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -113,29 +117,50 @@ pub(super) async fn put(state: &Arc<ObjectState>, or: ObjectRequest, req: Reques
         return insufficient_storage(&or.path.device);
     }
 
-    // Stream the body to a temp file.
+    // Swift's proxy sends EC fragment archives as a MIME document: the archive, a
+    // footer of metadata, and (multiphase) a commit after its quorum of 100 Continues.
+    let multiphase = h::get(&headers, "x-backend-obj-multiphase-commit").is_some_and(is_true);
+    let multipart =
+        multiphase || h::get(&headers, "x-backend-obj-metadata-footer").is_some_and(is_true);
+    let expected_size = content_length.or_else(|| {
+        h::get(&headers, "x-backend-obj-content-length").and_then(|v| v.trim().parse().ok())
+    });
+    let raw_connection = req.extensions().get::<RawConnection>().cloned();
+    let stream = req.into_body().into_data_stream();
+    let mut body = if multipart {
+        let Some(boundary) = h::get(&headers, "x-backend-obj-multipart-mime-boundary") else {
+            return plain(StatusCode::BAD_REQUEST, "no MIME boundary");
+        };
+        let mut reader = MimeReader::new(stream, boundary, state.cfg.client_timeout);
+        match reader.next_part().await {
+            Ok(Some(_)) => {}
+            Ok(None) => return plain(StatusCode::BAD_REQUEST, "MIME body has no object part"),
+            Err(e) => return mime_error(e),
+        }
+        Body::Mime(reader)
+    } else {
+        Body::Plain(stream)
+    };
+
+    // Stream the object (or fragment archive) to a temp file.
     let mut writer = or.writer();
-    let mut stream = req.into_body().into_data_stream();
     let mut buffer: Vec<u8> = Vec::new();
     let mut md5 = Md5::new();
     let mut received: u64 = 0;
     loop {
-        let next = tokio::time::timeout(state.cfg.client_timeout, stream.next()).await;
-        let chunk: Bytes = match next {
-            Err(_) => {
-                writer.abort().await;
-                return plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout");
-            }
+        let chunk = match body.next_chunk(state.cfg.client_timeout).await {
+            Ok(Some(c)) => c,
             Ok(None) => break,
-            Ok(Some(Err(e))) => {
+            Err(e) => {
                 writer.abort().await;
-                tracing::warn!(error = %e, path = %or.name(), "client disconnected during PUT");
-                return plain(StatusCode::from_u16(499).unwrap(), "Client Disconnect");
+                if let MimeError::Disconnect(m) = &e {
+                    tracing::warn!(error = %m, path = %or.name(), "client disconnected during PUT");
+                }
+                return mime_error(e);
             }
-            Ok(Some(Ok(c))) => c,
         };
         received += chunk.len() as u64;
-        if received > limits.max_file_size || content_length.is_some_and(|n| received > n) {
+        if received > limits.max_file_size || expected_size.is_some_and(|n| received > n) {
             writer.abort().await;
             return plain(StatusCode::PAYLOAD_TOO_LARGE, "Your request is too large.");
         }
@@ -149,12 +174,34 @@ pub(super) async fn put(state: &Arc<ObjectState>, or: ObjectRequest, req: Reques
             }
         }
     }
-    if content_length.is_some_and(|n| received < n) {
+    if expected_size.is_some_and(|n| received != n) {
         writer.abort().await;
         return plain(StatusCode::from_u16(499).unwrap(), "Client Disconnect");
     }
     let etag = hex::encode(md5.finalize());
-    if expected_etag.as_deref().is_some_and(|e| e != etag) {
+    let footer = match &mut body {
+        Body::Mime(reader)
+            if h::get(&headers, "x-backend-obj-metadata-footer").is_some_and(is_true) =>
+        {
+            match read_footer(reader).await {
+                Ok(f) => f,
+                Err(r) => {
+                    writer.abort().await;
+                    return r;
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
+    let received_etag = footer
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("etag"))
+        .map(|(_, v)| v.trim_matches('"').to_ascii_lowercase())
+        .or(expected_etag);
+    if received_etag
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != etag)
+    {
         writer.abort().await;
         return plain(StatusCode::UNPROCESSABLE_ENTITY, "Unprocessable Entity");
     }
@@ -166,11 +213,75 @@ pub(super) async fn put(state: &Arc<ObjectState>, or: ObjectRequest, req: Reques
     meta.insert("ETag".into(), etag.clone());
     meta.insert("name".into(), or.name());
     user_metadata(state, &headers, &mut meta, true);
+    for (k, v) in &footer {
+        let l = k.to_ascii_lowercase();
+        if l.starts_with("x-object-meta-")
+            || l.starts_with("x-object-sysmeta-")
+            || l.starts_with("x-object-transient-sysmeta-")
+        {
+            meta.insert(title_case(&l), v.clone());
+        }
+    }
     if let Some(d) = delete_at {
         meta.insert("X-Delete-At".into(), d.to_string());
     }
-    if let Err(r) = or.commit(writer, buffer, meta, ".data", req_ts).await {
+    let frag_index = if or.policy.is_replication() {
+        None
+    } else {
+        match ec_frag_index(&headers, &mut meta) {
+            Ok(fi) => Some(fi),
+            Err(r) => {
+                writer.abort().await;
+                return r;
+            }
+        }
+    };
+    let ext = match frag_index {
+        Some(fi) => format!("#{fi}.data"),
+        None => ".data".to_string(),
+    };
+    if let Err(r) = or.commit(writer, buffer, meta, &ext, req_ts).await {
         return r;
+    }
+    if let Body::Mime(reader) = &mut body {
+        if multiphase {
+            // Tell the proxy the archive is stored; it sends the commit once a quorum
+            // of object servers said so, as chunks after the body's chunked end, which
+            // only the raw connection sees.
+            let Some(raw) = &raw_connection else {
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "no PUT commit received");
+            };
+            let reads = raw.divert_reads();
+            if raw.send_continue().await.is_err() {
+                return plain(StatusCode::from_u16(499).unwrap(), "Client Disconnect");
+            }
+            reader.set_stream(super::mime::dechunk(reads));
+            if !read_commit(reader).await {
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "no PUT commit received");
+            }
+        }
+    }
+    if let Some(fi) = frag_index {
+        if !h::get(&headers, "x-backend-no-commit").is_some_and(is_true) {
+            if let Err(r) = or.make_durable(req_ts, fi).await {
+                return r;
+            }
+        }
+    }
+    if let Body::Mime(reader) = &mut body {
+        // Nothing should follow, but the whole request body is read.
+        while let Ok(Some(_)) = reader.next_part().await {}
+    }
+    // Hyper gets the connection's reads back (dropping the diverted stream).
+    drop(body);
+    let mut headers = headers;
+    for (k, v) in &footer {
+        if let (Ok(n), Ok(v)) = (
+            axum::http::HeaderName::try_from(k.to_ascii_lowercase()),
+            axum::http::HeaderValue::try_from(v.as_str()),
+        ) {
+            headers.insert(n, v);
+        }
     }
 
     // Container update (and the expirer queue), then the answer.
@@ -221,4 +332,104 @@ pub(super) fn apply_overrides(headers: &HeaderMap, cheaders: &mut [(String, Stri
             slot.1 = v.to_string();
         }
     }
+}
+
+/// The request body: plain, or the MIME document of Swift's EC PUT.
+enum Body<S> {
+    Plain(S),
+    Mime(MimeReader),
+}
+
+impl<S, E> Body<S>
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    async fn next_chunk(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Vec<u8>>, MimeError> {
+        match self {
+            Body::Plain(s) => match tokio::time::timeout(timeout, s.next()).await {
+                Err(_) => Err(MimeError::Timeout),
+                Ok(None) => Ok(None),
+                Ok(Some(Err(e))) => Err(MimeError::Disconnect(e.to_string())),
+                Ok(Some(Ok(c))) => Ok(Some(c.to_vec())),
+            },
+            Body::Mime(r) => r.read_chunk().await,
+        }
+    }
+}
+
+fn mime_error(e: MimeError) -> Resp {
+    match e {
+        MimeError::Timeout => plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
+        MimeError::Disconnect(_) => plain(StatusCode::from_u16(499).unwrap(), "Client Disconnect"),
+        MimeError::Malformed(m) => plain(StatusCode::BAD_REQUEST, m),
+    }
+}
+
+/// The footer part: JSON metadata whose md5 the part's `Content-MD5` carries.
+async fn read_footer(reader: &mut MimeReader) -> Result<Vec<(String, String)>, Resp> {
+    let part = match reader.next_part().await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(plain(StatusCode::BAD_REQUEST, "no footer MIME document")),
+        Err(e) => return Err(mime_error(e)),
+    };
+    let body = reader.read_part(1 << 20).await.map_err(mime_error)?;
+    let Some(md5_hex) = part_header(&part, "content-md5") else {
+        return Err(plain(StatusCode::BAD_REQUEST, "no Content-MD5 in footer"));
+    };
+    if md5_hex != hex::encode(Md5::digest(&body)) {
+        return Err(plain(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "footer MD5 mismatch",
+        ));
+    }
+    let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+        .map_err(|_| plain(StatusCode::BAD_REQUEST, "invalid JSON for footer doc"))?;
+    Ok(parsed
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
+}
+
+/// The commit part (`X-Document: put commit`); its content is not checked, as in Swift.
+async fn read_commit(reader: &mut MimeReader) -> bool {
+    match reader.next_part().await {
+        Ok(Some(part)) => {
+            let is_commit = part_header(&part, "x-document") == Some("put commit");
+            is_commit && reader.read_part(1 << 16).await.is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// The fragment index of an EC PUT: the `X-Object-Sysmeta-Ec-Frag-Index` metadata, or
+/// `X-Backend-Ec-Frag-Index`, stored as sysmeta either way.
+fn ec_frag_index(headers: &HeaderMap, meta: &mut Metadata) -> Result<u32, Resp> {
+    let value = meta
+        .get("X-Object-Sysmeta-Ec-Frag-Index")
+        .cloned()
+        .or_else(|| h::get(headers, "x-backend-ec-frag-index").map(str::to_string));
+    let Some(v) = value else {
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            "EC PUT without X-Object-Sysmeta-Ec-Frag-Index",
+        ));
+    };
+    let fi: u32 = v.trim().parse().map_err(|_| {
+        plain(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid X-Object-Sysmeta-Ec-Frag-Index {v:?}"),
+        )
+    })?;
+    meta.insert("X-Object-Sysmeta-Ec-Frag-Index".into(), fi.to_string());
+    Ok(fi)
 }

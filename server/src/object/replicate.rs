@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use super::diskfile::hashes;
+use super::diskfile::{ec_hashes, hashes};
 use super::request::disk_error;
 use super::ObjectState;
 use crate::common::headers as h;
@@ -46,8 +46,13 @@ pub(super) async fn replicate(state: &Arc<ObjectState>, path: &str, headers: &He
             .saturating_sub(state.cfg.reclaim_age * 100_000),
         0,
     );
+    // Erasure-coded partitions answer `{suffix: {frag_index|None: md5}}`.
+    let is_ec = !policy.is_replication();
     let res = blocking(move || -> std::io::Result<Vec<u8>> {
-        if suffixes.is_empty() {
+        if suffixes.is_empty() && is_ec {
+            let hashes = ec_hashes::ec_partition_hashes(&part_dir, Some(reclaim))?;
+            Ok(ec_hashes::pickle_ec_hashes(&hashes))
+        } else if suffixes.is_empty() {
             let hashes = hashes::get_hashes(&part_dir, &[], Some(reclaim))?;
             Ok(hashes::pickle_hashes(&hashes))
         } else {

@@ -85,6 +85,16 @@ impl ObjectRequest {
         blocking(move || diskfile::open(&dir, read_up_to)).await
     }
 
+    /// [`Self::lookup`], choosing among an EC hash directory's fragments by `select`.
+    pub(super) async fn lookup_selecting(
+        &self,
+        read_up_to: Option<u64>,
+        select: diskfile::FragmentSelection,
+    ) -> Result<Lookup, DiskError> {
+        let dir = self.hash_dir.clone();
+        blocking(move || diskfile::open_selecting(&dir, read_up_to, &select)).await
+    }
+
     /// Commits `writer` as `<timestamp><ext>` in the hash directory, then removes what
     /// the new file makes obsolete and invalidates the suffix hash.
     pub(super) async fn commit(
@@ -106,6 +116,25 @@ impl ObjectRequest {
             })
             .await
             .map_err(|e| disk_error(&self.path.device, e))
+    }
+
+    /// Marks the fragment archive `<ts>#<frag>.data` durable (`#d`), then cleans up
+    /// what the durable fragment makes obsolete.
+    pub(super) async fn make_durable(&self, ts: Timestamp, frag_index: u32) -> Result<(), Resp> {
+        let hash_dir = self.hash_dir.clone();
+        let part_dir = self.part_dir.clone();
+        let suffix = self.suffix().to_string();
+        blocking(move || -> Result<(), DiskError> {
+            let from = hash_dir.join(diskfile::ec::fragment_name(ts, frag_index, false));
+            let to = hash_dir.join(diskfile::ec::fragment_name(ts, frag_index, true));
+            std::fs::rename(&from, &to)?;
+            diskfile::fsync_dir(&hash_dir)?;
+            let _ = diskfile::cleanup(&hash_dir, None);
+            hashes::invalidate_hash(&part_dir, &suffix)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| disk_error(&self.path.device, e))
     }
 
     /// A writer for a file of this object, under the policy's `tmp` directory.

@@ -30,6 +30,30 @@ pub struct Cluster {
     pub nodes: Vec<StorageNode>,
     pub proxy: Option<Child>,
     pub proxy_port: u16,
+    /// Start Swift's servers so that they read storage policies from this cluster's
+    /// `swift.conf` (see [`swift_with_cluster_policies`]).
+    pub cluster_policies: bool,
+}
+
+/// Runs one of the virtualenv's Swift scripts with `swift.conf` taken from `etc`:
+/// Swift's servers read policies from `/etc/swift/swift.conf` whatever their
+/// `swift_dir` (only the hash secrets follow it), so a wrapper points Swift at
+/// `<etc>/swift.conf` and reloads the policies before the script's `main`.
+pub fn swift_with_cluster_policies(script: &str, etc: &Path) -> Command {
+    let mut c = Command::new(ringsmith_testkit::swift_venv().join("bin/python3"));
+    c.arg("-c")
+        .arg(
+            "import sys, runpy\nimport swift.common.utils as u\n\
+             u.SWIFT_CONF_FILE = sys.argv[1] + '/swift.conf'\n\
+             from swift.common import storage_policy\n\
+             storage_policy.reload_storage_policies()\n\
+             script = sys.argv[2]\n\
+             sys.argv = [script] + sys.argv[3:]\n\
+             runpy.run_path(script, run_name='__main__')\n",
+        )
+        .arg(etc)
+        .arg(ringsmith_testkit::swift_bin(script));
+    c
 }
 
 /// A free TCP port on `ip` (bound then released; the tiny race is acceptable in tests).
@@ -133,6 +157,7 @@ impl Cluster {
             nodes,
             proxy: None,
             proxy_port: 0,
+            cluster_policies: false,
         };
         for i in 0..n {
             cluster.start_node(i);
@@ -166,6 +191,14 @@ impl Cluster {
             .unwrap();
             let log = std::fs::File::create(root.join(format!("log/{kind}-{i}.log"))).unwrap();
             let mut cmd = match self.storage {
+                Storage::Swift if self.cluster_policies => {
+                    let mut c = swift_with_cluster_policies(
+                        &format!("swift-{kind}-server"),
+                        &root.join("etc"),
+                    );
+                    c.arg(&conf).arg("-v");
+                    c
+                }
                 Storage::Swift => {
                     let mut c = Command::new(venv.join(format!("bin/swift-{kind}-server")));
                     c.arg(&conf).arg("-v");
@@ -263,14 +296,22 @@ impl Cluster {
     /// Starts Swift's own proxy (tempauth with Fernet tokens: there is no memcached) in
     /// front of the same storage nodes; returns its port. Killed with the cluster.
     pub fn start_swift_proxy(&mut self) -> u16 {
-        self.start_swift_proxy_with(
-            "catch_errors gatekeeper proxy-logging listing_formats tempauth copy dlo proxy-logging",
-        )
+        self.start_swift_proxy_with(DEFAULT_SWIFT_FILTERS)
     }
 
     /// [`Cluster::start_swift_proxy`] with another pipeline (`filters`, the app left out;
     /// each filter loads the Swift middleware of its name, `-` read as `_`).
     pub fn start_swift_proxy_with(&mut self, filters: &str) -> u16 {
+        self.start_swift_proxy_impl(filters, false)
+    }
+
+    /// [`Cluster::start_swift_proxy`] whose storage policies come from this cluster's
+    /// `swift.conf` ([`swift_with_cluster_policies`]).
+    pub fn start_swift_proxy_with_cluster_policies(&mut self) -> u16 {
+        self.start_swift_proxy_impl(DEFAULT_SWIFT_FILTERS, true)
+    }
+
+    fn start_swift_proxy_impl(&mut self, filters: &str, cluster_policies: bool) -> u16 {
         let port = free_port("127.0.0.1");
         let conf = self.etc().join("swift-proxy-server.conf");
         let key: String = {
@@ -303,7 +344,12 @@ impl Cluster {
         .unwrap();
         let logp = self.dir.path().join("log/swift-proxy.log");
         let log = std::fs::File::create(&logp).unwrap();
-        let child = Command::new(ringsmith_testkit::swift_bin("swift-proxy-server"))
+        let mut cmd = if cluster_policies {
+            swift_with_cluster_policies("swift-proxy-server", &self.etc())
+        } else {
+            Command::new(ringsmith_testkit::swift_bin("swift-proxy-server"))
+        };
+        let child = cmd
             .arg(&conf)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -341,6 +387,10 @@ impl Cluster {
             .expect("run python-swiftclient")
     }
 }
+
+/// The Swift proxy's default test pipeline (the app left out).
+const DEFAULT_SWIFT_FILTERS: &str =
+    "catch_errors gatekeeper proxy-logging listing_formats tempauth copy dlo proxy-logging";
 
 impl Drop for Cluster {
     fn drop(&mut self) {

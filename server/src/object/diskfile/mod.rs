@@ -15,6 +15,8 @@
 //! * [`writer`]: the temp file a PUT, POST or DELETE fills and renames into place;
 //! * [`hashes`]: suffix hashes, what `REPLICATE` answers and replicators compare.
 
+pub mod ec;
+pub mod ec_hashes;
 pub mod hashes;
 pub mod metadata;
 pub mod writer;
@@ -74,10 +76,22 @@ pub struct OnDiskState {
     pub meta: Option<OnDiskFile>,
     /// Files made obsolete by newer ones.
     pub obsolete: Vec<OnDiskFile>,
+    /// The fragment archives of an erasure-coded hash directory.
+    pub ec: Option<ec::EcFiles>,
+}
+
+/// The timestamp a file name starts with (`<ts>.data`, `<ts>#1#d.data`, `<ts>-x.meta`).
+fn name_timestamp(name: &str) -> Option<Timestamp> {
+    let end = name.find(['#', '-']).or_else(|| name.rfind('.'))?;
+    Timestamp::parse(&name[..end]).ok()
 }
 
 impl OnDiskState {
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> OnDiskState {
+        let names: Vec<&str> = names.into_iter().collect();
+        if ec::looks_like_ec(names.iter().copied()) {
+            return OnDiskState::from_ec(ec::EcFiles::from_names(names.iter().copied()));
+        }
         let mut files: Vec<OnDiskFile> = names.into_iter().filter_map(parse_file_name).collect();
         files.sort_by_key(|f| std::cmp::Reverse(f.timestamp));
         let mut st = OnDiskState::default();
@@ -107,6 +121,33 @@ impl OnDiskState {
             }
         }
         st
+    }
+
+    /// The state of an erasure-coded hash directory: `data` is the durable fragment a
+    /// plain read serves; non-durable newer fragments stay in `ec` (and on disk).
+    fn from_ec(files: ec::EcFiles) -> OnDiskState {
+        let file = |name: &str, kind: FileKind| OnDiskFile {
+            name: name.to_string(),
+            timestamp: name_timestamp(name).unwrap_or_default(),
+            kind,
+        };
+        let data = files
+            .choose(None, None)
+            .map(|(n, _, _)| file(&n, FileKind::Data));
+        OnDiskState {
+            data,
+            tombstone: files
+                .tombstone
+                .as_ref()
+                .map(|(n, _)| file(n, FileKind::Tombstone)),
+            meta: files.meta.as_ref().map(|(n, _)| file(n, FileKind::Meta)),
+            obsolete: files
+                .obsolete
+                .iter()
+                .map(|n| file(n, FileKind::Data))
+                .collect(),
+            ec: Some(files),
+        }
     }
 
     pub fn read_dir(dir: &Path) -> io::Result<OnDiskState> {
@@ -139,7 +180,9 @@ impl OnDiskState {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.data.is_none() && self.tombstone.is_none()
+        self.data.is_none()
+            && self.tombstone.is_none()
+            && self.ec.as_ref().is_none_or(|e| e.frag_sets.is_empty())
     }
 }
 
@@ -204,6 +247,26 @@ pub struct OpenObject {
     /// The whole body, when the caller asked for small objects to be read up front
     /// (one trip to the blocking pool instead of two).
     pub small_body: Option<Vec<u8>>,
+    /// For a fragment archive: what Swift's EC backend headers report.
+    pub ec: Option<EcOpen>,
+}
+
+/// What a read of a fragment archive reports besides the archive itself.
+#[derive(Clone, Debug)]
+pub struct EcOpen {
+    pub frag_index: u32,
+    pub durable_timestamp: Option<Timestamp>,
+    /// `X-Backend-Fragments`.
+    pub fragments: Option<String>,
+}
+
+/// How a read picks among the fragment archives of an EC hash directory.
+#[derive(Clone, Debug, Default)]
+pub struct FragmentSelection {
+    /// `X-Backend-Fragment-Preferences`, when sent.
+    pub prefs: Option<Vec<ec::FragPreference>>,
+    /// `X-Backend-Ec-Frag-Index`, when sent.
+    pub frag_index: Option<u32>,
 }
 
 pub enum Lookup {
@@ -229,7 +292,39 @@ fn is_data_only_key(k: &str) -> bool {
 /// Opens the object in `dir`; with `read_up_to`, bodies of at most that many bytes are
 /// read into memory at once.
 pub fn open(dir: &Path, read_up_to: Option<u64>) -> Result<Lookup, DiskError> {
-    let st = OnDiskState::read_dir(dir)?;
+    open_selecting(dir, read_up_to, &FragmentSelection::default())
+}
+
+/// [`open`], choosing among fragment archives by `select` in an EC hash directory.
+pub fn open_selecting(
+    dir: &Path,
+    read_up_to: Option<u64>,
+    select: &FragmentSelection,
+) -> Result<Lookup, DiskError> {
+    let mut st = OnDiskState::read_dir(dir)?;
+    let mut ec_open = None;
+    if let Some(files) = &st.ec {
+        let chosen = files.choose(select.prefs.as_deref(), select.frag_index);
+        // A preferred non-durable fragment is served even over an older tombstone.
+        st.data = chosen.as_ref().map(|(name, ts, _)| OnDiskFile {
+            name: name.clone(),
+            timestamp: *ts,
+            kind: FileKind::Data,
+        });
+        if let Some((_, ts, fi)) = &chosen {
+            if st.tombstone.as_ref().is_some_and(|t| t.timestamp < *ts) {
+                st.tombstone = None;
+            }
+            if st.meta.as_ref().is_some_and(|m| m.timestamp <= *ts) {
+                st.meta = None;
+            }
+            ec_open = Some(EcOpen {
+                frag_index: *fi,
+                durable_timestamp: files.durable_timestamp,
+                fragments: files.fragments_header(),
+            });
+        }
+    }
     if let Some(t) = st.tombstone {
         return Ok(Lookup::Deleted(t.timestamp));
     }
@@ -282,6 +377,7 @@ pub fn open(dir: &Path, read_up_to: Option<u64>) -> Result<Lookup, DiskError> {
         meta_timestamp,
         size,
         small_body,
+        ec: ec_open,
     }))
 }
 
