@@ -4,25 +4,8 @@
 
 mod proxy_common;
 
-use proxy_common::{login, Cluster, Storage};
-use reqwest::{Client, Method, StatusCode};
-
-async fn send(
-    http: &Client,
-    method: &str,
-    url: &str,
-    token: &str,
-    headers: &[(&str, &str)],
-    body: &'static str,
-) -> reqwest::Response {
-    let mut rb = http
-        .request(Method::from_bytes(method.as_bytes()).unwrap(), url)
-        .header("x-auth-token", token);
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    rb.body(body).send().await.unwrap()
-}
+use proxy_common::{login, send, Cluster, Storage};
+use reqwest::{Client, StatusCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_removals_bulk_delete_and_empty_listings() {

@@ -7,25 +7,8 @@ mod proxy_common;
 
 use std::process::{Command, Stdio};
 
-use proxy_common::{login, Cluster, Storage};
-use reqwest::{Client, Method, StatusCode};
-
-async fn send(
-    http: &Client,
-    method: &str,
-    url: &str,
-    token: &str,
-    headers: &[(&str, &str)],
-    body: &'static str,
-) -> reqwest::Response {
-    let mut rb = http
-        .request(Method::from_bytes(method.as_bytes()).unwrap(), url)
-        .header("x-auth-token", token);
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    rb.body(body).send().await.unwrap()
-}
+use proxy_common::{login, send, Cluster, Storage};
+use reqwest::{Client, StatusCode};
 
 /// Starts a proxy on `conf_text` and expects it to refuse, returning what it said.
 fn refused_start(c: &Cluster, name: &str, conf_text: &str) -> String {

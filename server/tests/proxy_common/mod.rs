@@ -446,3 +446,21 @@ pub const SWIFT_SAMPLE_FILTERS: &str = "[filter:catch_errors]\nuse = egg:swift#c
 [filter:account-quotas]\nuse = egg:swift#account_quotas\n\n\
 [filter:symlink]\nuse = egg:swift#symlink\n\n\
 [filter:versioned_writes]\nuse = egg:swift#versioned_writes\nallow_versioned_writes = true\n\n";
+
+/// One request with a token, extra headers and a body, as the proxy tests send them.
+pub async fn send(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: &'static str,
+) -> reqwest::Response {
+    let mut rb = http
+        .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+        .header("x-auth-token", token);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    rb.body(body).send().await.unwrap()
+}

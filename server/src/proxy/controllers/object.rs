@@ -156,46 +156,14 @@ pub(super) async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
             tri!(check_meta(ctx, MetaTarget::Object));
             let mut h = ctx.backend_headers(Some(&timestamp_now()));
             tri!(expiry_headers(ctx, &mut h));
-            set(
-                &mut h,
-                "x-backend-storage-policy-index",
-                &target.policy_index.to_string(),
-            );
-            let cheaders = container_update_targets(&proxy, &ctx.account, &container);
-            let replicas = target.ring.part_nodes(target.part).len();
-            let answers = proxy
-                .make_requests(
-                    target.ring.clone(),
-                    target.part,
-                    Method::POST,
-                    target.path.clone(),
-                    h,
-                    Bytes::new(),
-                    |i, h| cheaders(i, h),
-                )
-                .await;
+            let (answers, replicas) =
+                write_replicas(&proxy, ctx, &container, &target, Method::POST, h).await;
             quorum_response(&answers, replicas, ctx.owner)
         }
         Method::DELETE => {
-            let mut h = ctx.backend_headers(Some(&timestamp_now()));
-            set(
-                &mut h,
-                "x-backend-storage-policy-index",
-                &target.policy_index.to_string(),
-            );
-            let cheaders = container_update_targets(&proxy, &ctx.account, &container);
-            let replicas = target.ring.part_nodes(target.part).len();
-            let answers = proxy
-                .make_requests(
-                    target.ring.clone(),
-                    target.part,
-                    Method::DELETE,
-                    target.path.clone(),
-                    h,
-                    Bytes::new(),
-                    |i, h| cheaders(i, h),
-                )
-                .await;
+            let h = ctx.backend_headers(Some(&timestamp_now()));
+            let (answers, replicas) =
+                write_replicas(&proxy, ctx, &container, &target, Method::DELETE, h).await;
             // Swift counts a replica's 404 as a 204 as long as someone deleted something:
             // the object is gone either way.
             let any_deleted = answers.iter().any(|a| a.status / 100 == 2);
@@ -309,4 +277,35 @@ pub(super) fn check_content_type(ctx: &Ctx) -> Result<(), Response> {
         ));
     }
     Ok(())
+}
+
+/// A POST or DELETE of an object to every replica, each with its container-update target;
+/// gives the answers and the replica count.
+async fn write_replicas(
+    proxy: &Arc<Proxy>,
+    ctx: &Ctx,
+    container: &str,
+    target: &ObjTarget,
+    method: Method,
+    mut h: HeaderMap,
+) -> (Vec<Answer>, usize) {
+    set(
+        &mut h,
+        "x-backend-storage-policy-index",
+        &target.policy_index.to_string(),
+    );
+    let cheaders = container_update_targets(proxy, &ctx.account, container);
+    let replicas = target.ring.part_nodes(target.part).len();
+    let answers = proxy
+        .make_requests(
+            target.ring.clone(),
+            target.part,
+            method,
+            target.path.clone(),
+            h,
+            Bytes::new(),
+            |i, h| cheaders(i, h),
+        )
+        .await;
+    (answers, replicas)
 }
