@@ -110,6 +110,14 @@ struct UpArgs {
     /// CAP_NET_ADMIN needed); see `cluster fault` for partitions.
     #[arg(long)]
     netns: bool,
+    /// Swift's `mount_check = true`: each device `DIR/srv/nodeN/dM` must already be a
+    /// mount point, and a device that is unmounted later answers 507 (its data goes to
+    /// handoffs) instead of filling the root filesystem.
+    #[arg(long)]
+    mount_check: bool,
+    /// The object auditor's `files_per_second` (Swift's default: 20).
+    #[arg(long)]
+    audit_files_per_second: Option<f64>,
 }
 
 /// The daemons `up` starts on every storage node (plus the expirer on the first).
@@ -420,6 +428,22 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         ));
     }
 
+    // Checked before anything is written, so a refusal leaves nothing to clean up.
+    if a.mount_check {
+        let unmounted: Vec<String> = (0..a.nodes)
+            .flat_map(|n| (0..a.disks).map(move |d| format!("srv/node{n}/d{d}")))
+            .map(|rel| dir.join(rel))
+            .filter(|p| !ringsmith_server::common::is_mount_point(p))
+            .map(|p| p.display().to_string())
+            .collect();
+        if !unmounted.is_empty() {
+            return Err(format!(
+                "--mount-check: not a mount point: {}; mount each device there before `up`",
+                unmounted.join(", ")
+            ));
+        }
+    }
+
     let etc = dir.join("etc");
     for sub in ["etc", "log", "run", "cache"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("cannot create {sub}: {e}"))?;
@@ -499,12 +523,18 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         for (k, kind) in KINDS.iter().enumerate() {
             let conf = etc.join(format!("node{n}/{kind}-server.conf"));
             let text = format!(
-                "[DEFAULT]\ndevices = {devices}\nmount_check = false\ndisable_fallocate = true\nbind_ip = {ip}\nbind_port = {port}\nworkers = 1\nswift_dir = {etc}\nrecon_cache_path = {cache}\nlog_level = INFO\n\n[pipeline:main]\npipeline = recon {kind}-server\n\n[app:{kind}-server]\nuse = egg:swift#{kind}\n\n[filter:recon]\nuse = egg:swift#recon\n\n[{kind}-replicator]\n{interval}\n[{kind}-updater]\n{interval}\n[{kind}-auditor]\n",
+                "[DEFAULT]\ndevices = {devices}\nmount_check = {mount_check}\ndisable_fallocate = true\nbind_ip = {ip}\nbind_port = {port}\nworkers = 1\nswift_dir = {etc}\nrecon_cache_path = {cache}\nlog_level = INFO\n\n[pipeline:main]\npipeline = recon {kind}-server\n\n[app:{kind}-server]\nuse = egg:swift#{kind}\n\n[filter:recon]\nuse = egg:swift#recon\n\n[{kind}-replicator]\n{interval}\n[{kind}-updater]\n{interval}\n[{kind}-auditor]\n{audit_rate}",
                 interval = a
                     .daemon_interval
                     .map(|s| format!("interval = {s}\n"))
                     .unwrap_or_default(),
                 devices = node_dir.display(),
+                mount_check = a.mount_check,
+                audit_rate = a
+                    .audit_files_per_second
+                    .filter(|_| *kind == "object")
+                    .map(|r| format!("files_per_second = {r}\n"))
+                    .unwrap_or_default(),
                 ip = layout.ip(n),
                 port = layout.port(k),
                 etc = etc.display(),

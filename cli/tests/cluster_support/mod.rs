@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -186,6 +188,15 @@ impl NetnsCluster {
             proxy,
             token,
         }
+    }
+
+    /// The node index of a storage node's address (`<prefix>.<10 + n>`).
+    pub fn node_of_ip(&self, ip: &str) -> u32 {
+        let prefix = self.record["netns"]["prefix"].as_str().unwrap();
+        ip.strip_prefix(&format!("{prefix}."))
+            .and_then(|x| x.parse::<u32>().ok())
+            .map(|x| x - 10)
+            .unwrap_or_else(|| panic!("{ip} is not a node of this cluster"))
     }
 
     /// `ringsmith cluster fault` on node `node`, or on the proxy when `node` is `None`.

@@ -42,6 +42,13 @@ impl DbAuditor {
         DbAuditor { conf, kind }
     }
 
+    fn device_still_usable(&self, device: &str) -> bool {
+        matches!(
+            self.conf.devices.device_path(device),
+            crate::common::DeviceState::Ok(_)
+        )
+    }
+
     /// Blocking (SQLite); callers run it off the runtime.
     pub fn run_pass(&self) {
         let start = Instant::now();
@@ -53,11 +60,15 @@ impl DbAuditor {
             .parse_or(&format!("{}s_per_second", self.kind), 200.0)
             .unwrap_or(200.0);
         let mut limiter = super::RateLimiter::new(files_per_second);
-        for (_, dev_path) in self.conf.device_dirs() {
+        for (dev_name, dev_path) in self.conf.device_dirs() {
             for db in super::container_updater::db_files(&dev_path, &dir) {
                 std::thread::sleep(limiter.delay(Instant::now(), 1));
                 match check_db(&db, &format!("{}_stat", self.kind)) {
                     Ok(()) => passed += 1,
+                    // A database that vanished (replicated away, or its device unmounted
+                    // mid-pass) is not corrupt: quarantining it would make directories on
+                    // whatever filesystem is left underneath.
+                    Err(_) if !db.exists() || !self.device_still_usable(&dev_name) => {}
                     Err(reason) => {
                         failed += 1;
                         let hash_dir = db.parent().expect("db files sit in a hash dir");

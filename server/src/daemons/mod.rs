@@ -82,7 +82,9 @@ impl DaemonConf {
         let swift_dir = PathBuf::from(get("swift_dir", "/etc/swift"));
         let (hash, policies, _) = crate::common::config::load_swift_conf(&swift_dir)?;
         let e = |e: ConfError| e.to_string();
-        let interval_default = if name.ends_with("auditor") {
+        // Swift's defaults: the database auditors pause 30 minutes between passes, the
+        // object auditor and everything else 30 seconds.
+        let interval_default = if name.ends_with("auditor") && name != "object-auditor" {
             1800.0
         } else {
             30.0

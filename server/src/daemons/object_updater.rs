@@ -229,10 +229,16 @@ impl ObjectUpdater {
         path: &Path,
         stats: &mut SweepStats,
     ) {
-        let parsed = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| parse_async_pending(&b));
-        let mut upd = match parsed {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            // Gone (another sweep sent it) or unreadable (the device went away): nothing
+            // says the file is bad, so it is not quarantined.
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read async_pending");
+                return;
+            }
+        };
+        let mut upd = match parse_async_pending(&bytes) {
             Ok(u) => u,
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "quarantining unreadable async_pending");

@@ -21,6 +21,8 @@ pub(super) struct ObjectRequest {
     pub(super) object: String,
     pub(super) policy: Policy,
     pub(super) device_path: PathBuf,
+    /// `mount_check` is on: writes must land on the device's own filesystem.
+    pub(super) mount_checked: bool,
     pub(super) hash: String,
     pub(super) part_dir: PathBuf,
     pub(super) hash_dir: PathBuf,
@@ -64,6 +66,7 @@ impl ObjectRequest {
             object,
             policy,
             device_path,
+            mount_checked: state.cfg.storage.devices.mount_check,
             hash,
             part_dir,
             hash_dir,
@@ -139,7 +142,10 @@ impl ObjectRequest {
 
     /// A writer for a file of this object, under the policy's `tmp` directory.
     pub(super) fn writer(&self) -> TempWriter {
-        TempWriter::new(self.device_path.join(self.policy.dir("tmp")))
+        TempWriter::new(
+            self.device_path.join(self.policy.dir("tmp")),
+            self.mount_checked.then(|| self.device_path.clone()),
+        )
     }
 
     /// Moves a corrupt object aside so the next reader gets a good replica elsewhere.

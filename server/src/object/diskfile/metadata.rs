@@ -32,11 +32,15 @@ pub enum DiskError {
 }
 
 impl DiskError {
-    /// ENOSPC/EDQUOT and unsupported xattrs are a 507 for the client, as in Swift.
+    /// ENOSPC/EDQUOT and unsupported xattrs are a 507 for the client, as in Swift, and
+    /// so is ENODEV: a device unmounted under a running write.
     pub fn is_insufficient_storage(&self) -> bool {
         match self {
             DiskError::XattrNotSupported(_) | DiskError::NoSpace(_) => true,
-            DiskError::Io(e) => matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)),
+            DiskError::Io(e) => matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::ENODEV)
+            ),
             DiskError::BadMetadata { .. } => false,
         }
     }

@@ -382,7 +382,12 @@ pub fn open_selecting(
 }
 
 /// Moves a corrupt hash directory to `<dev>/quarantined/objects[-N]/<hash>[-<n>]`.
+///
+/// Nothing is created unless the hash directory is still there: a read that failed
+/// because its device was unmounted must not make directories on whatever filesystem
+/// is underneath.
 pub fn quarantine(device_path: &Path, objects_dir: &str, hash_dir: &Path) -> io::Result<PathBuf> {
+    fs::symlink_metadata(hash_dir)?;
     let qdir = device_path.join("quarantined").join(objects_dir);
     fs::create_dir_all(&qdir)?;
     let name = hash_dir

@@ -14,34 +14,60 @@ use crate::common::unique_hex;
 /// A temp file under `tmp[-N]` filled from the blocking pool; removed unless committed.
 pub struct TempWriter {
     tmp_dir: PathBuf,
+    /// With `mount_check`, the device that must still be mounted when the file is made.
+    mounted_device: Option<PathBuf>,
     file: Option<(std::fs::File, PathBuf)>,
 }
 
 impl TempWriter {
-    pub fn new(tmp_dir: PathBuf) -> Self {
+    pub fn new(tmp_dir: PathBuf, mounted_device: Option<PathBuf>) -> Self {
         TempWriter {
             tmp_dir,
+            mounted_device,
             file: None,
         }
     }
 
-    fn open(tmp_dir: &Path) -> std::io::Result<(std::fs::File, PathBuf)> {
+    /// Makes the temp file. A device unmounted since the request was checked must not
+    /// take the write on the filesystem underneath it (usually the root filesystem, where
+    /// the object would be acknowledged and then hidden when the device comes back): the
+    /// device is checked before anything is created, and the new file must sit on a
+    /// different filesystem than the devices directory, which closes the race between
+    /// the two. Either failure is `ENODEV`, a 507 for the client.
+    fn open(
+        tmp_dir: &Path,
+        mounted_device: Option<&Path>,
+    ) -> std::io::Result<(std::fs::File, PathBuf)> {
+        use std::os::unix::fs::MetadataExt;
+        let gone = || std::io::Error::from_raw_os_error(libc::ENODEV);
+        if let Some(dev) = mounted_device {
+            if !crate::common::is_mount_point(dev) {
+                return Err(gone());
+            }
+        }
         std::fs::create_dir_all(tmp_dir)?;
         let path = tmp_dir.join(format!("tmp{}", unique_hex()));
         let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)?;
+        if let Some(devices) = mounted_device.and_then(Path::parent) {
+            if f.metadata()?.dev() == std::fs::metadata(devices)?.dev() {
+                let _ = std::fs::remove_file(&path);
+                return Err(gone());
+            }
+        }
         Ok((f, path))
     }
 
     pub async fn write(&mut self, data: Vec<u8>) -> std::io::Result<()> {
         let file = self.file.take();
         let tmp_dir = self.tmp_dir.clone();
+        let mounted = self.mounted_device.clone();
         let (res, file) = blocking(move || {
             let mut file = match file {
                 Some(f) => f,
-                None => match Self::open(&tmp_dir) {
+                None => match Self::open(&tmp_dir, mounted.as_deref()) {
                     Ok(f) => f,
                     Err(e) => return (Err(e), None),
                 },
@@ -71,10 +97,11 @@ impl TempWriter {
     ) -> Result<(), DiskError> {
         let file = self.file.take();
         let tmp_dir = self.tmp_dir.clone();
+        let mounted = self.mounted_device.clone();
         blocking(move || {
             let (mut f, tmp_path) = match file {
                 Some(f) => f,
-                None => Self::open(&tmp_dir)?,
+                None => Self::open(&tmp_dir, mounted.as_deref())?,
             };
             let result = (|| -> Result<(), DiskError> {
                 f.write_all(&rest)?;
