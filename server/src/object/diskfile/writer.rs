@@ -141,3 +141,27 @@ impl Drop for TempWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unmounted_device_takes_no_write_and_gets_no_directories() {
+        let devices = tempfile::tempdir().unwrap();
+        let dev = devices.path().join("sda");
+        std::fs::create_dir(&dev).unwrap();
+        // `sda` is a plain directory on the devices filesystem: not a mount point.
+        let mut w = TempWriter::new(dev.join("tmp"), Some(dev.clone()));
+        let e = w.write(b"data".to_vec()).await.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENODEV));
+        assert!(DiskError::Io(e).is_insufficient_storage());
+        assert!(std::fs::read_dir(&dev).unwrap().next().is_none());
+
+        // Without mount_check the same directory is a device.
+        let mut w = TempWriter::new(dev.join("tmp"), None);
+        w.write(b"data".to_vec()).await.unwrap();
+        w.abort().await;
+        assert!(dev.join("tmp").is_dir());
+    }
+}
