@@ -88,6 +88,8 @@ impl ObjectConfig {
 pub struct ObjectState {
     pub cfg: ObjectConfig,
     pub http: reqwest::Client,
+    /// Container servers not waited for after a failed or late update.
+    pub slow_update_hosts: update::SlowHosts,
 }
 
 impl ObjectState {
@@ -97,7 +99,11 @@ impl ObjectState {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .expect("reqwest client with static settings");
-        Arc::new(ObjectState { cfg, http })
+        Arc::new(ObjectState {
+            cfg,
+            http,
+            slow_update_hosts: update::SlowHosts::default(),
+        })
     }
 }
 

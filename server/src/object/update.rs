@@ -7,10 +7,19 @@
 //! pickled like Swift's `pickle_async_update` under
 //! `<dev>/async_pending[-N]/<hash[-3:]>/<hash>-<timestamp>` for the object updater, so
 //! Swift's `swift-object-updater` and ours can both replay it.
+//!
+//! An object write waits up to `container_update_timeout` for its update, as Swift's
+//! does, but not for a container server that has just failed or outlasted that timeout
+//! ([`SlowHosts`]): with one container server hung, Swift makes every write that names it
+//! wait a full second, and the proxy then blames the *object* server for the delay and
+//! error-limits healthy nodes. Here, for a few seconds after such a failure, the update
+//! goes straight to `async_pending` (written before the write is answered) for the
+//! updater to deliver; then the host is tried again.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 
@@ -22,6 +31,27 @@ use crate::common::headers::{self as h, update_targets, UpdateTarget};
 use crate::common::shell::blocking;
 use crate::common::Timestamp;
 use ringsmith::swift::policy::Policy;
+
+/// Container servers (`ip:port`) whose last update failed or timed out, and until when
+/// writes stop waiting for them.
+#[derive(Default)]
+pub struct SlowHosts(Mutex<HashMap<String, Instant>>);
+
+impl SlowHosts {
+    /// How long a slow host is not tried: long enough that a hung host costs one write in
+    /// a while its second, short enough that a recovered one is soon used again.
+    const COOL_DOWN: Duration = Duration::from_secs(10);
+
+    pub fn is_slow(&self, host: &str) -> bool {
+        let m = self.0.lock().expect("slow hosts lock");
+        m.get(host).is_some_and(|until| Instant::now() < *until)
+    }
+
+    fn mark(&self, host: &str) {
+        let mut m = self.0.lock().expect("slow hosts lock");
+        m.insert(host.to_string(), Instant::now() + Self::COOL_DOWN);
+    }
+}
 
 /// One queued update: what `async_pending` files hold.
 #[derive(Clone, Debug)]
@@ -147,17 +177,30 @@ async fn send_or_queue(
     let device_path = or.device_path.clone();
     let policy = or.policy.clone();
     let hash = or.hash.clone();
+    let hosts: Vec<String> = targets.iter().map(|t| t.host.clone()).collect();
+    if hosts.iter().any(|h| state.slow_update_hosts.is_slow(h)) {
+        // The updater delivers it to every container replica.
+        let res = blocking(move || update.save(&device_path, &policy, &hash, req_ts)).await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "cannot write async_pending");
+        }
+        return;
+    }
     // Each failed replica is queued; the task outlives a slow update so the answer is
     // not held longer than container_update_timeout, as in Swift.
     let task = tokio::spawn(async move {
         let mut failed = false;
         for t in &targets {
-            if let Err(e) = send(&st.http, t, &update, st.cfg.node_timeout).await {
-                tracing::error!(
-                    host = %t.host, device = %t.device, error = %e,
-                    "container update failed (saving for async update later)"
-                );
-                failed = true;
+            match send(&st.http, t, &update, st.cfg.node_timeout).await {
+                Ok(()) => {}
+                Err(e) => {
+                    st.slow_update_hosts.mark(&t.host);
+                    tracing::error!(
+                        host = %t.host, device = %t.device, error = %e,
+                        "container update failed (saving for async update later)"
+                    );
+                    failed = true;
+                }
             }
         }
         if failed {
@@ -168,7 +211,14 @@ async fn send_or_queue(
             }
         }
     });
-    let _ = tokio::time::timeout(state.cfg.container_update_timeout, task).await;
+    if tokio::time::timeout(state.cfg.container_update_timeout, task)
+        .await
+        .is_err()
+    {
+        for h in &hosts {
+            state.slow_update_hosts.mark(h);
+        }
+    }
 }
 
 /// The expirer queue: `.expiring_objects/<X-Delete-At-Container>/<at>-<a>/<c>/<o>`.
@@ -219,6 +269,15 @@ pub(super) async fn delete_at_updates(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_host_is_slow_for_a_while_and_others_are_not() {
+        let slow = SlowHosts::default();
+        assert!(!slow.is_slow("127.0.0.1:6201"));
+        slow.mark("127.0.0.1:6201");
+        assert!(slow.is_slow("127.0.0.1:6201"));
+        assert!(!slow.is_slow("127.0.0.2:6201"));
+    }
 
     #[test]
     fn pending_update_pickles_like_swift() {

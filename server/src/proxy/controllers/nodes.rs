@@ -33,6 +33,7 @@ impl Proxy {
         let limit = self.request_node_limit(&ring);
         let iter = Arc::new(Mutex::new(NodeIter::new(ring.clone(), part, limit, false)));
         let replicas = ring.part_nodes(part).len();
+        let quorum = quorum_size(replicas);
         let mut tasks = FuturesUnordered::new();
         // The node each worker is waiting on, so stragglers can be counted against it.
         let waiting_on: Arc<Mutex<Vec<Option<Node>>>> = Arc::new(Mutex::new(vec![None; replicas]));
@@ -47,9 +48,14 @@ impl Proxy {
             let body = body.clone();
             tasks.push(async move {
                 loop {
+                    // Benched nodes only make up a quorum (as for an object PUT): past
+                    // it, one would only hold the answer for post_quorum_timeout.
                     let node = {
                         let mut it = iter.lock().expect("node iter");
-                        it.next_usable(&me.limiter).or_else(|| it.next_benched())
+                        match it.next_usable(&me.limiter) {
+                            None if i < quorum => it.next_benched(),
+                            n => n,
+                        }
                     };
                     let Some(node) = node else {
                         return Answer {
@@ -91,7 +97,6 @@ impl Proxy {
         }
         // Once a quorum agrees, the rest get only post_quorum_timeout (Swift's rule): a
         // hung replica must not hold every write for node_timeout.
-        let quorum = quorum_size(replicas);
         let mut out: Vec<Answer> = Vec::new();
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -144,7 +149,10 @@ impl Proxy {
             1
         };
         let mut iter = NodeIter::new(ring, part, limit, true);
+        let quorum = quorum_size(iter.primary_count);
         let mut not_found: Option<BackendResponse> = None;
+        let mut primary_404s = 0usize;
+        let mut asking_benched = false;
         let mut inflight = FuturesUnordered::new();
         let mut exhausted = false;
         let attempt = |node: Node| {
@@ -160,12 +168,25 @@ impl Proxy {
         };
         loop {
             if inflight.is_empty() {
-                match iter
-                    .next_usable(&self.limiter)
-                    .or_else(|| iter.next_benched())
-                {
+                // Benched nodes are the last resort, unless a quorum of primaries has
+                // already said 404: then a hung benched one would only add its
+                // node_timeout to the same answer. (With fewer primary 404s, the benched
+                // ones may be the only holders of an acknowledged write.) They are asked
+                // all at once, so one that is hung does not hold up one that is not.
+                match iter.next_usable(&self.limiter) {
                     Some(n) => inflight.push(attempt(n)),
-                    None => break,
+                    None => {
+                        if primary_404s < quorum {
+                            while let Some(n) = iter.next_benched() {
+                                inflight.push(attempt(n));
+                                asking_benched = true;
+                            }
+                        }
+                        if inflight.is_empty() {
+                            break;
+                        }
+                        exhausted = true;
+                    }
                 }
             }
             let next = if !exhausted && inflight.len() < concurrency {
@@ -196,7 +217,11 @@ impl Proxy {
                 Ok(r) if r.status == StatusCode::NOT_FOUND => {
                     // A replica may be missing here and present elsewhere: keep looking.
                     self.limiter.success(&node);
+                    primary_404s += usize::from(node.index.is_some());
                     not_found = Some(r);
+                    if asking_benched && primary_404s >= quorum {
+                        break;
+                    }
                 }
                 Ok(r) => {
                     self.limiter.success(&node);
@@ -220,8 +245,9 @@ impl Proxy {
         path: &str,
         headers: &HeaderMap,
     ) -> BackendResponse {
-        // Benched primaries are asked only when no other primary answers: the newest copy
-        // may well be on one of them, and "503" is worse than a slow answer.
+        // Benched primaries are asked only when no other primary has a successful answer
+        // and fewer than a quorum of them said 404: "503" or a wrong 404 is worse than a
+        // slow answer, but a hung node would only add its node_timeout to a settled 404.
         let (benched, usable): (Vec<Node>, Vec<Node>) = ring
             .part_nodes(part)
             .into_iter()
@@ -251,6 +277,8 @@ impl Proxy {
             }
             tasks
         };
+        let quorum = quorum_size(ring.part_nodes(part).len());
+        let mut not_found = 0usize;
         let mut tasks = ask(usable);
         let mut benched = Some(benched);
         let mut best: Option<(f64, BackendResponse)> = None;
@@ -258,7 +286,7 @@ impl Proxy {
         loop {
             let Some(r) = tasks.next().await else {
                 match benched.take() {
-                    Some(b) if best.is_none() && !b.is_empty() => {
+                    Some(b) if best.is_none() && not_found < quorum && !b.is_empty() => {
                         tasks = ask(b);
                         continue;
                     }
@@ -275,6 +303,7 @@ impl Proxy {
                     best = Some((ts, r));
                 }
             } else {
+                not_found += usize::from(r.status == StatusCode::NOT_FOUND);
                 fallback = Some(r);
             }
         }

@@ -187,8 +187,11 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
         }
         chosen.push(node);
     }
-    // Too few usable nodes: benched ones get another chance rather than failing the PUT.
-    while chosen.len() < replicas {
+    // Too few usable nodes for a quorum: benched ones get another chance rather than
+    // failing the PUT. Past a quorum they are not tried: a benched node is most likely
+    // still down and would only hold the answer for post_quorum_timeout, and the
+    // replicators make the missing replica once it is back.
+    while chosen.len() < quorum {
         let Some(node) = iter.next_benched() else {
             break;
         };
