@@ -298,18 +298,22 @@ pub(super) async fn get(
 }
 
 /// The whole object. Small ones come from one read; larger ones stream in
-/// `disk_chunk_size` pieces with the md5 checked at the end (a mismatch quarantines the
-/// object so the next reader gets a good replica elsewhere, as Swift's reader does).
+/// `disk_chunk_size` pieces, the last piece held back until the md5 of the whole is
+/// checked. A mismatch quarantines the object (so the next reader gets a good replica
+/// elsewhere, as Swift's reader does) and fails the body instead of sending the last
+/// piece, so no client takes damaged bytes for a complete object (Swift's object server
+/// sends them all and only quarantines afterwards).
 fn full_body(state: &Arc<ObjectState>, or: &ObjectRequest, o: OpenObject, etag: String) -> Body {
     let chunk = state.cfg.disk_chunk_size.max(4096);
     let size = o.size;
-    let quarantine_info = (
-        or.device_path.clone(),
-        or.policy.dir("objects"),
-        or.hash_dir.clone(),
-        or.part_dir.clone(),
-        or.suffix().to_string(),
-    );
+    let quarantine_info = Arc::new(StoredObject {
+        device_path: or.device_path.clone(),
+        objects_dir: or.policy.dir("objects"),
+        hash_dir: or.hash_dir.clone(),
+        part_dir: or.part_dir.clone(),
+        suffix: or.suffix().to_string(),
+        etag,
+    });
     struct St {
         file: Option<std::fs::File>,
         md5: Md5,
@@ -321,26 +325,12 @@ fn full_body(state: &Arc<ObjectState>, or: &ObjectRequest, o: OpenObject, etag: 
         left: size,
     };
     let stream = futures_util::stream::unfold(init, move |mut st| {
-        let etag = etag.clone();
         let qi = quarantine_info.clone();
         async move {
             if st.left == 0 {
-                st.file.as_ref()?;
-                st.file = None;
-                let got = hex::encode(st.md5.clone().finalize());
-                if got != etag {
-                    tracing::error!(
-                        path = %qi.2.display(), stored = %etag, actual = %got,
-                        "ETag and file's md5 do not match; quarantining"
-                    );
-                    let _ = blocking(move || {
-                        let r = diskfile::quarantine(&qi.0, &qi.1, &qi.2);
-                        let _ = hashes::invalidate_hash(&qi.3, &qi.4);
-                        r
-                    })
-                    .await;
-                }
-                return None;
+                // Only an empty object gets here with its file still open.
+                st.file.take()?;
+                return verify_md5(&st.md5, &qi).await.err().map(|e| (Err(e), st));
             }
             let want = st.left.min(if size <= SMALL_OBJECT {
                 size
@@ -358,7 +348,13 @@ fn full_body(state: &Arc<ObjectState>, or: &ObjectRequest, o: OpenObject, etag: 
                 Ok(buf) => {
                     st.md5.update(&buf);
                     st.left -= buf.len() as u64;
-                    st.file = Some(file);
+                    if st.left == 0 {
+                        if let Err(e) = verify_md5(&st.md5, &qi).await {
+                            return Some((Err(e), st));
+                        }
+                    } else {
+                        st.file = Some(file);
+                    }
                     Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), st))
                 }
                 Err(e) => Some((Err(e), st)),
@@ -366,6 +362,41 @@ fn full_body(state: &Arc<ObjectState>, or: &ObjectRequest, o: OpenObject, etag: 
         }
     });
     Body::from_stream(stream)
+}
+
+/// Where a streamed object lives, to quarantine it if its contents fail the check.
+struct StoredObject {
+    device_path: std::path::PathBuf,
+    objects_dir: String,
+    hash_dir: std::path::PathBuf,
+    part_dir: std::path::PathBuf,
+    suffix: String,
+    etag: String,
+}
+
+/// Checks a whole object's md5 against its ETag; on a mismatch quarantines it and returns
+/// the error that fails the body.
+async fn verify_md5(md5: &Md5, obj: &Arc<StoredObject>) -> Result<(), std::io::Error> {
+    let got = hex::encode(md5.clone().finalize());
+    if got == obj.etag {
+        return Ok(());
+    }
+    tracing::error!(
+        path = %obj.hash_dir.display(), stored = %obj.etag, actual = %got,
+        "ETag and file's md5 do not match; quarantining"
+    );
+    let o = obj.clone();
+    let _ = blocking(move || {
+        let r = diskfile::quarantine(&o.device_path, &o.objects_dir, &o.hash_dir);
+        let _ = hashes::invalidate_hash(&o.part_dir, &o.suffix);
+        r
+    })
+    .await;
+    Err(std::io::Error::other(format!(
+        "{}: contents' md5 {got} is not the ETag {}",
+        obj.hash_dir.display(),
+        obj.etag
+    )))
 }
 
 /// Byte ranges, each preceded by its (possibly empty) multipart header, then a trailer.
