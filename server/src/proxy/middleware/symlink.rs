@@ -154,9 +154,12 @@ impl Symlink {
             let Some(target) = target.filter(|_| !static_only || link_etag.is_some()) else {
                 let found = etag_of(resp.headers());
                 if let (Some(found), Some(want)) = (&found, &want_etag) {
-                    if found != want && resp.status().is_success() {
+                    // Whatever the answer (a 412 to an If-Match carries the ETag too):
+                    // a static link to changed data is a conflict, as in Swift.
+                    if found != want {
                         return conflict(
-                            format!("Object Etag {found:?} does not match X-Symlink-Target-Etag header {want:?}"),
+                            // Python's %r of the two strings.
+                            format!("Object Etag '{found}' does not match X-Symlink-Target-Etag header '{want}'"),
                             last_target.as_deref(),
                         );
                     }
@@ -297,6 +300,10 @@ impl Symlink {
                     "X-Symlink-Target does not exist".into(),
                     Some(&target_path.to_path()),
                 );
+            }
+            if resp.status() == StatusCode::CONFLICT {
+                // The walk's own conflict, with its explanation.
+                return resp;
             }
             if !resp.status().is_success() {
                 return status_text(resp.status());
