@@ -282,3 +282,84 @@ async fn reserved_names_stay_internal() {
     assert_eq!(all[0]["is_latest"], true);
     assert_eq!(all[1]["is_latest"], false);
 }
+
+/// Swift's own proxy, object versioning on, in front of Ringsmith's storage servers: they
+/// take the reserved-namespace names Swift's middleware writes and list them when asked
+/// with `X-Backend-Allow-Reserved-Names`.
+#[tokio::test(flavor = "multi_thread")]
+async fn swift_proxy_versions_on_ringsmith_storage() {
+    let mut c = Cluster::start_with(Storage::Ringsmith, 1, "");
+    let port = c.start_swift_proxy_with_extra(
+        "catch_errors gatekeeper proxy-logging listing_formats tempauth copy dlo \
+         versioned_writes symlink proxy-logging",
+        "[filter:versioned_writes]\nuse = egg:swift#versioned_writes\n\
+         allow_object_versioning = true\n",
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = Client::new();
+    let (tok, url) = login(&base, "test:tester", "testing").await;
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{url}/c"),
+        &tok,
+        &[("x-versions-enabled", "true")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send(&http, "PUT", &format!("{url}/c/o"), &tok, &[], "old").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let old = r.headers()["x-object-version-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let r = send(&http, "PUT", &format!("{url}/c/o"), &tok, &[], "new!").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Container updates into the hidden container reach the container server at once.
+    let r = send(
+        &http,
+        "GET",
+        &format!("{url}/c?versions&format=json"),
+        &tok,
+        &[],
+        "",
+    )
+    .await;
+    let all: Vec<serde_json::Value> = r.json().await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[1]["version_id"], old.as_str());
+    let r = send(
+        &http,
+        "GET",
+        &format!("{url}/c/o?version-id={old}"),
+        &tok,
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.text().await.unwrap(), "old");
+    // The account listing shows only `c` (Swift's listing_formats would drop a reserved
+    // name too; the versions listing above is what needs the storage servers' help).
+    let r = send(&http, "GET", &format!("{url}?format=json"), &tok, &[], "").await;
+    let names: Vec<serde_json::Value> = r.json().await.unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(names[0]["name"], "c");
+    let r = send(&http, "DELETE", &format!("{url}/c/o"), &tok, &[], "").await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = send(
+        &http,
+        "GET",
+        &format!("{url}/c?versions&format=json"),
+        &tok,
+        &[],
+        "",
+    )
+    .await;
+    let all: Vec<serde_json::Value> = r.json().await.unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(
+        all[0]["content_type"],
+        "application/x-deleted;swift_versions_deleted=1"
+    );
+}
