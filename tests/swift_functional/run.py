@@ -32,7 +32,8 @@ import swift_aio  # noqa: E402  (the shared loopback helpers)
 from swift_aio import wait_listening  # noqa: E402
 
 MODULES = ["test_account", "test_container", "test_object", "test_protocol", "tests", "test_slo",
-           "test_dlo", "test_tempurl", "test_staticweb"]
+           "test_dlo", "test_tempurl", "test_staticweb",
+           "test_symlink", "test_versioned_writes", "test_object_versioning"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
 TEST_CONF_USERS = """\
@@ -195,8 +196,10 @@ class SwiftAio:
                 + "".join(f"[filter:{m}]\nuse = egg:swift#{m.replace('-', '_')}\n" for m in (
                     "catch_errors", "gatekeeper", "healthcheck", "proxy-logging",
                     "listing_formats", "bulk", "tempurl", "formpost", "staticweb", "copy", "slo",
-                    "dlo",
-                    "versioned_writes", "symlink")))
+                    "dlo", "symlink"))
+                # Both versioning styles, as Swift's sample (SAIO) proxy config enables them.
+                + "[filter:versioned_writes]\nuse = egg:swift#versioned_writes\n"
+                "allow_versioned_writes = true\nallow_object_versioning = true\n")
         self.spawn([self.bin("swift-proxy-server"), pconf], os.path.join(log, "proxy"))
         wait_listening(f"127.0.0.1:{self.port}", "Swift proxy")
 

@@ -889,7 +889,8 @@ fn filter_sections(pipeline: &str) -> String {
         let egg = name.replace('-', "_");
         // Offer what Swift's sample leaves commented out: this is a cluster to try things on.
         let options = match egg.as_str() {
-            "versioned_writes" => "allow_versioned_writes = true\n",
+            // Both styles, as Swift's SAIO config has them (symlink is in the pipeline).
+            "versioned_writes" => "allow_versioned_writes = true\nallow_object_versioning = true\n",
             _ => "",
         };
         out.push_str(&format!(

@@ -16,14 +16,55 @@ pub enum PathError {
     Invalid(String),
 }
 
-/// Percent-decodes a request path and rejects invalid UTF-8 and NUL bytes.
+/// Percent-decodes a request path and rejects invalid UTF-8. NUL is allowed: storage
+/// servers take names in the reserved namespace (Swift's `check_utf8(internal=True)`);
+/// only the proxy keeps clients out of it, and [`parse_storage_path`] checks where a
+/// NUL may stand.
 pub fn decode_path(raw: &str) -> Result<String, PathError> {
     let bytes: Vec<u8> = percent_decode_str(raw).collect();
-    let s = String::from_utf8(bytes).map_err(|_| PathError::BadEncoding)?;
-    if s.contains('\0') {
-        return Err(PathError::BadEncoding);
+    String::from_utf8(bytes).map_err(|_| PathError::BadEncoding)
+}
+
+/// The reserved namespace's marker: a name starting with NUL is internal (object
+/// versioning keeps versions there), and users can never name one.
+pub const RESERVED: char = '\0';
+
+/// Swift's `validate_internal_obj`: a NUL only leads a name, and a reserved-namespace
+/// container holds only reserved-namespace objects (and the other way round).
+pub fn validate_reserved_names(
+    account: Option<&str>,
+    container: Option<&str>,
+    object: Option<&str>,
+) -> Result<(), PathError> {
+    for (name, kind) in [
+        (account, "account"),
+        (container, "container"),
+        (object, "object"),
+    ] {
+        if let Some(n) = name {
+            if n.contains(RESERVED) && !n.starts_with(RESERVED) {
+                return Err(PathError::Invalid(format!(
+                    "Invalid reserved-namespace {kind}"
+                )));
+            }
+        }
     }
-    Ok(s)
+    if let (Some(c), Some(o)) = (container, object) {
+        match (c.starts_with(RESERVED), o.starts_with(RESERVED)) {
+            (true, false) => {
+                return Err(PathError::Invalid(
+                    "Invalid user-namespace object in reserved-namespace container".into(),
+                ))
+            }
+            (false, true) => {
+                return Err(PathError::Invalid(
+                    "Invalid reserved-namespace object in user-namespace container".into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Swift's `split_path(path, minsegs, maxsegs, rest_with_last)`: the segments after the
@@ -118,12 +159,18 @@ pub fn parse_storage_path(path: &str, min: usize, max: usize) -> Result<StorageP
     let device = it.next().flatten().unwrap_or_default();
     let partition = it.next().flatten().unwrap_or_default();
     validate_device_partition(&device, &partition)?;
+    let (account, container, object) = (
+        it.next().flatten(),
+        it.next().flatten(),
+        it.next().flatten(),
+    );
+    validate_reserved_names(account.as_deref(), container.as_deref(), object.as_deref())?;
     Ok(StoragePath {
         device,
         partition,
-        account: it.next().flatten(),
-        container: it.next().flatten(),
-        object: it.next().flatten(),
+        account,
+        container,
+        object,
     })
 }
 
@@ -163,7 +210,27 @@ mod tests {
         assert!(parse_storage_path("/sda/1x/a", 3, 5).is_err());
         let decoded = decode_path("/sda/1/a%2Fb").unwrap();
         assert_eq!(decoded, "/sda/1/a/b");
-        assert_eq!(decode_path("/sda/1/%00"), Err(PathError::BadEncoding));
+        assert_eq!(decode_path("/sda/1/%00").unwrap(), "/sda/1/\0");
         assert_eq!(decode_path("/sda/1/%ff"), Err(PathError::BadEncoding));
+    }
+
+    #[test]
+    fn reserved_names_only_lead_and_match_their_container() {
+        assert!(parse_storage_path("/d/1/a/\0versions\0c/\0o\x001", 3, 5).is_ok());
+        assert!(parse_storage_path("/d/1/a/c/o", 3, 5).is_ok());
+        let err = |p: &str| match parse_storage_path(p, 3, 5) {
+            Err(PathError::Invalid(m)) => m,
+            other => panic!("{p}: {other:?}"),
+        };
+        assert_eq!(err("/d/1/a/c\0x"), "Invalid reserved-namespace container");
+        assert_eq!(err("/d/1/a\0/c"), "Invalid reserved-namespace account");
+        assert_eq!(
+            err("/d/1/a/\0c/o"),
+            "Invalid user-namespace object in reserved-namespace container"
+        );
+        assert_eq!(
+            err("/d/1/a/c/\0o"),
+            "Invalid reserved-namespace object in user-namespace container"
+        );
     }
 }

@@ -437,6 +437,7 @@ async fn delete_container(state: &Arc<ContainerState>, t: Target, headers: &Head
         Err(r) => return r,
     };
     let path = t.db_path.clone();
+    let limits = crate::db::broker::meta_limits::<ContainerDb>(&state.cfg.storage.constraints);
     enum Outcome {
         NotFound,
         NotEmpty,
@@ -446,7 +447,7 @@ async fn delete_container(state: &Arc<ContainerState>, t: Target, headers: &Head
         if !path.exists() {
             return Ok(Outcome::NotFound);
         }
-        let conn = db::open(&path)?;
+        let mut conn = db::open(&path)?;
         let i = broker::info(&conn)?;
         if i.is_deleted() {
             return Ok(Outcome::NotFound);
@@ -454,6 +455,26 @@ async fn delete_container(state: &Arc<ContainerState>, t: Target, headers: &Head
         if i.object_count > 0 {
             return Ok(Outcome::NotEmpty);
         }
+        // Swift's `delete_db` clears the metadata first (but sharding's), so a container
+        // made again under the same name starts without the old ACLs and settings.
+        let text: String = conn.query_row("SELECT metadata FROM container_stat", [], |r| {
+            r.get::<_, Option<String>>(0).map(|o| o.unwrap_or_default())
+        })?;
+        let cleared: Vec<(String, String)> =
+            crate::db::metadata::live_metadata(&crate::db::metadata::parse_metadata(&text))
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| {
+                    !matches!(
+                        k.to_ascii_lowercase().as_str(),
+                        "x-container-sysmeta-shard-quoted-root"
+                            | "x-container-sysmeta-shard-root"
+                            | "x-container-sysmeta-sharding"
+                    )
+                })
+                .map(|k| (k, String::new()))
+                .collect();
+        update_metadata::<ContainerDb>(&mut conn, &cleared, req_ts, &limits)?;
         broker::set_delete_timestamp(&conn, req_ts)?;
         broker::update_status_changed_at(&conn, req_ts)?;
         Ok(Outcome::Deleted(Box::new(broker::info(&conn)?)))

@@ -19,6 +19,9 @@ pub struct ListingParams {
     pub reverse: bool,
     pub path: Option<String>,
     pub format: ListingFormat,
+    /// `X-Backend-Allow-Reserved-Names`: list names in the reserved namespace (those
+    /// starting with NUL) too. Without it they are left out, as Swift's brokers do.
+    pub allow_reserved: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,14 +48,26 @@ pub fn listing_params(
     accept: Option<&str>,
     max_limit: usize,
 ) -> Result<ListingParams, (u16, String)> {
+    listing_params_reserved(query, accept, max_limit, false)
+}
+
+/// [`listing_params`] for a request that may (`allow_reserved`) see reserved names.
+pub fn listing_params_reserved(
+    query: Option<&str>,
+    accept: Option<&str>,
+    max_limit: usize,
+    allow_reserved: bool,
+) -> Result<ListingParams, (u16, String)> {
     let mut p = ListingParams {
         limit: max_limit,
+        allow_reserved,
         ..ListingParams::default()
     };
     let mut format: Option<String> = None;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        // NUL is fine in a marker (a client may ask for "just after X" as `X\0`).
-        if v.contains('\0') && k != "marker" && k != "end_marker" {
+        // NUL is fine in a marker (a client may ask for "just after X" as `X\0`), and
+        // anywhere in a listing of the reserved namespace.
+        if v.contains('\0') && k != "marker" && k != "end_marker" && !allow_reserved {
             return Err((400, format!("Invalid {k}")));
         }
         match k.as_ref() {
@@ -184,6 +199,16 @@ pub fn list_iter<R>(
             if w.hi.as_ref().is_none_or(|h| u < *h) {
                 w.hi = Some(u);
             }
+        }
+    }
+    if !params.allow_reserved {
+        // Reserved names sort before everything else: start just past them.
+        const FIRST_USER_NAME: &str = "\u{1}";
+        if w.lo
+            .as_ref()
+            .is_none_or(|(l, _)| l.as_str() < FIRST_USER_NAME)
+        {
+            w.lo = Some((FIRST_USER_NAME.to_string(), true));
         }
     }
     let path_mode = params.path.is_some();
@@ -351,6 +376,38 @@ mod tests {
             run(&deep, "prefix=a/&delimiter=/"),
             ["subdir:a/b/", "a/e", "subdir:a/f/"]
         );
+    }
+
+    #[test]
+    fn reserved_names_are_listed_only_when_allowed() {
+        let names = ["\0versions\0c", "\0x", "a", "b"];
+        assert_eq!(run(&names, ""), ["a", "b"]);
+        assert_eq!(run(&names, "reverse=on"), ["b", "a"]);
+        let mut p = listing_params_reserved(Some("prefix=%00"), None, 100, true).unwrap();
+        let listed = |p: &ListingParams| -> Vec<String> {
+            list_iter(p, |w, rev, n| {
+                let mut v: Vec<(String, ())> = names
+                    .iter()
+                    .filter(|x| w.contains(x))
+                    .map(|x| (x.to_string(), ()))
+                    .collect();
+                if rev {
+                    v.reverse();
+                }
+                v.truncate(n);
+                Ok(v)
+            })
+            .unwrap()
+            .into_iter()
+            .map(|e| match e {
+                Entry::Row(n, _) | Entry::Subdir(n) => n,
+            })
+            .collect()
+        };
+        assert_eq!(listed(&p), ["\0versions\0c", "\0x"]);
+        p.prefix.clear();
+        assert_eq!(listed(&p).len(), 4);
+        assert!(listing_params(Some("prefix=%00"), None, 100).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Response, StatusCode};
 
 use super::broker::{db_error, meta_limits, open_live, update_metadata, update_put_timestamp};
-use super::listing::{listing_params, ListingFormat, ListingParams};
+use super::listing::{listing_params_reserved, ListingFormat, ListingParams};
 use super::metadata::{live_metadata, metadata_items, parse_metadata, MetaLimits};
 use super::DbKind;
 use crate::common::headers::{self as h, check_metadata};
@@ -21,12 +21,16 @@ pub fn request_params(
     headers: &HeaderMap,
     max_limit: usize,
 ) -> Result<ListingParams, Resp> {
-    listing_params(query, h::get(headers, "accept"), max_limit).map_err(|(code, m)| {
-        plain(
-            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
-            m,
-        )
-    })
+    let allow_reserved = h::get(headers, "x-backend-allow-reserved-names")
+        .is_some_and(ringsmith::swift::conf::is_true);
+    listing_params_reserved(query, h::get(headers, "accept"), max_limit, allow_reserved).map_err(
+        |(code, m)| {
+            plain(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+                m,
+            )
+        },
+    )
 }
 
 /// The answer to a listing GET (`body` rendered) or HEAD (`None`): 204 when there is

@@ -355,9 +355,15 @@ async fn bad_requests_get_clear_4xx_and_5xx() {
             "Invalid path",
         ),
         (
+            // A NUL may only lead a name (the reserved namespace), as Swift checks.
             req("GET", "/sda1/0/a/c/o%00", &[], Body::empty()),
-            StatusCode::PRECONDITION_FAILED,
-            "NULL",
+            StatusCode::BAD_REQUEST,
+            "Invalid reserved-namespace object",
+        ),
+        (
+            req("GET", "/sda1/0/a/c/%00o", &[], Body::empty()),
+            StatusCode::BAD_REQUEST,
+            "Invalid reserved-namespace object in user-namespace container",
         ),
         (
             req("GET", "/sda1/0/a/c/%ff", &[], Body::empty()),

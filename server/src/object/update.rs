@@ -150,7 +150,8 @@ pub(super) async fn container_updates(
     ));
     cheaders.push((
         "Referer".into(),
-        format!("{op} http://localhost{}", or.name()),
+        // Swift's `as_referer`: the URL's path is quoted (names may hold NUL or UTF-8).
+        format!("{op} http://localhost{}", quote_path(&or.name())),
     ));
     cheaders.push((
         "User-Agent".into(),

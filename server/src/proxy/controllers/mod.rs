@@ -125,6 +125,16 @@ impl Ctx {
         None
     }
 
+    /// The timestamp of an object write: `X-Timestamp` when a middleware set one (the
+    /// gatekeeper keeps clients from doing so; object versioning names versions by it),
+    /// or now, as Swift's object controller decides.
+    fn write_timestamp(&self) -> String {
+        self.h("x-timestamp")
+            .and_then(|t| ringsmith::swift::Timestamp::parse(t).ok())
+            .map(|t| t.internal())
+            .unwrap_or_else(timestamp_now)
+    }
+
     /// Client headers fit for a backend, plus the proxy's own.
     fn backend_headers(&self, timestamp: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -290,11 +300,16 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request) -> Response {
     };
     let mut segs = rest.splitn(3, '/');
     let mut decoded = Vec::new();
+    // Names in the reserved namespace (starting with NUL) are for middlewares' own
+    // subrequests only: the gatekeeper strips `X-Backend-*` from clients, so only a
+    // subrequest can carry this header (Swift's `check_utf8(internal=...)`).
+    let allow_reserved = header(req.headers(), "x-backend-allow-reserved-names")
+        .is_some_and(ringsmith::swift::conf::is_true);
     for seg in [segs.next(), segs.next(), segs.next()] {
         match seg {
             None => decoded.push(None),
             Some(s) => match percent_decode_str(s).decode_utf8() {
-                Ok(d) if !d.contains('\0') => decoded.push(Some(d.into_owned())),
+                Ok(d) if allow_reserved || !d.contains('\0') => decoded.push(Some(d.into_owned())),
                 _ => {
                     return text(
                         StatusCode::PRECONDITION_FAILED,

@@ -154,14 +154,14 @@ pub(super) async fn object_request(ctx: &mut Ctx, body: Body) -> Response {
         Method::PUT => put_object(ctx, &target, body).await,
         Method::POST => {
             tri!(check_meta(ctx, MetaTarget::Object));
-            let mut h = ctx.backend_headers(Some(&timestamp_now()));
+            let mut h = ctx.backend_headers(Some(&ctx.write_timestamp()));
             tri!(expiry_headers(ctx, &mut h));
             let (answers, replicas) =
                 write_replicas(&proxy, ctx, &container, &target, Method::POST, h).await;
             quorum_response(&answers, replicas, ctx.owner)
         }
         Method::DELETE => {
-            let h = ctx.backend_headers(Some(&timestamp_now()));
+            let h = ctx.backend_headers(Some(&ctx.write_timestamp()));
             let (answers, replicas) =
                 write_replicas(&proxy, ctx, &container, &target, Method::DELETE, h).await;
             // Swift counts a replica's 404 as a 204 as long as someone deleted something:

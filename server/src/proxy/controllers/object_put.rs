@@ -127,7 +127,7 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
     if length.is_some_and(|l| l > max) {
         return status_text(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let timestamp = timestamp_now();
+    let timestamp = ctx.write_timestamp();
     let mut h = ctx.backend_headers(Some(&timestamp));
     tri!(expiry_headers(ctx, &mut h));
     set(

@@ -4,6 +4,9 @@
 //! out. Everything below the gatekeeper may use them freely: middlewares keep their state
 //! in sysmeta, and the proxy app passes it to and from the storage servers.
 //! A client's `X-Timestamp` is kept only as `X-Backend-Inbound-X-Timestamp`.
+//! With `allow_reserved_names_header = true` (Swift's option, off by default), a client's
+//! `X-Allow-Reserved-Names` becomes `X-Backend-Allow-Reserved-Names`: an operator's way
+//! into the reserved namespace.
 
 use std::sync::Arc;
 
@@ -16,12 +19,14 @@ use crate::proxy::pipeline::{App, FilterContext, Handler, ResponseFuture};
 pub struct Gatekeeper {
     next: App,
     shunt_x_timestamp: bool,
+    allow_reserved_names_header: bool,
 }
 
 pub fn build(ctx: &FilterContext<'_>, next: App) -> Result<App, ConfError> {
     Ok(Arc::new(Gatekeeper {
         next,
         shunt_x_timestamp: ctx.section.bool_or("shunt_inbound_x_timestamp", true)?,
+        allow_reserved_names_header: ctx.section.bool_or("allow_reserved_names_header", false)?,
     }))
 }
 
@@ -50,6 +55,11 @@ impl Handler for Gatekeeper {
         Box::pin(async move {
             let h = req.headers_mut();
             strip_internal(h);
+            if let Some(v) = h.remove("x-allow-reserved-names") {
+                if self.allow_reserved_names_header {
+                    h.insert("x-backend-allow-reserved-names", v);
+                }
+            }
             if let Some(ts) = h.remove("x-timestamp") {
                 if self.shunt_x_timestamp {
                     h.insert("x-backend-inbound-x-timestamp", ts);

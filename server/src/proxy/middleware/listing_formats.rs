@@ -159,6 +159,24 @@ pub fn render(listing: &[Value], format: Format, account: &str, container: Optio
     }
 }
 
+/// Put on a listing response by a middleware that answered in its own final form
+/// (Swift's `swift.format_listing = False`, which object versioning sets for `?versions`).
+#[derive(Clone, Copy, Debug)]
+pub struct ListingAlreadyFormatted;
+
+/// Clients never see names in the reserved namespace (those holding a NUL), as Swift's
+/// `filter_reserved` drops them from what a backend listed.
+fn without_reserved_names(listing: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    listing
+        .into_iter()
+        .filter(|entry| {
+            ["name", "subdir"]
+                .iter()
+                .all(|k| !entry[*k].as_str().is_some_and(|v| v.contains('\0')))
+        })
+        .collect()
+}
+
 pub struct ListingFormats {
     next: App,
 }
@@ -196,13 +214,24 @@ impl Handler for ListingFormats {
                 .map(str::to_string)
                 .collect();
             params.push("format=json".into());
+            // swob's `get_listing_content_type`: an explicit format is what is accepted
+            // now (object versioning's JSON-only `?versions` listing reads it).
+            if format_param.is_some() {
+                if let Ok(v) = axum::http::HeaderValue::from_str(format.content_type()) {
+                    req.headers_mut().insert("accept", v);
+                }
+            }
             let uri = format!("{}?{}", req.uri().path(), params.join("&"));
             if let Ok(u) = uri.parse() {
                 *req.uri_mut() = u;
             }
             let is_head = req.method() == Method::HEAD;
+            let allow_reserved = header(req.headers(), "x-backend-allow-reserved-names")
+                .is_some_and(ringsmith::swift::conf::is_true);
             let resp = self.next.call(req).await;
-            if !matches!(resp.status(), StatusCode::OK | StatusCode::NO_CONTENT) {
+            if !matches!(resp.status(), StatusCode::OK | StatusCode::NO_CONTENT)
+                || resp.extensions().get::<ListingAlreadyFormatted>().is_some()
+            {
                 return resp;
             }
             let (mut parts, body) = resp.into_parts();
@@ -252,6 +281,11 @@ impl Handler for ListingFormats {
                     }
                 }
             };
+            let listing = if allow_reserved {
+                listing
+            } else {
+                without_reserved_names(listing)
+            };
             let rendered = render(&listing, format, &path.account, path.container.as_deref());
             parts.status = if rendered.is_empty() {
                 StatusCode::NO_CONTENT
@@ -276,6 +310,17 @@ impl Handler for ListingFormats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_names_are_dropped() {
+        let listing = vec![
+            serde_json::json!({"name": "\u{0}versions\u{0}c"}),
+            serde_json::json!({"subdir": "\u{0}x/"}),
+            serde_json::json!({"name": "c"}),
+        ];
+        let kept = without_reserved_names(listing);
+        assert_eq!(kept, vec![serde_json::json!({"name": "c"})]);
+    }
 
     #[test]
     fn negotiation() {

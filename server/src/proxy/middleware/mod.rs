@@ -11,6 +11,7 @@ pub mod formpost;
 pub mod gatekeeper;
 pub mod healthcheck;
 pub mod listing_formats;
+pub mod object_versioning;
 pub mod proxy_logging;
 pub mod slo;
 pub mod staticweb;

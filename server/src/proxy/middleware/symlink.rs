@@ -38,6 +38,8 @@ const SYS_TARGET_ACCOUNT: &str = "x-object-sysmeta-symlink-target-account";
 const SYS_TARGET_ETAG: &str = "x-object-sysmeta-symlink-target-etag";
 const SYS_TARGET_BYTES: &str = "x-object-sysmeta-symlink-target-bytes";
 const SYMLOOP_EXTEND: &str = "x-object-sysmeta-symloop-extend";
+const ALLOW_RESERVED_SYSMETA: &str = "x-object-sysmeta-allow-reserved-names";
+const ALLOW_RESERVED_BACKEND: &str = "x-backend-allow-reserved-names";
 const ETAG_OVERRIDE: &str = "x-object-sysmeta-container-update-override-etag";
 const MD5_OF_EMPTY: &str = "d41d8cd98f00b204e9800998ecf8427e";
 
@@ -89,6 +91,9 @@ struct Walk<'a> {
     query: Option<&'a str>,
     /// Follow only static links (checking a new static link's target).
     static_only: bool,
+    /// The request may name the reserved namespace (a middleware's own PUT, say object
+    /// versioning's): so may the first hop, which is still made with the caller's rights.
+    allow_reserved: bool,
     /// The ETag the previous (static) link promised.
     want_etag: Option<String>,
 }
@@ -102,40 +107,43 @@ impl Symlink {
             headers,
             query,
             static_only,
+            allow_reserved,
             mut want_etag,
         } = walk;
         let mut path = first;
         let mut hops = 0u32;
         let mut last_target: Option<String> = None;
+        // A link whose sysmeta allows reserved names was made by a middleware (object
+        // versioning) that had authorized its maker; its target is read on its authority.
+        let mut into_reserved = false;
         loop {
-            let uri = match (query, hops) {
-                (Some(q), 0) => format!("{}?{q}", path.to_path()),
+            let uri = match (query, hops, &last_target) {
+                (Some(q), 0, None) => format!("{}?{q}", path.to_path()),
                 _ => path.to_path(),
             };
-            let mut resp = self
-                .next
-                .call(caller.subrequest(
-                    method.clone(),
-                    &uri,
-                    headers.clone(),
-                    Body::empty(),
-                    "SYM",
-                ))
-                .await;
+            let hop = if into_reserved {
+                let mut h = headers.clone();
+                set(&mut h, ALLOW_RESERVED_BACKEND, "true");
+                caller.pre_authed(method.clone(), &uri, h, Body::empty(), "SYM")
+            } else {
+                let mut h = headers.clone();
+                if allow_reserved && last_target.is_none() {
+                    set(&mut h, ALLOW_RESERVED_BACKEND, "true");
+                }
+                caller.subrequest(method.clone(), &uri, h, Body::empty(), "SYM")
+            };
+            let mut resp = self.next.call(hop).await;
             if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE && headers.contains_key("range") {
                 // A link has no bytes of its own: see whether this is one before answering.
                 let mut whole = headers.clone();
                 whole.remove("range");
-                let probe = self
-                    .next
-                    .call(caller.subrequest(
-                        Method::HEAD,
-                        &path.to_path(),
-                        whole,
-                        Body::empty(),
-                        "SYM",
-                    ))
-                    .await;
+                let probe = if into_reserved {
+                    set(&mut whole, ALLOW_RESERVED_BACKEND, "true");
+                    caller.pre_authed(Method::HEAD, &path.to_path(), whole, Body::empty(), "SYM")
+                } else {
+                    caller.subrequest(Method::HEAD, &path.to_path(), whole, Body::empty(), "SYM")
+                };
+                let probe = self.next.call(probe).await;
                 if probe.headers().contains_key(SYS_TARGET) {
                     resp = probe;
                 }
@@ -146,9 +154,12 @@ impl Symlink {
             let Some(target) = target.filter(|_| !static_only || link_etag.is_some()) else {
                 let found = etag_of(resp.headers());
                 if let (Some(found), Some(want)) = (&found, &want_etag) {
-                    if found != want && resp.status().is_success() {
+                    // Whatever the answer (a 412 to an If-Match carries the ETag too):
+                    // a static link to changed data is a conflict, as in Swift.
+                    if found != want {
                         return conflict(
-                            format!("Object Etag {found:?} does not match X-Symlink-Target-Etag header {want:?}"),
+                            // Python's %r of the two strings.
+                            format!("Object Etag '{found}' does not match X-Symlink-Target-Etag header '{want}'"),
                             last_target.as_deref(),
                         );
                     }
@@ -182,6 +193,7 @@ impl Symlink {
             if !header(rh, SYMLOOP_EXTEND).is_some_and(is_true) {
                 hops += 1;
             }
+            into_reserved = header(rh, ALLOW_RESERVED_SYSMETA).is_some_and(is_true);
             let decoded = percent_decode_str(&target).decode_utf8_lossy().into_owned();
             let Some((c, o)) = decoded.split_once('/') else {
                 return status_text(StatusCode::CONFLICT);
@@ -276,6 +288,8 @@ impl Symlink {
                         headers: &HeaderMap::new(),
                         query: None,
                         static_only: true,
+                        allow_reserved: header(&parts.headers, ALLOW_RESERVED_BACKEND)
+                            .is_some_and(is_true),
                         want_etag: Some(etag.clone()),
                     },
                     target_path.clone(),
@@ -286,6 +300,10 @@ impl Symlink {
                     "X-Symlink-Target does not exist".into(),
                     Some(&target_path.to_path()),
                 );
+            }
+            if resp.status() == StatusCode::CONFLICT {
+                // The walk's own conflict, with its explanation.
+                return resp;
             }
             if !resp.status().is_success() {
                 return status_text(resp.status());
@@ -482,6 +500,7 @@ impl Handler for Symlink {
                         headers: &parts.headers,
                         query: query.as_deref(),
                         static_only: false,
+                        allow_reserved: false,
                         want_etag: None,
                     };
                     self.follow(&caller, walk, path).await

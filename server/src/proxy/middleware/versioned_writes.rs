@@ -15,8 +15,8 @@
 //! Archive reads and writes are made on the middleware's own authority, after the
 //! caller's right to write the versioned container has been checked. Without the option
 //! set (Swift's default) the middleware passes everything through. Swift's newer
-//! `allow_object_versioning` (`?versions` listings and version ids) is not provided: a
-//! proxy configured with it refuses to start rather than lose versions.
+//! `allow_object_versioning` (`?versions` listings and version ids) lives in
+//! [`super::object_versioning`]; this filter loads it, beneath itself, when asked.
 
 use std::sync::Arc;
 
@@ -49,14 +49,6 @@ pub struct VersionedWrites {
 }
 
 pub fn build(ctx: &FilterContext<'_>, next: App) -> Result<App, ConfError> {
-    if ctx.section.bool_or("allow_object_versioning", false)? {
-        return Err(ctx.bad_option(
-            "allow_object_versioning",
-            "object_versioning (?versions, version ids) is not available in Ringsmith yet; \
-             set it to false (allow_versioned_writes gives X-Versions-Location and \
-             X-History-Location)",
-        ));
-    }
     let enabled = ctx.section.bool_or("allow_versioned_writes", false)?;
     if enabled {
         ctx.info.register(
@@ -64,6 +56,22 @@ pub fn build(ctx: &FilterContext<'_>, next: App) -> Result<App, ConfError> {
             serde_json::json!({"allowed_flags": [CLIENT_VERSIONS, CLIENT_HISTORY]}),
         );
     }
+    // As in Swift, both styles may be on at once: the legacy one wraps the newer one, and
+    // a container uses one or the other.
+    let next = if ctx.section.bool_or("allow_object_versioning", false)? {
+        if !ctx.info.snapshot().contains_key("symlink") {
+            return Err(ctx.bad_option(
+                "allow_object_versioning",
+                "object versioning requires symlinks: put the symlink filter to the right \
+                 of versioned_writes in the pipeline",
+            ));
+        }
+        ctx.info
+            .register("object_versioning", serde_json::json!({}));
+        super::object_versioning::new(next, ctx.proxy.clone())
+    } else {
+        next
+    };
     Ok(Arc::new(VersionedWrites {
         next,
         proxy: ctx.proxy.clone(),
@@ -83,7 +91,7 @@ fn plain(status: StatusCode, body: &str) -> Response {
 }
 
 /// Source headers carried onto an archived (or restored) copy.
-fn carried(name: &str) -> bool {
+pub(crate) fn carried(name: &str) -> bool {
     !(name.starts_with("x-backend-")
         || matches!(
             name,

@@ -61,16 +61,23 @@ struct Deleter {
     slo: Slo,
     caller: Caller,
     base: String,
+    /// `?version-id=` of the request (object versioning): the manifest read is that
+    /// version, and so is the manifest deleted (`top`, as `/container/object`).
+    version_id: Option<String>,
+    top: String,
 }
 
 impl Deleter {
     /// Swift's `get_slo_segments`: the stored manifest of `/container/object`.
     async fn manifest(&self, name: &str) -> Result<Vec<Value>, ReadError> {
-        let uri = format!(
+        let mut uri = format!(
             "{}/{}?multipart-manifest=get",
             self.base,
             quote(name.trim_start_matches('/'))
         );
+        if let Some(v) = &self.version_id {
+            uri.push_str(&format!("&version-id={}", quote(v)));
+        }
         let mut h = HeaderMap::new();
         // Only the last byte of an object that turns out not to be a manifest.
         set(&mut h, "range", "bytes=-1");
@@ -124,7 +131,10 @@ impl Deleter {
     }
 
     async fn delete(&self, name: &str) -> StatusCode {
-        let uri = format!("{}/{}", self.base, quote(name.trim_start_matches('/')));
+        let mut uri = format!("{}/{}", self.base, quote(name.trim_start_matches('/')));
+        if let Some(v) = self.version_id.as_ref().filter(|_| name == self.top) {
+            uri.push_str(&format!("?version-id={}", quote(v)));
+        }
         let mut h = HeaderMap::new();
         set(&mut h, "content-length", "0");
         self.slo
@@ -141,16 +151,18 @@ impl Deleter {
 
 pub async fn handle(slo: &Slo, req: Request, path: ApiPath) -> Response {
     let (parts, _) = req.into_parts();
-    let deleter = Deleter {
-        slo: slo.clone(),
-        caller: Caller::of(&parts),
-        base: format!("/{}/{}", path.version, quote(&path.account)),
-    };
     let top = format!(
         "/{}/{}",
         path.container.as_deref().unwrap_or(""),
         path.object.as_deref().unwrap_or("")
     );
+    let deleter = Deleter {
+        slo: slo.clone(),
+        caller: Caller::of(&parts),
+        base: format!("/{}/{}", path.version, quote(&path.account)),
+        version_id: query_param(parts.uri.query(), "version-id"),
+        top: top.clone(),
+    };
     let is_async = query_param(parts.uri.query(), "async")
         .is_some_and(|v| ringsmith::swift::conf::is_true(&v));
     if is_async && slo.0.conf.allow_async_delete {
