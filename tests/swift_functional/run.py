@@ -32,7 +32,8 @@ import swift_aio  # noqa: E402  (the shared loopback helpers)
 from swift_aio import wait_listening  # noqa: E402
 
 MODULES = ["test_account", "test_container", "test_object", "test_protocol", "tests", "test_slo",
-           "test_dlo", "test_tempurl", "test_staticweb"]
+           "test_dlo", "test_tempurl", "test_staticweb",
+           "test_access_control"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
 TEST_CONF_USERS = """\

@@ -1,0 +1,356 @@
+//! The `cache` filter on a real memcached, through the real binary: two Ringsmith proxies
+//! on one memcached share tempauth tokens and see each other's container changes at once
+//! (a third proxy without memcached does not); Swift 2.38.3's proxy on the same memcached
+//! accepts a Ringsmith token; a memcached killed mid-test slows nothing into a failure.
+//! And ratelimit: 498s and sleeps, 497 for a blacklisted account, side by side with
+//! Swift's proxy given the same options.
+
+mod proxy_common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use proxy_common::{free_port, login, send, wait_listening, Cluster};
+use reqwest::Client;
+
+/// A memcached on 127.0.0.1, killed (by its pid) when dropped.
+struct Memcached {
+    child: Child,
+    port: u16,
+}
+
+impl Memcached {
+    fn start(dir: &std::path::Path) -> Memcached {
+        let port = free_port("127.0.0.1");
+        let mut cmd = Command::new("memcached");
+        cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            cmd.args(["-u", "root"]);
+        }
+        let logp = dir.join(format!("memcached-{port}.log"));
+        let log = std::fs::File::create(&logp).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("memcached must be installed (scripts/test.sh installs it)");
+        wait_listening(&format!("127.0.0.1:{port}"), "memcached", &logp);
+        Memcached { child, port }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The raw value memcached holds for Swift's key `key` (stored under its md5).
+    fn raw_get(&self, key: &str) -> Option<String> {
+        use md5::{Digest, Md5};
+        let hashed = hex::encode(Md5::digest(key.as_bytes()));
+        let mut s = TcpStream::connect(self.addr()).unwrap();
+        s.write_all(format!("get {hashed}\r\n").as_bytes()).unwrap();
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line.starts_with("END") {
+            return None;
+        }
+        let mut value = String::new();
+        r.read_line(&mut value).unwrap();
+        Some(value.trim_end().to_string())
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Memcached {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Our pipeline with Swift's sample places for `cache` and `ratelimit`, and
+/// container info cached for ten minutes (so only invalidation can refresh it).
+fn proxy_extra(memcache_servers: Option<&str>, ratelimit: &str) -> String {
+    format!(
+        "[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging cache \
+         listing_formats bulk tempurl ratelimit tempauth formpost staticweb copy dlo \
+         versioned_writes symlink proxy-logging proxy-server\n\n\
+         [filter:cache]\nuse = egg:swift#memcache\n{servers}\n\
+         [filter:ratelimit]\nuse = egg:swift#ratelimit\n{ratelimit}\n\
+         [app:proxy-server]\nrecheck_container_existence = 600\nrecheck_account_existence = 600\n",
+        servers = memcache_servers
+            .map(|s| format!("memcache_servers = {s}\n"))
+            .unwrap_or_default(),
+    )
+}
+
+async fn preflight(http: &Client, url: &str, origin: &str) -> u16 {
+    http.request(reqwest::Method::OPTIONS, url)
+        .header("origin", origin)
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_proxies_share_tokens_and_info_through_memcached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mc = Memcached::start(dir.path());
+    let mut c = Cluster::start(2, &proxy_extra(Some(&mc.addr()), ""));
+    // B signs with another secret: only the shared cache can make A's tokens good there.
+    let b = c.start_another_proxy(
+        "proxy-b",
+        &format!(
+            "token_secret = other-secret\n{}",
+            proxy_extra(Some(&mc.addr()), "")
+        ),
+    );
+    let lone = c.start_another_proxy("proxy-lone", &proxy_extra(None, ""));
+    let a_url = c.url();
+    let b_url = format!("http://127.0.0.1:{b}");
+    let lone_url = format!("http://127.0.0.1:{lone}");
+    let http = Client::new();
+
+    // A token from A is Swift's kind, in memcached under Swift's keys, and good on B.
+    let (token, storage) = login(&a_url, "test:tester", "testing").await;
+    let hex = token
+        .strip_prefix("AUTH_tk")
+        .expect("a Swift memcache token");
+    assert_eq!(hex.len(), 32, "{token}");
+    assert_eq!(
+        mc.raw_get("AUTH_/user/test:tester").as_deref(),
+        Some(format!("\"{token}\"").as_str())
+    );
+    let cached = mc.raw_get(&format!("AUTH_/token/{token}")).unwrap();
+    assert!(
+        cached.contains("test:tester") && cached.contains("AUTH_test"),
+        "{cached}"
+    );
+    let path = storage.strip_prefix(&a_url).unwrap().to_string();
+    let r = send(&http, "HEAD", &format!("{b_url}{path}"), &token, &[], "").await;
+    assert_eq!(r.status(), 204, "A's token on B");
+    // The lone proxy (no memcached, its own secret) knows nothing of it.
+    let r = send(&http, "HEAD", &format!("{lone_url}{path}"), &token, &[], "").await;
+    assert_eq!(r.status(), 401, "A's token on a proxy without the cache");
+    // Logging in again on B hands out the same live token, as Swift's tempauth does.
+    let (again, _) = login(&b_url, "test:tester", "testing").await;
+    assert_eq!(again, token);
+
+    // Swift's own proxy on the same memcached (found through memcache.conf) accepts it.
+    std::fs::write(
+        c.etc().join("memcache.conf"),
+        format!("[memcache]\nmemcache_servers = {}\n", mc.addr()),
+    )
+    .unwrap();
+    let swift = c.start_swift_proxy_with(
+        "catch_errors gatekeeper proxy-logging cache listing_formats tempauth copy dlo proxy-logging",
+    );
+    let r = send(
+        &http,
+        "HEAD",
+        &format!("http://127.0.0.1:{swift}{path}"),
+        &token,
+        &[],
+        "",
+    )
+    .await;
+    // (A fresh Swift answers an auto-created account's HEAD 200 or 204; a bad token 401.)
+    assert!(
+        r.status().is_success(),
+        "a Ringsmith token on Swift's proxy: {}",
+        r.status()
+    );
+
+    // Container info: B and the lone proxy cache the container's CORS settings...
+    let cont = format!("{path}/shared");
+    let r = send(
+        &http,
+        "PUT",
+        &format!("{a_url}{cont}"),
+        &token,
+        &[(
+            "x-container-meta-access-control-allow-origin",
+            "http://one.example",
+        )],
+        "",
+    )
+    .await;
+    assert!(r.status().is_success());
+    for base in [&b_url, &lone_url] {
+        assert_eq!(
+            preflight(&http, &format!("{base}{cont}"), "http://one.example").await,
+            200
+        );
+    }
+    assert!(mc
+        .raw_get(&format!("container{cont}", cont = &cont[3..]))
+        .is_some());
+    // ... A changes them, which drops the shared entry: B sees the change at once, the
+    // lone proxy keeps its own stale copy for its ten minutes.
+    let r = send(
+        &http,
+        "POST",
+        &format!("{a_url}{cont}"),
+        &token,
+        &[(
+            "x-container-meta-access-control-allow-origin",
+            "http://two.example",
+        )],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        preflight(&http, &format!("{b_url}{cont}"), "http://two.example").await,
+        200
+    );
+    assert_eq!(
+        preflight(&http, &format!("{b_url}{cont}"), "http://one.example").await,
+        401
+    );
+    assert_eq!(
+        preflight(&http, &format!("{lone_url}{cont}"), "http://two.example").await,
+        401,
+        "without the shared cache the old settings stay"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_memcached_never_fails_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mc = Memcached::start(dir.path());
+    let rl = "container_ratelimit_0 = 100\naccount_ratelimit = 100\n";
+    let c = Cluster::start(1, &proxy_extra(Some(&mc.addr()), rl));
+    let http = Client::new();
+    let (token, storage) = login(&c.url(), "test:tester", "testing").await;
+    assert!(send(&http, "PUT", &format!("{storage}/c"), &token, &[], "")
+        .await
+        .status()
+        .is_success());
+    mc.kill();
+    // Every kind of request that uses the cache: login (tokens), object writes
+    // (ratelimit counters, container info), listings, CORS (container info).
+    let (token, _) = login(&c.url(), "test:tester", "testing").await;
+    for i in 0..15 {
+        let obj = format!("{storage}/c/o{i}");
+        let r = send(&http, "PUT", &obj, &token, &[], "data").await;
+        assert_eq!(r.status(), 201, "PUT {i} with memcached gone");
+        let r = send(&http, "GET", &obj, &token, &[], "").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "data");
+    }
+    let r = send(&http, "GET", &format!("{storage}/c"), &token, &[], "").await;
+    assert_eq!(r.text().await.unwrap().lines().count(), 15);
+    let r = send(&http, "PUT", &format!("{storage}/c2"), &token, &[], "").await;
+    assert!(r.status().is_success());
+    let log = c.proxy_log();
+    assert!(log.contains("memcached"), "the failures are logged:\n{log}");
+}
+
+/// Sends one warm-up PUT (so the counter starts now), then `n` at once; the statuses.
+async fn burst(http: &Client, base: &str, token: &str, n: usize) -> Vec<u16> {
+    let r = send(http, "PUT", &format!("{base}/burst0"), token, &[], "").await;
+    assert!(r.status().is_success(), "warm-up: {}", r.status());
+    let mut tasks = Vec::new();
+    for i in 1..=n {
+        let (http, url, token) = (http.clone(), format!("{base}/burst{i}"), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            send(&http, "PUT", &url, &token, &[], "")
+                .await
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_answers_as_swift_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mc = Memcached::start(dir.path());
+    // One container PUT per second per account; a wait of 1.5 s or more is refused.
+    let rl =
+        "account_ratelimit = 1\nmax_sleep_time_seconds = 1.5\naccount_blacklist = AUTH_admin\n";
+    let mut c = Cluster::start(1, &proxy_extra(Some(&mc.addr()), rl));
+    let swift = c.start_swift_proxy_with_sections(
+        "catch_errors gatekeeper proxy-logging cache listing_formats ratelimit tempauth copy dlo proxy-logging",
+        &format!(
+            "[filter:cache]\nuse = egg:swift#memcache\nmemcache_servers = {}\n\
+             [filter:ratelimit]\nuse = egg:swift#ratelimit\n{rl}",
+            mc.addr()
+        ),
+    );
+    let http = Client::new();
+    let ours = c.url();
+    let theirs = format!("http://127.0.0.1:{swift}");
+
+    // /info says the same.
+    let info = |base: String| {
+        let http = http.clone();
+        async move {
+            let v: serde_json::Value = http
+                .get(format!("{base}/info"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["ratelimit"].clone()
+        }
+    };
+    assert_eq!(info(ours.clone()).await, info(theirs.clone()).await);
+
+    // Ours limits test's containers, Swift's test2's (the counters are per account and
+    // shared through memcached, so each side gets its own).
+    let (t1, s1) = login(&ours, "test:tester", "testing").await;
+    let ours_statuses = burst(&http, &s1, &t1, 6).await;
+    let (t2, s2) = login(&theirs, "test2:tester2", "testing2").await;
+    let theirs_statuses = burst(&http, &s2, &t2, 6).await;
+    eprintln!("burst of 6: ours {ours_statuses:?}, Swift's {theirs_statuses:?}");
+    assert!(ours_statuses.contains(&498), "{ours_statuses:?}");
+    assert_eq!(
+        ours_statuses.iter().filter(|s| **s == 498).count(),
+        theirs_statuses.iter().filter(|s| **s == 498).count(),
+        "ours {ours_statuses:?}, Swift's {theirs_statuses:?}"
+    );
+    // The 498 itself.
+    let mut found = None;
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let (http, url, token) = (http.clone(), format!("{s1}/more{i}"), t1.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = send(&http, "PUT", &url, &token, &[], "").await;
+            (r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if status == 498 {
+            found = Some(body);
+        }
+    }
+    assert_eq!(found.as_deref(), Some("Slow down"));
+
+    // A blacklisted account: 497 with Swift's body, from both.
+    for base in [&ours, &theirs] {
+        let (t, s) = login(base, "admin:admin", "admin").await;
+        let r = send(&http, "GET", &s, &t, &[], "").await;
+        assert_eq!(r.status(), 497, "{base}");
+        assert_eq!(r.text().await.unwrap(), "Your account has been blacklisted");
+    }
+}
