@@ -92,13 +92,10 @@ impl CorsOptions {
     }
 }
 
-/// The methods an `OPTIONS` answer allows, for an object or not.
-pub fn allowed_methods(object: bool) -> &'static str {
-    if object {
-        "HEAD, GET, PUT, POST, DELETE, COPY, OPTIONS"
-    } else {
-        "HEAD, GET, PUT, POST, DELETE, OPTIONS"
-    }
+/// The methods the proxy app's controllers allow (an object's `COPY` is the copy
+/// middleware's, added to a successful answer only, as Swift's copy middleware does).
+pub fn allowed_methods() -> &'static str {
+    "HEAD, GET, PUT, POST, DELETE, OPTIONS"
 }
 
 /// Swift's `OPTIONS`: 200 with `Allow` when there is no `Origin` (or no container to ask);
@@ -110,7 +107,21 @@ pub fn preflight(
     cors: Option<&Cors>,
     proxy: &CorsOptions,
 ) -> Response {
-    let allow = allowed_methods(object);
+    let mut r = app_preflight(headers, cors, proxy);
+    if object && r.status().is_success() {
+        for name in ["allow", "access-control-allow-methods"] {
+            if let Some(v) = r.headers().get(name).and_then(|v| v.to_str().ok()) {
+                let with_copy = format!("{v}, COPY");
+                set(r.headers_mut(), name, &with_copy);
+            }
+        }
+    }
+    r
+}
+
+/// The proxy app's own `OPTIONS` answer (before the copy middleware's addition).
+fn app_preflight(headers: &HeaderMap, cors: Option<&Cors>, proxy: &CorsOptions) -> Response {
+    let allow = allowed_methods();
     let mut r = empty(StatusCode::OK);
     set(r.headers_mut(), "allow", allow);
     let Some(origin) = super::header(headers, "origin").filter(|o| !o.is_empty()) else {
