@@ -60,6 +60,9 @@ async fn ask(
     }
 }
 
+/// Request headers as pairs.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 const OPTIONS_STRICT: &str =
     "cors_allow_origin = http://op.example, http://op2.example\ncors_expose_headers = X-Op-Header, x-other\n";
 const OPTIONS_LAX: &str = "cors_allow_origin = http://op.example\nstrict_cors_mode = false\n";
@@ -167,7 +170,7 @@ async fn proxy_cors_options_as_swift_applies_them() {
                     pre.push(("origin", o));
                     actual.push(("origin", o));
                 }
-                let cases: [(Method, &[(&str, &str)], bool); 5] = [
+                let cases: [(Method, Headers<'_>, bool); 5] = [
                     (Method::OPTIONS, &pre, false),
                     (Method::GET, &actual, true),
                     (Method::HEAD, &actual, true),
