@@ -354,3 +354,76 @@ async fn ratelimit_answers_as_swift_does() {
         assert_eq!(r.text().await.unwrap(), "Your account has been blacklisted");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_land_on_the_memcached_swift_would_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let mcs: Vec<Memcached> = (0..3).map(|_| Memcached::start(dir.path())).collect();
+    let servers: Vec<String> = mcs.iter().map(Memcached::addr).collect();
+    let c = Cluster::start(1, &proxy_extra(Some(&servers.join(", ")), ""));
+    let http = Client::new();
+    let (token, storage) = login(&c.url(), "test:tester", "testing").await;
+    let mut keys = vec![
+        "AUTH_/user/test:tester".to_string(),
+        "account/AUTH_test".to_string(),
+    ];
+    for i in 0..12 {
+        let url = format!("{storage}/placed{i}");
+        assert!(send(&http, "PUT", &url, &token, &[], "")
+            .await
+            .status()
+            .is_success());
+        // A CORS preflight makes the proxy fetch (and cache) the container's info.
+        preflight(&http, &url, "http://x.example").await;
+        keys.push(format!("container/AUTH_test/placed{i}"));
+    }
+    // Every memcached got some of them.
+    let mut per_server = vec![0; 3];
+    for key in &keys {
+        for (i, mc) in mcs.iter().enumerate() {
+            if mc.raw_get(key).is_some() {
+                per_server[i] += 1;
+            }
+        }
+    }
+    assert_eq!(
+        per_server.iter().sum::<usize>(),
+        keys.len(),
+        "{per_server:?}"
+    );
+    assert!(
+        per_server.iter().filter(|n| **n > 0).count() >= 2,
+        "{per_server:?}"
+    );
+    // Swift's MemcacheRing allowed one try asks only the first server of a key: it
+    // finds every value there, and reads it.
+    let script = "import sys, json\n\
+        from swift.common.memcached import MemcacheRing\n\
+        from swift.common.utils import get_logger\n\
+        servers, keys = sys.argv[1].split(','), sys.argv[2:]\n\
+        ring = MemcacheRing(servers, tries=1, logger=get_logger({}, log_route='t'))\n\
+        print(json.dumps([ring.get(k) for k in keys]))\n";
+    let out = Command::new(ringsmith_testkit::swift_venv().join("bin/python3"))
+        .arg("-c")
+        .arg(script)
+        .arg(servers.join(","))
+        .args(&keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let values: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(values[0], serde_json::Value::from(token));
+    assert!(
+        values[1]["status"].as_u64().unwrap() / 100 == 2,
+        "{}",
+        values[1]
+    );
+    for (key, v) in keys.iter().zip(&values).skip(2) {
+        assert_eq!(v["status"], 204, "{key}: {v}");
+        assert_eq!(v["storage_policy"], "0", "{key}: {v}");
+    }
+}
