@@ -425,5 +425,146 @@ async fn keys_land_on_the_memcached_swift_would_ask() {
     for (key, v) in keys.iter().zip(&values).skip(2) {
         assert_eq!(v["status"], 204, "{key}: {v}");
         assert_eq!(v["storage_policy"], "0", "{key}: {v}");
+        // Every key Swift's own info dict has (its proxy reads them unguarded).
+        assert_eq!(v["sharding_state"], "unsharded", "{key}: {v}");
+        assert!(v["put_timestamp"].is_string(), "{key}: {v}");
+    }
+}
+
+/// `n` concurrent requests of `method` to `urls(i)`, after one warm-up to `urls(0)`.
+async fn burst_of(
+    http: &Client,
+    method: &'static str,
+    token: &str,
+    urls: impl Fn(usize) -> String,
+    n: usize,
+) -> Vec<u16> {
+    let r = send(http, method, &urls(0), token, &[], "x").await;
+    assert!(
+        r.status().is_success(),
+        "warm-up {method} {}: {}",
+        urls(0),
+        r.status()
+    );
+    let mut tasks = Vec::new();
+    for i in 1..=n {
+        let (http, url, token) = (http.clone(), urls(i), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            send(&http, method, &url, &token, &[], "x")
+                .await
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_and_listing_rates_as_swift() {
+    let dir = tempfile::tempdir().unwrap();
+    let mc = Memcached::start(dir.path());
+    // Containers of 3 objects or more: one object write and one listing per second.
+    let rl = "container_ratelimit_3 = 1\ncontainer_listing_ratelimit_3 = 1\n\
+              max_sleep_time_seconds = 1.5\naccount_whitelist = AUTH_test2\n";
+    let mut c = Cluster::start_in(
+        proxy_common::Storage::Swift,
+        1,
+        &proxy_extra(Some(&mc.addr()), rl),
+        tempfile::Builder::new()
+            .prefix("rlcluster")
+            .tempdir()
+            .unwrap(),
+    );
+    eprintln!("cluster in {}", c.dir.path().display());
+    // The containers are filled through a proxy off the shared cache, so the limited
+    // proxies first see them full.
+    let filler = c.start_another_proxy("filler", &proxy_extra(None, ""));
+    let swift = c.start_swift_proxy_with_sections(
+        "catch_errors gatekeeper proxy-logging cache listing_formats ratelimit tempauth copy dlo proxy-logging",
+        &format!(
+            "[filter:cache]\nuse = egg:swift#memcache\nmemcache_servers = {}\n\
+             [filter:ratelimit]\nuse = egg:swift#ratelimit\n{rl}",
+            mc.addr()
+        ),
+    );
+    let http = Client::new();
+    let filler = format!("http://127.0.0.1:{filler}");
+    for (user, key) in [("test:tester", "testing"), ("test2:tester2", "testing2")] {
+        let (t, s) = login(&filler, user, key).await;
+        for cont in ["ours", "theirs", "small"] {
+            let n = if cont == "small" { 2 } else { 3 };
+            assert!(send(&http, "PUT", &format!("{s}/{cont}"), &t, &[], "")
+                .await
+                .status()
+                .is_success());
+            for i in 0..n {
+                let r = send(&http, "PUT", &format!("{s}/{cont}/seed{i}"), &t, &[], "x").await;
+                assert_eq!(r.status(), 201);
+            }
+        }
+    }
+    let ours = c.url();
+    let theirs = format!("http://127.0.0.1:{swift}");
+    let (t_ours, s_ours) = login(&ours, "test:tester", "testing").await;
+    let (t_theirs, s_theirs) = login(&theirs, "test:tester", "testing").await;
+
+    // Object writes to a full container.
+    let a = burst_of(&http, "PUT", &t_ours, |i| format!("{s_ours}/ours/w{i}"), 5).await;
+    let b = burst_of(
+        &http,
+        "PUT",
+        &t_theirs,
+        |i| format!("{s_theirs}/theirs/w{i}"),
+        5,
+    )
+    .await;
+    eprintln!("object writes: ours {a:?}, Swift's {b:?}");
+    assert!(a.contains(&498), "{a:?}");
+    assert_eq!(
+        a.iter().filter(|s| **s == 498).count(),
+        b.iter().filter(|s| **s == 498).count(),
+        "ours {a:?}, Swift's {b:?}"
+    );
+    // Listings of it.
+    let a = burst_of(&http, "GET", &t_ours, |_| format!("{s_ours}/ours"), 5).await;
+    let b = burst_of(&http, "GET", &t_theirs, |_| format!("{s_theirs}/theirs"), 5).await;
+    eprintln!("listings: ours {a:?}, Swift's {b:?}");
+    assert!(a.contains(&498), "{a:?}");
+    assert_eq!(
+        a.iter().filter(|s| **s == 498).count(),
+        b.iter().filter(|s| **s == 498).count(),
+        "ours {a:?}, Swift's {b:?}"
+    );
+    // A container below the smallest size is not limited; neither is a whitelisted
+    // account.
+    for base in [&ours, &theirs] {
+        let (t, s) = login(base, "test:tester", "testing").await;
+        let r = send(&http, "PUT", &format!("{s}/small/dbg"), &t, &[], "x").await;
+        if !r.status().is_success() {
+            // Swift's proxy once answered 500 here, reading info cached by ours.
+            let d = c.dir.path().join("log");
+            for f in std::fs::read_dir(&d).unwrap() {
+                let f = f.unwrap().path();
+                let text = std::fs::read_to_string(&f).unwrap_or_default();
+                eprintln!(
+                    "==== {}\n{}",
+                    f.display(),
+                    &text[text.len().saturating_sub(3000)..]
+                );
+            }
+            panic!("{} from {base}", r.status());
+        }
+        let a = burst_of(&http, "PUT", &t, |i| format!("{s}/small/x{i}"), 5).await;
+        // The first writes fill it to the limited size; the count is cached, so none is
+        // refused.
+        assert!(!a.contains(&498), "{base}: small container {a:?}");
+        let (t, s) = login(base, "test2:tester2", "testing2").await;
+        let a = burst_of(&http, "PUT", &t, |i| format!("{s}/ours/y{i}"), 5).await;
+        assert!(!a.contains(&498), "{base}: whitelisted account {a:?}");
     }
 }

@@ -19,6 +19,9 @@ pub struct ContainerInfo {
     pub meta: std::collections::BTreeMap<String, String>,
     /// `X-Container-Sysmeta-*`, likewise (Swift's `sysmeta`).
     pub sysmeta: std::collections::BTreeMap<String, String>,
+    /// The rest of Swift's info dict (sync, versions, sharding state, timestamps), kept
+    /// so that a Swift proxy reading the shared cache finds every key it expects.
+    pub swift_extra: serde_json::Map<String, Value>,
 }
 
 /// What the proxy knows about an account (Swift's `get_account_info`).
@@ -32,6 +35,8 @@ pub struct AccountInfo {
     pub sysmeta: std::collections::BTreeMap<String, String>,
     /// Per policy index: (bytes used, object count).
     pub policy_stats: std::collections::BTreeMap<u32, (u64, u64)>,
+    /// The rest of Swift's info dict (every policy's `storage_policies` entry).
+    pub swift_extra: serde_json::Map<String, Value>,
 }
 
 /// Swift's cache keys for account and container info.
@@ -69,21 +74,26 @@ fn cached_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
 impl ContainerInfo {
     /// Swift's container info dict (`headers_to_container_info`), as it caches it.
     pub fn to_cache(&self) -> Value {
-        serde_json::json!({
-            "status": self.status,
-            "read_acl": self.read_acl,
-            "write_acl": self.write_acl,
-            "object_count": self.object_count.to_string(),
-            "bytes": self.bytes_used.to_string(),
-            "storage_policy": self.policy_index.to_string(),
-            "cors": {
-                "allow_origin": self.cors.allow_origin,
-                "expose_headers": self.cors.expose_headers,
-                "max_age": self.cors.max_age,
-            },
-            "meta": self.meta,
-            "sysmeta": self.sysmeta,
-        })
+        let mut v = Value::Object(self.swift_extra.clone());
+        merge(
+            &mut v,
+            serde_json::json!({
+                "status": self.status,
+                "read_acl": self.read_acl,
+                "write_acl": self.write_acl,
+                "object_count": self.object_count.to_string(),
+                "bytes": self.bytes_used.to_string(),
+                "storage_policy": self.policy_index.to_string(),
+                "cors": {
+                    "allow_origin": self.cors.allow_origin,
+                    "expose_headers": self.cors.expose_headers,
+                    "max_age": self.cors.max_age,
+                },
+                "meta": self.meta,
+                "sysmeta": self.sysmeta,
+            }),
+        );
+        v
     }
 
     /// Reads what [`to_cache`](Self::to_cache) or a Swift proxy stored; `None` for
@@ -107,8 +117,68 @@ impl ContainerInfo {
             },
             meta: cached_map(o.get("meta")),
             sysmeta: cached_map(o.get("sysmeta")),
+            swift_extra: extra_of(o, CONTAINER_KEYS),
         })
     }
+}
+
+/// The container info keys [`ContainerInfo`] has fields for.
+const CONTAINER_KEYS: &[&str] = &[
+    "status",
+    "read_acl",
+    "write_acl",
+    "object_count",
+    "bytes",
+    "storage_policy",
+    "cors",
+    "meta",
+    "sysmeta",
+];
+/// The account info keys [`AccountInfo`] has fields for.
+const ACCOUNT_KEYS: &[&str] = &[
+    "status",
+    "container_count",
+    "total_object_count",
+    "bytes",
+    "meta",
+    "sysmeta",
+];
+
+fn extra_of(o: &serde_json::Map<String, Value>, known: &[&str]) -> serde_json::Map<String, Value> {
+    o.iter()
+        .filter(|(k, _)| !known.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(a), Value::Object(b)) = (into, from) {
+        a.extend(b);
+    }
+}
+
+/// Swift's container info keys that are not [`ContainerInfo`] fields, from the HEAD.
+fn container_extra(h: &HeaderMap) -> serde_json::Map<String, Value> {
+    let get = |k: &str| {
+        super::header(h, k)
+            .map(|v| Value::from(v.to_string()))
+            .unwrap_or(Value::Null)
+    };
+    let mut m = serde_json::Map::new();
+    for (key, header) in [
+        ("sync_to", "x-container-sync-to"),
+        ("sync_key", "x-container-sync-key"),
+        ("versions", "x-versions-location"),
+        ("created_at", "x-backend-timestamp"),
+        ("put_timestamp", "x-backend-put-timestamp"),
+        ("delete_timestamp", "x-backend-delete-timestamp"),
+        ("status_changed_at", "x-backend-status-changed-at"),
+    ] {
+        m.insert(key.into(), get(header));
+    }
+    let sharding = super::header(h, "x-backend-sharding-state").unwrap_or("unsharded");
+    m.insert("sharding_state".into(), Value::from(sharding));
+    m
 }
 
 impl AccountInfo {
@@ -124,15 +194,20 @@ impl AccountInfo {
                 )
             })
             .collect();
-        serde_json::json!({
-            "status": self.status,
-            "container_count": self.container_count.to_string(),
-            "total_object_count": self.object_count.to_string(),
-            "bytes": self.bytes_used.to_string(),
-            "storage_policies": policies,
-            "meta": self.meta,
-            "sysmeta": self.sysmeta,
-        })
+        let mut v = serde_json::json!({"storage_policies": policies});
+        merge(&mut v, Value::Object(self.swift_extra.clone()));
+        merge(
+            &mut v,
+            serde_json::json!({
+                "status": self.status,
+                "container_count": self.container_count.to_string(),
+                "total_object_count": self.object_count.to_string(),
+                "bytes": self.bytes_used.to_string(),
+                "meta": self.meta,
+                "sysmeta": self.sysmeta,
+            }),
+        );
+        v
     }
 
     pub fn from_cache(v: &Value) -> Option<AccountInfo> {
@@ -163,6 +238,7 @@ impl AccountInfo {
             meta: cached_map(o.get("meta")),
             sysmeta: cached_map(o.get("sysmeta")),
             policy_stats,
+            swift_extra: extra_of(o, ACCOUNT_KEYS),
         })
     }
 }
@@ -230,6 +306,7 @@ impl Proxy {
                 cors: crate::proxy::cors::Cors::from_container_headers(&r.headers),
                 meta: headers_under(&r.headers, "x-container-meta-"),
                 sysmeta: headers_under(&r.headers, "x-container-sysmeta-"),
+                swift_extra: container_extra(&r.headers),
             }
         };
         if info.status / 100 == 2 {
@@ -291,6 +368,7 @@ impl Proxy {
                 meta: headers_under(&r.headers, "x-account-meta-"),
                 sysmeta: headers_under(&r.headers, "x-account-sysmeta-"),
                 policy_stats,
+                swift_extra: self.account_extra(&r.headers),
             }
         };
         if info.status / 100 == 2 {
@@ -303,6 +381,35 @@ impl Proxy {
                 .await;
         }
         info
+    }
+
+    /// Swift's `storage_policies` of account info: every policy, with its counts.
+    fn account_extra(&self, h: &HeaderMap) -> serde_json::Map<String, Value> {
+        let count = |p: &str, what: &str| -> u64 {
+            super::header(
+                h,
+                &format!("x-account-storage-policy-{}-{what}", p.to_ascii_lowercase()),
+            )
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+        };
+        let policies: serde_json::Map<String, Value> = self
+            .policies
+            .iter()
+            .map(|p| {
+                (
+                    p.index.to_string(),
+                    serde_json::json!({
+                        "container_count": count(p.name(), "container-count"),
+                        "object_count": count(p.name(), "object-count"),
+                        "bytes": count(p.name(), "bytes-used"),
+                    }),
+                )
+            })
+            .collect();
+        let mut m = serde_json::Map::new();
+        m.insert("storage_policies".into(), Value::Object(policies));
+        m
     }
 
     /// Drops the account's cached info (every proxy on the same memcached sees that).
