@@ -229,13 +229,33 @@ async fn a_dead_memcached_never_fails_a_request() {
     let dir = tempfile::tempdir().unwrap();
     let mut mc = Memcached::start(dir.path());
     let rl = "container_ratelimit_0 = 100\naccount_ratelimit = 100\n";
-    let c = Cluster::start(1, &proxy_extra(Some(&mc.addr()), rl));
+    // A hung memcached costs each cache call its io_timeout (then the server is error
+    // limited and skipped).
+    let servers = format!("{}\nio_timeout = 0.3\nconnect_timeout = 0.3", mc.addr());
+    let c = Cluster::start(1, &proxy_extra(Some(&servers), rl));
     let http = Client::new();
     let (token, storage) = login(&c.url(), "test:tester", "testing").await;
     assert!(send(&http, "PUT", &format!("{storage}/c"), &token, &[], "")
         .await
         .status()
         .is_success());
+    // Hung: connections are accepted by the kernel, nothing answers.
+    // SAFETY: signalling the memcached this test started, by its pid.
+    unsafe { libc::kill(mc.child.id() as libc::pid_t, libc::SIGSTOP) };
+    let (hung_token, _) = login(&c.url(), "test:tester", "testing").await;
+    for i in 0..6 {
+        let obj = format!("{storage}/c/h{i}");
+        let r = send(&http, "PUT", &obj, &hung_token, &[], "data").await;
+        assert_eq!(r.status(), 201, "PUT {i} with memcached hung");
+        let r = send(&http, "GET", &obj, &hung_token, &[], "").await;
+        assert_eq!(r.status(), 200);
+    }
+    let log = c.proxy_log();
+    assert!(log.contains("timed out"), "the timeouts are logged:\n{log}");
+    assert!(
+        log.contains("error limiting memcached"),
+        "and the server skipped:\n{log}"
+    );
     mc.kill();
     // Every kind of request that uses the cache: login (tokens), object writes
     // (ratelimit counters, container info), listings, CORS (container info).
@@ -249,7 +269,7 @@ async fn a_dead_memcached_never_fails_a_request() {
         assert_eq!(r.text().await.unwrap(), "data");
     }
     let r = send(&http, "GET", &format!("{storage}/c"), &token, &[], "").await;
-    assert_eq!(r.text().await.unwrap().lines().count(), 15);
+    assert_eq!(r.text().await.unwrap().lines().count(), 21);
     let r = send(&http, "PUT", &format!("{storage}/c2"), &token, &[], "").await;
     assert!(r.status().is_success());
     let log = c.proxy_log();
