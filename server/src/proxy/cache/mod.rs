@@ -153,6 +153,16 @@ pub fn memcache_options(
     if servers.is_empty() {
         return Ok(None);
     }
+    if let Some((sec, _)) = pick("tls_enabled") {
+        if sec.bool_or("tls_enabled", false)? {
+            return Err(ConfError::Value {
+                path: sec.path.clone(),
+                section: sec.name.clone(),
+                key: "tls_enabled".into(),
+                message: "TLS to memcached is not supported by Ringsmith".into(),
+            });
+        }
+    }
     let num = |key: &str, default: f64| -> Result<f64, ConfError> {
         match pick(key) {
             Some((sec, _)) => sec.parse_or(key, default),
@@ -248,5 +258,11 @@ mod tests {
         let bad = filter("[filter:cache]\nmemcache_servers = 127.0.0.3:9\ntries = many\n");
         let e = memcache_options(&bad, dir.path()).unwrap_err().to_string();
         assert!(e.contains("tries"), "{e}");
+        let tls = filter("[filter:cache]\nmemcache_servers = 127.0.0.3:9\ntls_enabled = yes\n");
+        let e = memcache_options(&tls, dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("tls_enabled") && e.contains("not supported"),
+            "{e}"
+        );
     }
 }
