@@ -110,6 +110,9 @@ class RingsmithCluster:
         cmd = [os.path.join(self.bindir, "ringsmith"), "cluster", "up", "--dir", self.dir,
                "--nodes", "1", "--proxy-port", str(self.port), "--base-port", str(base),
                "--server-bin", os.path.join(self.bindir, "ringsmith-server")]
+        # Tokens and info on a memcached (`cluster up --memcached`) instead of in-process.
+        if os.environ.get("RINGSMITH_FUNCTEST_MEMCACHED"):
+            cmd.append("--memcached")
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"ringsmith cluster up failed:\n{r.stdout}{r.stderr}")
