@@ -47,17 +47,27 @@ impl LocalCache {
     }
 
     fn put(&self, key: &str, value: Value, ttl: u64) {
-        let until = (ttl > 0).then(|| Instant::now() + Duration::from_secs(ttl));
         let mut map = self.entries.lock().expect("local cache");
-        if map.len() >= LOCAL_CAPACITY {
-            let now = Instant::now();
-            map.retain(|_, (u, _)| u.is_none_or(|u| u > now));
-            if map.len() >= LOCAL_CAPACITY {
-                map.clear();
-            }
-        }
-        map.insert(key.to_string(), (until, value));
+        put_locked(&mut map, key, value, ttl);
     }
+}
+
+/// Stores under the caller's lock; a full map drops its expired entries, then everything.
+fn put_locked(
+    map: &mut HashMap<String, (Option<Instant>, Value)>,
+    key: &str,
+    value: Value,
+    ttl: u64,
+) {
+    let until = (ttl > 0).then(|| Instant::now() + Duration::from_secs(ttl));
+    if map.len() >= LOCAL_CAPACITY {
+        let now = Instant::now();
+        map.retain(|_, (u, _)| u.is_none_or(|u| u > now));
+        if map.len() >= LOCAL_CAPACITY {
+            map.clear();
+        }
+    }
+    map.insert(key.to_string(), (until, value));
 }
 
 impl Cache {
@@ -93,21 +103,27 @@ impl Cache {
     pub async fn incr(&self, key: &str, delta: i64, ttl: u64) -> Result<u64, MemcacheError> {
         match self {
             Cache::Local(l) => {
-                let now = l.live(key).and_then(|v| v.as_u64());
-                let next = match now {
-                    Some(v) => (v as i64).saturating_add(delta).max(0) as u64,
-                    None => delta.max(0) as u64,
-                };
-                // memcached keeps a counter's original expiry; so does this.
+                // One lock for read and write: concurrent increments must all count.
                 let mut map = l.entries.lock().expect("local cache");
-                match map.get_mut(key) {
-                    Some(entry) if now.is_some() => entry.1 = Value::from(next),
-                    _ => {
-                        drop(map);
-                        l.put(key, Value::from(next), ttl);
+                let now = Instant::now();
+                let live = map
+                    .get_mut(key)
+                    .filter(|(until, _)| until.is_none_or(|u| u > now));
+                match live {
+                    Some((_, value)) => {
+                        // memcached keeps a counter's original expiry; so does this.
+                        let next = (value.as_u64().unwrap_or(0) as i64)
+                            .saturating_add(delta)
+                            .max(0) as u64;
+                        *value = Value::from(next);
+                        Ok(next)
+                    }
+                    None => {
+                        let next = delta.max(0) as u64;
+                        put_locked(&mut map, key, Value::from(next), ttl);
+                        Ok(next)
                     }
                 }
-                Ok(next)
             }
             Cache::Memcache(m) => m.incr(key, delta, ttl).await,
         }
@@ -226,6 +242,22 @@ mod tests {
         assert_eq!(c.incr("n", 2, 60).await.unwrap(), 5);
         assert_eq!(c.incr("n", -9, 60).await.unwrap(), 0);
         assert_eq!(c.incr("m", -1, 60).await.unwrap(), 0);
+        // Concurrent increments all count.
+        let shared = std::sync::Arc::new(Cache::local());
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let c = shared.clone();
+                tokio::spawn(async move {
+                    for _ in 0..100 {
+                        c.incr("k", 1, 60).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(shared.incr("k", 0, 60).await.unwrap(), 800);
         let l = LocalCache::default();
         l.put("gone", Value::from(1), 1);
         l.entries.lock().unwrap().get_mut("gone").unwrap().0 = Some(Instant::now());
