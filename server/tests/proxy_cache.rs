@@ -588,3 +588,18 @@ async fn container_and_listing_rates_as_swift() {
         assert!(!a.contains(&498), "{base}: whitelisted account {a:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_without_memcached_limits_with_the_local_cache() {
+    // Swift would limit nothing here (no memcached); ours counts in-process.
+    let rl = "account_ratelimit = 1\nmax_sleep_time_seconds = 1.5\n";
+    let c = Cluster::start(1, &proxy_extra(None, rl));
+    let http = Client::new();
+    let (t, s) = login(&c.url(), "test:tester", "testing").await;
+    let statuses = burst(&http, &s, &t, 6).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 498).count(),
+        5,
+        "{statuses:?}"
+    );
+}
