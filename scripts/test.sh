@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, interop tests against real Swift 2.38.3 included.
 # Installs what it needs on a fresh machine: the Swift virtualenv (cached), and the Debian
-# packages the end-to-end tests drive (tmux).
+# packages the end-to-end tests drive (tmux, iproute2, memcached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,8 @@ need_apt=()
 command -v tmux >/dev/null || need_apt+=(tmux)
 # `cluster up --netns` (the multi-host tests) drives iproute2.
 command -v ip >/dev/null || need_apt+=(iproute2)
+# The cache filter's tests and `cluster up --memcached` start memcached.
+command -v memcached >/dev/null || need_apt+=(memcached)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]]; then
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

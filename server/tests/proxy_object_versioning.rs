@@ -289,7 +289,7 @@ async fn reserved_names_stay_internal() {
 #[tokio::test(flavor = "multi_thread")]
 async fn swift_proxy_versions_on_ringsmith_storage() {
     let mut c = Cluster::start_with(Storage::Ringsmith, 1, "");
-    let port = c.start_swift_proxy_with_extra(
+    let port = c.start_swift_proxy_with_sections(
         "catch_errors gatekeeper proxy-logging listing_formats tempauth copy dlo \
          versioned_writes symlink proxy-logging",
         "[filter:versioned_writes]\nuse = egg:swift#versioned_writes\n\

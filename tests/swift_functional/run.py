@@ -33,7 +33,8 @@ from swift_aio import wait_listening  # noqa: E402
 
 MODULES = ["test_account", "test_container", "test_object", "test_protocol", "tests", "test_slo",
            "test_dlo", "test_tempurl", "test_staticweb",
-           "test_symlink", "test_versioned_writes", "test_object_versioning"]
+           "test_symlink", "test_versioned_writes", "test_object_versioning",
+           "test_access_control"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
 TEST_CONF_USERS = """\
@@ -110,6 +111,9 @@ class RingsmithCluster:
         cmd = [os.path.join(self.bindir, "ringsmith"), "cluster", "up", "--dir", self.dir,
                "--nodes", "1", "--proxy-port", str(self.port), "--base-port", str(base),
                "--server-bin", os.path.join(self.bindir, "ringsmith-server")]
+        # Tokens and info on a memcached (`cluster up --memcached`) instead of in-process.
+        if os.environ.get("RINGSMITH_FUNCTEST_MEMCACHED"):
+            cmd.append("--memcached")
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"ringsmith cluster up failed:\n{r.stdout}{r.stderr}")

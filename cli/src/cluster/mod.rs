@@ -34,6 +34,7 @@ use ringsmith::builder::{NewDevice, RebalanceOptions, RingBuilder};
 use serde::{Deserialize, Serialize};
 
 mod fault;
+mod memcached;
 mod netns;
 use fault::FaultArgs;
 use netns::Netns;
@@ -118,6 +119,10 @@ struct UpArgs {
     /// The object auditor's `files_per_second` (Swift's default: 20).
     #[arg(long)]
     audit_files_per_second: Option<f64>,
+    /// Start a memcached on 127.0.0.1 and point the proxy's `cache` filter at it (tokens,
+    /// account/container info and ratelimit counters then live there).
+    #[arg(long)]
+    memcached: bool,
 }
 
 /// The daemons `up` starts on every storage node (plus the expirer on the first).
@@ -203,6 +208,9 @@ fn is_ours(p: &Proc) -> bool {
         .split(|b| *b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
+    if p.kind == memcached::KIND {
+        return memcached::is_ours(p, &args) && !is_zombie(p.pid);
+    }
     let conf = p.conf.to_string_lossy();
     args.iter().any(|a| a.ends_with("ringsmith-server"))
         && args.iter().any(|a| *a == conf)
@@ -552,6 +560,15 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
             }
         }
     }
+    // memcached first, so the proxy's first requests find it.
+    let mut cache_options = String::new();
+    if a.memcached {
+        let port = memcached::free_port()?;
+        let proc = memcached::spawn(&dir, port, layout.namespace(None))?;
+        cache_options = format!("memcache_servers = {}\n", proc.addr);
+        record.procs.push(proc);
+        write_cluster(&dir, &record)?;
+    }
     let proxy_conf = etc.join("proxy-server.conf");
     let paco = if a.paco {
         format!(
@@ -568,7 +585,7 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         etc = etc.display(),
         secret = random_hex(32),
         pipeline = PROXY_PIPELINE,
-        filters = filter_sections(PROXY_PIPELINE),
+        filters = filter_sections(PROXY_PIPELINE, &cache_options),
     );
     ringsmith::atomic::write_bytes_atomic(&proxy_conf, 0o600, text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", proxy_conf.display()))?;
@@ -603,7 +620,9 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
                 dead.log.display()
             ));
         }
-        pending.retain(|p| !answers(&p.addr));
+        // A namespace's own loopback (its memcached) cannot be probed from here.
+        let in_netns = layout.netns.is_some();
+        pending.retain(|p| !(answers(&p.addr) || in_netns && p.kind == memcached::KIND));
         if Instant::now() > deadline {
             let names: Vec<String> = pending
                 .iter()
@@ -873,24 +892,29 @@ fn down(dir: &Path) -> Result<ExitCode, String> {
 
 /// The proxy pipeline `cluster up` writes: Swift's sample pipeline, every middleware of it
 /// that Ringsmith provides, in Swift's order.
-pub const PROXY_PIPELINE: &str = "catch_errors gatekeeper healthcheck proxy-logging \
-     listing_formats bulk tempurl tempauth formpost staticweb copy container-quotas \
+pub const PROXY_PIPELINE: &str = "catch_errors gatekeeper healthcheck proxy-logging cache \
+     listing_formats bulk tempurl ratelimit tempauth formpost staticweb copy container-quotas \
      account-quotas slo dlo versioned_writes symlink proxy-logging proxy-server";
 
 /// A `[filter:NAME]` section (`use = egg:swift#NAME`, dashes as underscores) for each
-/// filter of `pipeline` but tempauth, which has its own.
-fn filter_sections(pipeline: &str) -> String {
+/// filter of `pipeline` but tempauth, which has its own; `cache` is Swift's memcache
+/// middleware, with `cache_options` (its memcached, if any).
+fn filter_sections(pipeline: &str, cache_options: &str) -> String {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = String::new();
     for name in pipeline.split_whitespace() {
         if name == "proxy-server" || name == "tempauth" || !seen.insert(name) {
             continue;
         }
-        let egg = name.replace('-', "_");
+        let egg = match name {
+            "cache" => "memcache".to_string(),
+            _ => name.replace('-', "_"),
+        };
         // Offer what Swift's sample leaves commented out: this is a cluster to try things on.
         let options = match egg.as_str() {
             // Both styles, as Swift's SAIO config has them (symlink is in the pipeline).
             "versioned_writes" => "allow_versioned_writes = true\nallow_object_versioning = true\n",
+            "memcache" => cache_options,
             _ => "",
         };
         out.push_str(&format!(

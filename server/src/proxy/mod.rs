@@ -20,6 +20,7 @@
 pub mod account_acl;
 pub mod auth;
 pub mod backend;
+pub mod cache;
 pub mod controllers;
 pub mod cors;
 pub mod env;
@@ -33,8 +34,8 @@ pub mod signature;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -72,11 +73,16 @@ pub struct Proxy {
     /// by default `conn_timeout`).
     pub concurrency_timeout: Duration,
     pub client_timeout: Duration,
-    pub info_cache: Mutex<HashMap<String, (Instant, controllers::ContainerInfo)>>,
-    pub account_info_cache: Mutex<HashMap<String, (Instant, controllers::AccountInfo)>>,
+    /// Swift's `swift.cache`: in-process unless the `cache` filter names memcached.
+    cache: std::sync::RwLock<cache::SharedCache>,
+    /// How long container info stays cached (`recheck_container_existence`).
     pub info_ttl: Duration,
+    /// How long account info stays cached (`recheck_account_existence`).
+    pub account_info_ttl: Duration,
     /// What the loaded middlewares offer, for `/info`.
     pub info: InfoRegistry,
+    /// `cors_allow_origin`, `cors_expose_headers`, `strict_cors_mode`.
+    pub cors: cors::CorsOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,12 +207,25 @@ impl Proxy {
                 app.parse_or("conn_timeout", 0.5f64)?,
             )?,
             client_timeout: secs("client_timeout", 60.0)?,
-            info_cache: Mutex::new(HashMap::new()),
-            account_info_cache: Mutex::new(HashMap::new()),
+            cache: std::sync::RwLock::new(Arc::new(cache::Cache::local())),
             info_ttl: secs("recheck_container_existence", 10.0)?,
+            account_info_ttl: secs("recheck_account_existence", 10.0)?,
             info,
+            cors: cors::CorsOptions::from_section(app)?,
             swift_dir,
         })
+    }
+}
+
+impl Proxy {
+    /// The cache every request uses (tokens, info, ratelimit counters).
+    pub fn cache(&self) -> cache::SharedCache {
+        self.cache.read().expect("proxy cache").clone()
+    }
+
+    /// The `cache` filter's memcached replaces the in-process cache.
+    pub fn set_cache(&self, cache: cache::Cache) {
+        *self.cache.write().expect("proxy cache") = Arc::new(cache);
     }
 }
 

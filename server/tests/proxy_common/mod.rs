@@ -302,26 +302,33 @@ impl Cluster {
     /// [`Cluster::start_swift_proxy`] with another pipeline (`filters`, the app left out;
     /// each filter loads the Swift middleware of its name, `-` read as `_`).
     pub fn start_swift_proxy_with(&mut self, filters: &str) -> u16 {
-        self.start_swift_proxy_impl(filters, false, "")
+        self.start_swift_proxy_impl(filters, false, "", "")
     }
 
-    /// [`Cluster::start_swift_proxy_with`], `extra` appended to its config (it may open
-    /// sections of its own, say a filter's with options).
-    pub fn start_swift_proxy_with_extra(&mut self, filters: &str, extra: &str) -> u16 {
-        self.start_swift_proxy_impl(filters, false, extra)
+    /// [`Cluster::start_swift_proxy_with`] where `own` gives some filters' sections
+    /// (`[filter:NAME]` with options) and may add others (`[app:proxy-server]` not).
+    pub fn start_swift_proxy_with_sections(&mut self, filters: &str, own: &str) -> u16 {
+        self.start_swift_proxy_impl(filters, false, own, "")
+    }
+
+    /// [`Cluster::start_swift_proxy_with`] with `app_options` (lines) added to its
+    /// `[app:proxy-server]`.
+    pub fn start_swift_proxy_with_app_options(&mut self, filters: &str, app_options: &str) -> u16 {
+        self.start_swift_proxy_impl(filters, false, "", app_options)
     }
 
     /// [`Cluster::start_swift_proxy`] whose storage policies come from this cluster's
     /// `swift.conf` ([`swift_with_cluster_policies`]).
     pub fn start_swift_proxy_with_cluster_policies(&mut self) -> u16 {
-        self.start_swift_proxy_impl(DEFAULT_SWIFT_FILTERS, true, "")
+        self.start_swift_proxy_impl(DEFAULT_SWIFT_FILTERS, true, "", "")
     }
 
     fn start_swift_proxy_impl(
         &mut self,
         filters: &str,
         cluster_policies: bool,
-        extra: &str,
+        own: &str,
+        app_options: &str,
     ) -> u16 {
         let port = free_port("127.0.0.1");
         let conf = self.etc().join("swift-proxy-server.conf");
@@ -347,16 +354,9 @@ impl Cluster {
         std::fs::write(
             &conf,
             format!(
-                "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nswift_dir = {etc}\nlog_level = WARNING\n\n[pipeline:main]\npipeline = {filters} proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n\n[filter:tempauth]\nuse = egg:swift#tempauth\nfernet_key_k1 = {key}\nactive_fernet_key_id = k1\n{USERS}\n{sections}{extra}",
+                "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nswift_dir = {etc}\nlog_level = WARNING\n\n[pipeline:main]\npipeline = {filters} proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n{app_options}\n[filter:tempauth]\nuse = egg:swift#tempauth\nfernet_key_k1 = {key}\nactive_fernet_key_id = k1\n{USERS}\n{sections}",
                 etc = self.etc().display(),
-                // A filter whose section `extra` writes gets no generated one.
-                sections = swift_filter_sections(
-                    &filters
-                        .split_whitespace()
-                        .filter(|f| !extra.contains(&format!("[filter:{f}]")))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
+                sections = swift_filter_sections(filters, own),
             ),
         )
         .unwrap();
@@ -437,14 +437,24 @@ pub async fn login(base: &str, user: &str, key: &str) -> (String, String) {
     (tok, url)
 }
 
-/// `[filter:NAME]\nuse = egg:swift#NAME` for each filter but tempauth, once each.
-fn swift_filter_sections(filters: &str) -> String {
+/// `[filter:NAME]\nuse = egg:swift#NAME` for each filter but tempauth and those `own`
+/// defines, once each; then `own`. (`cache` is Swift's `memcache`.)
+fn swift_filter_sections(filters: &str, own: &str) -> String {
     let mut seen = std::collections::BTreeSet::new();
-    filters
+    let mut out: String = filters
         .split_whitespace()
         .filter(|f| *f != "tempauth" && seen.insert(*f))
-        .map(|f| format!("[filter:{f}]\nuse = egg:swift#{}\n", f.replace('-', "_")))
-        .collect()
+        .filter(|f| !own.contains(&format!("[filter:{f}]")))
+        .map(|f| {
+            let egg = match f {
+                "cache" => "memcache".to_string(),
+                other => other.replace('-', "_"),
+            };
+            format!("[filter:{f}]\nuse = egg:swift#{egg}\n")
+        })
+        .collect();
+    out.push_str(own);
+    out
 }
 
 /// `[filter:...]` sections for the middlewares of the test proxy's pipeline (tempauth's

@@ -63,7 +63,7 @@ pub(super) async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
                 set(&mut h, account_acl::SYSMETA, v);
             }
             let replicas = ring.part_nodes(part).len();
-            proxy.forget_account(&ctx.account);
+            proxy.forget_account(&ctx.account).await;
             let answers = proxy
                 .make_requests(
                     ring,
@@ -75,7 +75,7 @@ pub(super) async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
                     |_, _| {},
                 )
                 .await;
-            proxy.forget_account(&ctx.account);
+            proxy.forget_account(&ctx.account).await;
             quorum_response(&answers, replicas, ctx.owner)
         }
         _ => status_text(StatusCode::METHOD_NOT_ALLOWED),

@@ -127,7 +127,7 @@ pub(super) async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
             let apart = aring.get_part(&ctx.account, None, None);
             let anodes = aring.part_nodes(apart);
             let with_account = ctx.method != Method::POST;
-            proxy.forget_container(&ctx.account, &container);
+            proxy.forget_container(&ctx.account, &container).await;
             let replicas = ring.part_nodes(part).len();
             let answers = proxy
                 .make_requests(
@@ -147,7 +147,7 @@ pub(super) async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
                     },
                 )
                 .await;
-            proxy.forget_container(&ctx.account, &container);
+            proxy.forget_container(&ctx.account, &container).await;
             quorum_response(&answers, replicas, ctx.owner)
         }
         _ => status_text(StatusCode::METHOD_NOT_ALLOWED),

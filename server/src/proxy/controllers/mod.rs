@@ -16,7 +16,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -376,7 +376,12 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request) -> Response {
         _ => None,
     };
     if ctx.method == Method::OPTIONS {
-        return super::cors::preflight(&ctx.headers, ctx.object.is_some(), cors.as_ref());
+        return super::cors::preflight(
+            &ctx.headers,
+            ctx.object.is_some(),
+            cors.as_ref(),
+            &proxy.cors,
+        );
     }
     let decorate = super::cors::applies_to(&ctx.method);
     let mut resp = match (&ctx.container, &ctx.object) {
@@ -385,7 +390,7 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request) -> Response {
         (Some(_), Some(_)) => object_request(&mut ctx, body).await,
     };
     if let (true, Some(origin), Some(cors)) = (decorate, origin, cors) {
-        super::cors::decorate(&mut resp, &origin, &cors);
+        super::cors::decorate(&mut resp, &origin, &cors, &proxy.cors);
     }
     resp
 }
@@ -425,7 +430,7 @@ fn info(proxy: &Proxy, method: &Method) -> Response {
             "policies": policies,
             "allow_account_management": proxy.allow_account_management,
             "account_autocreate": proxy.account_autocreate,
-            "strict_cors_mode": true,
+            "strict_cors_mode": proxy.cors.strict,
     });
     // What the loaded middlewares registered, then the proxy's own section over it.
     let mut doc = proxy.info.snapshot();

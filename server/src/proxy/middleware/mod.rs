@@ -13,6 +13,7 @@ pub mod healthcheck;
 pub mod listing_formats;
 pub mod object_versioning;
 pub mod proxy_logging;
+pub mod ratelimit;
 pub mod slo;
 pub mod staticweb;
 pub mod symlink;
@@ -89,6 +90,14 @@ pub fn registry() -> Vec<Middleware> {
         Middleware {
             egg: "listing_formats",
             build: listing_formats::build,
+        },
+        Middleware {
+            egg: "memcache",
+            build: crate::proxy::cache::build,
+        },
+        Middleware {
+            egg: "ratelimit",
+            build: ratelimit::build,
         },
         Middleware {
             egg: "tempauth",

@@ -3,6 +3,12 @@
 //! ([`RemoteUser`]), and leaves its authorizer ([`Authorize`]) for the app to call once
 //! it knows the target's ACLs. Users, tokens and the authorization rules themselves are in
 //! [`crate::proxy::auth`].
+//!
+//! With a shared cache (the `cache` filter on memcached) tokens are Swift's: `AUTH_tk` and
+//! a random hex, stored as `AUTH_/token/<token>` → `[expires, "groups"]` and
+//! `AUTH_/user/<account:user>` → token, so every proxy on that memcached (Swift's too)
+//! accepts them. Without one, and whenever memcached cannot store a new token, tokens are
+//! the stateless signed kind [`TempAuth::sign`] makes.
 
 use std::sync::Arc;
 
@@ -23,6 +29,9 @@ pub struct TempAuthLayer {
     auth_prefix: String,
     /// Whether a middleware's [`AuthorizeOverride`] is honoured (Swift's `allow_overrides`).
     allow_overrides: bool,
+    /// For its cache (Swift's `swift.cache`), which the `cache` filter may point at
+    /// memcached after this layer is built.
+    proxy: Arc<crate::proxy::Proxy>,
 }
 
 impl Authorizer for TempAuth {
@@ -51,6 +60,7 @@ pub fn build(ctx: &FilterContext<'_>, next: App) -> Result<App, ConfError> {
         auth,
         auth_prefix,
         allow_overrides,
+        proxy: ctx.proxy.clone(),
     }))
 }
 
@@ -65,9 +75,102 @@ impl TempAuthLayer {
             || (rest.starts_with("v1/") && rest.ends_with("/auth"))
     }
 
+    /// The token's cache key (Swift's `<reseller_prefix>/token/<token>`).
+    fn token_key(&self, token: &str) -> String {
+        format!("{}/token/{token}", self.auth.reseller_prefix)
+    }
+
+    /// Swift's group string for a user: account, account:user, its groups, and for
+    /// `.admin` the account's name in place of `.admin`.
+    fn swift_groups(&self, user: &auth::User) -> String {
+        let mut groups = vec![
+            user.account.clone(),
+            format!("{}:{}", user.account, user.user),
+        ];
+        groups.extend(user.groups.iter().filter(|g| *g != ".admin").cloned());
+        if user.groups.iter().any(|g| g == ".admin") {
+            groups.push(self.auth.account_name(&user.account));
+        }
+        groups.join(",")
+    }
+
+    /// A token from the shared cache: the user's live one when its groups are unchanged,
+    /// else a new one. `None` when the cache cannot store it.
+    async fn cached_token(&self, user: &auth::User) -> Option<(String, u64)> {
+        let cache = self.proxy.cache();
+        let groups = self.swift_groups(user);
+        let user_key = format!(
+            "{}/user/{}:{}",
+            self.auth.reseller_prefix, user.account, user.user
+        );
+        let now = auth::now_secs() as f64;
+        if let Some(candidate) = cache.get(&user_key).await {
+            if let Some(candidate) = candidate.as_str() {
+                if let Some((expires, old)) = cache
+                    .get(&self.token_key(candidate))
+                    .await
+                    .as_ref()
+                    .and_then(cached_auth_data)
+                {
+                    let same = |a: &str, b: &str| {
+                        let mut a: Vec<&str> = a.split(',').collect();
+                        let mut b: Vec<&str> = b.split(',').collect();
+                        a.sort();
+                        a.dedup();
+                        b.sort();
+                        b.dedup();
+                        a == b
+                    };
+                    if expires > now && same(&old, &groups) {
+                        return Some((candidate.to_string(), expires as u64));
+                    }
+                }
+            }
+        }
+        let token = format!(
+            "{}tk{}",
+            self.auth.reseller_prefix,
+            hex::encode(rand::random::<[u8; 16]>())
+        );
+        let expires = auth::now_secs() + self.auth.token_life;
+        let data = serde_json::json!([expires as f64, groups]);
+        let ttl = self.auth.token_life;
+        cache.set(&self.token_key(&token), &data, ttl).await.ok()?;
+        cache
+            .set(&user_key, &serde_json::Value::from(token.clone()), ttl)
+            .await
+            .ok()?;
+        Some((token, expires))
+    }
+
+    /// The identity behind a token: a signed one, or one in the shared cache.
+    async fn identity_of(&self, token: &str) -> Option<Identity> {
+        if let Some(identity) = self.auth.validate(token) {
+            return Some(identity);
+        }
+        let cache = self.proxy.cache();
+        if !cache.is_shared() || !token.starts_with(&format!("{}tk", self.auth.reseller_prefix)) {
+            return None;
+        }
+        let (expires, groups) = cache
+            .get(&self.token_key(token))
+            .await
+            .as_ref()
+            .and_then(cached_auth_data)?;
+        if expires < auth::now_secs() as f64 {
+            return None;
+        }
+        let groups: Vec<String> = groups.split(',').map(str::to_string).collect();
+        let (account, user) = groups.iter().find_map(|g| g.split_once(':'))?;
+        Some(Identity {
+            account: account.to_string(),
+            user: user.to_string(),
+            groups: groups.clone(),
+        })
+    }
+
     /// `GET /auth/v1.0` with `X-Auth-User`/`X-Auth-Key`: a token and the storage URL.
-    fn get_token(&self, req: &Request) -> Response {
-        let h = req.headers();
+    async fn get_token(&self, h: &axum::http::HeaderMap, path: &str) -> Response {
         let user = header(h, "x-auth-user").or_else(|| header(h, "x-storage-user"));
         let key = header(h, "x-auth-key").or_else(|| header(h, "x-storage-pass"));
         let (Some(user), Some(key)) = (user, key) else {
@@ -75,9 +178,7 @@ impl TempAuthLayer {
         };
         let realm = user.split(':').next().unwrap_or("unknown").to_string();
         // `/auth/v1/<act>/auth` must name the same account as the user.
-        if let Some(act) = req
-            .uri()
-            .path()
+        if let Some(act) = path
             .strip_prefix(&self.auth_prefix)
             .and_then(|r| r.strip_prefix("v1/"))
             .and_then(|r| r.strip_suffix("/auth"))
@@ -86,7 +187,7 @@ impl TempAuthLayer {
                 return text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
             }
         }
-        let Some((token, expires, u)) = self.auth.login(user, key) else {
+        let Some((signed, signed_expires, u)) = self.auth.login(user, key) else {
             let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
             set(
                 r.headers_mut(),
@@ -94,6 +195,13 @@ impl TempAuthLayer {
                 &format!("Swift realm=\"{realm}\""),
             );
             return r;
+        };
+        let (token, expires) = match self.proxy.cache().is_shared() {
+            true => self
+                .cached_token(u)
+                .await
+                .unwrap_or((signed, signed_expires)),
+            false => (signed, signed_expires),
         };
         let url = u.storage_url.clone().unwrap_or_else(|| {
             let host = header(h, "host").unwrap_or("127.0.0.1");
@@ -121,13 +229,15 @@ impl Handler for TempAuthLayer {
                 return self.next.call(req).await;
             }
             if self.is_auth_endpoint(req.uri().path()) {
-                return self.get_token(&req);
+                // The request (whose body is not Sync) stays out of the await.
+                let (headers, path) = (req.headers().clone(), req.uri().path().to_string());
+                return self.get_token(&headers, &path).await;
             }
             let token = header(req.headers(), "x-auth-token")
                 .or_else(|| header(req.headers(), "x-storage-token"))
                 .map(str::to_string);
             if let Some(token) = token {
-                match self.auth.validate(&token) {
+                match self.identity_of(&token).await {
                     Some(identity) => {
                         req.extensions_mut().insert(RemoteUser(identity));
                     }
@@ -149,5 +259,14 @@ impl Handler for TempAuthLayer {
                 .insert(Authorize(self.auth.clone() as Arc<dyn Authorizer>));
             self.next.call(req).await
         })
+    }
+}
+
+/// `[expires, "groups"]` as tempauth caches it.
+fn cached_auth_data(v: &serde_json::Value) -> Option<(f64, String)> {
+    let pair = v.as_array()?;
+    match pair.as_slice() {
+        [expires, groups] => Some((expires.as_f64()?, groups.as_str()?.to_string())),
+        _ => None,
     }
 }

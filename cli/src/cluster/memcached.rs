@@ -1,0 +1,90 @@
+//! `cluster up --memcached`: a memcached for the proxy's `cache` filter, on 127.0.0.1
+//! (inside the proxy's namespace with `--netns`), recorded by pid like every other
+//! process so `cluster down` stops it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{netns, Proc};
+
+/// The kind memcached is recorded under in `run/cluster.json`.
+pub const KIND: &str = "memcached";
+
+/// The memcached binary: on PATH, or Debian's place.
+fn binary() -> Result<PathBuf, String> {
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("memcached"))
+                .collect()
+        })
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/bin/memcached")])
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            "--memcached needs memcached installed (Debian: apt-get install memcached)".to_string()
+        })
+}
+
+/// A port nothing on 127.0.0.1 holds now.
+pub fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port on 127.0.0.1 for memcached: {e}"))
+}
+
+/// Starts memcached on `127.0.0.1:port`, its output in `DIR/log/memcached.log`.
+pub fn spawn(dir: &Path, port: u16, ns: Option<&str>) -> Result<Proc, String> {
+    let bin = binary()?;
+    let log = dir.join("log/memcached.log");
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let mut cmd = Command::new(&bin);
+    cmd.args([
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "0",
+        "-m",
+        "64",
+    ]);
+    // memcached refuses to run as root unless told which user to be.
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.args(["-u", "root"]);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(logf.try_clone().map_err(|e| e.to_string())?)
+        .stderr(logf);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    if let Some(ns) = ns {
+        netns::enter(&mut cmd, ns)?;
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    Ok(Proc {
+        kind: KIND.to_string(),
+        pid: child.id(),
+        addr: format!("127.0.0.1:{port}"),
+        conf: PathBuf::new(),
+        log,
+        node: None,
+    })
+}
+
+/// Whether a recorded memcached's pid is still that memcached (its port in its
+/// command line).
+pub fn is_ours(p: &Proc, args: &[String]) -> bool {
+    let port = p.addr.rsplit(':').next().unwrap_or("");
+    args.first().is_some_and(|a| a.ends_with("memcached")) && args.iter().any(|a| a == port)
+}
