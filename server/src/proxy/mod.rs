@@ -186,6 +186,14 @@ impl Proxy {
                         conf.path.display()
                     ))
                 })?;
+            if !ec_policies.is_empty() {
+                // An EC PUT is a multiphase conversation over its own connection.
+                return Err(StartError::Other(format!(
+                    "{}: object_in_process = true does not serve erasure-coded policies; \
+                     run object servers for them",
+                    conf.path.display()
+                )));
+            }
             transport.in_process = Some(paco::InProcess::load(&object_conf)?);
         }
         Ok(Proxy {
