@@ -421,7 +421,14 @@ pub(super) async fn get_ec_object(
         return match parse_range(&range, length) {
             RangeOutcome::Full => full_get(&proxy, target, &h, ec, Some(&ts), owner).await,
             RangeOutcome::Unsatisfiable => {
+                // With the object's headers, as an object server's 416 has them: a
+                // middleware (DLO) may act on its metadata whatever the range.
                 let mut r = status_text(StatusCode::RANGE_NOT_SATISFIABLE);
+                for (name, value) in resp.headers() {
+                    if !matches!(name.as_str(), "content-length" | "content-type") {
+                        r.headers_mut().insert(name.clone(), value.clone());
+                    }
+                }
                 set(
                     r.headers_mut(),
                     "content-range",
