@@ -397,9 +397,16 @@ async fn ringsmith_proxy_serves_ec_objects_interoperably_with_swifts_proxy() {
 
     // One node down: a PUT still reaches the quorum (k+1 = 5 of 6).
     cluster.kill_node(2);
-    let late = body_of(3 * SEGMENT + 7, 5);
+    let before = durable_indexes(&cluster);
+    // Archives larger than what the object server checks before answering, so it
+    // streams them and the proxy is the one to find a damaged fragment.
+    let late = body_of(80 * SEGMENT + 7, 5);
     let r = ours.put("ec/late", late.clone()).await;
     assert_eq!(r.status(), 201, "PUT with one node down");
+    let late_hash = durable_indexes(&cluster)
+        .into_keys()
+        .find(|h| !before.contains_key(h))
+        .unwrap();
     objects.push(("late".to_string(), late));
     // Two down (m): every object still reads back whole, from either proxy.
     cluster.kill_node(4);
@@ -426,4 +433,27 @@ async fn ringsmith_proxy_serves_ec_objects_interoperably_with_swifts_proxy() {
     assert_eq!(r.status(), 503, "PUT with two nodes down");
     let r = swift.put("ec/too-few", body_of(100, 1)).await;
     assert_eq!(r.status(), 503, "Swift's PUT with two nodes down");
+
+    // A fragment archive whose first fragment header is damaged (its metadata checksum
+    // no longer matches) is refused: with 4 of 6 nodes up every read of "late" needs
+    // it, and the download fails instead of giving wrong bytes.
+    let victim = data_files(cluster.dir.path())
+        .into_iter()
+        .find(|f| {
+            let p = f.to_string_lossy();
+            p.contains(&late_hash) && !p.contains("/node2/") && !p.contains("/node4/")
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[30] ^= 0x40;
+    std::fs::write(&victim, &bytes).unwrap();
+    let r = ours.get("ec/late", &[]).await;
+    let status = r.status();
+    assert_eq!(status, 200);
+    if let Ok(b) = r.bytes().await {
+        panic!(
+            "a damaged fragment gave a complete body ({} bytes)",
+            b.len()
+        );
+    }
 }
