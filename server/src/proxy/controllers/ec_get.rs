@@ -373,7 +373,12 @@ pub(super) async fn get_ec_object(
         "x-backend-storage-policy-index",
         &target.policy_index.to_string(),
     );
-    set(&mut h, "x-backend-etag-is-at", "X-Object-Sysmeta-Ec-Etag");
+    // After any a middleware named (SLO's): the object server uses the first present.
+    let etag_is_at = match header(&h, "x-backend-etag-is-at") {
+        Some(v) if !v.trim().is_empty() => format!("{v},X-Object-Sysmeta-Ec-Etag"),
+        _ => "X-Object-Sysmeta-Ec-Etag".to_string(),
+    };
+    set(&mut h, "x-backend-etag-is-at", &etag_is_at);
     let client_range = header(&h, "range").map(str::to_string);
     h.remove("range");
 
@@ -418,7 +423,21 @@ pub(super) async fn get_ec_object(
             return status_text(StatusCode::SERVICE_UNAVAILABLE);
         };
         let range = client_range.expect("ranged GET");
-        return match parse_range(&range, length) {
+        // A middleware may want the whole object whatever the range when it carries
+        // some metadata (SLO: its manifest).
+        let ignore_range =
+            header(&h, "x-backend-ignore-range-if-metadata-present").is_some_and(|names| {
+                names
+                    .split(',')
+                    .map(|n| n.trim().to_ascii_lowercase())
+                    .any(|n| !n.is_empty() && resp.headers().contains_key(n.as_str()))
+            });
+        let outcome = if ignore_range {
+            RangeOutcome::Full
+        } else {
+            parse_range(&range, length)
+        };
+        return match outcome {
             RangeOutcome::Full => full_get(&proxy, target, &h, ec, Some(&ts), owner).await,
             RangeOutcome::Unsatisfiable => {
                 // With the object's headers, as an object server's 416 has them: a
