@@ -35,7 +35,7 @@ MODULES = ["test_account", "test_container", "test_object", "test_protocol", "te
            "test_dlo", "test_tempurl", "test_staticweb"]
 # `MODULE@ec`: the module against a cluster whose default policy is erasure-coded (4+2,
 # liberasurecode_rs_vand, six devices); its results are named `MODULE@ec::...`.
-MODULES += ["test_object@ec", "test_slo@ec", "test_dlo@ec"]
+MODULES += ["test_object@ec", "test_slo@ec", "test_dlo@ec", "test_account@ec", "test_container@ec"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
 TEST_CONF_USERS = """\
