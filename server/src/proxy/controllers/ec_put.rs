@@ -231,33 +231,44 @@ impl Putter {
     }
 }
 
-/// Swift's `_determine_chunk_destinations`: primaries store their own index; handoffs
-/// fill the holes, the indexes missing most often first.
-fn assign_fragment_indexes(putters: &mut [Putter], ec: &EcPolicy) {
-    let n = ec.unique_fragments();
-    let mut present = vec![0usize; n];
+/// Swift's `_determine_chunk_destinations`: given each putter's primary index (`None`
+/// for a handoff), the fragment index it stores. Primaries store their own index mod
+/// `k+m`; handoffs fill the holes, the indexes missing most often first (with
+/// `ec_duplication_factor` > 1 an index can be missing more than once).
+fn fragment_slots(
+    primary_indexes: &[Option<usize>],
+    unique: usize,
+    duplication: usize,
+) -> Vec<usize> {
+    let mut present = vec![0usize; unique];
+    let mut slots = vec![0usize; primary_indexes.len()];
     let mut handoffs = Vec::new();
-    for (i, p) in putters.iter_mut().enumerate() {
-        match p.node.index {
-            Some(primary) => {
-                p.frag_index = primary % n;
-                present[p.frag_index] += 1;
+    for (i, primary) in primary_indexes.iter().enumerate() {
+        match primary {
+            Some(p) => {
+                slots[i] = p % unique;
+                present[slots[i]] += 1;
             }
             None => handoffs.push(i),
         }
     }
-    let mut tiers: Vec<Vec<usize>> = vec![Vec::new(); ec.duplication_factor];
+    let mut tiers: Vec<Vec<usize>> = vec![Vec::new(); duplication];
     for (index, count) in present.iter().enumerate() {
-        for tier in tiers
-            .iter_mut()
-            .take(ec.duplication_factor.saturating_sub(*count))
-        {
+        for tier in tiers.iter_mut().take(duplication.saturating_sub(*count)) {
             tier.push(index);
         }
     }
-    let holes = tiers.into_iter().rev().flatten();
-    for (hole, putter) in holes.zip(handoffs) {
-        putters[putter].frag_index = hole;
+    for (hole, putter) in tiers.into_iter().rev().flatten().zip(handoffs) {
+        slots[putter] = hole;
+    }
+    slots
+}
+
+fn assign_fragment_indexes(putters: &mut [Putter], ec: &EcPolicy) {
+    let primaries: Vec<Option<usize>> = putters.iter().map(|p| p.node.index).collect();
+    let slots = fragment_slots(&primaries, ec.unique_fragments(), ec.duplication_factor);
+    for (p, slot) in putters.iter_mut().zip(slots) {
+        p.frag_index = slot;
     }
 }
 
@@ -610,6 +621,22 @@ fn client_disconnect() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handoffs_take_the_missing_indexes() {
+        // 4+2: primaries 0, 1, 3, 5 answered; two handoffs stand in for 2 and 4.
+        let got = fragment_slots(&[Some(0), Some(1), None, Some(3), None, Some(5)], 6, 1);
+        assert_eq!(got, vec![0, 1, 2, 3, 4, 5]);
+        // Duplication 2 (12 primaries): index 1 lost twice, index 4 once; the handoffs
+        // fill the doubly missing one first, as Swift's lack tiers do.
+        let mut prim: Vec<Option<usize>> = (0..12).map(Some).collect();
+        prim[1] = None;
+        prim[7] = None;
+        prim[4] = None;
+        let got = fragment_slots(&prim, 6, 2);
+        assert_eq!((got[1], got[4], got[7]), (1, 1, 4));
+        assert_eq!(got[10], 4, "primary 10 stores 10 mod 6");
+    }
 
     #[test]
     fn footer_is_swifts_trailing_metadata() {
