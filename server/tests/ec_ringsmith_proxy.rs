@@ -407,7 +407,45 @@ async fn ringsmith_proxy_serves_ec_objects_interoperably_with_swifts_proxy() {
         .into_keys()
         .find(|h| !before.contains_key(h))
         .unwrap();
-    objects.push(("late".to_string(), late));
+    objects.push(("late".to_string(), late.clone()));
+
+    // A damaged fragment header in the middle of one archive (node 0's): a GET that
+    // reads from node 0 replaces that source at that segment with the fifth node and
+    // still gives the whole object.
+    let node0 = data_files(cluster.dir.path())
+        .into_iter()
+        .find(|f| {
+            f.to_string_lossy().contains(&late_hash) && f.to_string_lossy().contains("/node0/")
+        })
+        .unwrap();
+    let pristine = std::fs::read(&node0).unwrap();
+    let mut bytes = pristine.clone();
+    let fragment = 80 + SEGMENT / 4; // header + a quarter of a segment
+    bytes[10 * fragment + 30] ^= 0x40;
+    std::fs::write(&node0, &bytes).unwrap();
+    let log = cluster.dir.path().join("log/ringsmith-proxy.log");
+    let mut replaced = false;
+    for _ in 0..8 {
+        let r = ours.get("ec/late", &[]).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            &r.bytes().await.unwrap()[..],
+            &late[..],
+            "GET past a damaged fragment"
+        );
+        if std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("replacing a fragment source")
+        {
+            replaced = true;
+            break;
+        }
+    }
+    assert!(
+        replaced,
+        "no GET read node 0's archive (or none replaced it)"
+    );
+    std::fs::write(&node0, &pristine).unwrap();
     // Two down (m): every object still reads back whole, from either proxy.
     cluster.kill_node(4);
     for (name, body) in &objects {

@@ -35,6 +35,7 @@ const EC_LENGTH: &str = "x-object-sysmeta-ec-content-length";
 
 /// One node's fragment archive, its body unread.
 struct Source {
+    node: Node,
     headers: HeaderMap,
     body: Body,
 }
@@ -108,7 +109,7 @@ impl Collection {
         }
     }
 
-    fn add(&mut self, status: u16, headers: HeaderMap, body: Body) {
+    fn add(&mut self, node: Node, status: u16, headers: HeaderMap, body: Body) {
         if !(200..300).contains(&status) {
             self.bad.push((status, headers));
             return;
@@ -137,10 +138,11 @@ impl Collection {
             self.buckets.entry(d).or_default().durable = true;
         }
         let bucket = self.buckets.entry(ts).or_default();
-        bucket
-            .sources
-            .entry(index)
-            .or_insert(Source { headers, body });
+        bucket.sources.entry(index).or_insert(Source {
+            node,
+            headers,
+            body,
+        });
     }
 }
 
@@ -273,7 +275,7 @@ async fn fetch_fragments(
                     collection.bad.push((status, r.headers));
                 } else {
                     proxy.limiter.success(&node);
-                    collection.add(status, r.headers, r.body);
+                    collection.add(node, status, r.headers, r.body);
                 }
             }
         }
@@ -294,14 +296,121 @@ async fn fetch_fragments(
     Ok((ts, bucket.sources.into_values().take(k).collect()))
 }
 
-/// Decodes the segments `plan` names from `sources` and sends the client's bytes.
+/// Where to find a replacement when a fragment source fails mid-body or hands over a
+/// fragment whose header is damaged: other nodes, asked for the same timestamp from the
+/// current segment on, any index the decode does not already have.
+struct Refetch {
+    proxy: Arc<Proxy>,
+    target: ObjTarget,
+    headers: HeaderMap,
+    timestamp: String,
+    /// Nodes already used (their sources, good or failed).
+    used: Vec<String>,
+    /// Archive byte just past the last fragment the plan needs.
+    end: u64,
+}
+
+impl Refetch {
+    fn new(
+        proxy: &Arc<Proxy>,
+        target: &ObjTarget,
+        headers: &HeaderMap,
+        ts: &str,
+        end: u64,
+    ) -> Refetch {
+        Refetch {
+            proxy: proxy.clone(),
+            target: ObjTarget {
+                ring: target.ring.clone(),
+                part: target.part,
+                path: target.path.clone(),
+                policy_index: target.policy_index,
+            },
+            headers: headers.clone(),
+            timestamp: ts.to_string(),
+            used: Vec::new(),
+            end,
+        }
+    }
+
+    async fn replacement(
+        &mut self,
+        ec: &EcPolicy,
+        segment: u64,
+        held: &[usize],
+    ) -> Option<(usize, FragmentReader)> {
+        let start = segment * ec.fragment_size;
+        let mut h = self.headers.clone();
+        let prefs = serde_json::json!([{"timestamp": self.timestamp, "exclude": held}]);
+        set(&mut h, "x-backend-fragment-preferences", &prefs.to_string());
+        set(&mut h, "range", &format!("bytes={start}-{}", self.end - 1));
+        let ring = &self.target.ring;
+        let mut iter = NodeIter::new(
+            ring.clone(),
+            self.target.part,
+            self.proxy.request_node_limit(ring),
+            true,
+        );
+        while let Some(node) = iter.next_usable(&self.proxy.limiter) {
+            if self.used.contains(&node.key()) {
+                continue;
+            }
+            self.used.push(node.key());
+            let r = self
+                .proxy
+                .transport
+                .request(&node, &Method::GET, &self.target.path, &h, OutBody::Empty)
+                .await;
+            let Ok(r) = r else { continue };
+            let index = header(&r.headers, "x-object-sysmeta-ec-frag-index")
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let starts_right = match r.status.as_u16() {
+                206 => header(&r.headers, "content-range")
+                    .is_some_and(|cr| cr.starts_with(&format!("bytes {start}-"))),
+                200 => start == 0,
+                _ => false,
+            };
+            let same_time =
+                header(&r.headers, "x-backend-data-timestamp") == Some(self.timestamp.as_str());
+            match index {
+                Some(i) if starts_right && same_time && !held.contains(&i) => {
+                    tracing::info!(node = %node.key(), segment, index = i,
+                        "EC GET: replacing a fragment source");
+                    return Some((i, FragmentReader::new(r.body, ec.fragment_size as usize)));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// The archive byte just past the last fragment `plan` needs.
+fn plan_end(ec: &EcPolicy, plan: &SegmentPlan, length: u64) -> u64 {
+    ((plan.first_segment + plan.segment_count) * ec.fragment_size).min(ec.archive_length(length))
+}
+
+/// Decodes the segments `plan` names from `sources` and sends the client's bytes. A
+/// source that fails, ends early or gives a fragment with a damaged header is replaced
+/// (from `refetch`) and the segment decoded again; when no replacement is left the body
+/// ends with an error.
 async fn stream_segments(
     ec: &EcPolicy,
     sources: Vec<Source>,
     plan: SegmentPlan,
     object_length: u64,
+    refetch: &mut Refetch,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), String> {
+    refetch.used.extend(sources.iter().map(|s| s.node.key()));
+    let mut indexes: Vec<usize> = sources
+        .iter()
+        .map(|s| {
+            header(&s.headers, "x-object-sysmeta-ec-frag-index")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
     let mut readers: Vec<FragmentReader> = sources
         .into_iter()
         .map(|s| FragmentReader::new(s.body, ec.fragment_size as usize))
@@ -312,16 +421,39 @@ async fn stream_segments(
         if left == 0 {
             break;
         }
-        let frags =
-            futures_util::future::join_all(readers.iter_mut().map(|r| r.next_fragment())).await;
-        let mut got = Vec::with_capacity(frags.len());
-        for f in frags {
-            got.push(f?.ok_or("fragment archive ended before the object did")?);
-        }
-        let data = ec
-            .codec
-            .decode(&got)
-            .map_err(|e| format!("segment {seg}: {e}"))?;
+        let mut got: Vec<Option<Bytes>> =
+            futures_util::future::join_all(readers.iter_mut().map(|r| r.next_fragment()))
+                .await
+                .into_iter()
+                .map(|f| f.ok().flatten())
+                .collect();
+        let data = loop {
+            // A fragment that did not arrive or whose header is damaged gets replaced.
+            for i in 0..got.len() {
+                let usable = got[i]
+                    .as_ref()
+                    .is_some_and(|f| ringsmith_ec::FragmentHeader::parse(f).is_ok());
+                if usable {
+                    continue;
+                }
+                let Some((index, mut reader)) = refetch.replacement(ec, seg, &indexes).await else {
+                    return Err(format!(
+                        "segment {seg}: fragment source {i} failed and no other node can stand in"
+                    ));
+                };
+                got[i] = reader.next_fragment().await.ok().flatten();
+                readers[i] = reader;
+                indexes[i] = index;
+            }
+            let frags: Vec<&Bytes> = got.iter().flatten().collect();
+            if frags.len() < got.len() {
+                continue;
+            }
+            break ec
+                .codec
+                .decode(&frags)
+                .map_err(|e| format!("segment {seg}: {e}"))?;
+        };
         if data.len() as u64 != ec.segment_length(seg, object_length) {
             return Err(format!(
                 "segment {seg} decodes to {} bytes, the object needs {}",
@@ -483,7 +615,7 @@ async fn full_get(
     wanted: Option<&str>,
     owner: bool,
 ) -> Response {
-    let (_, sources) = match fetch_fragments(proxy, target, h, &ec, None, wanted, owner).await {
+    let (ts, sources) = match fetch_fragments(proxy, target, h, &ec, None, wanted, owner).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -505,9 +637,10 @@ async fn full_get(
         skip: 0,
         take: length,
     };
+    let mut refetch = Refetch::new(proxy, target, h, &ts, ec.archive_length(length));
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::spawn(async move {
-        if let Err(e) = stream_segments(&ec, sources, plan, length, &tx).await {
+        if let Err(e) = stream_segments(&ec, sources, plan, length, &mut refetch, &tx).await {
             abort_body(&tx, e).await;
         }
     });
@@ -564,8 +697,9 @@ async fn ranged_get(
             &(b - a + 1).to_string(),
         );
         let plan = plans[0];
+        let mut refetch = Refetch::new(proxy, target, h, ts, plan_end(&ec, &plan, length));
         tokio::spawn(async move {
-            if let Err(e) = stream_segments(&ec, first, plan, length, &tx).await {
+            if let Err(e) = stream_segments(&ec, first, plan, length, &mut refetch, &tx).await {
                 abort_body(&tx, e).await;
             }
         });
@@ -638,7 +772,8 @@ async fn ranged_get(
                     _ => return abort_body(&tx, format!("range {i}: fragments unavailable")).await,
                 },
             };
-            if let Err(e) = stream_segments(&ec, sources, plan, length, &tx).await {
+            let mut refetch = Refetch::new(&proxy, &target, &h, &ts, plan_end(&ec, &plan, length));
+            if let Err(e) = stream_segments(&ec, sources, plan, length, &mut refetch, &tx).await {
                 return abort_body(&tx, e).await;
             }
         }
