@@ -4,122 +4,15 @@
 //! multiphase MIME PUT; our object servers store, commit and serve the fragment
 //! archives. Never skips: a missing virtualenv is a failure.
 
+mod ec_common;
 mod proxy_common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use ec_common::*;
 use md5::{Digest, Md5};
 use proxy_common::*;
-
-/// Small segments, so that "several segments" stays a small object.
-const SEGMENT: usize = 4096;
-
-fn run_ok(cmd: &mut Command) {
-    let out = cmd.output().expect("run command");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Six nodes; the object ring has six replicas (k+m), one device per node.
-fn ec_cluster(storage: Storage) -> Cluster {
-    let venv = ringsmith_testkit::swift_venv();
-    let dir = tempfile::tempdir().unwrap();
-    let etc = dir.path().join("etc");
-    std::fs::create_dir_all(&etc).unwrap();
-    std::fs::create_dir_all(dir.path().join("log")).unwrap();
-    std::fs::write(
-        etc.join("swift.conf"),
-        format!(
-            "[swift-hash]\nswift_hash_path_prefix = rsprefix\nswift_hash_path_suffix = rssuffix\n\n\
-             [storage-policy:0]\nname = ec42\ndefault = yes\npolicy_type = erasure_coding\n\
-             ec_type = liberasurecode_rs_vand\nec_num_data_fragments = 4\n\
-             ec_num_parity_fragments = 2\nec_object_segment_size = {SEGMENT}\n"
-        ),
-    )
-    .unwrap();
-    // Distinct addresses per cluster (two may run at once in this binary).
-    let base =
-        20 + (std::process::id() % 100) as usize + if storage == Storage::Swift { 100 } else { 0 };
-    let mut nodes = Vec::new();
-    for i in 0..6 {
-        let ip = format!("127.1.{}.{}", 1 + i, base);
-        let ports = [free_port(&ip), free_port(&ip), free_port(&ip)];
-        std::fs::create_dir_all(dir.path().join(format!("srv/node{i}/d{i}"))).unwrap();
-        nodes.push(StorageNode {
-            ip,
-            ports,
-            children: Vec::new(),
-        });
-    }
-    let builder = venv.join("bin/swift-ring-builder");
-    for (k, kind) in ["object", "container", "account"].iter().enumerate() {
-        let b = etc.join(format!("{kind}.builder"));
-        let replicas = if *kind == "object" { "6" } else { "3" };
-        run_ok(
-            Command::new(&builder)
-                .arg(&b)
-                .args(["create", "6", replicas, "1"]),
-        );
-        for (i, node) in nodes.iter().enumerate() {
-            run_ok(Command::new(&builder).arg(&b).args([
-                "add",
-                &format!("r1z{}-{}:{}/d{i}", i + 1, node.ip, node.ports[k]),
-                "100",
-            ]));
-        }
-        run_ok(Command::new(&builder).arg(&b).arg("rebalance"));
-    }
-    let mut c = Cluster {
-        storage,
-        dir,
-        nodes,
-        proxy: None,
-        proxy_port: 0,
-        cluster_policies: true,
-    };
-    for i in 0..6 {
-        c.start_node(i);
-    }
-    for i in 0..6 {
-        c.wait_node(i);
-    }
-    c.proxy_port = c.start_swift_proxy_with_cluster_policies();
-    c
-}
-
-/// Every file under the nodes' `objects` directories, by object hash directory name.
-fn data_files(root: &Path) -> Vec<PathBuf> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
-        if let Ok(rd) = std::fs::read_dir(p) {
-            for e in rd.flatten() {
-                let path = e.path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else if path.components().any(|c| c.as_os_str() == "objects") {
-                    out.push(path);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&root.join("srv"), &mut out);
-    out
-}
-
-fn body_of(size: usize, seed: u8) -> Vec<u8> {
-    (0..size)
-        .map(|i| {
-            (i as u32)
-                .wrapping_mul(2_654_435_761)
-                .rotate_left(seed as u32) as u8
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swift_proxy_stores_ec_objects_on_ringsmith_object_servers() {

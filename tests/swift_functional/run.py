@@ -35,6 +35,9 @@ MODULES = ["test_account", "test_container", "test_object", "test_protocol", "te
            "test_dlo", "test_tempurl", "test_staticweb",
            "test_symlink", "test_versioned_writes", "test_object_versioning",
            "test_access_control"]
+# `MODULE@ec`: the module against a cluster whose default policy is erasure-coded (4+2,
+# liberasurecode_rs_vand, six devices); its results are named `MODULE@ec::...`.
+MODULES += ["test_object@ec", "test_slo@ec", "test_dlo@ec", "test_account@ec", "test_container@ec"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
 TEST_CONF_USERS = """\
@@ -100,7 +103,8 @@ def write_test_conf(path, port, constraints):
 
 
 class RingsmithCluster:
-    def __init__(self, bindir, work):
+    def __init__(self, bindir, work, ec=False):
+        self.ec = ec
         self.bindir = bindir
         self.dir = os.path.join(work, "cluster")
         self.port = None
@@ -114,6 +118,8 @@ class RingsmithCluster:
         # Tokens and info on a memcached (`cluster up --memcached`) instead of in-process.
         if os.environ.get("RINGSMITH_FUNCTEST_MEMCACHED"):
             cmd.append("--memcached")
+        if self.ec:
+            cmd += ["--disks", "6", "--ec-policy", "4+2", "--ec-default"]
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"ringsmith cluster up failed:\n{r.stdout}{r.stderr}")
@@ -144,7 +150,8 @@ def free_base():
 class SwiftAio:
     """Real Swift 2.38.3: account, container, object servers and proxy, one device."""
 
-    def __init__(self, venv, work):
+    def __init__(self, venv, work, ec=False):
+        self.ec = ec
         self.venv = venv
         self.root = os.path.join(work, "swift")
         self.procs = []
@@ -162,7 +169,17 @@ class SwiftAio:
         with open(os.path.join(etc, "swift.conf"), "w") as f:
             f.write("[swift-hash]\nswift_hash_path_prefix = fnprefix\n"
                     "swift_hash_path_suffix = fnsuffix\n\n"
-                    "[storage-policy:0]\nname = gold\ndefault = yes\n")
+                    "[storage-policy:0]\nname = gold\n")
+            f.write("[storage-policy:1]\nname = ec4-2\npolicy_type = erasure_coding\n"
+                    "ec_type = liberasurecode_rs_vand\nec_num_data_fragments = 4\n"
+                    "ec_num_parity_fragments = 2\ndefault = yes\n" if self.ec
+                    else "default = yes\n")
+        # Swift's servers read policies from /etc/swift/swift.conf whatever swift_dir
+        # says: with an EC policy they are started through a wrapper reading this one.
+        self.etc = etc
+        if self.ec:
+            for d in range(1, 6):
+                os.makedirs(os.path.join(self.root, "srv", f"d{d}"), exist_ok=True)
         ip = "127.0.0.2"
         ports = {k: free_port(ip) for k in ("object", "container", "account")}
         for kind, port in ports.items():
@@ -171,6 +188,14 @@ class SwiftAio:
                          ["rebalance"]):
                 subprocess.run([self.bin("swift-ring-builder"), b] + args, check=True,
                                capture_output=True)
+            if kind == "object" and self.ec:
+                b = os.path.join(etc, "object-1.builder")
+                steps = ([["create", "6", "6", "1"]]
+                         + [["add", f"r1z1-{ip}:{port}/d{d}", "100"] for d in range(6)]
+                         + [["rebalance"]])
+                for args in steps:
+                    subprocess.run([self.bin("swift-ring-builder"), b] + args, check=True,
+                                   capture_output=True)
             conf = os.path.join(etc, f"{kind}-server.conf")
             with open(conf, "w") as f:
                 f.write(f"[DEFAULT]\ndevices = {os.path.dirname(dev)}\nmount_check = false\n"
@@ -208,6 +233,15 @@ class SwiftAio:
         wait_listening(f"127.0.0.1:{self.port}", "Swift proxy")
 
     def spawn(self, cmd, logpath):
+        if self.ec:
+            wrapper = ("import sys, runpy\nimport swift.common.utils as u\n"
+                       "u.SWIFT_CONF_FILE = sys.argv[1]\n"
+                       "from swift.common import storage_policy\n"
+                       "storage_policy.reload_storage_policies()\n"
+                       "sys.argv = sys.argv[2:]\n"
+                       "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+            cmd = [self.bin("python3"), "-c", wrapper,
+                   os.path.join(self.etc, "swift.conf")] + cmd
         logf = open(logpath + ".log", "w")
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                              start_new_session=True)
@@ -263,8 +297,11 @@ def parse_junit(path, module):
 
 
 def run_module(args, module, work):
-    cluster = (RingsmithCluster(args.bindir, work) if args.target == "ringsmith"
-               else SwiftAio(args.venv, work))
+    module, _, variant = module.partition("@")
+    ec = variant == "ec"
+    cluster = (RingsmithCluster(args.bindir, work, ec) if args.target == "ringsmith"
+               else SwiftAio(args.venv, work, ec))
+    name = module + ("@ec" if ec else "")
     try:
         cluster.start()
         constraints, _ = info_constraints(cluster.port)
@@ -282,9 +319,9 @@ def run_module(args, module, work):
         if not os.path.exists(junit):
             raise SystemExit(f"pytest wrote no results for {module}:\n{r.stdout[-4000:]}"
                              f"{r.stderr[-4000:]}")
-        with open(os.path.join(args.logdir, f"{module}.pytest.txt"), "w") as f:
+        with open(os.path.join(args.logdir, f"{name}.pytest.txt"), "w") as f:
             f.write(r.stdout + r.stderr)
-        return parse_junit(junit, module)
+        return parse_junit(junit, name)
     finally:
         cluster.stop()
 

@@ -82,6 +82,22 @@ struct UpArgs {
     /// Storage policy names, comma-separated; the first is the default.
     #[arg(long, value_delimiter = ',', default_value = "gold")]
     policies: Vec<String>,
+    /// Add an erasure-coded policy with K data and M parity fragments (`4+2`), named
+    /// `ecK-M`, after the `--policies`; its ring has K+M replicas, so the cluster needs
+    /// at least K+M devices (nodes x disks; one node per fragment is what survives M lost
+    /// nodes).
+    #[arg(long, value_name = "K+M", value_parser = parse_ec_shape)]
+    ec_policy: Option<(u32, u32)>,
+    /// The erasure code of `--ec-policy` (pyeclib's names).
+    #[arg(long, default_value = "liberasurecode_rs_vand", requires = "ec_policy",
+          value_parser = ["liberasurecode_rs_vand", "isa_l_rs_vand", "isa_l_rs_cauchy"])]
+    ec_type: String,
+    /// `ec_object_segment_size` of `--ec-policy` (Swift's default: 1 MiB).
+    #[arg(long, requires = "ec_policy", value_parser = clap::value_parser!(u64).range(1..))]
+    ec_segment_size: Option<u64>,
+    /// Make the `--ec-policy` policy the default one (new containers use it).
+    #[arg(long, requires = "ec_policy")]
+    ec_default: bool,
     /// Partition power of every ring.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=20))]
     part_power: u32,
@@ -337,6 +353,18 @@ impl Layout {
     }
 }
 
+/// `K+M` of `--ec-policy`: both at least 1 (what pyeclib accepts).
+fn parse_ec_shape(v: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{v:?} is not K+M with K and M at least 1 (e.g. 4+2)");
+    let (k, m) = v.split_once('+').ok_or_else(bad)?;
+    let k: u32 = k.trim().parse().map_err(|_| bad())?;
+    let m: u32 = m.trim().parse().map_err(|_| bad())?;
+    if k == 0 || m == 0 || k + m > 64 {
+        return Err(bad());
+    }
+    Ok((k, m))
+}
+
 const KINDS: [&str; 3] = ["object", "container", "account"];
 
 fn build_ring(
@@ -386,6 +414,31 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     }
     if a.policies.is_empty() || a.policies.iter().any(|p| p.trim().is_empty()) {
         return Err("--policies needs one or more non-empty names".into());
+    }
+    if let Some((k, m)) = a.ec_policy {
+        if a.paco {
+            return Err(
+                "--ec-policy needs storage nodes of their own; it cannot be used with --paco"
+                    .into(),
+            );
+        }
+        if k + m > devices {
+            return Err(format!(
+                "--ec-policy {k}+{m} stores {} fragments of every object on distinct devices, \
+                 but the cluster has only {devices} (nodes x disks); add --nodes or --disks",
+                k + m
+            ));
+        }
+    }
+    let ec_name = a.ec_policy.map(|(k, m)| format!("ec{k}-{m}"));
+    if ec_name
+        .as_ref()
+        .is_some_and(|n| a.policies.iter().any(|p| p.trim() == n))
+    {
+        return Err(format!(
+            "--policies already names a policy {}",
+            ec_name.unwrap_or_default()
+        ));
     }
     if a.base_port.checked_add(2).is_none() {
         return Err("--base-port too high".into());
@@ -489,7 +542,25 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
             sc,
             "\n[storage-policy:{i}]\nname = {}\npolicy_type = replication\n{}",
             name.trim(),
-            if i == 0 { "default = yes\n" } else { "" }
+            if i == 0 && !a.ec_default {
+                "default = yes\n"
+            } else {
+                ""
+            }
+        );
+    }
+    if let (Some((k, m)), Some(name)) = (a.ec_policy, &ec_name) {
+        let _ = write!(
+            sc,
+            "\n[storage-policy:{i}]\nname = {name}\npolicy_type = erasure_coding\nec_type = {ty}\n\
+             ec_num_data_fragments = {k}\nec_num_parity_fragments = {m}\n{seg}{default}",
+            i = a.policies.len(),
+            ty = a.ec_type,
+            seg = a
+                .ec_segment_size
+                .map(|s| format!("ec_object_segment_size = {s}\n"))
+                .unwrap_or_default(),
+            default = if a.ec_default { "default = yes\n" } else { "" },
         );
     }
     ringsmith::atomic::write_bytes_atomic(&swift_conf, 0o644, sc.as_bytes())
@@ -517,6 +588,11 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
             format!("object-{i}.ring.gz")
         };
         build_ring(&layout, replicas, a.part_power, 0, &etc.join(name))?;
+    }
+    if let Some((k, m)) = a.ec_policy {
+        // Fragment index = position among the primaries: exactly k+m replicas.
+        let path = etc.join(format!("object-{}.ring.gz", a.policies.len()));
+        build_ring(&layout, k + m, a.part_power, 0, &path)?;
     }
 
     // Storage configs and devices.
@@ -679,7 +755,12 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         if a.disks == 1 { "" } else { "s" },
         replicas,
         if replicas == 1 { "" } else { "s" },
-        a.policies.join(", "),
+        a.policies
+            .iter()
+            .cloned()
+            .chain(ec_name.iter().map(|n| format!("{n} (erasure-coded{})", if a.ec_default { ", default" } else { "" })))
+            .collect::<Vec<_>>()
+            .join(", "),
         if a.paco { " (single-process object path)" } else { "" }
     );
     if let Some(n) = &layout.netns {

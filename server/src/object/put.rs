@@ -309,27 +309,28 @@ pub(super) async fn put(state: &Arc<ObjectState>, or: ObjectRequest, req: Reques
     r
 }
 
-/// `X-Backend-Container-Update-Override-*` replaces what the container is told.
+/// `X-Backend-Container-Update-Override-*` replaces what the container is told, and
+/// `X-Object-Sysmeta-Container-Update-Override-*` (what middlewares such as SLO set) wins
+/// over it, as in Swift's `_check_container_override`: an EC PUT's footer carries the
+/// former for the whole object while SLO's manifest etag travels in the latter.
 pub(super) fn apply_overrides(headers: &HeaderMap, cheaders: &mut [(String, String)]) {
-    for (name, value) in headers {
-        let Some(k) = name
-            .as_str()
-            .strip_prefix("x-backend-container-update-override-")
-            .or_else(|| {
-                name.as_str()
-                    .strip_prefix("x-object-sysmeta-container-update-override-")
-            })
-        else {
-            continue;
-        };
-        let key = format!("x-{k}");
-        if let (Some(slot), Ok(v)) = (
-            cheaders
-                .iter_mut()
-                .find(|(n, _)| n.eq_ignore_ascii_case(&key)),
-            value.to_str(),
-        ) {
-            slot.1 = v.to_string();
+    for prefix in [
+        "x-backend-container-update-override-",
+        "x-object-sysmeta-container-update-override-",
+    ] {
+        for (name, value) in headers {
+            let Some(k) = name.as_str().strip_prefix(prefix) else {
+                continue;
+            };
+            let key = format!("x-{k}");
+            if let (Some(slot), Ok(v)) = (
+                cheaders
+                    .iter_mut()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(&key)),
+                value.to_str(),
+            ) {
+                slot.1 = v.to_string();
+            }
         }
     }
 }

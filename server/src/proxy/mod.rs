@@ -23,6 +23,7 @@ pub mod backend;
 pub mod cache;
 pub mod controllers;
 pub mod cors;
+pub mod ec;
 pub mod env;
 pub mod middleware;
 pub mod mime_types;
@@ -60,6 +61,8 @@ pub struct Proxy {
     pub account_ring: RingSlot,
     pub container_ring: RingSlot,
     pub object_rings: HashMap<u32, RingSlot>,
+    /// The erasure-coded policies, by index, with their codecs.
+    pub ec_policies: HashMap<u32, Arc<ec::EcPolicy>>,
     pub limiter: ErrorLimiter,
     pub transport: Transport,
     pub account_autocreate: bool,
@@ -152,13 +155,14 @@ impl Proxy {
             constraints,
             ..
         } = swift.clone();
-        if let Some(p) = policies.iter().find(|p| !p.is_replication()) {
-            return Err(StartError::Other(format!(
-                "{}: storage policy {} is of type {}, which the Ringsmith proxy does not serve yet",
-                swift_dir.join("swift.conf").display(),
-                p.index,
-                p.policy_type.name()
-            )));
+        let mut ec_policies = HashMap::new();
+        for p in policies.iter() {
+            let conf_err = |e: String| {
+                StartError::Other(format!("{}: {e}", swift_dir.join("swift.conf").display()))
+            };
+            if let Some(ec) = ec::EcPolicy::of(p).map_err(conf_err)? {
+                ec_policies.insert(p.index, Arc::new(ec));
+            }
         }
         let reload = Duration::from_secs_f64(app.parse_or("ring_check_interval", 1.0f64)?);
         let account_ring = RingSlot::open(swift_dir.join("account.ring.gz"), hash.clone(), reload)?;
@@ -167,7 +171,12 @@ impl Proxy {
         let mut object_rings = HashMap::new();
         for p in policies.iter() {
             let path = swift_dir.join(format!("{}.ring.gz", p.ring_name()));
-            object_rings.insert(p.index, RingSlot::open(path, hash.clone(), reload)?);
+            let slot = RingSlot::open(path.clone(), hash.clone(), reload)?;
+            // An EC ring must have exactly (k+m) x duplication replicas (Swift refuses
+            // to load it otherwise): fragment index = primary index mod (k+m).
+            p.validate_ring_replicas(slot.get().replica_count() as f64)
+                .map_err(|e| StartError::Other(format!("{}: {e}", path.display())))?;
+            object_rings.insert(p.index, slot);
         }
         let secs = |k: &str, d: f64| -> Result<Duration, ConfError> {
             Ok(Duration::from_secs_f64(app.parse_or(k, d)?.max(0.001)))
@@ -183,6 +192,14 @@ impl Proxy {
                         conf.path.display()
                     ))
                 })?;
+            if !ec_policies.is_empty() {
+                // An EC PUT is a multiphase conversation over its own connection.
+                return Err(StartError::Other(format!(
+                    "{}: object_in_process = true does not serve erasure-coded policies; \
+                     run object servers for them",
+                    conf.path.display()
+                )));
+            }
             transport.in_process = Some(paco::InProcess::load(&object_conf)?);
         }
         Ok(Proxy {
@@ -192,6 +209,7 @@ impl Proxy {
             account_ring,
             container_ring,
             object_rings,
+            ec_policies,
             limiter: ErrorLimiter::new(
                 app.parse_or("error_suppression_limit", 10u32)?,
                 secs("error_suppression_interval", 60.0)?,

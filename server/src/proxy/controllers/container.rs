@@ -116,11 +116,10 @@ pub(super) async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
                 }
                 tri!(proxy.ensure_account(&ctx.account, &ctx.trans_id).await);
             }
-            if ctx.method == Method::POST && ctx.h("x-storage-policy").is_some() {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "Storage Policy cannot be changed on an existing container",
-                );
+            if ctx.method == Method::POST {
+                // A container's policy is fixed at creation: Swift ignores the header on
+                // POST (204, policy unchanged), and so do we.
+                h.remove("x-storage-policy");
             }
             // Each container replica reports to one account replica.
             let aring = proxy.account_ring.get();

@@ -544,6 +544,8 @@ macro_rules! tri {
 
 mod account;
 mod container;
+mod ec_get;
+mod ec_put;
 mod info;
 mod nodes;
 mod object;

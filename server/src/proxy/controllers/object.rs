@@ -208,6 +208,10 @@ pub(super) fn container_update_targets(
 
 pub(super) async fn get_object(ctx: &mut Ctx, target: &ObjTarget) -> Response {
     let proxy = ctx.proxy.clone();
+    if let Some(ec) = proxy.ec_policies.get(&target.policy_index).cloned() {
+        let resp = super::ec_get::get_ec_object(ctx, target, ec).await;
+        return clean_response_content_type(resp);
+    }
     let mut h = ctx.backend_headers(None);
     set(
         &mut h,
@@ -238,7 +242,10 @@ pub(super) async fn get_object(ctx: &mut Ctx, target: &ObjTarget) -> Response {
             )
             .await
     };
-    let mut resp = to_client(r, ctx.owner);
+    clean_response_content_type(to_client(r, ctx.owner))
+}
+
+fn clean_response_content_type(mut resp: Response) -> Response {
     if let Some(ct) = header(resp.headers(), "content-type") {
         let clean = clean_content_type(ct);
         if clean.len() != ct.len() {

@@ -96,40 +96,47 @@ async fn feed_chunk(
     count
 }
 
-/// PUT: choose one node per replica (handoffs for nodes known to be down), stream the
-/// body to all of them at once, answer by quorum.
-pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) -> Response {
-    let proxy = ctx.proxy.clone();
-    let container = ctx.container.clone().expect("object request");
-    let object = ctx.object.clone().expect("object request");
-    tri!(check_meta(ctx, MetaTarget::Object));
-    tri!(check_content_type(ctx));
+/// What both kinds of object PUT start from: the validated request as backend headers,
+/// the declared length (`None` for a chunked upload) and the write's timestamp.
+pub(super) struct PreparedPut {
+    pub(super) headers: HeaderMap,
+    pub(super) length: Option<u64>,
+    pub(super) timestamp: String,
+}
+
+/// The checks and headers every object PUT shares, replicated or erasure-coded.
+fn prepare_put(ctx: &Ctx, target: &ObjTarget, object: &str) -> Result<PreparedPut, Response> {
+    let proxy = &ctx.proxy;
+    check_meta(ctx, MetaTarget::Object)?;
+    check_content_type(ctx)?;
     if let Some(inm) = ctx.h("if-none-match") {
         // A conditional PUT can only mean "create if absent".
         if !inm.split(',').any(|t| t.trim() == "*") {
-            return text(StatusCode::BAD_REQUEST, "If-None-Match only supports *");
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                "If-None-Match only supports *",
+            ));
         }
     }
     let te_chunked = match ctx.h("transfer-encoding").map(transfer_coding) {
         None => None,
         Some(Ok(chunked)) => Some(chunked),
-        Some(Err(resp)) => return resp,
+        Some(Err(resp)) => return Err(resp),
     };
     let length = match ctx.h("content-length") {
         Some(v) => match v.trim().parse::<u64>() {
             Ok(n) => Some(n),
-            Err(_) => return text(StatusCode::BAD_REQUEST, "Invalid Content-Length"),
+            Err(_) => return Err(text(StatusCode::BAD_REQUEST, "Invalid Content-Length")),
         },
         None if te_chunked == Some(true) => None,
-        None => return status_text(StatusCode::LENGTH_REQUIRED),
+        None => return Err(status_text(StatusCode::LENGTH_REQUIRED)),
     };
-    let max = proxy.constraints.max_file_size;
-    if length.is_some_and(|l| l > max) {
-        return status_text(StatusCode::PAYLOAD_TOO_LARGE);
+    if length.is_some_and(|l| l > proxy.constraints.max_file_size) {
+        return Err(status_text(StatusCode::PAYLOAD_TOO_LARGE));
     }
     let timestamp = ctx.write_timestamp();
     let mut h = ctx.backend_headers(Some(&timestamp));
-    tri!(expiry_headers(ctx, &mut h));
+    expiry_headers(ctx, &mut h)?;
     set(
         &mut h,
         "x-backend-storage-policy-index",
@@ -139,7 +146,7 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
         .h("x-detect-content-type")
         .is_some_and(ringsmith::swift::conf::is_true);
     if detect || !h.contains_key("content-type") {
-        set(&mut h, "content-type", guess_content_type(&object));
+        set(&mut h, "content-type", guess_content_type(object));
     }
     h.remove("x-detect-content-type");
     match length {
@@ -147,6 +154,30 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
         None => set(&mut h, "transfer-encoding", "chunked"),
     }
     h.remove("x-copy-from");
+    Ok(PreparedPut {
+        headers: h,
+        length,
+        timestamp,
+    })
+}
+
+/// PUT: choose one node per replica (handoffs for nodes known to be down), stream the
+/// body to all of them at once, answer by quorum. Erasure-coded policies go to
+/// [`super::ec_put`].
+pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) -> Response {
+    let proxy = ctx.proxy.clone();
+    let container = ctx.container.clone().expect("object request");
+    let object = ctx.object.clone().expect("object request");
+    let prepared = tri!(prepare_put(ctx, target, &object));
+    if let Some(ec) = proxy.ec_policies.get(&target.policy_index).cloned() {
+        return super::ec_put::put_ec_object(ctx, target, body, prepared, ec).await;
+    }
+    let PreparedPut {
+        headers: h,
+        length,
+        timestamp,
+    } = prepared;
+    let max = proxy.constraints.max_file_size;
 
     // Node selection: a node with recent errors must prove it is reachable before it
     // is given a replica (Swift learns the same from `Expect: 100-continue`); otherwise
