@@ -66,7 +66,6 @@ fn cluster_up_with_an_ec_default_policy_stores_fragment_archives() {
             "4096",
             "--ec-default",
         ])
-        .arg("--no-daemons")
         .arg("--dir")
         .arg(&dir)
         .args([
@@ -80,6 +79,13 @@ fn cluster_up_with_an_ec_default_policy_stores_fragment_archives() {
         .output()
         .unwrap();
     assert!(up.status.success(), "cluster up failed:\n{}", text(&up));
+    // With an EC policy every node runs a reconstructor.
+    let record = std::fs::read_to_string(dir.join("run/cluster.json")).unwrap();
+    assert_eq!(
+        record.matches("\"object-reconstructor\"").count(),
+        6,
+        "{record}"
+    );
     assert!(
         text(&up).contains("ec4-2 (erasure-coded, default)"),
         "{}",

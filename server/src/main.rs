@@ -106,6 +106,7 @@ fn main() -> ExitCode {
 /// The consistency daemons (see `ringsmith_server::daemons`).
 const DAEMONS: &[&str] = &[
     "object-replicator",
+    "object-reconstructor",
     "object-auditor",
     "object-updater",
     "object-expirer",
@@ -141,6 +142,10 @@ fn run_daemon(name: &str, conf: &Conf, once: bool) -> Result<(), String> {
         match name {
             "object-replicator" => {
                 let r = Arc::new(daemons::object_replicator::ObjectReplicator::new(dconf)?);
+                daemons::run(name, once, interval, || r.run_pass()).await;
+            }
+            "object-reconstructor" => {
+                let r = daemons::object_reconstructor::ObjectReconstructor::new(dconf)?;
                 daemons::run(name, once, interval, || r.run_pass()).await;
             }
             "object-auditor" => {

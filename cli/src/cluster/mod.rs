@@ -724,6 +724,10 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
             if n == 0 {
                 daemons.push("object-expirer");
             }
+            // Rebuilds this node's lost fragment archives of the EC policy.
+            if a.ec_policy.is_some() {
+                daemons.push("object-reconstructor");
+            }
             for daemon in daemons {
                 let server = daemon.split('-').next().unwrap_or("object");
                 let conf = node_etc.join(format!("{server}-server.conf"));

@@ -8,6 +8,8 @@
 //!   original `X-Timestamp`), so the receiver's own timestamp checks guarantee that
 //!   nothing newer is ever overwritten. Handoff partitions are pushed to every primary
 //!   and removed locally only when all of them confirmed.
+//! * [`object_reconstructor`] rebuilds this node's missing EC fragment archives from
+//!   its partners' fragments (it pulls; Swift's pushes).
 //! * [`object_auditor`] re-reads every object, checks MD5 and metadata, and quarantines
 //!   corrupt ones (invalidating the suffix so the replicator restores a good copy).
 //! * [`object_updater`] replays `async_pending` container updates.
@@ -26,6 +28,7 @@ pub mod db_auditor;
 pub mod db_replicator;
 pub mod expirer;
 pub mod object_auditor;
+pub mod object_reconstructor;
 pub mod object_replicator;
 pub mod object_updater;
 

@@ -224,3 +224,52 @@ async fn replicate_answers_the_ec_suffix_hash_form() {
         Some(hex::encode(Md5::digest(format!("{t1}.durable").as_bytes())))
     );
 }
+
+#[tokio::test]
+async fn replicate_lists_a_suffix_for_the_pulling_reconstructor() {
+    let node = ec_node();
+    let r = node.router();
+    let archive = b"abc".to_vec();
+    let footer = format!(
+        r#"{{"X-Object-Sysmeta-Ec-Frag-Index": "2", "Etag": "{}"}}"#,
+        hex::encode(Md5::digest(&archive))
+    );
+    let t1 = ts(1);
+    let (s, _, _) = send(&r, ec_put(&t1, mime_body(&archive, &footer, None))).await;
+    assert_eq!(s, StatusCode::CREATED);
+    // objects-1/0/<suffix>/<hash>
+    let part = node.dev().join("objects-1/0");
+    let suffix_dir = std::fs::read_dir(&part)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir());
+    let suffix_dir = suffix_dir.unwrap().path();
+    let hash_dir = std::fs::read_dir(&suffix_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let hash_dir = hash_dir.file_name().to_string_lossy().into_owned();
+    let suffix = &hash_dir[29..];
+    let policy = [
+        ("x-backend-storage-policy-index", "1"),
+        ("x-ringsmith-list-suffix", "yes"),
+    ];
+    let (s, _, body) = send(
+        &r,
+        req("REPLICATE", &format!("/sda1/0/{suffix}"), &policy, ""),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v[&hash_dir]["name"], "/a/c/o", "{v}");
+    assert_eq!(
+        v[&hash_dir]["files"],
+        serde_json::json!([format!("{t1}#2#d.data")])
+    );
+    // An empty suffix lists nothing; two suffixes are refused.
+    let (s, _, body) = send(&r, req("REPLICATE", "/sda1/0/fff", &policy, "")).await;
+    assert_eq!((s, &body[..]), (StatusCode::OK, &b"{}"[..]));
+    let (s, _, _) = send(&r, req("REPLICATE", "/sda1/0/fff-abc", &policy, "")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

@@ -26,6 +26,7 @@ mod put;
 pub mod range;
 mod replicate;
 mod request;
+mod suffix_listing;
 pub mod update;
 
 use std::sync::Arc;

@@ -48,8 +48,16 @@ pub(super) async fn replicate(state: &Arc<ObjectState>, path: &str, headers: &He
     );
     // Erasure-coded partitions answer `{suffix: {frag_index|None: md5}}`.
     let is_ec = !policy.is_replication();
+    // Ringsmith's listing of one suffix, for the pulling reconstructor.
+    let list = h::get(headers, "x-ringsmith-list-suffix").is_some_and(|v| v == "yes");
+    if list && suffixes.len() != 1 {
+        return plain(StatusCode::BAD_REQUEST, "Listing takes exactly one suffix");
+    }
     let res = blocking(move || -> std::io::Result<Vec<u8>> {
-        if suffixes.is_empty() && is_ec {
+        if list {
+            let listing = super::suffix_listing::list_suffix(&part_dir.join(&suffixes[0]))?;
+            Ok(listing.to_string().into_bytes())
+        } else if suffixes.is_empty() && is_ec {
             let hashes = ec_hashes::ec_partition_hashes(&part_dir, Some(reclaim))?;
             Ok(ec_hashes::pickle_ec_hashes(&hashes))
         } else if suffixes.is_empty() {
