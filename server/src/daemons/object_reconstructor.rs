@@ -310,11 +310,7 @@ impl ObjectReconstructor {
     }
 
     fn object_url(node: &Device, part: u32, name: &str) -> String {
-        let path: String = name
-            .split('/')
-            .map(quote)
-            .collect::<Vec<_>>()
-            .join("/");
+        let path: String = name.split('/').map(quote).collect::<Vec<_>>().join("/");
         format!("{}/{}/{part}{path}", node_base(node), quote(&node.device))
     }
 
