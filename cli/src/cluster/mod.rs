@@ -950,20 +950,22 @@ fn down(dir: &Path) -> Result<ExitCode, String> {
     };
     let n = stop_all(&c);
     let left: Vec<&Proc> = c.procs.iter().filter(|p| is_ours(p)).collect();
+    // The network goes even when a process will not: namespaces and a bridge left behind
+    // by every failed `down` add up. The record stays, so `down` can be run again for
+    // the processes.
+    let net_errors = c.netns.as_ref().map(Netns::teardown).unwrap_or_default();
     if !left.is_empty() {
         return Err(format!(
-            "could not stop pids {:?}",
-            left.iter().map(|p| p.pid).collect::<Vec<_>>()
+            "could not stop pids {:?}{}",
+            left.iter().map(|p| p.pid).collect::<Vec<_>>(),
+            leftover_note(&net_errors)
         ));
     }
-    if let Some(ns) = &c.netns {
-        let errors = ns.teardown();
-        if !errors.is_empty() {
-            return Err(format!(
-                "processes stopped, but some network pieces remain:\n{}",
-                errors.join("\n")
-            ));
-        }
+    if !net_errors.is_empty() {
+        return Err(format!(
+            "processes stopped, but some network pieces remain:\n{}",
+            net_errors.join("\n")
+        ));
     }
     std::fs::remove_file(cluster_file(dir))
         .map_err(|e| format!("cannot remove cluster record: {e}"))?;
