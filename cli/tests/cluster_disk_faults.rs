@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster_support::load::{check_promises, data_file, Layout, Load};
-use cluster_support::{http, Down, NetnsCluster};
+use cluster_support::load::{check_promises, Layout, Load};
+use cluster_support::{data_file_paths, http, Down, NetnsCluster};
 
 /// Mount points made by this test, unmounted in reverse order (lazily, so a busy one
 /// cannot stay behind) when it ends, after the cluster is down.
@@ -95,40 +95,16 @@ fn direct_put_status(cluster: &NetnsCluster, n: u32) -> u16 {
     st
 }
 
-/// Every `.data` file on node `n`'s device.
-fn data_files_of(dir: &Path, n: u32) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let objects = dir.join(format!("srv/node{n}/d0/objects"));
-    let Ok(parts) = std::fs::read_dir(objects) else {
-        return out;
-    };
-    for part in parts.flatten() {
-        for suffix in std::fs::read_dir(part.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for hash in std::fs::read_dir(suffix.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if let Some(d) = data_file(&hash.path()) {
-                    out.push(d);
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Damages every `step`-th `.data` file of node `n` smaller than 64 KiB: odd ones get a
 /// byte flipped, even ones lose their second half. Returns the damaged files with their
 /// damaged contents.
 fn rot(dir: &Path, n: u32, step: usize) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut damaged = BTreeMap::new();
-    for (i, path) in data_files_of(dir, n).into_iter().step_by(step).enumerate() {
+    for (i, path) in data_file_paths(&dir.join(format!("srv/node{n}/d0/objects")))
+        .into_iter()
+        .step_by(step)
+        .enumerate()
+    {
         let Ok(mut bytes) = std::fs::read(&path) else {
             continue; // replaced or deleted meanwhile
         };

@@ -13,20 +13,9 @@ use reqwest::{Client, StatusCode};
 
 const OBJECT_VERSIONING: &str = "[filter:versioned_writes]\nallow_object_versioning = true\n";
 
-fn swift_ok(c: &Cluster, args: &[&str]) -> String {
-    let out = c.swift("test:tester", "testing", args);
-    assert!(
-        out.status.success(),
-        "swift {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `swift list --versions` rows as (version id, content type, name).
 fn versions(c: &Cluster, container: &str) -> Vec<(String, String, String)> {
-    swift_ok(c, &["list", "--versions", container])
+    c.swift_ok(&["list", "--versions", container])
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -61,21 +50,21 @@ fn restore_with_swiftclient(c: &Cluster, container: &str, object: &str, version:
 #[test]
 fn swiftclient_versions_overwrite_list_restore_delete() {
     let c = Cluster::start_with(Storage::Ringsmith, 1, OBJECT_VERSIONING);
-    let capabilities = swift_ok(&c, &["capabilities"]);
+    let capabilities = c.swift_ok(&["capabilities"]);
     assert!(capabilities.contains("object_versioning"), "{capabilities}");
 
-    swift_ok(&c, &["post", "docs", "-H", "X-Versions-Enabled: true"]);
-    let stat = swift_ok(&c, &["stat", "docs"]);
+    c.swift_ok(&["post", "docs", "-H", "X-Versions-Enabled: true"]);
+    let stat = c.swift_ok(&["stat", "docs"]);
     assert!(stat.contains("Versions-Enabled: True"), "{stat}");
 
     let file = c.dir.path().join("report.txt");
     std::fs::write(&file, "first draft").unwrap();
-    swift_ok(&c, &["upload", "docs", "report.txt"]);
+    c.swift_ok(&["upload", "docs", "report.txt"]);
     std::fs::write(&file, "final text, longer").unwrap();
-    swift_ok(&c, &["upload", "docs", "report.txt"]);
+    c.swift_ok(&["upload", "docs", "report.txt"]);
 
     // One object in the container, two versions of it, newest first.
-    let plain = swift_ok(&c, &["list", "docs"]);
+    let plain = c.swift_ok(&["list", "docs"]);
     assert_eq!(plain.trim(), "report.txt");
     let listed = versions(&c, "docs");
     assert_eq!(listed.len(), 2, "{listed:?}");
@@ -84,28 +73,25 @@ fn swiftclient_versions_overwrite_list_restore_delete() {
     assert!(newest > oldest && oldest != "null", "{listed:?}");
 
     // The old version reads back by its id; the current one is the newest.
-    swift_ok(
-        &c,
-        &[
-            "download",
-            "docs",
-            "report.txt",
-            "--version-id",
-            &oldest,
-            "-o",
-            "old.txt",
-        ],
-    );
+    c.swift_ok(&[
+        "download",
+        "docs",
+        "report.txt",
+        "--version-id",
+        &oldest,
+        "-o",
+        "old.txt",
+    ]);
     assert_eq!(
         std::fs::read_to_string(c.dir.path().join("old.txt")).unwrap(),
         "first draft"
     );
-    let current = swift_ok(&c, &["stat", "docs", "report.txt"]);
+    let current = c.swift_ok(&["stat", "docs", "report.txt"]);
     assert!(current.contains(&newest), "{current}");
 
     // Restore the first draft: it is current again, and no version was lost.
     restore_with_swiftclient(&c, "docs", "report.txt", &oldest);
-    swift_ok(&c, &["download", "docs", "report.txt", "-o", "now.txt"]);
+    c.swift_ok(&["download", "docs", "report.txt", "-o", "now.txt"]);
     assert_eq!(
         std::fs::read_to_string(c.dir.path().join("now.txt")).unwrap(),
         "first draft"
@@ -113,7 +99,7 @@ fn swiftclient_versions_overwrite_list_restore_delete() {
     assert_eq!(versions(&c, "docs").len(), 2);
 
     // A delete leaves a delete marker on top; the object is gone, its versions are not.
-    swift_ok(&c, &["delete", "docs", "report.txt"]);
+    c.swift_ok(&["delete", "docs", "report.txt"]);
     let after = versions(&c, "docs");
     assert_eq!(after.len(), 3, "{after:?}");
     assert_eq!(after[0].1, "application/x-deleted;swift_versions_deleted=1");
@@ -123,18 +109,15 @@ fn swiftclient_versions_overwrite_list_restore_delete() {
         &["download", "docs", "report.txt", "-o", "-"],
     );
     assert!(!gone.status.success());
-    assert_eq!(swift_ok(&c, &["list", "docs"]).trim(), "");
+    assert_eq!(c.swift_ok(&["list", "docs"]).trim(), "");
 
     // A container with versions left cannot go; `delete --versions` empties it first.
     let refused = c.swift("test:tester", "testing", &["delete", "docs"]);
     assert!(!refused.status.success());
-    swift_ok(
-        &c,
-        &["delete", "docs", "report.txt", "--version-id", &newest],
-    );
+    c.swift_ok(&["delete", "docs", "report.txt", "--version-id", &newest]);
     assert_eq!(versions(&c, "docs").len(), 2);
-    swift_ok(&c, &["delete", "--versions", "docs"]);
-    assert_eq!(swift_ok(&c, &["list"]).trim(), "");
+    c.swift_ok(&["delete", "--versions", "docs"]);
+    assert_eq!(c.swift_ok(&["list"]).trim(), "");
 }
 
 #[tokio::test(flavor = "multi_thread")]

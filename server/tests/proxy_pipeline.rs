@@ -835,16 +835,7 @@ async fn versioned_writes_stack_and_history() {
 #[test]
 fn swiftclient_posts_versioning_headers() {
     let c = Cluster::start_with(Storage::Ringsmith, 1, "");
-    let swift = |args: &[&str]| {
-        let out = c.swift("test:tester", "testing", args);
-        assert!(
-            out.status.success(),
-            "swift {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let swift = |args: &[&str]| c.swift_ok(args);
     swift(&["post", "archive"]);
     swift(&["post", "docs", "-H", "X-Versions-Location: archive"]);
     let stat = swift(&["stat", "docs"]);

@@ -124,22 +124,28 @@ pub fn cluster_json(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("run/cluster.json")).unwrap()).unwrap()
 }
 
-pub fn data_files(dir: &Path) -> usize {
-    fn walk(p: &Path, n: &mut usize) {
+/// Every `.data` file under `dir`, sorted.
+pub fn data_file_paths(dir: &Path) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
         if let Ok(rd) = std::fs::read_dir(p) {
             for e in rd.flatten() {
                 let path = e.path();
                 if path.is_dir() {
-                    walk(&path, n);
+                    walk(&path, out);
                 } else if path.extension().is_some_and(|x| x == "data") {
-                    *n += 1;
+                    out.push(path);
                 }
             }
         }
     }
-    let mut n = 0;
-    walk(dir, &mut n);
-    n
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
+pub fn data_files(dir: &Path) -> usize {
+    data_file_paths(dir).len()
 }
 
 /// A cluster started with `cluster up --netns` and a tempauth token for `test:tester`.

@@ -404,6 +404,18 @@ impl Cluster {
             .output()
             .expect("run python-swiftclient")
     }
+
+    /// [`Cluster::swift`] as `test:tester`, which must succeed; its standard output.
+    pub fn swift_ok(&self, args: &[&str]) -> String {
+        let out = self.swift("test:tester", "testing", args);
+        assert!(
+            out.status.success(),
+            "swift {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 /// The Swift proxy's default test pipeline (the app left out).
