@@ -7,23 +7,11 @@
 mod recon_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use recon_support::*;
 use ringsmith_testkit::{swift_bin, swift_venv};
-
-/// Kills the Swift servers it started when the test ends, however it ends.
-struct Servers(Vec<Child>);
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn free_port() -> u16 {
     closed_port()
@@ -58,27 +46,6 @@ fn build_ring(etc: &Path, name: &str, devs: &[(u32, &str, u16, &str)]) {
     assert!(etc.join(format!("{name}.ring.gz")).exists());
 }
 
-fn server_conf(
-    kind: &str,
-    ip: &str,
-    port: u16,
-    devices: &Path,
-    etc: &Path,
-    cache: &Path,
-) -> String {
-    format!(
-        "[DEFAULT]\ndevices = {devices}\nmount_check = false\ndisable_fallocate = true\n\
-         bind_ip = {ip}\nbind_port = {port}\nworkers = 0\nuser = root\nswift_dir = {etc}\n\
-         recon_cache_path = {cache}\nlog_level = WARNING\n\n\
-         [pipeline:main]\npipeline = recon {kind}-server\n\n\
-         [app:{kind}-server]\nuse = egg:swift#{kind}\n\n\
-         [filter:recon]\nuse = egg:swift#recon\nrecon_lock_path = {cache}\n",
-        devices = devices.display(),
-        etc = etc.display(),
-        cache = cache.display(),
-    )
-}
-
 struct Cluster {
     _dir: tempfile::TempDir,
     etc: PathBuf,
@@ -91,18 +58,6 @@ struct Cluster {
 enum Flavor {
     Swift,
     Ringsmith,
-}
-
-/// `ringsmith-server`, built by `cargo test --workspace` (scripts/test.sh) next to our binary.
-fn ringsmith_server() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_ringsmith"))
-        .with_file_name(format!("ringsmith-server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p ringsmith-server` (scripts/test.sh does)",
-        bin.display()
-    );
-    bin
 }
 
 fn start_cluster(flavor: Flavor) -> Cluster {
@@ -273,21 +228,6 @@ fn start_cluster(flavor: Flavor) -> Cluster {
         etc,
         _servers: servers,
     }
-}
-
-fn recon_version_ok(ip: &str, port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect((ip, port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /recon/version HTTP/1.0\r\nHost: {ip}:{port}\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.") && buf.contains(" 200 ")
 }
 
 fn swift_recon(args: &[&str]) -> String {

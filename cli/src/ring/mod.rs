@@ -35,6 +35,7 @@ pub mod lock;
 pub mod optparse;
 mod plan;
 mod progress;
+mod push;
 pub mod pyfmt;
 pub mod ring_io;
 mod usage;
@@ -53,7 +54,9 @@ Beyond Swift: --json on the default view, search, rebalance, dispersion and vali
 rebalance --dry-run; `ringsmith ring <file.ring.gz>` shows a ring without its builder.\n\n\
 Also: `ringsmith ring compose <composite_file> show|compose …` (swift-ring-composer) and \
 `ringsmith ring plan|apply SPEC.toml BUILDER [--json]` (declarative rings, docs/declarative-rings.md; \
-exit 0 done, 3 step taken, 4 wait for min_part_hours, 2 refused).",
+exit 0 done, 3 step taken, 4 wait for min_part_hours, 2 refused). \
+`ringsmith ring push [RING…] [--command TEMPLATE]` copies rings to every node in them and checks \
+through /recon/ringmd5 that each server reports them (exit 1 lists the servers that do not).",
     disable_help_flag = true
 )]
 pub struct Args {
@@ -213,6 +216,11 @@ fn run_argv(raw: Vec<String>) -> u8 {
         if !Path::new(word).exists() {
             return crate::declare::run(word == "apply", &raw[1..]);
         }
+    }
+    // `ringsmith ring push [RING…]`: distribute rings and check the servers report them
+    // (unless a builder file is literally called `push`).
+    if raw.first().map(String::as_str) == Some("push") && !Path::new("push").exists() {
+        return push::run(&raw[1..]);
     }
     // `--json` and `--dry-run` are Ringsmith's own switches; they may appear anywhere after the
     // file name and are taken out before Swift's argument rules apply to the rest.

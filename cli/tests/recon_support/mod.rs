@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -240,4 +240,69 @@ pub fn figure_lines(stdout: &str) -> Vec<String> {
             _ => l.to_string(),
         })
         .collect()
+}
+
+// Live servers (Swift's or ours) for the tests that run real ones.
+
+/// Kills the Swift servers it started when the test ends, however it ends.
+pub struct Servers(pub Vec<std::process::Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The config of one storage server with the recon middleware, as both Swift's servers
+/// and `ringsmith-server` read it.
+pub fn server_conf(
+    kind: &str,
+    ip: &str,
+    port: u16,
+    devices: &Path,
+    etc: &Path,
+    cache: &Path,
+) -> String {
+    format!(
+        "[DEFAULT]\ndevices = {devices}\nmount_check = false\ndisable_fallocate = true\n\
+         bind_ip = {ip}\nbind_port = {port}\nworkers = 0\nuser = root\nswift_dir = {etc}\n\
+         recon_cache_path = {cache}\nlog_level = WARNING\n\n\
+         [pipeline:main]\npipeline = recon {kind}-server\n\n\
+         [app:{kind}-server]\nuse = egg:swift#{kind}\n\n\
+         [filter:recon]\nuse = egg:swift#recon\nrecon_lock_path = {cache}\n",
+        devices = devices.display(),
+        etc = etc.display(),
+        cache = cache.display(),
+    )
+}
+
+/// `ringsmith-server`, built by `cargo test --workspace` (scripts/test.sh) next to our binary.
+pub fn ringsmith_server() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_ringsmith"))
+        .with_file_name(format!("ringsmith-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p ringsmith-server` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Whether `GET /recon/version` answers 200 (the server is up with recon loaded).
+pub fn recon_version_ok(ip: &str, port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect((ip, port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET /recon/version HTTP/1.0\r\nHost: {ip}:{port}\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.") && buf.contains(" 200 ")
 }
