@@ -6,6 +6,7 @@
 //! ```text
 //! DIR/etc/swift.conf                 [swift-hash] with a random suffix, [storage-policy:N]
 //! DIR/etc/{account,container,object[-N]}.ring.gz   built with the core library's builder
+//! DIR/etc/{account,container,object[-N]}.builder   their builders, for `ringsmith ring`
 //! DIR/etc/proxy-server.conf          tempauth users, token secret
 //! DIR/etc/node<i>/{object,container,account}-server.conf
 //! DIR/srv/node<i>/d<j>               the devices (plain directories)
@@ -279,46 +280,25 @@ fn random_hex(n: usize) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Writes a ring in Swift's v1 `ring.gz` format from a rebalanced builder.
-fn write_ring(builder: &RingBuilder, path: &Path) -> Result<(), String> {
-    use flate2::write::GzEncoder;
-    use std::io::Write;
-    let table = builder
-        .replica2part2dev
-        .as_ref()
-        .ok_or_else(|| format!("{}: builder was not rebalanced", path.display()))?;
-    let devs: Vec<serde_json::Value> = builder
-        .devs
-        .iter()
-        .map(|d| match d {
-            None => serde_json::Value::Null,
-            Some(d) => serde_json::json!({
-                "device": d.dev.device, "id": d.dev.id, "ip": d.dev.ip, "meta": d.dev.meta,
-                "port": d.dev.port, "region": d.dev.region,
-                "replication_ip": d.dev.replication_ip,
-                "replication_port": d.dev.replication_port,
-                "weight": d.dev.weight, "zone": d.dev.zone,
-            }),
-        })
-        .collect();
-    let meta = serde_json::json!({
-        "byteorder": "little", "devs": devs, "part_shift": 32 - builder.part_power,
-        "replica_count": table.len(), "version": builder.version,
-    })
-    .to_string();
-    let mut raw = b"R1NG\x00\x01".to_vec();
-    raw.extend((meta.len() as u32).to_be_bytes());
-    raw.extend(meta.as_bytes());
-    for row in table {
-        for &id in row {
-            raw.extend((id as u16).to_le_bytes());
-        }
-    }
-    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&raw).map_err(|e| e.to_string())?;
-    let bytes = gz.finish().map_err(|e| e.to_string())?;
-    ringsmith::atomic::write_bytes_atomic(path, 0o644, &bytes)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+/// Writes a rebalanced builder's ring (Swift's v1 format, which every Swift release reads)
+/// and the builder itself beside it (`object.builder` next to `object.ring.gz`), so an
+/// operator can change the cluster's rings with `ringsmith ring` or swift-ring-builder.
+fn write_ring(builder: &mut RingBuilder, path: &Path) -> Result<(), String> {
+    builder
+        .get_ring()
+        .save(path, ringsmith::ring::FormatVersion::V1)
+        .map_err(|e| e.to_string())?;
+    builder.ensure_id();
+    let builder_path = path.with_file_name(
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".ring.gz"))
+            .map(|stem| format!("{stem}.builder"))
+            .ok_or_else(|| format!("{} is not a .ring.gz path", path.display()))?,
+    );
+    builder
+        .save(&builder_path)
+        .map_err(|e| format!("cannot write {}: {e}", builder_path.display()))
 }
 
 struct Layout {
@@ -397,7 +377,7 @@ fn build_ring(
         now_secs: None,
     })
     .map_err(|e| format!("rebalancing {}: {e}", path.display()))?;
-    write_ring(&b, path)
+    write_ring(&mut b, path)
 }
 
 fn up(mut a: UpArgs) -> Result<ExitCode, String> {
