@@ -100,7 +100,10 @@ fn a_ring_pushed_under_load_loses_nothing_and_moves_data_to_the_new_primaries() 
 
     let node3_dir = dir.join("srv/node3");
     let on_node3_before = data_files(&node3_dir);
-    assert!(on_node3_before > 0, "node 3 held no object when the ring was pushed");
+    assert!(
+        on_node3_before > 0,
+        "node 3 held no object when the ring was pushed"
+    );
 
     load.phase("node 3 drained by the pushed ring", 20);
     let known = clients.stop(&load);

@@ -34,6 +34,15 @@
 //! exists at all does it fall back to the device breaking the fewest tier bounds (never two
 //! replicas of a partition on one device).
 //!
+//! **Many queued replicas are placed by a transportation problem first**
+//! (`rebalance/transport.rs`). One at a time, each into the largest deficit, the early
+//! replicas of a drained server fill the zones that late ones need (a partition may only go
+//! back to its own zone or to the zone it lacks). So the queue is grouped into classes by
+//! the set of zones each partition may use within its fair share, a maximum flow (classes →
+//! zones → regions, capacities the deficits) decides how many of each class go to each zone,
+//! and each replica then descends as above inside a zone its class has quota in. What does
+//! not fit goes the ordinary way.
+//!
 //! **Then settle the surplus, directly.** Over-target devices are scanned partition by
 //! partition from a seeded start; of a partition's replicas on over-target devices the one
 //! on the device fullest *relative to its weight's share* goes first (when each partition
@@ -113,6 +122,7 @@
 mod augment;
 mod disperse;
 mod report;
+mod transport;
 mod unmet;
 
 pub use report::{DeviceMoves, RebalancePlan, TierMoves};
@@ -735,10 +745,20 @@ impl<'a> Run<'a> {
         result
     }
 
+    /// Places the queued slots; many at once (a drained server) first get zone quotas from
+    /// a transportation problem (`rebalance/transport.rs`), so early slots do not spend the
+    /// room late ones need.
     fn place_queued(&mut self) {
         let queue = std::mem::take(&mut self.queue);
-        for &(p, r) in &queue {
-            self.place(p as usize, r as usize);
+        let mut quotas = self.zone_quotas(&queue);
+        for (i, &(p, r)) in queue.iter().enumerate() {
+            let (p, r) = (p as usize, r as usize);
+            if let Some(q) = quotas.as_mut() {
+                if self.place_by_quota(q, i, p, r) {
+                    continue;
+                }
+            }
+            self.place(p, r);
         }
     }
 
