@@ -52,6 +52,11 @@ pub struct PopulateArgs {
     /// Storage policy name (default: the default policy).
     #[arg(short = 'P', long)]
     policy_name: Option<String>,
+    /// No overlap of partitions if running populate more than once: samples already in
+    /// the cluster keep their partitions, and new ones go to partitions not yet sampled,
+    /// raising the coverage by `dispersion_coverage` each run.
+    #[arg(long)]
+    no_overlap: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -302,7 +307,17 @@ fn populate(args: PopulateArgs) -> Result<(), String> {
         let policy_header = vec![("X-Storage-Policy", policy.name().to_string())];
         if containers {
             let ring = settings.ring(&swift, "container")?;
-            let names = sample_names(coverage, ring.partition_count(), |n| {
+            let mut taken = Vec::new();
+            if args.no_overlap {
+                // Only this policy's sample containers: `dispersion_<index>_<n>` (Swift
+                // lists the prefix without the last `_`, which also takes policy 1's
+                // partitions for policy 10's samples).
+                let prefix = format!("dispersion_{}_", policy.index);
+                for name in session.list(None, &prefix).await?.unwrap_or_default() {
+                    taken.extend(ring.get_part(&session.account, Some(&name), None).ok());
+                }
+            }
+            let names = sample_names(coverage, ring.partition_count(), &taken, |n| {
                 let name = format!("dispersion_{}_{n}", policy.index);
                 let part = ring.get_part(&session.account, Some(&name), None).unwrap_or(u32::MAX);
                 (part, name)
@@ -321,12 +336,24 @@ fn populate(args: PopulateArgs) -> Result<(), String> {
                 names.len(),
                 e.round()
             );
+            if args.no_overlap {
+                print_coverage("container", &taken, &names, ring.partition_count(), |name| {
+                    ring.get_part(&session.account, Some(name), None).ok()
+                });
+            }
         }
         if objects {
             let container = format!("dispersion_objects_{}", policy.index);
             put_all(&session, vec![(format!("/{}", quote(&container)), policy_header.clone(), None)], 1).await?;
             let ring = settings.ring(&swift, &policy.ring_name())?;
-            let names = sample_names(coverage, ring.partition_count(), |n| {
+            let mut taken = Vec::new();
+            if args.no_overlap {
+                let existing = session.list(Some(&container), "dispersion_").await?;
+                for name in existing.unwrap_or_default() {
+                    taken.extend(ring.get_part(&session.account, Some(&container), Some(&name)).ok());
+                }
+            }
+            let names = sample_names(coverage, ring.partition_count(), &taken, |n| {
                 let name = format!("dispersion_{n}");
                 let part = ring.get_part(&session.account, Some(&container), Some(&name)).unwrap_or(u32::MAX);
                 (part, name)
@@ -347,21 +374,61 @@ fn populate(args: PopulateArgs) -> Result<(), String> {
                 names.len(),
                 e.round()
             );
+            if args.no_overlap {
+                print_coverage("object", &taken, &names, ring.partition_count(), |name| {
+                    ring.get_part(&session.account, Some(&container), Some(name)).ok()
+                });
+            }
         }
         Ok(())
     })
 }
 
+/// `--no-overlap`'s line: the share of partitions sampled now, old samples and new.
+fn print_coverage(
+    kind: &str,
+    taken_before: &[u32],
+    names: &[(u64, String)],
+    partitions: usize,
+    part_of: impl Fn(&str) -> Option<u32>,
+) {
+    let mut covered = vec![false; partitions];
+    let parts = taken_before
+        .iter()
+        .copied()
+        .chain(names.iter().filter_map(|(_, n)| part_of(n)));
+    for p in parts {
+        if let Some(slot) = covered.get_mut(p as usize) {
+            *slot = true;
+        }
+    }
+    let count = covered.iter().filter(|&&c| c).count();
+    println!(
+        "\r\x1B[KTotal {kind} coverage is now {:.2}%.",
+        count as f64 / partitions.max(1) as f64 * 100.0
+    );
+}
+
 /// Names `name_for(0)`, `name_for(1)`... keeping only those that land on a partition not yet
-/// taken, until `coverage` percent of the partitions are taken (Swift's loop, float and all).
+/// taken (`taken_before`: partitions that already hold a sample, with `--no-overlap`),
+/// until `coverage` percent of the partitions are taken (Swift's loop, float and all).
 fn sample_names(
     coverage: f64,
     partitions: usize,
+    taken_before: &[u32],
     name_for: impl Fn(u64) -> (u32, String),
 ) -> Vec<(u64, String)> {
     let mut need = coverage / 100.0 * partitions as f64;
     let mut taken = vec![false; partitions];
     let mut left = partitions;
+    for &p in taken_before {
+        if let Some(slot) = taken.get_mut(p as usize) {
+            if !*slot {
+                *slot = true;
+                left -= 1;
+            }
+        }
+    }
     let mut names = Vec::new();
     let mut suffix = 0u64;
     while need >= 1.0 && left > 0 {
@@ -425,13 +492,19 @@ mod tests {
     fn samples_take_each_partition_once_up_to_the_coverage() {
         // Names 0..: partitions 0,0,1,2,1,3 → suffixes 0, 2, 3 cover 3 of 4 at 75%.
         let parts = [0u32, 0, 1, 2, 1, 3];
-        let names = sample_names(75.0, 4, |n| (parts[n as usize], format!("d_{n}")));
+        let names = sample_names(75.0, 4, &[], |n| (parts[n as usize], format!("d_{n}")));
         assert_eq!(
             names.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             vec![0, 2, 3]
         );
         // Below one partition's worth nothing is made, as in Swift.
-        assert!(sample_names(1.0, 64, |n| (n as u32, String::new())).is_empty());
+        assert!(sample_names(1.0, 64, &[], |n| (n as u32, String::new())).is_empty());
+        // `--no-overlap`: partitions already sampled are skipped, and 50% more are taken.
+        let names = sample_names(50.0, 4, &[0, 1], |n| (parts[n as usize], format!("d_{n}")));
+        assert_eq!(
+            names.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![3, 5]
+        );
     }
 
     #[test]

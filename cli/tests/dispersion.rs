@@ -127,8 +127,12 @@ fn compare_reports(conf: &Path, extra: &[&str]) -> Value {
 }
 
 /// Container listings are updated asynchronously by the object servers: wait until every
-/// sample is listed (64 partitions x 3 copies expected) before comparing the tools.
+/// sample is listed (`copies` expected: samples x 3 replicas) before comparing the tools.
 fn settle(conf: &Path, extra: &[&str]) {
+    settle_to(conf, extra, 192)
+}
+
+fn settle_to(conf: &Path, extra: &[&str], copies: u32) {
     let mut args = vec!["report", "-j"];
     args.extend_from_slice(extra);
     // The proxy lists from one replica at a time: several complete listings in a row mean
@@ -136,7 +140,7 @@ fn settle(conf: &Path, extra: &[&str]) {
     let mut in_a_row = 0;
     for _ in 0..300 {
         let j = json_of(&ours(&args, conf));
-        if j["object"]["copies_expected"] == 192 && j["container"]["copies_expected"] == 192 {
+        if j["object"]["copies_expected"] == copies && j["container"]["copies_expected"] == copies {
             in_a_row += 1;
             if in_a_row == 12 {
                 return;
@@ -149,13 +153,13 @@ fn settle(conf: &Path, extra: &[&str]) {
     panic!("the samples were never all listed");
 }
 
-#[test]
-fn dispersion_matches_swift_healthy_and_with_a_node_down() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("c");
+/// `cluster up` (3 nodes, part power 6, policies gold and silver) in `tmp/c`, and a
+/// dispersion.conf beside it with this coverage. The guard stops the cluster.
+fn cluster_with_conf(tmp: &Path, coverage: u32) -> (Down, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tmp.join("c");
     let proxy_port = free_port("127.0.0.1");
     let base = free_base();
-    let _guard = Down(dir.clone());
+    let guard = Down(dir.clone());
     let up = ringsmith()
         .args([
             "cluster",
@@ -183,16 +187,24 @@ fn dispersion_matches_swift_healthy_and_with_a_node_down() {
         .unwrap();
     assert!(up.status.success(), "cluster up failed:\n{}", text(&up));
 
-    let conf = tmp.path().join("dispersion.conf");
+    let conf = tmp.join("dispersion.conf");
     std::fs::write(
         &conf,
         format!(
             "[dispersion]\nauth_url = http://127.0.0.1:{proxy_port}/auth/v1.0\nauth_user = test:tester\n\
-             auth_key = testing\nswift_dir = {}\ndispersion_coverage = 100\nretries = 1\nconcurrency = 64\n",
-            dir.join("etc").display()
+             auth_key = testing\nswift_dir = {}\ndispersion_coverage = {coverage}\nretries = 1\nconcurrency = 64\n",
+            dir.join("etc").display(),
         ),
     )
     .unwrap();
+
+    (guard, dir, conf)
+}
+
+#[test]
+fn dispersion_matches_swift_healthy_and_with_a_node_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_guard, dir, conf) = cluster_with_conf(tmp.path(), 100);
 
     // No samples yet: both say so, same exit code, same null JSON.
     let empty = compare_reports(&conf, &[]);
@@ -303,4 +315,38 @@ fn dispersion_matches_swift_healthy_and_with_a_node_down() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn no_overlap_populate_adds_coverage_and_reads_swifts_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_guard, _dir, conf) = cluster_with_conf(tmp.path(), 25);
+    // Ours, then Swift's, then ours again, each with --no-overlap: every run samples 16 of
+    // the 64 partitions that no earlier run (of either tool) sampled.
+    let runs = [("ours", 25), ("swift", 50), ("ours", 75)];
+    for (tool, pct) in runs {
+        let out = match tool {
+            "ours" => ours(&["populate", "--no-overlap"], &conf),
+            _ => theirs("swift-dispersion-populate", &["--no-overlap"], &conf),
+        };
+        assert!(out.status.success(), "{tool}: {}", text(&out));
+        let out = text(&out);
+        for kind in ["containers", "objects"] {
+            assert!(
+                out.contains(&format!("Created 16 {kind} for dispersion reporting")),
+                "{tool}: {out}"
+            );
+        }
+        for kind in ["container", "object"] {
+            assert!(
+                out.contains(&format!("Total {kind} coverage is now {pct}.00%.")),
+                "{tool}: {out}"
+            );
+        }
+    }
+    settle_to(&conf, &[], 144);
+    let report = compare_reports(&conf, &[]);
+    assert_eq!(report["object"]["copies_expected"], 144, "{report}");
+    assert_eq!(report["object"]["copies_found"], 144, "{report}");
+    assert_eq!(report["container"]["copies_found"], 144, "{report}");
 }
