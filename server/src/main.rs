@@ -85,17 +85,26 @@ fn main() -> ExitCode {
     if let Some(p) = &cli.pid_file {
         ringsmith_server::common::handoff::set_pid_file(p.clone());
     }
+    // Swift's server names: `object-server` is `object`.
+    let kind = match cli.kind.strip_suffix("-server") {
+        Some(k @ ("object" | "container" | "account" | "proxy")) => k.to_string(),
+        _ => cli.kind.clone(),
+    };
+    if !matches!(kind.as_str(), "object" | "container" | "account" | "proxy")
+        && !DAEMONS.contains(&kind.as_str())
+    {
+        eprintln!(
+            "ringsmith-server: unknown server or daemon {kind:?} (expected proxy, object, container, account or one of {})",
+            DAEMONS.join(", ")
+        );
+        return ExitCode::from(2);
+    }
     let conf = match Conf::load(&conf_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ringsmith-server: {e}");
             return ExitCode::from(2);
         }
-    };
-    // Swift's server names: `object-server` is `object`.
-    let kind = match cli.kind.strip_suffix("-server") {
-        Some(k @ ("object" | "container" | "account" | "proxy")) => k.to_string(),
-        _ => cli.kind.clone(),
     };
     match kind.as_str() {
         "proxy" => {
@@ -119,20 +128,14 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        daemon if DAEMONS.contains(&daemon) => match run_daemon(daemon, &conf, cli.once) {
+        // A daemon: checked against DAEMONS above.
+        daemon => match run_daemon(daemon, &conf, cli.once) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringsmith-server {daemon}: {e}");
                 ExitCode::from(2)
             }
         },
-        other => {
-            eprintln!(
-                "ringsmith-server: unknown server or daemon {other:?} (expected proxy, object, container, account or one of {})",
-                DAEMONS.join(", ")
-            );
-            ExitCode::from(2)
-        }
     }
 }
 

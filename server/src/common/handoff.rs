@@ -118,12 +118,14 @@ pub fn notify_ready() {
             tracing::error!(pid_file = %path.display(), error = %e, "cannot write pid file");
         }
     }
+    // systemd first: the process this one replaces exits once the pipe says ready,
+    // and systemd must know the new main pid before it sees the old one go.
+    sd_notify(&format!("READY=1\nMAINPID={pid}\n"));
     let pipe = READY_PIPE.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(fd) = pipe {
         let mut f = std::fs::File::from(fd);
         let _ = f.write_all(format!("READY {pid}\n").as_bytes());
     }
-    sd_notify(&format!("READY=1\nMAINPID={pid}\n"));
 }
 
 /// Sends `state` to systemd's notification socket, when there is one.
