@@ -400,4 +400,17 @@ fn init_starts_reloads_without_dropping_requests_and_stops_a_three_node_cluster(
     }
     let (ok, out) = nodes[0].init(&["proxy", "stop"]);
     assert!(!ok && out.contains("No proxy-server running"), "{out}");
+
+    // `once`: one pass of a daemon, waited for; the HTTP servers are never "once".
+    let (ok, out) = nodes[1].init(&["object-updater", "once"]);
+    assert!(ok, "{out}");
+    let etc = nodes[1].swift_dir.display();
+    assert!(
+        out.contains(&format!(
+            "Running object-updater once...({etc}/object-server/1.conf)"
+        )),
+        "{out}"
+    );
+    let (ok, out) = nodes[1].init(&["object-updater", "status"]);
+    assert!(!ok && out.contains("No object-updater running"), "{out}");
 }
