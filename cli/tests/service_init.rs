@@ -413,4 +413,47 @@ fn init_starts_reloads_without_dropping_requests_and_stops_a_three_node_cluster(
     );
     let (ok, out) = nodes[1].init(&["object-updater", "status"]);
     assert!(!ok && out.contains("No object-updater running"), "{out}");
+
+    // `no-daemon`: in the foreground until the server exits (here: SIGTERM).
+    let n0 = &nodes[0];
+    let mut fg = ringsmith()
+        .arg("init")
+        .arg("--swift-dir")
+        .arg(&n0.swift_dir)
+        .arg("--run-dir")
+        .arg(&n0.run_dir)
+        .arg("--server-bin")
+        .arg(server_bin())
+        .args(["proxy", "no-daemon"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = n0.run_dir.join("proxy-server.pid");
+    let mut served = false;
+    for _ in 0..300 {
+        if pid_file.exists()
+            && try_http(
+                &proxy,
+                "GET",
+                "/healthcheck",
+                &[],
+                b"",
+                Duration::from_secs(5),
+            )
+            .is_ok()
+        {
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = n0.pid("proxy-server.pid");
+    // SAFETY: the proxy this test started, named by its pid file.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+    let status = fg.wait().unwrap();
+    assert!(served, "proxy no-daemon never answered");
+    assert!(status.success(), "{status}");
 }
