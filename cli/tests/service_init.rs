@@ -300,6 +300,12 @@ fn init_starts_reloads_without_dropping_requests_and_stops_a_three_node_cluster(
     wait_for_requests(40);
     let (ok2, out2) = nodes[2].init(&["all", "reload"]);
     wait_for_requests(40);
+    // Back to back: the proxy reloaded again and again under the same load.
+    let mut repeated = Vec::new();
+    for _ in 0..5 {
+        repeated.push(nodes[0].init(&["proxy", "reload"]));
+        wait_for_requests(10);
+    }
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
@@ -307,10 +313,13 @@ fn init_starts_reloads_without_dropping_requests_and_stops_a_three_node_cluster(
     assert!(ok0, "node0 reload:\n{out0}");
     assert!(ok1, "node1 reload:\n{out1}");
     assert!(ok2, "node2 reload:\n{out2}");
+    for (round, (ok, out)) in repeated.iter().enumerate() {
+        assert!(ok, "proxy reload round {round}:\n{out}");
+    }
     let failures = failures.lock().unwrap();
     let total = done.load(Ordering::Relaxed);
     eprintln!(
-        "{total} requests through three reloads, {} failed",
+        "{total} requests through eight reloads, {} failed",
         failures.len()
     );
     assert!(
@@ -325,9 +334,7 @@ fn init_starts_reloads_without_dropping_requests_and_stops_a_three_node_cluster(
     let new_proxy = nodes[0].pid("proxy-server.pid");
     assert_ne!(new_proxy, proxy_pid);
     assert!(
-        out0.contains(&format!(
-            "proxy-server reloaded ({proxy_pid} -> {new_proxy}"
-        )),
+        out0.contains(&format!("proxy-server reloaded ({proxy_pid} -> ")),
         "{out0}"
     );
     assert_ne!(nodes[1].pid("object-server/1.pid"), old_object);
