@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian package of Ringsmith with dpkg-deb:
 #   /usr/bin/ringsmith, /usr/bin/ringsmith-server
-#   /usr/share/man/man1/ringsmith*.1            (ringsmith man --dir)
+#   /usr/share/man/man1/ringsmith*.1            (ringsmith man --dir, packaging/man)
 #   bash, zsh and fish completions              (ringsmith completions SHELL)
 #   /usr/lib/systemd/system/ringsmith-*.service (packaging/systemd)
 #
@@ -48,6 +48,7 @@ install -D -m 0755 "$bin_dir/ringsmith-server" "$root/usr/bin/ringsmith-server"
 
 mkdir -p "$root/usr/share/man/man1"
 "$root/usr/bin/ringsmith" man --dir "$root/usr/share/man/man1" >/dev/null
+install -m 0644 packaging/man/ringsmith-server.1 "$root/usr/share/man/man1/"
 gzip -9n "$root/usr/share/man/man1/"*.1
 
 install -d "$root/usr/share/bash-completion/completions" \

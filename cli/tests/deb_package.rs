@@ -78,6 +78,7 @@ fn deb_package_installs_system_wide_runs_and_removes() {
     for f in [
         "/usr/share/man/man1/ringsmith.1.gz",
         "/usr/share/man/man1/ringsmith-init.1.gz",
+        "/usr/share/man/man1/ringsmith-server.1.gz",
         "/usr/share/bash-completion/completions/ringsmith",
         "/usr/share/zsh/vendor-completions/_ringsmith",
         "/usr/share/fish/vendor_completions.d/ringsmith.fish",

@@ -142,3 +142,18 @@ fn systemd_analyze_verify_is_clean() {
     // Warnings (unknown keys and the like) leave the exit code at 0: none allowed.
     assert!(said.trim().is_empty(), "systemd-analyze verify: {said}");
 }
+
+/// The hand-written man page (packaging/man) names every kind the units run.
+#[test]
+fn the_man_page_names_every_server_and_daemon() {
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/man/ringsmith-server.1"),
+    )
+    .unwrap();
+    for s in SERVERS_AND_DAEMONS {
+        assert!(
+            page.contains(&format!("\\fB{s}\\fR")),
+            "{s} missing from ringsmith-server.1"
+        );
+    }
+}
