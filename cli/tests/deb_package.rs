@@ -28,9 +28,8 @@ fn installed() -> bool {
 struct Remove;
 impl Drop for Remove {
     fn drop(&mut self) {
-        if installed() {
-            let _ = Command::new("dpkg").args(["-r", "ringsmith"]).output();
-        }
+        // Purge: no "config-files" record of the package is left behind either.
+        let _ = Command::new("dpkg").args(["-P", "ringsmith"]).output();
     }
 }
 
@@ -110,4 +109,8 @@ fn deb_package_installs_system_wide_runs_and_removes() {
     assert!(!Path::new("/usr/bin/ringsmith").exists());
     assert!(!Path::new("/usr/lib/systemd/system/ringsmith-proxy-server.service").exists());
     assert!(!installed());
+    let (ok, out) = run(Command::new("dpkg").args(["-P", "ringsmith"]));
+    assert!(ok, "dpkg -P:\n{out}");
+    let (_, status) = run(Command::new("dpkg-query").args(["-W", "-f=${Status}", "ringsmith"]));
+    assert!(!status.contains("config-files"), "{status}");
 }
