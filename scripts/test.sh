@@ -11,6 +11,9 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 command -v ip >/dev/null || need_apt+=(iproute2)
 # The cache filter's tests and `cluster up --memcached` start memcached.
 command -v memcached >/dev/null || need_apt+=(memcached)
+# The systemd unit test runs `systemd-analyze verify`; the package test needs dpkg-deb.
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v dpkg-deb >/dev/null || need_apt+=(dpkg)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]]; then
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

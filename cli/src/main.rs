@@ -13,6 +13,7 @@ mod declare;
 mod dispersion;
 mod get_nodes;
 mod info;
+mod init;
 mod recon;
 mod ring;
 mod ring_diff;
@@ -53,6 +54,8 @@ enum Command {
     ContainerInfo(info::Args),
     /// Show an account database: metadata, ring locations (like swift-account-info).
     AccountInfo(info::Args),
+    /// Start, stop, reload and check the servers and daemons of /etc/swift (like swift-init).
+    Init(init::Args),
     /// Print shell completions for ringsmith.
     Completions(completions::CompletionsArgs),
     /// Print the ringsmith man page (or write one per subcommand with --dir).
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::ObjectInfo(args) => info::run_object(args),
         Command::ContainerInfo(args) => info::run_container(args),
         Command::AccountInfo(args) => info::run_account(args),
+        Command::Init(args) => init::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
     }

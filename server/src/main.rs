@@ -1,5 +1,11 @@
-//! `ringsmith-server <server-or-daemon> -c <conf>`: Swift's servers and daemons in one
+//! `ringsmith-server <server-or-daemon> [-c] <conf>`: Swift's servers and daemons in one
 //! binary. This file only dispatches on the kind; the servers live in the library.
+//!
+//! Kinds are Swift's names (`object-server`, `object-replicator`, ...; `object`,
+//! `container`, `account` and `proxy` also name the servers). The config is a file or a
+//! `*.conf.d/` directory, as `swift-init` passes them. With `--pid-file` the process
+//! writes its pid there once it is serving; SIGUSR1 makes a server hand its listening
+//! socket to a fresh copy of itself (see `common::handoff`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,14 +23,27 @@ use ringsmith_server::common::runner;
     about = "Swift-compatible servers and consistency daemons"
 )]
 struct Cli {
-    /// What to run: object, container, account, proxy, or a daemon name.
+    /// What to run: object-server, container-server, account-server, proxy-server (or
+    /// object, container, account, proxy), or a daemon name such as object-replicator.
     kind: String,
-    /// The Swift-style configuration file.
+    /// The Swift-style configuration file or `*.conf.d/` directory (as swift-init
+    /// passes it); the same as `-c`.
+    #[arg(
+        value_name = "CONF",
+        required_unless_present = "conf",
+        conflicts_with = "conf"
+    )]
+    conf_positional: Option<PathBuf>,
+    /// The Swift-style configuration file or `*.conf.d/` directory.
     #[arg(short = 'c', long = "conf")]
-    conf: PathBuf,
+    conf: Option<PathBuf>,
     /// Run a daemon's pass once and exit.
     #[arg(long)]
     once: bool,
+    /// Write this process's pid to this file once it is serving (atomically; a
+    /// replacement started by a seamless reload rewrites it with its own pid).
+    #[arg(long, value_name = "PATH")]
+    pid_file: Option<PathBuf>,
 }
 
 /// Keys of `[DEFAULT]`/`[app:*-server]` the storage servers understand; others are
@@ -56,22 +75,45 @@ const KNOWN_KEYS: &[&str] = &[
 ];
 
 fn main() -> ExitCode {
+    // Before any thread exists: the socket and readiness pipe of a seamless reload.
+    ringsmith_server::common::handoff::capture_inherited();
     let cli = Cli::parse();
-    let conf = match Conf::load(&cli.conf) {
+    let Some(conf_path) = cli.conf.clone().or(cli.conf_positional.clone()) else {
+        eprintln!("ringsmith-server: no configuration given");
+        return ExitCode::from(2);
+    };
+    if let Some(p) = &cli.pid_file {
+        ringsmith_server::common::handoff::set_pid_file(p.clone());
+    }
+    // Swift's server names: `object-server` is `object`.
+    let kind = match cli.kind.strip_suffix("-server") {
+        Some(k @ ("object" | "container" | "account" | "proxy")) => k.to_string(),
+        _ => cli.kind.clone(),
+    };
+    if !matches!(kind.as_str(), "object" | "container" | "account" | "proxy")
+        && !DAEMONS.contains(&kind.as_str())
+    {
+        eprintln!(
+            "ringsmith-server: unknown server or daemon {kind:?} (expected proxy, object, container, account or one of {})",
+            DAEMONS.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let conf = match Conf::load(&conf_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ringsmith-server: {e}");
             return ExitCode::from(2);
         }
     };
-    match cli.kind.as_str() {
+    match kind.as_str() {
         "proxy" => {
             let app = conf.section("app:proxy-server");
             runner::init_logging(
                 &app.str_or("log_level", "INFO"),
                 app.str_or("log_format", "text") == "json",
             );
-            match ringsmith_server::proxy::run(&cli.conf) {
+            match ringsmith_server::proxy::run(&conf_path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ringsmith-server proxy: {e}");
@@ -79,27 +121,21 @@ fn main() -> ExitCode {
                 }
             }
         }
-        "object" | "container" | "account" => match run_storage(&cli.kind, &conf) {
+        "object" | "container" | "account" => match run_storage(&kind, &conf) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("ringsmith-server {}: {e}", cli.kind);
+                eprintln!("ringsmith-server {kind}: {e}");
                 ExitCode::from(2)
             }
         },
-        daemon if DAEMONS.contains(&daemon) => match run_daemon(daemon, &conf, cli.once) {
+        // A daemon: checked against DAEMONS above.
+        daemon => match run_daemon(daemon, &conf, cli.once) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringsmith-server {daemon}: {e}");
                 ExitCode::from(2)
             }
         },
-        other => {
-            eprintln!(
-                "ringsmith-server: unknown server or daemon {other:?} (expected proxy, object, container, account or one of {})",
-                DAEMONS.join(", ")
-            );
-            ExitCode::from(2)
-        }
     }
 }
 
@@ -133,6 +169,9 @@ fn run_daemon(name: &str, conf: &Conf, once: bool) -> Result<(), String> {
     };
     let dconf = DaemonConf::from_conf(conf, name, server, default_port)?;
     let interval = dconf.interval;
+    if !once {
+        ringsmith_server::common::handoff::notify_ready();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -121,6 +121,10 @@ struct UpArgs {
     /// Do not start the consistency daemons (replicators, auditors, updaters, expirer).
     #[arg(long)]
     no_daemons: bool,
+    /// Only write swift.conf, the rings, the configs and the devices; start nothing
+    /// (for `ringsmith init`, or Swift's own tools, to run them).
+    #[arg(long, conflicts_with_all = ["memcached", "netns"])]
+    no_start: bool,
     /// Seconds between passes of the replicators and updaters (Swift's default: 30).
     #[arg(long)]
     daemon_interval: Option<f64>,
@@ -248,7 +252,7 @@ fn answers(addr: &str) -> bool {
         .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_ok())
 }
 
-fn find_server_bin(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
+pub(crate) fn find_server_bin(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
     if let Some(p) = explicit {
         return if p.exists() {
             Ok(p)
@@ -652,6 +656,13 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         None,
     ));
 
+    if a.no_start {
+        println!(
+            "Configs, rings and devices written in {}; nothing started",
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     // Start everything, recording each pid as soon as it exists so `down` can always
     // clean up, even after a failed `up`.
     for (kind, conf, addr, node) in &to_start {

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod continue_io;
+pub mod handoff;
 pub mod headers;
 pub mod path;
 pub mod runner;

@@ -34,19 +34,55 @@ pub fn init_logging(log_level: &str, json: bool) {
     };
 }
 
-/// Resolves when the process gets SIGTERM or SIGINT.
+/// Resolves when the process gets SIGTERM, SIGINT or SIGHUP (Swift's "graceful
+/// shutdown" signal).
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
     };
     tokio::select! {
         _ = term.recv() => {},
+        _ = hup.recv() => {},
         _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// Resolves when a server listening on `listen_fd` should stop accepting: on a
+/// shutdown signal, or on SIGUSR1 once a replacement process that inherited the socket
+/// is ready (see [`crate::common::handoff`]). A failed replacement leaves this process
+/// serving.
+pub async fn stop_or_handoff(name: String, listen_fd: std::os::fd::RawFd) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        shutdown_signal().await;
+        return;
+    };
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = usr1.recv() => {
+                tracing::info!(server = %name, "SIGUSR1: starting a replacement to hand the socket to");
+                let started = tokio::task::spawn_blocking(move || {
+                    crate::common::handoff::spawn_replacement(listen_fd)
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                match started {
+                    Ok(pid) => {
+                        tracing::info!(server = %name, replacement = pid, "replacement ready; handing over");
+                        return;
+                    }
+                    Err(e) => tracing::error!(server = %name, error = %e, "reload failed; still serving"),
+                }
+            }
+        }
     }
 }
 
@@ -125,7 +161,8 @@ pub struct ServeLimits {
     pub drain: Duration,
 }
 
-/// Serves `router` on `addr` until a shutdown signal, then stops accepting, asks every
+/// Serves `router` on `addr` (or the socket inherited from the process this one
+/// replaces) until a shutdown signal or a handoff, then stops accepting, asks every
 /// connection to finish its current request, and waits at most `limits.drain`.
 pub async fn serve(
     name: &str,
@@ -133,11 +170,13 @@ pub async fn serve(
     router: Router,
     limits: ServeLimits,
 ) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
+    let listener = crate::common::handoff::listener(addr)?;
+    let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    let listener = TcpListener::from_std(listener)?;
     tracing::info!(server = name, %addr, "listening");
-    serve_listener(name, listener, router, limits, shutdown_signal()).await
+    crate::common::handoff::notify_ready();
+    let stop = stop_or_handoff(name.to_string(), listen_fd);
+    serve_listener(name, listener, router, limits, stop).await
 }
 
 /// [`serve`] on an already bound listener, stopping when `shutdown` resolves.

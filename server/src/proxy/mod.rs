@@ -323,8 +323,8 @@ pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
 }
 
-/// Runs the proxy until SIGTERM/SIGINT: stop accepting, finish in-flight requests
-/// (bounded), exit.
+/// Runs the proxy until SIGTERM/SIGINT/SIGHUP or a seamless reload (SIGUSR1): stop
+/// accepting, finish in-flight requests (bounded), exit.
 pub fn run(conf_path: &Path) -> Result<(), StartError> {
     let conf = Conf::load(conf_path)?;
     let defaults = conf.section("app:proxy-server");
@@ -349,33 +349,20 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
         let addr: SocketAddr = format!("{ip}:{port}")
             .parse()
             .map_err(|e| StartError::Other(format!("bind_ip/bind_port {ip}:{port}: {e}")))?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| StartError::Other(format!("cannot listen on {addr}: {e}")))?;
-        tracing::info!(%addr, swift_dir = %proxy.swift_dir.display(), "proxy server listening");
+        tracing::info!(%addr, swift_dir = %proxy.swift_dir.display(), "proxy server starting");
         let client_timeout = proxy.client_timeout;
         let app = router(stack);
         // The same connection loop as the storage servers: Swift's header limits (count,
-        // line and total sizes), a header read timeout, bounded draining on shutdown.
+        // line and total sizes), a header read timeout, bounded draining on shutdown,
+        // and the socket handoff of a seamless reload (SIGUSR1).
         let limits = crate::common::runner::ServeLimits {
             header_read_timeout: client_timeout,
             drain: drain_timeout,
         };
-        crate::common::runner::serve_listener("proxy", listener, app, limits, shutdown_signal())
+        crate::common::runner::serve("proxy", addr, app, limits)
             .await
             .map_err(|e| StartError::Other(format!("server: {e}")))?;
         tracing::info!("proxy server stopped");
         Ok(())
     })
-}
-
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
