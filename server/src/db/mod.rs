@@ -23,6 +23,7 @@ use rusqlite::Connection;
 pub mod broker;
 pub mod listing;
 pub mod metadata;
+pub mod pending;
 pub mod requests;
 
 pub use broker::{ts, DbKind};
