@@ -253,6 +253,34 @@ async fn container_rows_pending_in_one_server_are_listed_by_the_other() {
     assert_eq!(s, 204);
     assert_eq!(h["x-container-object-count"], "7");
     assert_eq!(pending_len(&db), 0);
+
+    // Both servers at once: appends and merges (listings) from two processes and many
+    // tasks interleave on the one file under the shared lock; no row is lost.
+    let mut tasks = Vec::new();
+    for i in 0..120u64 {
+        let (http, base) = (
+            http.clone(),
+            if i % 2 == 0 { &pair.rs } else { &pair.sw }.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            if i % 10 == 9 {
+                names(&http, &format!("{base}/sda1/0/a/c")).await;
+                return;
+            }
+            let status = put_object_row(&http, &base, &format!("x-{i:03}"), &ts(100 + i)).await;
+            assert_eq!(status, 201);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let want = 7 + 108;
+    for base in [&pair.sw, &pair.rs] {
+        let (s, h, _) = send(&http, "HEAD", &c(base), &[]).await;
+        assert_eq!(s, 204);
+        assert_eq!(h["x-container-object-count"], want.to_string().as_str());
+        assert_eq!(names(&http, &c(base)).await.len(), want);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
