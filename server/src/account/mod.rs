@@ -5,7 +5,8 @@
 //! `PUT /d/p/a` creates the account; `PUT /d/p/a/c` is a container server's stats
 //! report (from a container PUT/DELETE or the container updater); `DELETE /d/p/a` marks
 //! the account DELETED for the reaper. Counts are therefore as fresh as the last report,
-//! exactly as in Swift.
+//! exactly as in Swift. A report is appended to the database's `.pending` file (see
+//! [`crate::db::pending`]) and merged before the next read, as Swift's are.
 
 pub mod broker;
 

@@ -7,8 +7,10 @@
 //! PUT and DELETE report the container's stats to the account servers named in
 //! `X-Account-Host/Partition/Device`. GET lists objects in plain, JSON or XML.
 //!
-//! All database work runs on tokio's blocking pool; each request opens the database,
-//! does one short transaction, and closes it, so SQLite's locking serialises writers.
+//! All database work runs on tokio's blocking pool. An object server's row update is
+//! appended to the database's `.pending` file without opening SQLite (see
+//! [`crate::db::pending`]); every other request opens the database with the pending rows
+//! merged first, does one short transaction, and closes it.
 
 pub mod broker;
 
