@@ -8,7 +8,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::common::Timestamp;
-use crate::db::{self, broker, ts, DbKind, Entry, ListingParams};
+use crate::db::{self, broker, pending, ts, DbKind, Entry, ListingParams};
+use ringsmith::pickle::Value;
 use ringsmith::swift::MetaTarget;
 
 /// Swift's account schema.
@@ -101,6 +102,20 @@ impl DbKind for AccountDb {
     fn is_deleted(conn: &Connection) -> rusqlite::Result<bool> {
         Ok(info(conn)?.is_deleted())
     }
+
+    fn merge_pending(conn: &mut Connection, records: Vec<Value>) -> rusqlite::Result<()> {
+        let reps: Vec<ContainerReport> = records
+            .iter()
+            .filter_map(|r| {
+                let rep = ContainerReport::from_pending_tuple(r);
+                if rep.is_none() {
+                    tracing::warn!(record = ?r, "skipped a pending record that is not a container row");
+                }
+                rep
+            })
+            .collect();
+        merge_containers(conn, &reps)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -192,14 +207,63 @@ pub struct ContainerReport {
     pub policy_index: u32,
 }
 
+impl ContainerReport {
+    /// The tuple Swift's account broker appends to a `.pending` file: `(name,
+    /// put_timestamp, delete_timestamp, object_count, bytes_used, deleted,
+    /// storage_policy_index)`.
+    pub fn to_pending_tuple(&self) -> Value {
+        let deleted = self.delete_timestamp > self.put_timestamp && self.object_count == 0;
+        Value::Tuple(vec![
+            Value::Str(self.name.clone()),
+            Value::Str(self.put_timestamp.internal()),
+            Value::Str(self.delete_timestamp.internal()),
+            Value::Int(self.object_count),
+            Value::Int(self.bytes_used),
+            Value::Int(i64::from(deleted)),
+            Value::Int(i64::from(self.policy_index)),
+        ])
+    }
+
+    /// Reads one pending tuple (Swift's `_commit_puts_load`; the policy index is
+    /// optional, and a missing timestamp or count reads as zero).
+    pub fn from_pending_tuple(v: &Value) -> Option<ContainerReport> {
+        let f = v.as_seq()?;
+        let stamp = |i: usize| {
+            pending::text(f.get(i))
+                .and_then(|t| Timestamp::parse(&t).ok())
+                .unwrap_or(Timestamp::ZERO)
+        };
+        Some(ContainerReport {
+            name: pending::text(f.first())?,
+            put_timestamp: stamp(1),
+            delete_timestamp: stamp(2),
+            object_count: pending::int(f.get(3)).unwrap_or(0),
+            bytes_used: pending::int(f.get(4)).unwrap_or(0),
+            policy_index: pending::int(f.get(6)).unwrap_or(0).max(0) as u32,
+        })
+    }
+}
+
+/// Merges one container report; see [`merge_containers`].
 pub fn put_container(conn: &mut Connection, rep: &ContainerReport) -> rusqlite::Result<()> {
+    merge_containers(conn, std::slice::from_ref(rep))
+}
+
+/// Merges container reports in order, all in one transaction.
+pub fn merge_containers(conn: &mut Connection, reps: &[ContainerReport]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for rep in reps {
+        merge_one(&tx, rep)?;
+    }
+    tx.commit()
+}
+
+fn merge_one(tx: &Connection, rep: &ContainerReport) -> rusqlite::Result<()> {
     let existing: Option<(String, String)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT put_timestamp, delete_timestamp FROM container WHERE name = ? AND deleted IN (0, 1)",
-            params![rep.name],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row(params![rep.name], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let mut put = rep.put_timestamp;
     let mut del = rep.delete_timestamp;
@@ -208,23 +272,21 @@ pub fn put_container(conn: &mut Connection, rep: &ContainerReport) -> rusqlite::
         del = del.max(ts(&d));
     }
     let deleted = del > put && rep.object_count == 0;
-    tx.execute(
-        "DELETE FROM container WHERE name = ? AND deleted IN (0, 1)",
-        params![rep.name],
-    )?;
-    tx.execute(
+    tx.prepare_cached("DELETE FROM container WHERE name = ? AND deleted IN (0, 1)")?
+        .execute(params![rep.name])?;
+    tx.prepare_cached(
         "INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        params![
-            rep.name,
-            put.internal(),
-            del.internal(),
-            if deleted { 0 } else { rep.object_count },
-            if deleted { 0 } else { rep.bytes_used },
-            i64::from(deleted),
-            rep.policy_index
-        ],
-    )?;
-    tx.commit()
+    )?
+    .execute(params![
+        rep.name,
+        put.internal(),
+        del.internal(),
+        if deleted { 0 } else { rep.object_count },
+        if deleted { 0 } else { rep.bytes_used },
+        i64::from(deleted),
+        rep.policy_index
+    ])?;
+    Ok(())
 }
 
 pub fn list(

@@ -5,7 +5,8 @@
 //! `PUT /d/p/a` creates the account; `PUT /d/p/a/c` is a container server's stats
 //! report (from a container PUT/DELETE or the container updater); `DELETE /d/p/a` marks
 //! the account DELETED for the reaper. Counts are therefore as fresh as the last report,
-//! exactly as in Swift.
+//! exactly as in Swift. A report is appended to the database's `.pending` file (see
+//! [`crate::db::pending`]) and merged before the next read, as Swift's are.
 
 pub mod broker;
 
@@ -24,7 +25,9 @@ use crate::common::shell::{
     blocking, header_is_true, required_timestamp, storage_path, Resp, Shell,
 };
 use crate::common::{empty, plain, Timestamp};
-use crate::db::broker::{db_error, open_live, update_metadata, update_put_timestamp};
+use crate::db::broker::{
+    db_error, open_db, open_live, put_record, update_metadata, update_put_timestamp,
+};
 use crate::db::listing::render;
 use crate::db::requests::{
     self, found_or_404, listing_response, metadata_headers, read_existing, request_metadata,
@@ -153,17 +156,18 @@ async fn put_container(state: &Arc<AccountState>, t: Target, headers: &HeaderMap
     let override_deleted = header_is_true(headers, "x-account-override-deleted");
     let (path, account) = (t.db_path.clone(), t.account.clone());
     let res = blocking(move || -> rusqlite::Result<bool> {
-        let mut conn = if path.exists() {
-            db::open(&path)?
-        } else if auto_create {
-            broker::create(&path, &account, put_ts)?
-        } else {
-            return Ok(false);
-        };
-        if broker::info(&conn)?.is_deleted() && !override_deleted {
+        if !path.exists() {
+            if !auto_create {
+                return Ok(false);
+            }
+            broker::create(&path, &account, put_ts)?;
+        }
+        // Swift's order: the deleted check reads the database (merging what is
+        // pending), the report itself is appended to the pending file.
+        if !override_deleted && broker::info(&open_db::<AccountDb>(&path)?)?.is_deleted() {
             return Ok(false);
         }
-        broker::put_container(&mut conn, &rep)?;
+        put_record::<AccountDb>(&path, &rep.to_pending_tuple())?;
         Ok(true)
     })
     .await;
@@ -195,7 +199,7 @@ async fn put_account(state: &Arc<AccountState>, t: Target, headers: &HeaderMap) 
             update_metadata::<AccountDb>(&mut conn, &items, req_ts, &limits)?;
             return Ok(StatusCode::CREATED);
         }
-        let mut conn = db::open(&path)?;
+        let mut conn = open_db::<AccountDb>(&path)?;
         let i = broker::info(&conn)?;
         if i.status == "DELETED" {
             return Ok(StatusCode::FORBIDDEN);
@@ -286,7 +290,7 @@ async fn get_account(
         Err(r) => return r,
     };
     let p2 = params.clone();
-    let read = read_existing(t.db_path.clone(), move |conn| {
+    let read = read_existing::<AccountDb, _>(t.db_path.clone(), move |conn| {
         let i = broker::info(conn)?;
         if i.is_deleted() {
             return Ok((i, vec![], vec![]));

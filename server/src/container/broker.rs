@@ -8,7 +8,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::common::Timestamp;
-use crate::db::{self, broker, ts, DbKind, Entry, ListingParams};
+use crate::db::{self, broker, pending, ts, DbKind, Entry, ListingParams};
+use ringsmith::pickle::Value;
 use ringsmith::swift::MetaTarget;
 
 /// Swift's container schema.
@@ -140,6 +141,20 @@ impl DbKind for ContainerDb {
     fn is_deleted(conn: &Connection) -> rusqlite::Result<bool> {
         Ok(info(conn)?.is_deleted())
     }
+
+    fn merge_pending(conn: &mut Connection, records: Vec<Value>) -> rusqlite::Result<()> {
+        let recs: Vec<ObjectRecord> = records
+            .iter()
+            .filter_map(|r| {
+                let rec = ObjectRecord::from_pending_tuple(r);
+                if rec.is_none() {
+                    tracing::warn!(record = ?r, "skipped a pending record that is not an object row");
+                }
+                rec
+            })
+            .collect();
+        merge_objects(conn, &recs)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -247,16 +262,74 @@ pub struct ObjectRecord {
     pub meta_timestamp: Option<Timestamp>,
 }
 
-/// Merges one object record: a newer data timestamp replaces the row; a POST's newer
-/// content-type replaces just the content type; anything older is ignored.
+impl ObjectRecord {
+    /// The tuple Swift's container broker appends to a `.pending` file: `(name,
+    /// created_at, size, content_type, etag, deleted, storage_policy_index,
+    /// ctype_timestamp, meta_timestamp)`, a deletion with Swift's placeholder values.
+    pub fn to_pending_tuple(&self) -> Value {
+        let text = |s: &str| Value::Str(s.to_string());
+        let opt_ts = |t: Option<Timestamp>| t.map_or(Value::None, |t| text(&t.internal()));
+        let (size, ctype, etag) = if self.deleted {
+            (0, "application/deleted", "noetag")
+        } else {
+            (self.size, self.content_type.as_str(), self.etag.as_str())
+        };
+        Value::Tuple(vec![
+            text(&self.name),
+            text(&self.created_at.internal()),
+            Value::Int(size),
+            text(ctype),
+            text(etag),
+            Value::Int(i64::from(self.deleted)),
+            Value::Int(i64::from(self.policy_index)),
+            opt_ts(self.ctype_timestamp),
+            opt_ts(self.meta_timestamp),
+        ])
+    }
+
+    /// Reads one pending tuple (Swift's `_commit_puts_load`: the policy index and the
+    /// two extra timestamps are optional, for records older Swifts wrote).
+    pub fn from_pending_tuple(v: &Value) -> Option<ObjectRecord> {
+        let f = v.as_seq()?;
+        let opt_ts = |i: usize| pending::text(f.get(i)).and_then(|t| Timestamp::parse(&t).ok());
+        Some(ObjectRecord {
+            name: pending::text(f.first())?,
+            created_at: Timestamp::parse(&pending::text(f.get(1))?).ok()?,
+            size: pending::int(f.get(2))?,
+            content_type: pending::text(f.get(3))?,
+            etag: pending::text(f.get(4))?,
+            deleted: pending::int(f.get(5))? != 0,
+            policy_index: pending::int(f.get(6)).unwrap_or(0).max(0) as u32,
+            ctype_timestamp: opt_ts(7),
+            meta_timestamp: opt_ts(8),
+        })
+    }
+}
+
+/// Merges one object record; see [`merge_objects`].
 pub fn put_object(conn: &mut Connection, rec: &ObjectRecord) -> rusqlite::Result<()> {
+    merge_objects(conn, std::slice::from_ref(rec))
+}
+
+/// Merges object records in order, all in one transaction: a newer data timestamp
+/// replaces the row; a POST's newer content-type replaces just the content type;
+/// anything older is ignored.
+pub fn merge_objects(conn: &mut Connection, recs: &[ObjectRecord]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for rec in recs {
+        merge_one(&tx, rec)?;
+    }
+    tx.commit()
+}
+
+fn merge_one(tx: &Connection, rec: &ObjectRecord) -> rusqlite::Result<()> {
     let existing: Option<(String, i64, String, String, i64)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT created_at, size, content_type, etag, deleted FROM object WHERE name = ? AND deleted IN (0, 1)",
-            params![rec.name],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
+        )?
+        .query_row(params![rec.name], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
     let mut row = (
         rec.created_at.internal(),
@@ -279,15 +352,11 @@ pub fn put_object(conn: &mut Connection, rec: &ObjectRecord) -> rusqlite::Result
                         0,
                     );
                 }
-                _ => {
-                    tx.commit()?;
-                    return Ok(());
-                }
+                _ => return Ok(()),
             }
         } else if old_ts == rec.created_at {
             let newer_ctype = rec.ctype_timestamp.is_some_and(|c| c > old_ts);
             if rec.deleted == (old.4 == 1) && !newer_ctype {
-                tx.commit()?;
                 return Ok(());
             }
             if newer_ctype {
@@ -300,10 +369,8 @@ pub fn put_object(conn: &mut Connection, rec: &ObjectRecord) -> rusqlite::Result
                 );
             }
         }
-        tx.execute(
-            "DELETE FROM object WHERE name = ? AND deleted IN (0, 1)",
-            params![rec.name],
-        )?;
+        tx.prepare_cached("DELETE FROM object WHERE name = ? AND deleted IN (0, 1)")?
+            .execute(params![rec.name])?;
     }
     let (created_at, size, ctype, etag, deleted) = row;
     let (size, ctype, etag) = if deleted == 1 {
@@ -311,11 +378,11 @@ pub fn put_object(conn: &mut Connection, rec: &ObjectRecord) -> rusqlite::Result
     } else {
         (size, ctype, etag)
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO object (name, created_at, size, content_type, etag, deleted, storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        params![rec.name, created_at, size, ctype, etag, deleted, rec.policy_index],
-    )?;
-    tx.commit()
+    )?
+    .execute(params![rec.name, created_at, size, ctype, etag, deleted, rec.policy_index])?;
+    Ok(())
 }
 
 pub fn list(

@@ -7,8 +7,10 @@
 //! PUT and DELETE report the container's stats to the account servers named in
 //! `X-Account-Host/Partition/Device`. GET lists objects in plain, JSON or XML.
 //!
-//! All database work runs on tokio's blocking pool; each request opens the database,
-//! does one short transaction, and closes it, so SQLite's locking serialises writers.
+//! All database work runs on tokio's blocking pool. An object server's row update is
+//! appended to the database's `.pending` file without opening SQLite (see
+//! [`crate::db::pending`]); every other request opens the database with the pending rows
+//! merged first, does one short transaction, and closes it.
 
 pub mod broker;
 
@@ -28,7 +30,7 @@ use crate::common::shell::{
     blocking, header_is_true, required_timestamp, storage_path, Resp, Shell,
 };
 use crate::common::{empty, plain, Timestamp};
-use crate::db::broker::{db_error, update_metadata, update_put_timestamp};
+use crate::db::broker::{db_error, open_db, put_record, update_metadata, update_put_timestamp};
 use crate::db::listing::render;
 use crate::db::requests::{
     self, found_or_404, listing_response, metadata_headers, read_existing, request_metadata,
@@ -198,17 +200,15 @@ async fn object_update(
         || header_is_true(headers, "x-backend-auto-create");
     let (account, container, path) = (t.account.clone(), t.container.clone(), t.db_path.clone());
     let res = blocking(move || -> rusqlite::Result<StatusCode> {
-        let mut conn = if path.exists() {
-            db::open(&path)?
-        } else if auto_create && !delete {
-            broker::create(&path, &account, &container, req_ts, policy_index)?
-        } else {
-            return Ok(StatusCode::NOT_FOUND);
-        };
-        if broker::info(&conn)?.is_deleted() && !auto_create {
-            return Ok(StatusCode::NOT_FOUND);
+        if !path.exists() {
+            if !auto_create || delete {
+                return Ok(StatusCode::NOT_FOUND);
+            }
+            broker::create(&path, &account, &container, req_ts, policy_index)?;
         }
-        broker::put_object(&mut conn, &rec)?;
+        // As Swift's container server: appended to the pending file, merged later in a
+        // batch; the database itself is not opened.
+        put_record::<ContainerDb>(&path, &rec.to_pending_tuple())?;
         Ok(if delete {
             StatusCode::NO_CONTENT
         } else {
@@ -282,7 +282,7 @@ async fn put_container(state: &Arc<ContainerState>, t: Target, headers: &HeaderM
             update_metadata::<ContainerDb>(&mut conn, &items, req_ts, &limits)?;
             return Ok(PutOutcome::Created(broker::info(&conn)?));
         }
-        let mut conn = db::open(&path)?;
+        let mut conn = open_db::<ContainerDb>(&path)?;
         let before = broker::info(&conn)?;
         let was_deleted = before.is_deleted();
         if let Some(want) = requested {
@@ -447,7 +447,7 @@ async fn delete_container(state: &Arc<ContainerState>, t: Target, headers: &Head
         if !path.exists() {
             return Ok(Outcome::NotFound);
         }
-        let mut conn = db::open(&path)?;
+        let mut conn = open_db::<ContainerDb>(&path)?;
         let i = broker::info(&conn)?;
         if i.is_deleted() {
             return Ok(Outcome::NotFound);
@@ -541,7 +541,7 @@ async fn get_container(
         Err(r) => return r,
     };
     let p2 = params.clone();
-    let read = read_existing(t.db_path.clone(), move |conn| {
+    let read = read_existing::<ContainerDb, _>(t.db_path.clone(), move |conn| {
         let i = broker::info(conn)?;
         let rows = if head || i.is_deleted() {
             vec![]
@@ -664,9 +664,7 @@ async fn update_container(t: Target, headers: &HeaderMap, body: axum::body::Byte
             return Ok(false);
         }
         let mut conn = db::open(&path)?;
-        for r in &recs {
-            broker::put_object(&mut conn, r)?;
-        }
+        broker::merge_objects(&mut conn, &recs)?;
         Ok(true)
     })
     .await;

@@ -64,7 +64,8 @@ impl ContainerUpdater {
             for path in db_files(&dev_path, "containers") {
                 let p = path.clone();
                 let info = tokio::task::spawn_blocking(move || {
-                    db::open(&p).and_then(|c| broker::info(&c))
+                    crate::db::broker::open_db::<broker::ContainerDb>(&p)
+                        .and_then(|c| broker::info(&c))
                 })
                 .await;
                 let info = match info {

@@ -64,6 +64,16 @@ struct PassStats {
     remove: u64,
 }
 
+/// Opens a database of `kind` with its pending records merged, so replication sends
+/// every row (Swift's replicator reads through the broker, which merges them too).
+fn open_merged(path: &Path, kind: &str) -> rusqlite::Result<rusqlite::Connection> {
+    if kind == "container" {
+        crate::db::broker::open_db::<crate::container::broker::ContainerDb>(path)
+    } else {
+        crate::db::broker::open_db::<crate::account::broker::AccountDb>(path)
+    }
+}
+
 fn read_info(conn: &rusqlite::Connection, kind: &str) -> rusqlite::Result<DbInfo> {
     if kind == "container" {
         conn.query_row(
@@ -205,7 +215,7 @@ impl DbReplicator {
     ) -> Result<(), String> {
         let p = path.to_path_buf();
         let kind = self.kind;
-        let info = blocking(move || db::open(&p).and_then(|c| read_info(&c, kind)))
+        let info = blocking(move || open_merged(&p, kind).and_then(|c| read_info(&c, kind)))
             .await
             .map_err(|e| e.to_string())?;
         let (part, primaries) = ring

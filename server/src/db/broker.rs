@@ -11,8 +11,10 @@ use rusqlite::{params, Connection, Row};
 
 use super::listing::{list_iter, Entry, ListingParams};
 use super::metadata::{check_merged_metadata, merge_metadata, parse_metadata, MetaLimits};
+use super::pending;
 use crate::common::shell::Resp;
 use crate::common::{plain, Constraints, Timestamp};
+use ringsmith::pickle::Value;
 use ringsmith::swift::MetaTarget;
 
 /// One kind of Swift database: accounts or containers.
@@ -36,6 +38,10 @@ pub trait DbKind {
 
     /// Swift's `is_deleted` for this kind, read from the stat row.
     fn is_deleted(conn: &Connection) -> rusqlite::Result<bool>;
+
+    /// Merges records read from a `.pending` file (Swift's row tuples) into the rows,
+    /// all in one transaction; records that are not this kind's tuples are skipped.
+    fn merge_pending(conn: &mut Connection, records: Vec<Value>) -> rusqlite::Result<()>;
 }
 
 /// `outgoing_sync` / `incoming_sync`, the replicators' tables in both kinds.
@@ -87,12 +93,35 @@ pub fn create<K: DbKind>(
     super::open(path)
 }
 
+/// Opens `K`'s database at `path` with its pending records merged first, as Swift's
+/// brokers merge them before every read and every write that is not a row update.
+pub fn open_db<K: DbKind>(path: &Path) -> rusqlite::Result<Connection> {
+    let mut conn = super::open(path)?;
+    commit_pending::<K>(path, &mut conn)?;
+    Ok(conn)
+}
+
+/// Merges `path`'s pending records (if any) through `conn`.
+pub fn commit_pending<K: DbKind>(path: &Path, conn: &mut Connection) -> rusqlite::Result<()> {
+    pending::commit(path, |records| K::merge_pending(conn, records)).map_err(Into::into)
+}
+
+/// Records one row update (a `K` row tuple) for the existing database at `path`:
+/// appended to its pending file, or merged at once with the file's records when the
+/// file is full.
+pub fn put_record<K: DbKind>(path: &Path, record: &Value) -> rusqlite::Result<()> {
+    pending::put_record(path, record, |records| {
+        K::merge_pending(&mut super::open(path)?, records)
+    })
+    .map_err(Into::into)
+}
+
 /// Opens the database at `path` unless it is missing or deleted.
 pub fn open_live<K: DbKind>(path: &Path) -> rusqlite::Result<Option<Connection>> {
     if !path.exists() {
         return Ok(None);
     }
-    let conn = super::open(path)?;
+    let conn = open_db::<K>(path)?;
     Ok((!K::is_deleted(&conn)?).then_some(conn))
 }
 

@@ -7,12 +7,12 @@
 //!
 //! A database lives at `<dev>/<containers|accounts>/<part>/<hash[-3:]>/<hash>/<hash>.db`
 //! with Swift's schema, so Swift's replicators, auditors and `swift-*-info` tools can read
-//! it. Swift batches updates through a `.pending` file to cut SQLite write
-//! transactions; Ringsmith writes each update straight into SQLite (one short
-//! transaction under SQLite's own lock), so it never creates `.pending` files. (It does
-//! not yet fold in `.pending` files that a Swift server left behind; see
-//! `docs/differences.md`.)
-
+//! it. Row updates (an object server's update of a container, a container server's
+//! report to an account) go through Swift's `.pending` file next to the database
+//! ([`pending`]): appended under the directory's `.lock`, and merged into SQLite in one
+//! transaction when the file passes `PENDING_CAP` or before the database is read
+//! ([`broker::open_db`]). The records are Swift's, so each server merges what the
+//! other left.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use rusqlite::Connection;
 pub mod broker;
 pub mod listing;
 pub mod metadata;
+pub mod pending;
 pub mod requests;
 
 pub use broker::{ts, DbKind};

@@ -56,7 +56,7 @@ pub fn listing_response(body: Option<String>, format: ListingFormat, headers: He
 
 /// Reads an existing database on the blocking pool: `read`'s result, or the answer
 /// (404 when there is no database, a database error).
-pub async fn read_existing<T: Send + 'static>(
+pub async fn read_existing<K: DbKind, T: Send + 'static>(
     db_path: PathBuf,
     read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
 ) -> Result<T, Resp> {
@@ -64,7 +64,7 @@ pub async fn read_existing<T: Send + 'static>(
         if !db_path.exists() {
             return Ok(None);
         }
-        read(&super::open(&db_path)?).map(Some)
+        read(&super::broker::open_db::<K>(&db_path)?).map(Some)
     })
     .await;
     match res {
