@@ -1,7 +1,8 @@
 //! SSYNC between Ringsmith and real Swift 2.38.3, through the real binaries:
 //! Swift's object replicator (`sync_method = ssync`) and Swift's object reconstructor
-//! push to Ringsmith's object servers, and what arrives is byte-identical to what the
-//! wiped node held, with its metadata and durable state.
+//! push to Ringsmith's object servers, and Ringsmith's replicator (`sync_method = ssync`)
+//! pushes to Swift's; what arrives is byte-identical to what the wiped node held, with
+//! its metadata and durable state.
 
 mod ec_common;
 mod proxy_common;
@@ -127,4 +128,50 @@ async fn swift_reconstructor_ssync_rebuilds_a_wiped_ringsmith_ec_node() {
         eprintln!("{log}");
     }
     assert_same_files("node 0 after Swift's reconstructor", &after, &before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ringsmith_replicator_ssync_restores_a_wiped_swift_node() {
+    let cluster = Cluster::start_with(Storage::Swift, 3, "");
+    let (token, url) = login(&cluster.url(), "test:tester", "testing").await;
+    write_objects(&url, &token, "rep", 10).await;
+    let before = node_files(&cluster, 0);
+    assert_eq!(before.len(), 11, "9 .data, 1 .meta, 1 .ts on node 0");
+    wipe_objects(&cluster, 0);
+    let mut log = String::new();
+    for i in [1, 2] {
+        let conf = cluster.etc().join(format!("object-server-{i}.conf"));
+        let text = std::fs::read_to_string(&conf).unwrap().replace(
+            "[object-replicator]\n",
+            &format!(
+                "[object-replicator]\nsync_method = ssync\nrecon_cache_path = {}\n",
+                cluster.dir.path().display()
+            ),
+        );
+        let ssync_conf = cluster
+            .etc()
+            .join(format!("object-replicator-ssync-{i}.conf"));
+        std::fs::write(&ssync_conf, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
+            .args(["object-replicator", "-c"])
+            .arg(&ssync_conf)
+            .arg("--once")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "replicator on node {i}: {}",
+            output_text(&out)
+        );
+        log.push_str(&output_text(&out));
+    }
+    let after = node_files(&cluster, 0);
+    if after.len() != before.len() {
+        eprintln!("{log}");
+    }
+    assert_same_files(
+        "Swift's node 0 after our ssync replication",
+        &after,
+        &before,
+    );
 }

@@ -42,7 +42,14 @@ fn node_of(device: &str) -> usize {
     device.trim_start_matches('d').parse().unwrap()
 }
 
-async fn revert_scenario(storage: Storage) {
+/// Whose reconstructor runs the revert.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Reverter {
+    Ringsmith,
+    Swift,
+}
+
+async fn revert_scenario(storage: Storage, reverter: Reverter) {
     let mut cluster = ec_cluster_of(storage, 7);
     let (token, url) = login(&cluster.url(), "test:tester", "testing").await;
     let http = reqwest::Client::new();
@@ -138,23 +145,35 @@ async fn revert_scenario(storage: Storage) {
     cluster.wait_node(DOWN);
     let started = Instant::now();
     for i in 0..cluster.nodes.len() {
-        let conf = cluster.etc().join(format!("object-server-{i}.conf"));
-        let out = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
-            .args(["object-reconstructor", "-c"])
-            .arg(&conf)
-            .arg("--once")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "reconstructor on node {i}: {}",
-            output_text(&out)
-        );
+        let text = match reverter {
+            Reverter::Ringsmith => {
+                let conf = cluster.etc().join(format!("object-server-{i}.conf"));
+                let out = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
+                    .args(["object-reconstructor", "-c"])
+                    .arg(&conf)
+                    .arg("--once")
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "reconstructor on node {i}: {}",
+                    output_text(&out)
+                );
+                output_text(&out)
+            }
+            Reverter::Swift => output_text(&run_swift_daemon_once(
+                &cluster,
+                i,
+                "swift-object-reconstructor",
+                "object-reconstructor",
+                "",
+            )),
+        };
         // Shown when the test fails.
-        eprintln!("reconstructor on node {i}:\n{}", output_text(&out));
+        eprintln!("reconstructor on node {i}:\n{text}");
     }
     eprintln!(
-        "reverted {} handoff files ({} fragment archives) with reconstructor passes on {} nodes in {:.3}s",
+        "{reverter:?} reverted {} handoff files ({} fragment archives) with reconstructor passes on {} nodes in {:.3}s",
         handoff_count,
         handoff_copies.len(),
         cluster.nodes.len(),
@@ -286,10 +305,17 @@ async fn revert_scenario(storage: Storage) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handoff_fragments_revert_to_a_returned_ringsmith_node() {
-    revert_scenario(Storage::Ringsmith).await;
+    revert_scenario(Storage::Ringsmith, Reverter::Ringsmith).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handoff_fragments_revert_to_a_returned_swift_node() {
-    revert_scenario(Storage::Swift).await;
+    revert_scenario(Storage::Swift, Reverter::Ringsmith).await;
+}
+
+/// The oracle: Swift's own reconstructor on Swift's object servers meets the same
+/// expectations (and gives the side-by-side time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swift_reconstructor_reverts_the_same_way() {
+    revert_scenario(Storage::Swift, Reverter::Swift).await;
 }
