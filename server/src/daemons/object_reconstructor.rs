@@ -14,6 +14,9 @@
 //! stored through our own object server as a footer PUT, durable, with the source's
 //! metadata and our fragment index. A partner's tombstone newer than our data is
 //! replayed as a backend DELETE.
+//!
+//! Pushes use SSYNC (`reconstructor_revert`): handoff partitions revert to their
+//! primaries, and tombstones and `.meta` files go to partners whose suffixes differ.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};

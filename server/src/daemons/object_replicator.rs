@@ -17,7 +17,9 @@
 //! `X-Backend-Replication`) learns the remote state, then a `PUT` of the `.data` with
 //! its original `X-Timestamp` and metadata, a `POST` for a newer `.meta`, or a `DELETE`
 //! with the tombstone's timestamp. The receiver refuses anything not newer than what
-//! it has (409), so a push can never overwrite newer data.
+//! it has (409), so a push can never overwrite newer data. With `sync_method = ssync`
+//! the differing suffixes go over Swift's SSYNC instead (`ssync_sender`), which Swift's
+//! object servers answer too.
 //!
 //! Computing our hashes (`get_hashes`) also runs `cleanup` with the reclaim age, which
 //! is where tombstones older than `reclaim_age` are removed.

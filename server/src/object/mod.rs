@@ -13,7 +13,8 @@
 //!
 //! The layout: `mod.rs` routes through the storage-server shell (`common::shell`);
 //! `request.rs` validates the path, policy and device of an object request; one file per
-//! verb (`get.rs` for GET and HEAD, `put.rs`, `post.rs`, `delete.rs`, `replicate.rs`);
+//! verb (`get.rs` for GET and HEAD, `put.rs`, `post.rs`, `delete.rs`, `replicate.rs`,
+//! `ssync/` for the SSYNC receiver, whose subrequests re-enter `handle`);
 //! [`diskfile`] is the disk engine (layout, metadata, writes, quarantine, suffix hashes);
 //! [`update`] sends container updates and queues `async_pending`.
 
