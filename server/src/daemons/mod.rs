@@ -31,6 +31,8 @@ pub mod object_auditor;
 pub mod object_reconstructor;
 pub mod object_replicator;
 pub mod object_updater;
+pub mod reconstructor_revert;
+pub mod ssync_sender;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

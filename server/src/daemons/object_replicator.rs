@@ -17,7 +17,9 @@
 //! `X-Backend-Replication`) learns the remote state, then a `PUT` of the `.data` with
 //! its original `X-Timestamp` and metadata, a `POST` for a newer `.meta`, or a `DELETE`
 //! with the tombstone's timestamp. The receiver refuses anything not newer than what
-//! it has (409), so a push can never overwrite newer data.
+//! it has (409), so a push can never overwrite newer data. With `sync_method = ssync`
+//! the differing suffixes go over Swift's SSYNC instead (`ssync_sender`), which Swift's
+//! object servers answer too.
 //!
 //! Computing our hashes (`get_hashes`) also runs `cleanup` with the reclaim age, which
 //! is where tombstones older than `reclaim_age` are removed.
@@ -64,6 +66,9 @@ pub struct ObjectReplicator {
     stats: Stats,
     /// Pushes per second over the whole pass (`max_objects_per_second`, 0 = unlimited).
     limiter: Mutex<RateLimiter>,
+    /// `sync_method = ssync`: differing suffixes go over SSYNC instead of per-object
+    /// backend requests (any other value, Swift's default `rsync` included, means those).
+    use_ssync: bool,
 }
 
 /// The suffixes whose hash differs: present locally and missing or different remotely.
@@ -165,7 +170,9 @@ impl ObjectReplicator {
             .section
             .parse_or("max_objects_per_second", 0.0)
             .map_err(|e| e.to_string())?;
+        let use_ssync = conf.section.str_or("sync_method", "rsync").trim() == "ssync";
         Ok(ObjectReplicator {
+            use_ssync,
             http: conf.http(),
             conf,
             stats: Stats::default(),
@@ -428,7 +435,32 @@ impl ObjectReplicator {
         inc(&self.stats.rsync, 1);
         inc(&self.stats.suffix_sync, differing.len() as u64);
         let mut failed = None;
-        for sfx in &differing {
+        if self.use_ssync {
+            let source = super::ssync_sender::SyncSource {
+                part_dir: part_dir.to_path_buf(),
+                partition: part,
+                policy_index: policy.index,
+                frag_index: None,
+                suffixes: differing.clone(),
+                send_data: true,
+                include_non_durable: false,
+            };
+            let timeouts = super::ssync_sender::Timeouts {
+                connect: self.conf.conn_timeout,
+                io: self
+                    .conf
+                    .node_timeout
+                    .max(std::time::Duration::from_secs(60)),
+            };
+            match super::ssync_sender::ssync(&source, node, None, &timeouts).await {
+                Ok(outcome) => inc(&self.stats.objects_pushed, outcome.sent as u64),
+                Err(e) => {
+                    tracing::warn!(part, node = %node.describe(), error = %e, "ssync failed");
+                    failed = Some(e);
+                }
+            }
+        }
+        for sfx in differing.iter().filter(|_| !self.use_ssync) {
             let sdir = part_dir.join(sfx);
             let Ok(rd) = std::fs::read_dir(&sdir) else {
                 continue;

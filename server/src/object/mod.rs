@@ -13,7 +13,8 @@
 //!
 //! The layout: `mod.rs` routes through the storage-server shell (`common::shell`);
 //! `request.rs` validates the path, policy and device of an object request; one file per
-//! verb (`get.rs` for GET and HEAD, `put.rs`, `post.rs`, `delete.rs`, `replicate.rs`);
+//! verb (`get.rs` for GET and HEAD, `put.rs`, `post.rs`, `delete.rs`, `replicate.rs`,
+//! `ssync/` for the SSYNC receiver, whose subrequests re-enter `handle`);
 //! [`diskfile`] is the disk engine (layout, metadata, writes, quarantine, suffix hashes);
 //! [`update`] sends container updates and queues `async_pending`.
 
@@ -26,6 +27,7 @@ mod put;
 pub mod range;
 mod replicate;
 mod request;
+pub mod ssync;
 mod suffix_listing;
 pub mod update;
 
@@ -54,6 +56,13 @@ pub struct ObjectConfig {
     pub disk_chunk_size: usize,
     pub reclaim_age: u64,
     pub replication_server: bool,
+    /// SSYNC requests served at once (`replication_concurrency`, 0: no limit).
+    pub replication_concurrency: usize,
+    /// SSYNC requests per device at once (`replication_concurrency_per_device`, 0: no limit).
+    pub replication_concurrency_per_device: usize,
+    pub replication_lock_timeout: Duration,
+    pub replication_failure_threshold: u64,
+    pub replication_failure_ratio: f64,
     /// Headers (lower-case) a PUT/POST may store beyond the `X-Object-Meta-*` family.
     pub allowed_headers: Vec<String>,
 }
@@ -76,6 +85,17 @@ impl ObjectConfig {
             disk_chunk_size: app.parse_or("disk_chunk_size", 65536).map_err(e)?,
             reclaim_age: app.parse_or("reclaim_age", 604_800).map_err(e)?,
             replication_server: app.bool_or("replication_server", true).map_err(e)?,
+            replication_concurrency: app.parse_or("replication_concurrency", 4).map_err(e)?,
+            replication_concurrency_per_device: app
+                .parse_or("replication_concurrency_per_device", 1)
+                .map_err(e)?,
+            replication_lock_timeout: Duration::from_secs(
+                app.parse_or("replication_lock_timeout", 15).map_err(e)?,
+            ),
+            replication_failure_threshold: app
+                .parse_or("replication_failure_threshold", 100)
+                .map_err(e)?,
+            replication_failure_ratio: app.parse_or("replication_failure_ratio", 1.0).map_err(e)?,
             allowed_headers: allowed
                 .split(',')
                 .map(|h| h.trim().to_ascii_lowercase())
@@ -91,6 +111,8 @@ pub struct ObjectState {
     pub http: reqwest::Client,
     /// Container servers not waited for after a failed or late update.
     pub slow_update_hosts: update::SlowHosts,
+    /// Swift's `replication_semaphore`: SSYNC requests beyond it are refused.
+    pub ssync_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl ObjectState {
@@ -100,7 +122,10 @@ impl ObjectState {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .expect("reqwest client with static settings");
+        let ssync_slots = (cfg.replication_concurrency > 0)
+            .then(|| Arc::new(tokio::sync::Semaphore::new(cfg.replication_concurrency)));
         Arc::new(ObjectState {
+            ssync_slots,
             cfg,
             http,
             slow_update_hosts: update::SlowHosts::default(),
@@ -113,6 +138,7 @@ pub fn object_router(state: Arc<ObjectState>) -> Router {
     let mut methods = vec!["DELETE", "GET", "HEAD", "POST", "PUT"];
     if state.cfg.replication_server {
         methods.push("REPLICATE");
+        methods.push("SSYNC");
     }
     let shell = Shell::new(
         "object-server",
@@ -135,9 +161,20 @@ pub fn object_router(state: Arc<ObjectState>) -> Router {
 }
 
 /// One verb of the object protocol, on a path the shell has decoded.
-async fn handle(state: &Arc<ObjectState>, req: Request, path: &str) -> Resp {
+fn handle<'a>(
+    state: &'a Arc<ObjectState>,
+    req: Request,
+    path: &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Resp> + Send + 'a>> {
+    Box::pin(handle_inner(state, req, path))
+}
+
+async fn handle_inner(state: &Arc<ObjectState>, req: Request, path: &str) -> Resp {
     if req.method() == "REPLICATE" {
         return replicate::replicate(state, path, req.headers()).await;
+    }
+    if req.method() == "SSYNC" {
+        return ssync::ssync(state, path, req).await;
     }
     let or = match storage_path(path, 5, 5)
         .and_then(|sp| ObjectRequest::new(state, sp, req.headers()))

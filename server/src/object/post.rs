@@ -51,6 +51,9 @@ pub(super) async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &
     }
     let mut meta = Metadata::new();
     meta.insert("X-Timestamp".into(), req_ts.internal());
+    // Swift's disk writer names every file it writes; Swift's readers quarantine a
+    // `.meta` without `name` ("missing name metadata").
+    meta.insert("name".into(), or.name());
     user_metadata(state, headers, &mut meta, false);
     meta.remove("X-Delete-At");
     if let Some(d) = delete_at {
@@ -59,7 +62,11 @@ pub(super) async fn post(state: &Arc<ObjectState>, or: ObjectRequest, headers: &
     let new_ctype = h::get(headers, "content-type").map(str::to_string);
     if let Some(ct) = &new_ctype {
         meta.insert("Content-Type".into(), ct.clone());
-        meta.insert("Content-Type-Timestamp".into(), req_ts.internal());
+        // A replicated POST carries the content type's own (older) time.
+        let ctype_ts = h::get(headers, "content-type-timestamp")
+            .and_then(|t| crate::common::Timestamp::parse(t.trim()).ok())
+            .unwrap_or(req_ts);
+        meta.insert("Content-Type-Timestamp".into(), ctype_ts.internal());
     } else if let (Some(ct), Some(ct_ts)) = (
         found.metadata.get("Content-Type"),
         found.metadata.get("Content-Type-Timestamp"),

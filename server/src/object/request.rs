@@ -234,6 +234,14 @@ pub(super) fn user_metadata(
             meta.insert(title_case(n), v.to_string());
         }
     }
+    // An SSYNC subrequest names every header it synced: stored as they came.
+    if let Some(names) = h::get(headers, "x-backend-replication-headers") {
+        for n in names.split_whitespace() {
+            if let Some(v) = h::get(headers, n) {
+                meta.insert(title_case(&n.to_ascii_lowercase()), v.to_string());
+            }
+        }
+    }
 }
 
 /// The container replicas the proxy names in `X-Container-Host/Partition/Device`.

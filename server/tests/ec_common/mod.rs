@@ -23,6 +23,11 @@ pub fn run_ok(cmd: &mut Command) {
 
 /// Six nodes; the object ring has six replicas (k+m), one device per node.
 pub fn ec_cluster(storage: Storage) -> Cluster {
+    ec_cluster_of(storage, 6)
+}
+
+/// [`ec_cluster`] with `node_count` (>= 6) nodes: beyond six, partitions have handoffs.
+pub fn ec_cluster_of(storage: Storage, node_count: usize) -> Cluster {
     let venv = ringsmith_testkit::swift_venv();
     let dir = tempfile::tempdir().unwrap();
     let etc = dir.path().join("etc");
@@ -42,7 +47,7 @@ pub fn ec_cluster(storage: Storage) -> Cluster {
     let base =
         20 + (std::process::id() % 100) as usize + if storage == Storage::Swift { 100 } else { 0 };
     let mut nodes = Vec::new();
-    for i in 0..6 {
+    for i in 0..node_count {
         let ip = format!("127.1.{}.{}", 1 + i, base);
         let ports = [free_port(&ip), free_port(&ip), free_port(&ip)];
         std::fs::create_dir_all(dir.path().join(format!("srv/node{i}/d{i}"))).unwrap();
@@ -78,10 +83,10 @@ pub fn ec_cluster(storage: Storage) -> Cluster {
         proxy_port: 0,
         cluster_policies: true,
     };
-    for i in 0..6 {
+    for i in 0..node_count {
         c.start_node(i);
     }
-    for i in 0..6 {
+    for i in 0..node_count {
         c.wait_node(i);
     }
     c.proxy_port = c.start_swift_proxy_with_cluster_policies();

@@ -48,14 +48,15 @@ pub enum FileKind {
     Meta,
 }
 
-/// Parses `<ts>.data`, `<ts>.ts`, `<ts>[-<ctype delta hex>].meta`; other names are junk.
+/// Parses `<ts>.data`, `<ts>.ts`, `<ts>[{+|-}<ctype delta hex>].meta` (Swift's
+/// `encode_timestamps`: the delta carries its sign, `+0` included); other names are junk.
 pub fn parse_file_name(name: &str) -> Option<OnDiskFile> {
     let (stem, kind) = if let Some(s) = name.strip_suffix(".data") {
         (s, FileKind::Data)
     } else if let Some(s) = name.strip_suffix(".ts") {
         (s, FileKind::Tombstone)
     } else if let Some(s) = name.strip_suffix(".meta") {
-        (s.split('-').next().unwrap_or(s), FileKind::Meta)
+        (s.split(['+', '-']).next().unwrap_or(s), FileKind::Meta)
     } else {
         return None;
     };
@@ -427,6 +428,12 @@ mod tests {
         assert!(st.data.is_none());
         assert_eq!(st.tombstone.unwrap().name, "0000000002.00000.ts");
 
+        // Swift names a `.meta` that carries a content type with the signed delta.
+        let st = OnDiskState::from_names(["0000000001.00000.data", "0000000002.00000+0.meta"]);
+        assert_eq!(
+            st.meta.as_ref().unwrap().timestamp.internal(),
+            "0000000002.00000"
+        );
         let st = OnDiskState::from_names(["0000000002.00000.meta", "0000000003.00000.ts"]);
         assert!(st.meta.is_none());
         assert_eq!(st.obsolete.len(), 1);
