@@ -49,7 +49,13 @@ enum Reverter {
     Swift,
 }
 
+/// One scenario at a time: two Swift-storage clusters of this binary would share their
+/// loopback addresses (`ec_cluster_of` derives them from the pid and the storage kind),
+/// and three seven-node clusters at once overload a small machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn revert_scenario(storage: Storage, reverter: Reverter) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut cluster = ec_cluster_of(storage, 7);
     let (token, url) = login(&cluster.url(), "test:tester", "testing").await;
     let http = reqwest::Client::new();
