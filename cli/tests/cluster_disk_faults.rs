@@ -141,7 +141,10 @@ fn acknowledged_writes_survive_full_vanished_and_rotten_devices() {
         let b = backing.join(format!("node{n}"));
         std::fs::create_dir_all(&dev).unwrap();
         std::fs::create_dir_all(&b).unwrap();
-        let size = if n == 1 { "size=64m" } else { "size=1g" };
+        // Node 1's is small enough to fill quickly, yet large enough for its share of the
+        // load's objects once the ballast is gone: at 64 MiB the faster write path filled it
+        // with real data, and its replicas then (rightly) stayed on handoffs.
+        let size = if n == 1 { "size=256m" } else { "size=1g" };
         run(
             "mount",
             &["-t", "tmpfs", "-o", size, "tmpfs", b.to_str().unwrap()],
