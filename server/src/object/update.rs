@@ -77,20 +77,37 @@ impl PendingUpdate {
         ]))
     }
 
-    /// Writes the update atomically (temp under `tmp[-N]`, fsync, rename).
+    /// Writes the update atomically (temp, fsync, rename). With `mount_checked`, the
+    /// device must still be mounted and the file must land on its filesystem: an update
+    /// saved after the device was unmounted (the save can run well after the request's
+    /// mount check) would otherwise go to the filesystem underneath, hidden once the
+    /// device is back. That case is `ENODEV`, and whatever it created is removed.
     pub fn save(
         &self,
         device_path: &Path,
+        mount_checked: bool,
         policy: &Policy,
         obj_hash: &str,
         timestamp: Timestamp,
     ) -> std::io::Result<PathBuf> {
-        let dir = device_path
-            .join(policy.dir("async_pending"))
-            .join(&obj_hash[obj_hash.len() - 3..]);
+        use std::os::unix::fs::MetadataExt;
+        let gone = || std::io::Error::from_raw_os_error(libc::ENODEV);
+        if mount_checked && !crate::common::is_mount_point(device_path) {
+            return Err(gone());
+        }
+        let queue = device_path.join(policy.dir("async_pending"));
+        let dir = queue.join(&obj_hash[obj_hash.len() - 3..]);
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{obj_hash}-{}", timestamp.internal()));
         ringsmith::atomic::write_bytes_atomic(&path, 0o644, &self.to_pickle())?;
+        if let Some(devices) = device_path.parent().filter(|_| mount_checked) {
+            if std::fs::metadata(&path)?.dev() == std::fs::metadata(devices)?.dev() {
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_dir(&dir);
+                let _ = std::fs::remove_dir(&queue);
+                return Err(gone());
+            }
+        }
         Ok(path)
     }
 }
@@ -176,12 +193,14 @@ async fn send_or_queue(
 ) {
     let st = state.clone();
     let device_path = or.device_path.clone();
+    let mounted = or.mount_checked;
     let policy = or.policy.clone();
     let hash = or.hash.clone();
     let hosts: Vec<String> = targets.iter().map(|t| t.host.clone()).collect();
     if hosts.iter().any(|h| state.slow_update_hosts.is_slow(h)) {
         // The updater delivers it to every container replica.
-        let res = blocking(move || update.save(&device_path, &policy, &hash, req_ts)).await;
+        let res =
+            blocking(move || update.save(&device_path, mounted, &policy, &hash, req_ts)).await;
         if let Err(e) = res {
             tracing::error!(error = %e, "cannot write async_pending");
         }
@@ -206,7 +225,7 @@ async fn send_or_queue(
         }
         if failed {
             let u = update.clone();
-            let res = blocking(move || u.save(&device_path, &policy, &hash, req_ts)).await;
+            let res = blocking(move || u.save(&device_path, mounted, &policy, &hash, req_ts)).await;
             if let Err(e) = res {
                 tracing::error!(error = %e, "cannot write async_pending");
             }
