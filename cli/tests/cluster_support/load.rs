@@ -313,18 +313,7 @@ pub fn check_promises(
     // The listing converges to the truth (the container updaters and replicators).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (st, head, body) = http(
-            proxy,
-            "GET",
-            &format!("/v1/AUTH_test/{CONTAINER}?format=plain"),
-            &auth,
-            b"",
-        );
-        assert!(st == 200 || st == 204, "{head}");
-        let listed: BTreeSet<String> = String::from_utf8_lossy(&body)
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let listed = list_all(proxy, &auth);
         let missing: Vec<&String> = known
             .iter()
             .filter(|(n, k)| matches!(k, Known::Present(_)) && !listed.contains(*n))
@@ -343,5 +332,27 @@ pub fn check_promises(
             "listing did not converge: missing {missing:?}, deleted but listed {ghosts:?}"
         );
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Every name in the test container, page by page: a listing stops at Swift's
+/// `container_listing_limit` (10,000 names), and the load writes more than that.
+fn list_all(proxy: &str, auth: &[(&str, &str)]) -> BTreeSet<String> {
+    let mut listed = BTreeSet::new();
+    loop {
+        let marker = listed.last().cloned().unwrap_or_default();
+        let (st, head, body) = http(
+            proxy,
+            "GET",
+            &format!("/v1/AUTH_test/{CONTAINER}?format=plain&marker={marker}"),
+            auth,
+            b"",
+        );
+        assert!(st == 200 || st == 204, "{head}");
+        let before = listed.len();
+        listed.extend(String::from_utf8_lossy(&body).lines().map(str::to_string));
+        if listed.len() == before {
+            return listed;
+        }
     }
 }
