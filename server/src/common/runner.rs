@@ -206,6 +206,7 @@ pub async fn serve_listener(
                         continue;
                     }
                 };
+                let accepted_at = tokio::time::Instant::now();
                 let _ = stream.set_nodelay(true);
                 let stop = stop_rx.clone();
                 let mut builder = http1::Builder::new();
@@ -233,14 +234,14 @@ pub async fn serve_listener(
                     );
                     let conn = builder
                         .serve_connection(TokioIo::new(io), TowerToHyperService::new(routed));
-                    conns.spawn(drive(conn, stop));
+                    conns.spawn(drive(conn, stop, accepted_at));
                 } else {
                     let service = TowerToHyperService::new(tower::ServiceExt::map_request(
                         with_head_limits(router.clone()),
                         with_peer,
                     ));
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    conns.spawn(drive(conn, stop));
+                    conns.spawn(drive(conn, stop, accepted_at));
                 }
                 while conns.try_join_next().is_some() {}
             }
@@ -268,10 +269,17 @@ pub async fn serve_listener(
     Ok(())
 }
 
+/// How long a connection accepted just before a shutdown may take to deliver its first
+/// request. hyper closes a connection at once if no request has been parsed on it yet,
+/// and a client that had already sent one (it cannot know the server was about to stop)
+/// would lose it: during a seamless reload that was a failed request now and then.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
 /// Runs one connection until it ends, or finishes its current request on shutdown.
 async fn drive<I, S>(
     conn: hyper::server::conn::http1::Connection<I, S>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    accepted_at: tokio::time::Instant,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
     S: hyper::service::HttpService<hyper::body::Incoming>,
@@ -281,12 +289,15 @@ async fn drive<I, S>(
 {
     tokio::pin!(conn);
     tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
+        _ = conn.as_mut() => return,
+        _ = stop.changed() => {}
     }
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = tokio::time::sleep_until(accepted_at + FIRST_REQUEST_GRACE) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }
 
 #[cfg(test)]
