@@ -113,3 +113,123 @@ async fn node_killed_during_puts_loses_no_acknowledged_object() {
     // The proxy stopped sending to the dead node: it was error limited.
     assert!(c.proxy_log().contains("error limited"), "{}", c.proxy_log());
 }
+
+/// The `.data` files under storage node `i`'s device.
+fn data_files(c: &Cluster, i: usize) -> usize {
+    fn walk(dir: &std::path::Path) -> usize {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        rd.flatten()
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p)
+                } else {
+                    usize::from(p.extension().is_some_and(|x| x == "data"))
+                }
+            })
+            .sum()
+    }
+    walk(&c.dir.path().join(format!("srv/node{i}/d{i}/objects")))
+}
+
+fn signal(c: &Cluster, node: usize, sig: &str) {
+    // The object server is the node's first process.
+    let pid = c.nodes[node].children[0].id().to_string();
+    let st = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Two object servers hang (SIGSTOP: their kernel still completes TCP handshakes, so a
+/// connect succeeds and nothing more happens). Every PUT must still store all three
+/// replicas, on handoffs where a primary hangs: the proxy learns from the missing
+/// `100 Continue` that a node will not take its replica and gives the slot to the next
+/// node. Without that, a PUT whose partition has both hung nodes among its primaries gets
+/// no quorum (503), and one with a single hung primary keeps only two replicas. When the
+/// hung servers wake up, the requests they were sent and then abandoned store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_object_servers_are_replaced_by_handoffs() {
+    let c = tokio::task::spawn_blocking(|| Cluster::start(5, ""))
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (tok, url) = login(&c.url(), "test:tester", "testing").await;
+    let r = http
+        .put(format!("{url}/hung"))
+        .header("x-auth-token", &tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let hung = [1usize, 3];
+    for n in hung {
+        signal(&c, n, "-STOP");
+    }
+    let total = 24;
+    let started = std::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..total {
+        let t = std::time::Instant::now();
+        let r = http
+            .put(format!("{url}/hung/obj-{i}"))
+            .header("x-auth-token", &tok)
+            .body(payload(i))
+            .send()
+            .await
+            .unwrap();
+        slowest = slowest.max(t.elapsed());
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "PUT obj-{i} with two hung object servers"
+        );
+    }
+    println!(
+        "{total} PUTs with 2 of 5 object servers hung: {:.2} s, slowest {:.2} s",
+        started.elapsed().as_secs_f64(),
+        slowest.as_secs_f64()
+    );
+    let live: usize = [0, 2, 4].iter().map(|&n| data_files(&c, n)).sum();
+    assert_eq!(
+        live,
+        3 * total,
+        "every object has its three replicas on live nodes"
+    );
+    for i in (0..total).step_by(5) {
+        let r = http
+            .get(format!("{url}/hung/obj-{i}"))
+            .header("x-auth-token", &tok)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), payload(i).as_slice());
+    }
+
+    for n in hung {
+        signal(&c, n, "-CONT");
+    }
+    // The woken servers now read the heads queued for them; the proxy closed those
+    // connections without a body, so nothing may be stored.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for n in hung {
+        assert_eq!(data_files(&c, n), 0, "node {n} stored an abandoned replica");
+    }
+    // The proxy says which nodes it found silent.
+    let log = c.proxy_log();
+    for n in hung {
+        let node = format!("{}:{}", c.nodes[n].ip, c.nodes[n].ports[0]);
+        assert!(
+            log.lines()
+                .any(|l| l.contains("backend silent") && l.contains(&node)),
+            "no word of silent {node} in the proxy log:\n{log}"
+        );
+    }
+}

@@ -35,6 +35,11 @@ pub struct ErrorLimiter {
     limit: u32,
     interval: Duration,
     nodes: Mutex<HashMap<String, NodeErrors>>,
+    /// Nodes that let a write's request head go unanswered past `concurrency_timeout`,
+    /// with when. Until they answer something again (or the interval passes) they are
+    /// offered writes only after every other node: a hung server would otherwise cost
+    /// each write a hedge until its timeouts have benched it.
+    silent: Mutex<HashMap<String, Instant>>,
 }
 
 struct NodeErrors {
@@ -50,7 +55,35 @@ impl ErrorLimiter {
             limit,
             interval,
             nodes: Mutex::new(HashMap::new()),
+            silent: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Notes that `node` has not answered a request head in time.
+    pub fn silent(&self, node: &Node) {
+        let mut m = self.silent.lock().expect("error limiter lock");
+        if m.insert(node.key(), Instant::now()).is_none() {
+            tracing::info!(node = %node.key(), "backend silent: offered writes last");
+        }
+    }
+
+    /// Whether `node` was found silent and has not answered since.
+    pub fn is_silent(&self, node: &Node) -> bool {
+        let mut m = self.silent.lock().expect("error limiter lock");
+        match m.get(&node.key()) {
+            Some(t) if t.elapsed() <= self.interval => true,
+            Some(_) => {
+                m.remove(&node.key());
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// `node` answered (any answer at all): it is not silent.
+    pub fn answered(&self, node: &Node) {
+        let mut m = self.silent.lock().expect("error limiter lock");
+        m.remove(&node.key());
     }
 
     pub fn is_limited(&self, node: &Node) -> bool {
@@ -115,6 +148,7 @@ impl ErrorLimiter {
     }
 
     pub fn success(&self, node: &Node) {
+        self.answered(node);
         let mut m = self.nodes.lock().expect("error limiter lock");
         if m.get(&node.key()).is_some_and(|e| e.until.is_none()) {
             m.remove(&node.key());
@@ -173,7 +207,7 @@ impl NodeIter {
                     self.handoff_list.as_mut()?.next()?
                 }
             };
-            if limiter.is_limited(&node) {
+            if limiter.is_limited(&node) || limiter.is_silent(&node) {
                 self.benched.push(node);
                 continue;
             }
@@ -219,6 +253,8 @@ type HttpClient =
 #[derive(Clone)]
 pub struct Transport {
     client: HttpClient,
+    /// How long a connection to a node may take to open (`conn_timeout`).
+    pub conn_timeout: Duration,
     pub node_timeout: Duration,
     pub in_process: Option<super::paco::InProcess>,
 }
@@ -249,6 +285,7 @@ impl Transport {
                 .build(connector);
         Transport {
             client,
+            conn_timeout,
             node_timeout,
             in_process: None,
         }

@@ -185,35 +185,6 @@ impl FragmentReader {
     }
 }
 
-/// Parses an HTTP/1.1 response head (status line and headers, up to the blank line).
-pub fn parse_response_head(head: &[u8]) -> Result<(u16, axum::http::HeaderMap), String> {
-    let text = std::str::from_utf8(head).map_err(|_| "response head is not UTF-8".to_string())?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/1.") {
-        return Err(format!("bad status line {status_line:?}"));
-    }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let mut headers = axum::http::HeaderMap::new();
-    for line in lines {
-        if line.is_empty() {
-            continue;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(format!("bad header line {line:?}"));
-        };
-        let name = axum::http::HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| format!("bad header name {name:?}"))?;
-        headers.append(name, super::backend::header_value(value.trim()));
-    }
-    Ok((status, headers))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,16 +270,5 @@ mod tests {
         r.next_fragment().await.unwrap();
         r.next_fragment().await.unwrap();
         assert!(r.next_fragment().await.is_err());
-    }
-
-    #[test]
-    fn response_heads_parse() {
-        let (s, h) = parse_response_head(
-            b"HTTP/1.1 100 Continue\r\nX-Obj-Metadata-Footer: yes\r\nX-Obj-Multiphase-Commit: yes\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(s, 100);
-        assert_eq!(h["x-obj-multiphase-commit"], "yes");
-        assert!(parse_response_head(b"garbage\r\n\r\n").is_err());
     }
 }

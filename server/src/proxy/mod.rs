@@ -21,6 +21,7 @@ pub mod account_acl;
 pub mod auth;
 pub mod backend;
 pub mod cache;
+pub mod continue_put;
 pub mod controllers;
 pub mod cors;
 pub mod ec;

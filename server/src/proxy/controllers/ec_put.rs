@@ -23,19 +23,17 @@
 use std::sync::Arc;
 
 use md5::{Digest, Md5};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::object::{container_update_targets, ObjTarget};
 use super::object_put::PreparedPut;
+use super::put_slots::{fill_slots, Attempt};
 use super::*;
-use crate::proxy::ec::{parse_response_head, EcPolicy};
+use crate::proxy::continue_put::{ContinuePut, Handshake};
+use crate::proxy::ec::EcPolicy;
 
 /// One backend node's multiphase PUT connection.
 struct Putter {
-    node: Node,
-    reader: BufReader<OwnedReadHalf>,
-    writer: BufWriter<OwnedWriteHalf>,
+    conn: ContinuePut,
     boundary: String,
     /// Fragment index this node stores (assigned once all connections are made).
     frag_index: usize,
@@ -43,46 +41,11 @@ struct Putter {
     failed: bool,
 }
 
-/// Why a connection attempt did not give a putter.
-enum ConnectOutcome {
-    Ready(Box<Putter>),
-    /// A final answer instead of `100 Continue` that decides the client's answer
-    /// (412 for `If-None-Match: *`, 409 for an older timestamp).
-    Final(u16),
-    /// This node cannot take it; try the next one.
-    NextNode,
-}
-
-/// Reads one response head (through the blank line); `None` on EOF or a head over 64 KiB.
-async fn read_head(reader: &mut BufReader<OwnedReadHalf>) -> Result<(u16, HeaderMap), String> {
-    let mut head = Vec::new();
-    loop {
-        let n = reader
-            .read_until(b'\n', &mut head)
-            .await
-            .map_err(|e| format!("reading a response: {e}"))?;
-        if n == 0 {
-            return Err("connection closed before a response".into());
-        }
-        if head.ends_with(b"\r\n\r\n") || head == b"\r\n" {
-            break;
-        }
-        if head.len() > 65536 {
-            return Err("response head too large".into());
-        }
-    }
-    parse_response_head(&head)
-}
-
-/// Reads (and drops) a final response's body: object servers answer PUTs with short ones.
-async fn drain_body(reader: &mut BufReader<OwnedReadHalf>, headers: &HeaderMap) {
-    if let Some(len) = header(headers, "content-length").and_then(|v| v.parse::<u64>().ok()) {
-        let mut sink = Vec::new();
-        let _ = reader.take(len.min(1 << 20)).read_to_end(&mut sink).await;
-    }
-}
-
 impl Putter {
+    fn node(&self) -> &Node {
+        &self.conn.node
+    }
+
     async fn connect(
         proxy: &Proxy,
         node: &Node,
@@ -90,118 +53,61 @@ impl Putter {
         headers: &HeaderMap,
         boundary: &str,
         if_none_match: bool,
-    ) -> ConnectOutcome {
-        let addr = node.host();
-        let conn_timeout = Duration::from_millis(500).min(proxy.transport.node_timeout);
-        let stream =
-            match tokio::time::timeout(conn_timeout, tokio::net::TcpStream::connect(&addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    proxy.limiter.error(node, &format!("connect failed: {e}"));
-                    return ConnectOutcome::NextNode;
+    ) -> Attempt<Box<Putter>> {
+        let (conn, resp_headers) =
+            match ContinuePut::open(&proxy.transport, node, path, headers).await {
+                Ok(Handshake::Continue(conn, h)) => (conn, h),
+                Ok(Handshake::Final(status, _)) => {
+                    return match status {
+                        507 => {
+                            proxy.limiter.limit(node, "Insufficient Storage");
+                            Attempt::Next
+                        }
+                        412 if if_none_match => Attempt::Final(412, HeaderMap::new()),
+                        409 => Attempt::Final(409, HeaderMap::new()),
+                        s => {
+                            if s >= 500 {
+                                proxy.limiter.error(
+                                    node,
+                                    &format!("{s} Expect: 100-continue From Object Server"),
+                                );
+                            }
+                            Attempt::Next
+                        }
+                    };
                 }
-                Err(_) => {
-                    proxy.limiter.error(node, "connect timeout");
-                    return ConnectOutcome::NextNode;
+                Err(e) => {
+                    proxy.limiter.error(node, &e.to_string());
+                    return Attempt::Next;
                 }
             };
-        let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
-        let mut putter = Putter {
-            node: node.clone(),
-            reader: BufReader::new(rd),
-            writer: BufWriter::with_capacity(256 * 1024, wr),
+        let yes = |n: &str| header(&resp_headers, n).is_some_and(ringsmith::swift::conf::is_true);
+        if !yes("x-obj-metadata-footer") || !yes("x-obj-multiphase-commit") {
+            proxy.limiter.error(
+                node,
+                "object server does not support metadata footers and multiphase commit",
+            );
+            return Attempt::Next;
+        }
+        Attempt::Ready(Box::new(Putter {
+            conn,
             boundary: boundary.to_string(),
             frag_index: 0,
             started: false,
             failed: false,
-        };
-        let mut head = format!(
-            "PUT /{}{} HTTP/1.1\r\nHost: {addr}\r\n",
-            quote(&node.device),
-            path
-        )
-        .into_bytes();
-        for (name, value) in headers {
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
-        let node_timeout = proxy.transport.node_timeout;
-        let exchange = async {
-            putter
-                .writer
-                .write_all(&head)
-                .await
-                .map_err(|e| e.to_string())?;
-            putter.writer.flush().await.map_err(|e| e.to_string())?;
-            read_head(&mut putter.reader).await
-        };
-        let (status, resp_headers) = match tokio::time::timeout(node_timeout, exchange).await {
-            Ok(Ok(x)) => x,
-            Ok(Err(e)) => {
-                proxy
-                    .limiter
-                    .error(node, &format!("Expect: 100-continue: {e}"));
-                return ConnectOutcome::NextNode;
-            }
-            Err(_) => {
-                proxy.limiter.error(node, "Expect: 100-continue timed out");
-                return ConnectOutcome::NextNode;
-            }
-        };
-        match status {
-            100 => {
-                let yes =
-                    |n: &str| header(&resp_headers, n).is_some_and(ringsmith::swift::conf::is_true);
-                if !yes("x-obj-metadata-footer") || !yes("x-obj-multiphase-commit") {
-                    proxy.limiter.error(
-                        node,
-                        "object server does not support metadata footers and multiphase commit",
-                    );
-                    return ConnectOutcome::NextNode;
-                }
-                ConnectOutcome::Ready(Box::new(putter))
-            }
-            507 => {
-                proxy.limiter.limit(node, "Insufficient Storage");
-                ConnectOutcome::NextNode
-            }
-            412 if if_none_match => ConnectOutcome::Final(412),
-            409 => ConnectOutcome::Final(409),
-            s => {
-                if s >= 500 {
-                    proxy.limiter.error(
-                        node,
-                        &format!("{s} Expect: 100-continue From Object Server"),
-                    );
-                }
-                ConnectOutcome::NextNode
-            }
-        }
-    }
-
-    /// Writes one chunk of the chunked body; empty `data` is the terminator.
-    async fn write_chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.writer
-            .write_all(format!("{:x}\r\n", data.len()).as_bytes())
-            .await?;
-        self.writer.write_all(data).await?;
-        self.writer.write_all(b"\r\n").await
+        }))
     }
 
     async fn send_data(&mut self, data: &[u8]) -> std::io::Result<()> {
         if !self.started {
             self.started = true;
             let doc = format!("--{}\r\nX-Document: object body\r\n\r\n", self.boundary);
-            self.write_chunk(doc.as_bytes()).await?;
+            self.conn.write_chunk(doc.as_bytes()).await?;
         }
         if !data.is_empty() {
-            self.write_chunk(data).await?;
+            self.conn.write_chunk(data).await?;
         }
-        self.writer.flush().await
+        self.conn.flush().await
     }
 
     /// The footer document, the boundary that leaves room for the commit, the terminator.
@@ -215,9 +121,9 @@ impl Putter {
         .into_bytes();
         doc.extend_from_slice(footer);
         doc.extend_from_slice(format!("\r\n--{}\r\n", self.boundary).as_bytes());
-        self.write_chunk(&doc).await?;
-        self.write_chunk(&[]).await?;
-        self.writer.flush().await
+        self.conn.write_chunk(&doc).await?;
+        self.conn.write_chunk(&[]).await?;
+        self.conn.flush().await
     }
 
     async fn send_commit(&mut self) -> std::io::Result<()> {
@@ -225,9 +131,9 @@ impl Putter {
             "X-Document: put commit\r\n\r\nput_commit_confirmation\r\n--{}--",
             self.boundary
         );
-        self.write_chunk(doc.as_bytes()).await?;
-        self.write_chunk(&[]).await?;
-        self.writer.flush().await
+        self.conn.write_chunk(doc.as_bytes()).await?;
+        self.conn.write_chunk(&[]).await?;
+        self.conn.flush().await
     }
 }
 
@@ -265,7 +171,7 @@ fn fragment_slots(
 }
 
 fn assign_fragment_indexes(putters: &mut [Putter], ec: &EcPolicy) {
-    let primaries: Vec<Option<usize>> = putters.iter().map(|p| p.node.index).collect();
+    let primaries: Vec<Option<usize>> = putters.iter().map(|p| p.node().index).collect();
     let slots = fragment_slots(&primaries, ec.unique_fragments(), ec.duplication_factor);
     for (p, slot) in putters.iter_mut().zip(slots) {
         p.frag_index = slot;
@@ -303,7 +209,7 @@ async fn on_all(proxy: &Proxy, putters: &mut [Putter], step: Step<'_>) -> usize 
                     p.failed = true;
                     proxy
                         .limiter
-                        .error(&p.node, "writing an EC fragment archive");
+                        .error(p.node(), "writing an EC fragment archive");
                 }
             }),
     )
@@ -328,9 +234,9 @@ async fn collect_answers(
         .filter(|(_, p)| !p.failed)
         .map(|(i, p)| async move {
             let read = async {
-                let (status, headers) = read_head(&mut p.reader).await?;
+                let (status, headers) = p.conn.read_head().await?;
                 if final_phase || status >= 200 {
-                    drain_body(&mut p.reader, &headers).await;
+                    p.conn.drain_body(&headers).await;
                 }
                 Ok::<u16, String>(status)
             };
@@ -363,15 +269,17 @@ async fn collect_answers(
                 } else {
                     p.failed = true;
                 }
-                if s >= 500 {
-                    proxy.limiter.error(&p.node, &format!("status {s}"));
-                } else if s == 507 {
-                    proxy.limiter.limit(&p.node, "Insufficient Storage");
+                if s == 507 {
+                    proxy.limiter.limit(p.node(), "Insufficient Storage");
+                } else if s >= 500 {
+                    proxy.limiter.error(p.node(), &format!("status {s}"));
                 }
             }
             None => {
                 p.failed = true;
-                proxy.limiter.error(&p.node, "no answer to an EC PUT phase");
+                proxy
+                    .limiter
+                    .error(p.node(), "no answer to an EC PUT phase");
             }
         }
         if deadline.is_none() && good >= quorum {
@@ -385,7 +293,7 @@ async fn collect_answers(
         if !p.failed && !answered.contains(&i) {
             p.failed = true;
             proxy.limiter.error(
-                &p.node,
+                p.node(),
                 "no answer within post_quorum_timeout after a quorum",
             );
         }
@@ -459,47 +367,40 @@ pub(super) async fn put_ec_object(
     // those that fail, all at once.
     let replicas = target.ring.part_nodes(target.part).len();
     let quorum = ec.quorum();
-    let iter = Arc::new(Mutex::new(NodeIter::new(
+    let iter = NodeIter::new(
         target.ring.clone(),
         target.part,
         proxy.request_node_limit(&target.ring),
         false,
-    )));
+    );
     let cheaders = container_update_targets(&proxy, &ctx.account, &container);
-    let mut connecting = FuturesUnordered::new();
-    for slot in 0..replicas {
-        let mut nh = h.clone();
-        cheaders(slot, &mut nh);
-        let (iter, proxy, path, boundary) = (
-            iter.clone(),
-            proxy.clone(),
-            target.path.clone(),
-            boundary.clone(),
-        );
-        connecting.push(async move {
-            loop {
-                let node = {
-                    let mut it = iter.lock().expect("node iter");
-                    it.next_usable(&proxy.limiter).or_else(|| it.next_benched())
-                };
-                let node = node?;
-                match Putter::connect(&proxy, &node, &path, &nh, &boundary, if_none_match).await {
-                    ConnectOutcome::Ready(p) => return Some(Ok(p)),
-                    ConnectOutcome::Final(s) => return Some(Err(s)),
-                    ConnectOutcome::NextNode => continue,
-                }
+    let slot_headers: Arc<Vec<HeaderMap>> = Arc::new(
+        (0..replicas)
+            .map(|slot| {
+                let mut nh = h.clone();
+                cheaders(slot, &mut nh);
+                nh
+            })
+            .collect(),
+    );
+    let attempt = {
+        let (proxy, path) = (proxy.clone(), target.path.clone());
+        move |slot: usize, node: Node| {
+            let (proxy, path, boundary, slot_headers) = (
+                proxy.clone(),
+                path.clone(),
+                boundary.clone(),
+                slot_headers.clone(),
+            );
+            async move {
+                let headers = &slot_headers[slot];
+                Putter::connect(&proxy, &node, &path, headers, &boundary, if_none_match).await
             }
-        });
-    }
-    let mut putters: Vec<Putter> = Vec::new();
-    let mut finals: Vec<u16> = Vec::new();
-    while let Some(outcome) = connecting.next().await {
-        match outcome {
-            Some(Ok(p)) => putters.push(*p),
-            Some(Err(s)) => finals.push(s),
-            None => {}
         }
-    }
+    };
+    let (ready, finals) = fill_slots(&proxy, iter, replicas, quorum, attempt).await;
+    let mut putters: Vec<Putter> = ready.into_iter().map(|(_, p)| *p).collect();
+    let finals: Vec<u16> = finals.into_iter().map(|(s, _)| s).collect();
     if if_none_match && finals.contains(&412) {
         return status_text(StatusCode::PRECONDITION_FAILED);
     }
@@ -589,7 +490,7 @@ pub(super) async fn put_ec_object(
     let mut statuses = collect_answers(&proxy, &mut putters, |s| s / 100 == 2, quorum, true).await;
     for p in &putters {
         if !p.failed {
-            proxy.limiter.success(&p.node);
+            proxy.limiter.success(p.node());
         }
     }
     while statuses.len() < replicas {

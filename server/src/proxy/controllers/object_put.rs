@@ -5,7 +5,9 @@ use super::object::{
     check_content_type, container_update_targets, expiry_headers, guess_content_type,
     transfer_coding, ObjTarget,
 };
+use super::put_slots::{fill_slots, Attempt};
 use super::*;
+use crate::proxy::continue_put::{ContinuePut, Handshake};
 
 /// A backend request body fed chunk by chunk from the client-reading loop. Once `abort`
 /// is set the body fails instead of ending: a replica the proxy gives up on must see an
@@ -161,6 +163,104 @@ fn prepare_put(ctx: &Ctx, target: &ObjTarget, object: &str) -> Result<PreparedPu
     })
 }
 
+/// A replica's way to its node: a connection past `100 Continue`, or (PACO) the object
+/// server code in this process.
+enum Replica {
+    Connected(ContinuePut),
+    InProcess(Node),
+}
+
+impl Replica {
+    fn node(&self) -> &Node {
+        match self {
+            Replica::Connected(conn) => &conn.node,
+            Replica::InProcess(node) => node,
+        }
+    }
+}
+
+/// Offers one replica to `node`: Swift's `_connect_put_node` for one node.
+async fn connect_replica(
+    proxy: &Proxy,
+    node: Node,
+    path: &str,
+    headers: &HeaderMap,
+) -> Attempt<Replica> {
+    if proxy
+        .transport
+        .in_process
+        .as_ref()
+        .is_some_and(|ip| ip.serves(&node))
+    {
+        return Attempt::Ready(Replica::InProcess(node));
+    }
+    match ContinuePut::open(&proxy.transport, &node, path, headers).await {
+        Ok(Handshake::Continue(conn, _)) => Attempt::Ready(Replica::Connected(conn)),
+        Ok(Handshake::Final(507, _)) => {
+            proxy.limiter.limit(&node, "Insufficient Storage");
+            Attempt::Next
+        }
+        Ok(Handshake::Final(status, _)) if status >= 500 => {
+            let why = format!("{status} Expect: 100-continue From Object Server");
+            proxy.limiter.error(&node, &why);
+            Attempt::Next
+        }
+        Ok(Handshake::Final(status, headers)) => Attempt::Final(status, headers),
+        Err(e) => {
+            proxy.limiter.error(&node, &e.to_string());
+            Attempt::Next
+        }
+    }
+}
+
+/// Sends one replica's body (each write within `node_timeout`) and reads the answer.
+/// A body that ends in an error is not finished: the node sees the connection close
+/// short of the declared length or the chunked terminator, and stores nothing.
+async fn send_body(
+    mut conn: ContinuePut,
+    mut body: ChanBody,
+    chunked: bool,
+    node_timeout: Duration,
+) -> Result<BackendResponse, BackendError> {
+    let timed = |r: Result<std::io::Result<()>, tokio::time::error::Elapsed>| match r {
+        Err(_) => Err(BackendError::Timeout),
+        Ok(Err(e)) => Err(BackendError::Other(format!("sending the body: {e}"))),
+        Ok(Ok(())) => Ok(()),
+    };
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| BackendError::Other(e.to_string()))?;
+        let write = async {
+            if chunked {
+                conn.write_chunk(&chunk).await?;
+            } else {
+                conn.write_raw(&chunk).await?;
+            }
+            conn.flush().await
+        };
+        timed(tokio::time::timeout(node_timeout, write).await)?;
+    }
+    let finish = async {
+        if chunked {
+            conn.write_chunk(&[]).await?;
+        }
+        conn.flush().await
+    };
+    timed(tokio::time::timeout(node_timeout, finish).await)?;
+    let (status, headers) = match tokio::time::timeout(node_timeout, conn.read_head()).await {
+        Err(_) => return Err(BackendError::Timeout),
+        Ok(Err(e)) => return Err(BackendError::Other(e)),
+        Ok(Ok(x)) => x,
+    };
+    let _ = tokio::time::timeout(node_timeout, conn.drain_body(&headers)).await;
+    let status = StatusCode::from_u16(status)
+        .map_err(|_| BackendError::Other(format!("bad status {status}")))?;
+    Ok(BackendResponse {
+        status,
+        headers,
+        body: Body::empty(),
+    })
+}
+
 /// PUT: choose one node per replica (handoffs for nodes known to be down), stream the
 /// body to all of them at once, answer by quorum. Erasure-coded policies go to
 /// [`super::ec_put`].
@@ -179,99 +279,104 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
     } = prepared;
     let max = proxy.constraints.max_file_size;
 
-    // Node selection: a node with recent errors must prove it is reachable before it
-    // is given a replica (Swift learns the same from `Expect: 100-continue`); otherwise
-    // the next handoff takes its place.
+    // Node selection: one slot per replica, each given to the first node that accepts
+    // the request head with `100 Continue` (see `put_slots`).
     let replicas = target.ring.part_nodes(target.part).len();
     let quorum = quorum_size(replicas);
-    let mut iter = NodeIter::new(
+    let iter = NodeIter::new(
         target.ring.clone(),
         target.part,
         proxy.request_node_limit(&target.ring),
         false,
     );
-    let mut chosen: Vec<Node> = Vec::new();
-    while chosen.len() < replicas {
-        let Some(node) = iter.next_usable(&proxy.limiter) else {
-            break;
-        };
-        if proxy.limiter.has_errors(&node)
-            && proxy
-                .transport
-                .in_process
-                .as_ref()
-                .is_none_or(|ip| !ip.serves(&node))
-        {
-            let addr = node.host();
-            let ok = matches!(
-                tokio::time::timeout(
-                    Duration::from_millis(500),
-                    tokio::net::TcpStream::connect(&addr)
-                )
-                .await,
-                Ok(Ok(_))
-            );
-            if !ok {
-                proxy.limiter.error(&node, "connect failed");
-                continue;
-            }
+    let mut h = h;
+    if length == Some(0) {
+        // `100 Continue` is for requests with a body: an empty object goes as an empty
+        // chunked body, as Swift sends it.
+        h.remove("content-length");
+        set(&mut h, "transfer-encoding", "chunked");
+    }
+    set(&mut h, "expect", "100-continue");
+    let chunked = length.is_none_or(|l| l == 0);
+    let cheaders = container_update_targets(&proxy, &ctx.account, &container);
+    let slot_headers: Arc<Vec<HeaderMap>> = Arc::new(
+        (0..replicas)
+            .map(|slot| {
+                let mut nh = h.clone();
+                cheaders(slot, &mut nh);
+                nh
+            })
+            .collect(),
+    );
+    let attempt = {
+        let (proxy, path, slot_headers) =
+            (proxy.clone(), target.path.clone(), slot_headers.clone());
+        move |slot: usize, node: Node| {
+            let (proxy, path, slot_headers) = (proxy.clone(), path.clone(), slot_headers.clone());
+            async move { connect_replica(&proxy, node, &path, &slot_headers[slot]).await }
         }
-        chosen.push(node);
+    };
+    let (ready, finals) = fill_slots(&proxy, iter, replicas, quorum, attempt).await;
+    if ctx.h("if-none-match").is_some() && finals.iter().any(|(s, _)| *s == 412) {
+        return status_text(StatusCode::PRECONDITION_FAILED);
     }
-    // Too few usable nodes for a quorum: benched ones get another chance rather than
-    // failing the PUT. Past a quorum they are not tried: a benched node is most likely
-    // still down and would only hold the answer for post_quorum_timeout, and the
-    // replicators make the missing replica once it is back.
-    while chosen.len() < quorum {
-        let Some(node) = iter.next_benched() else {
-            break;
-        };
-        chosen.push(node);
+    if finals.iter().any(|(s, _)| *s == 409) {
+        // A newer write is already there: Swift answers 202 (the request "happened", and
+        // lost to the newer one).
+        return status_text(StatusCode::ACCEPTED);
     }
-    if chosen.len() < quorum {
-        tracing::error!(trans_id = %ctx.trans_id, "object PUT: only {} of {} nodes usable", chosen.len(), replicas);
+    if ready.len() + finals.len() < quorum {
+        tracing::error!(trans_id = %ctx.trans_id, "object PUT: {}/{} required connections", ready.len() + finals.len(), quorum);
         return status_text(StatusCode::SERVICE_UNAVAILABLE);
     }
-    let cheaders = container_update_targets(&proxy, &ctx.account, &container);
     let mut senders = Vec::new();
     let mut putters = FuturesUnordered::new();
     // Nodes still owing an answer: those left when the post-quorum wait ends count an
     // error, so a hung node is benched instead of costing every write the wait.
-    let mut outstanding: Vec<Node> = chosen.clone();
-    for (i, node) in chosen.into_iter().enumerate() {
+    let mut outstanding: Vec<Node> = ready.iter().map(|(_, r)| r.node().clone()).collect();
+    let node_timeout = proxy.transport.node_timeout;
+    for (slot, replica) in ready {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         let abort = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut nh = h.clone();
-        cheaders(i, &mut nh);
-        let p = proxy.clone();
-        let path = target.path.clone();
+        let node = replica.node().clone();
         senders.push(Some(Feed {
             tx,
             abort: abort.clone(),
             node: node.clone(),
         }));
-        // Each backend request runs as a task of its own: it must make progress (connect,
-        // send headers, drain its channel) while the pump below waits on a full channel,
-        // or a first PUT on a new connection stalls until node_timeout. Dropping the
+        let body = ChanBody { rx, abort };
+        let (p, path, nh) = (
+            proxy.clone(),
+            target.path.clone(),
+            slot_headers[slot].clone(),
+        );
+        // Each backend request runs as a task of its own: it must make progress (send,
+        // drain its channel) while the pump below waits on a full channel. Dropping the
         // handle (the client went away) cancels it, so nothing goes on to commit.
-        let task_node = node.clone();
         let task = AbortOnDrop(tokio::spawn(async move {
-            p.transport
-                .request(
-                    &node,
-                    &Method::PUT,
-                    &path,
-                    &nh,
-                    OutBody::Stream(Body::from_stream(ChanBody { rx, abort })),
-                )
-                .await
+            match replica {
+                Replica::Connected(conn) => send_body(conn, body, chunked, node_timeout).await,
+                Replica::InProcess(node) => {
+                    let mut nh = nh;
+                    nh.remove("expect");
+                    p.transport
+                        .request(
+                            &node,
+                            &Method::PUT,
+                            &path,
+                            &nh,
+                            OutBody::Stream(Body::from_stream(body)),
+                        )
+                        .await
+                }
+            }
         }));
         putters.push(async move {
             let mut task = task;
             let r = (&mut task.0).await.unwrap_or_else(|e| {
                 Err(BackendError::Other(format!("backend PUT task failed: {e}")))
             });
-            (task_node, r)
+            (node, r)
         });
     }
 
@@ -334,7 +439,7 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
     drop(senders);
 
     // Collect answers; once a quorum agrees, wait only post_quorum_timeout for the rest.
-    let mut answers: Vec<(u16, HeaderMap)> = Vec::new();
+    let mut answers: Vec<(u16, HeaderMap)> = finals;
     let handle = |proxy: &Proxy,
                   (node, r): (Node, Result<BackendResponse, BackendError>),
                   answers: &mut Vec<(u16, HeaderMap)>,
