@@ -177,7 +177,7 @@ fn run_daemon(name: &str, conf: &Conf, once: bool) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         match name {
             "object-replicator" => {
                 let r = Arc::new(daemons::object_replicator::ObjectReplicator::new(dconf)?);
@@ -235,7 +235,12 @@ fn run_daemon(name: &str, conf: &Conf, once: bool) -> Result<(), String> {
             }
         }
         Ok::<(), String>(())
-    })
+    });
+    // An auditor pass runs on a blocking thread that sleeps to keep its rate; dropping
+    // the runtime would wait for the whole pass, and `stop` would find the daemon still
+    // there. Every write a pass makes is atomic, so the process may leave it mid-way.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
 fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
