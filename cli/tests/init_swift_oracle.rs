@@ -16,22 +16,7 @@ mod cluster_support;
 use cluster_support::{ringsmith, server_bin};
 
 /// Servers both tools know (swift-init's lines about the others are left out).
-const OURS: &[&str] = &[
-    "proxy-server",
-    "account-server",
-    "container-server",
-    "object-server",
-    "object-replicator",
-    "object-reconstructor",
-    "object-auditor",
-    "object-updater",
-    "object-expirer",
-    "container-replicator",
-    "container-updater",
-    "container-auditor",
-    "account-replicator",
-    "account-auditor",
-];
+const OURS: &[&str] = ringsmith_server::kinds::SERVERS_AND_DAEMONS;
 
 struct Fakes(Vec<Child>);
 impl Drop for Fakes {

@@ -5,6 +5,7 @@
 //! * [`container`], [`account`] — the SQLite-backed container and account servers.
 //! * [`daemons`] — replicators, auditors, updaters and the expirer.
 //! * [`db`] — what the two share: schema helpers, `chexor`, listings.
+//! * [`kinds`] — the names of the servers and daemons this crate runs.
 //! * [`proxy`] — the proxy server: tempauth, routing, quorum, the in-process object path.
 //! * [`recon`] — `/recon/*`, answered by every storage server.
 //! * [`common`] — request paths, device checks, response helpers and the runner that the
@@ -19,6 +20,7 @@ pub mod common;
 pub mod container;
 pub mod daemons;
 pub mod db;
+pub mod kinds;
 pub mod object;
 pub mod proxy;
 pub mod recon;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use ringsmith::swift::conf::Conf;
 use ringsmith_server::common::runner;
+use ringsmith_server::kinds::DAEMONS;
 
 #[derive(Parser)]
 #[command(
@@ -138,20 +139,6 @@ fn main() -> ExitCode {
         },
     }
 }
-
-/// The consistency daemons (see `ringsmith_server::daemons`).
-const DAEMONS: &[&str] = &[
-    "object-replicator",
-    "object-reconstructor",
-    "object-auditor",
-    "object-updater",
-    "object-expirer",
-    "container-replicator",
-    "container-updater",
-    "container-auditor",
-    "account-replicator",
-    "account-auditor",
-];
 
 fn run_daemon(name: &str, conf: &Conf, once: bool) -> Result<(), String> {
     use ringsmith_server::daemons::{self, DaemonConf};

@@ -6,22 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SERVERS_AND_DAEMONS: &[&str] = &[
-    "proxy-server",
-    "account-server",
-    "container-server",
-    "object-server",
-    "object-replicator",
-    "object-reconstructor",
-    "object-auditor",
-    "object-updater",
-    "object-expirer",
-    "container-replicator",
-    "container-updater",
-    "container-auditor",
-    "account-replicator",
-    "account-auditor",
-];
+const SERVERS_AND_DAEMONS: &[&str] = ringsmith_server::kinds::SERVERS_AND_DAEMONS;
 
 fn units_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd")

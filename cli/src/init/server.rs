@@ -42,22 +42,7 @@ pub const MAIN_SERVERS: &[&str] = &[
     "object-server",
 ];
 /// What `ringsmith-server` runs (Swift's other names have no Ringsmith version yet).
-pub const IMPLEMENTED: &[&str] = &[
-    "proxy-server",
-    "account-server",
-    "container-server",
-    "object-server",
-    "object-replicator",
-    "object-reconstructor",
-    "object-auditor",
-    "object-updater",
-    "object-expirer",
-    "container-replicator",
-    "container-updater",
-    "container-auditor",
-    "account-replicator",
-    "account-auditor",
-];
+pub const IMPLEMENTED: &[&str] = ringsmith_server::kinds::SERVERS_AND_DAEMONS;
 
 /// Where things are: swift-init's `/etc/swift` and `--run-dir`, plus where output goes.
 #[derive(Clone)]
