@@ -49,6 +49,8 @@ enum Reply {
     Status(u16, Vec<(&'static str, String)>, &'static str),
     /// What the HTTP transport gives when a node does not answer within node_timeout.
     Timeout,
+    /// A node that never answers (within any test's patience).
+    Hang,
 }
 
 fn status(code: u16) -> Reply {
@@ -107,6 +109,10 @@ impl DirectNodes for FakeNodes {
             self.calls.lock().unwrap().push(call);
             match reply {
                 Reply::Timeout => Err(BackendError::Timeout),
+                Reply::Hang => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Err(BackendError::Timeout)
+                }
                 Reply::Status(code, headers, body) => {
                     let mut h = HeaderMap::new();
                     for (k, v) in headers {
@@ -578,4 +584,64 @@ async fn a_node_with_repeated_errors_is_skipped_until_the_interval_passes() {
     // Each round: 3 successes (d1, d2, and d3 in d0's place).
     assert_eq!(puts.iter().filter(|c| c.device == "d3").count(), 3);
     assert_eq!(puts.len(), 2 + 3 * 3);
+}
+
+#[tokio::test]
+async fn a_write_waits_only_post_quorum_timeout_for_a_hung_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, fake) = proxy_with(&dir, "post_quorum_timeout = 0.05\n", |c| {
+        match (c.depth(), c.device.as_str()) {
+            (2, "d2") => Reply::Hang,
+            (2, _) => status(201),
+            _ => status(204),
+        }
+    });
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        send(&proxy, Method::PUT, "/v1/a/c", &[], ""),
+    )
+    .await
+    .expect("the PUT must not wait for the hung replica");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // The hung node was asked, and counted an error for not answering.
+    let d2 = container_nodes(&proxy)[2].clone();
+    assert_eq!(d2.device, "d2");
+    assert!(proxy.limiter.has_errors(&d2));
+    // (The fake records a call when it starts, so the hung one is there.)
+    let puts = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.depth() == 2 && c.method == Method::PUT)
+        .collect::<Vec<_>>();
+    assert_eq!(devices(&puts), ["d0", "d1", "d2"]);
+}
+
+#[tokio::test]
+async fn concurrent_gets_ask_the_next_node_when_one_is_slow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, fake) = proxy_with(
+        &dir,
+        "concurrent_gets = true\nconcurrency_timeout = 0.05\n",
+        |c| {
+            info_ok(c).unwrap_or_else(|| match c.device.as_str() {
+                "d2" => Reply::Status(200, Vec::new(), "data"),
+                _ => Reply::Hang,
+            })
+        },
+    );
+    // Whatever order the primaries are tried in, the hung ones only cost
+    // concurrency_timeout each.
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        send(&proxy, Method::GET, "/v1/a/c/o", &[], ""),
+    )
+    .await
+    .expect("a hung node must not hold the read");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body_of(r).await, "data");
+    // The fake records a call when it starts: the hung nodes asked before d2 are there
+    // too, and nothing past the primaries was needed.
+    let gets = fake.object_calls(&Method::GET);
+    assert_eq!(gets.last().unwrap().device, "d2");
+    assert!(gets.len() <= 3);
 }
