@@ -13,8 +13,10 @@
 //! (`(n + 1) / 2`) of nodes agree on, else 503.
 //!
 //! The [`Transport`] decides how a request reaches a node: HTTP (pooled keep-alive
-//! connections, unlike Swift's one connection per request) or, for PACO deployments,
-//! a direct call into the object server code in this process.
+//! connections, unlike Swift's one connection per request) or, for the nodes a
+//! [`DirectNodes`] serves, a direct call: for PACO deployments the object server code in
+//! this process ([`super::paco`]), in unit tests a scripted fake. The trait lives here and
+//! its implementations elsewhere, so this module depends on none of them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -248,15 +250,33 @@ pub const BACKEND_MAX_RESPONSE_HEADERS: usize = 1024;
 type HttpClient =
     hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
 
-/// How requests reach nodes. The in-process handler, when set, serves object requests
-/// for nodes listed in `local` (PACO).
+/// Nodes answered without HTTP: a call takes the same method, path, headers and
+/// streaming body an HTTP request would carry, and gives the same answer or error.
+pub trait DirectNodes: Send + Sync {
+    /// Whether requests for `node` go to this instead of over HTTP.
+    fn serves(&self, node: &Node) -> bool;
+
+    /// One request to one node it serves. `path` is already percent-encoded and starts
+    /// with `/` (the device is not part of it, as in [`Transport::request`]).
+    fn call<'a>(
+        &'a self,
+        node: &'a Node,
+        method: &'a Method,
+        path: &'a str,
+        headers: &'a HeaderMap,
+        body: Body,
+    ) -> futures_util::future::BoxFuture<'a, Result<BackendResponse, BackendError>>;
+}
+
+/// How requests reach nodes. The direct handler, when set, serves the nodes it says it
+/// serves (PACO: the object devices of this process); every other node gets HTTP.
 #[derive(Clone)]
 pub struct Transport {
     client: HttpClient,
     /// How long a connection to a node may take to open (`conn_timeout`).
     pub conn_timeout: Duration,
     pub node_timeout: Duration,
-    pub in_process: Option<super::paco::InProcess>,
+    pub in_process: Option<Arc<dyn DirectNodes>>,
 }
 
 #[derive(Debug, thiserror::Error)]

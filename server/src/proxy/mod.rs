@@ -201,7 +201,7 @@ impl Proxy {
                     conf.path.display()
                 )));
             }
-            transport.in_process = Some(paco::InProcess::load(&object_conf)?);
+            transport.in_process = Some(Arc::new(paco::InProcess::load(&object_conf)?));
         }
         Ok(Proxy {
             hash,

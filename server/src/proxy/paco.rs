@@ -25,7 +25,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request};
 use tower::ServiceExt;
 
-use super::backend::{BackendError, BackendResponse};
+use super::backend::{BackendError, BackendResponse, DirectNodes};
 use super::ring::Node;
 use super::StartError;
 
@@ -57,11 +57,7 @@ impl InProcess {
         Ok(InProcess::new(service, local))
     }
 
-    pub fn serves(&self, node: &Node) -> bool {
-        self.local.contains(&(node.ip.clone(), node.port))
-    }
-
-    pub async fn call(
+    async fn call_router(
         &self,
         node: &Node,
         method: &Method,
@@ -88,6 +84,23 @@ impl InProcess {
             headers: parts.headers,
             body,
         })
+    }
+}
+
+impl DirectNodes for InProcess {
+    fn serves(&self, node: &Node) -> bool {
+        self.local.contains(&(node.ip.clone(), node.port))
+    }
+
+    fn call<'a>(
+        &'a self,
+        node: &'a Node,
+        method: &'a Method,
+        path: &'a str,
+        headers: &'a HeaderMap,
+        body: Body,
+    ) -> futures_util::future::BoxFuture<'a, Result<BackendResponse, BackendError>> {
+        Box::pin(self.call_router(node, method, path, headers, body))
     }
 }
 

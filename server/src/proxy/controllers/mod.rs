@@ -559,4 +559,6 @@ use nodes::Answer;
 use object::object_request;
 
 #[cfg(test)]
+mod fake_backend_tests;
+#[cfg(test)]
 mod tests;
