@@ -13,7 +13,8 @@
 //! (`(n + 1) / 2`) of nodes agree on, else 503.
 //!
 //! The [`Transport`] decides how a request reaches a node: HTTP (pooled keep-alive
-//! connections, unlike Swift's one connection per request) or, for the nodes a
+//! connections, unlike Swift's one connection per request; object PUTs, which need
+//! `100 Continue`, open their own in [`super::continue_put`]) or, for the nodes a
 //! [`DirectNodes`] serves, a direct call: for PACO deployments the object server code in
 //! this process ([`super::paco`]), in unit tests a scripted fake. The trait lives here and
 //! its implementations elsewhere, so this module depends on none of them.
