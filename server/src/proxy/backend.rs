@@ -83,6 +83,17 @@ impl ErrorLimiter {
         }
     }
 
+    /// Counts a failed request: an error, and for a node that could not be reached or
+    /// did not answer in time, silence too (it is offered writes last until it answers;
+    /// a partitioned node would otherwise hold each write that meets it on a pooled
+    /// connection for `node_timeout` until its errors bench it).
+    pub fn failed(&self, node: &Node, e: &BackendError) {
+        self.error(node, &e.to_string());
+        if matches!(e, BackendError::Connect(_) | BackendError::Timeout) {
+            self.silent(node);
+        }
+    }
+
     /// `node` answered (any answer at all): it is not silent.
     pub fn answered(&self, node: &Node) {
         let mut m = self.silent.lock().expect("error limiter lock");

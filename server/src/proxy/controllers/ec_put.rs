@@ -26,7 +26,7 @@ use md5::{Digest, Md5};
 
 use super::object::{container_update_targets, ObjTarget};
 use super::object_put::PreparedPut;
-use super::put_slots::{fill_slots, Attempt};
+use super::write_slots::{fill_slots, Attempt};
 use super::*;
 use crate::proxy::continue_put::{ContinuePut, Handshake};
 use crate::proxy::ec::EcPolicy;
@@ -77,7 +77,7 @@ impl Putter {
                     };
                 }
                 Err(e) => {
-                    proxy.limiter.error(node, &e.to_string());
+                    proxy.limiter.failed(node, &e);
                     return Attempt::Next;
                 }
             };

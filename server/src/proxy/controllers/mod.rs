@@ -550,7 +550,7 @@ mod info;
 mod nodes;
 mod object;
 mod object_put;
-mod put_slots;
+mod write_slots;
 
 use account::account_request;
 use container::container_request;

@@ -2,6 +2,7 @@
 //! every replica (handoffs for failures) and answered by quorum, a read walked node by
 //! node, an `X-Newest` read asked of every primary.
 
+use super::write_slots::{fill_slots_until, Attempt};
 use super::*;
 
 /// The result of a write to one node: status, headers, (small) body.
@@ -16,9 +17,12 @@ impl Proxy {
         ring.replica_count() * self.node_count_factor
     }
 
-    /// Sends the same small request to `replicas` nodes in parallel, each replacing a
-    /// failed node with the next usable one (handoffs included). `per_node` adds the
-    /// headers that differ by replica index (account/container update targets).
+    /// Sends the same small request to `replicas` nodes in parallel, one slot each: a
+    /// slot whose node fails goes to the next usable one (handoffs included), and one
+    /// whose node stays silent past `concurrency_timeout` asks the next one too (see
+    /// `write_slots`). `per_node` adds the headers that differ by slot (account/container
+    /// update targets). Once a quorum agrees, stragglers get a hedge delay and
+    /// `post_quorum_timeout` more.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn make_requests(
         self: &Arc<Self>,
@@ -31,94 +35,72 @@ impl Proxy {
         per_node: impl Fn(usize, &mut HeaderMap),
     ) -> Vec<Answer> {
         let limit = self.request_node_limit(&ring);
-        let iter = Arc::new(Mutex::new(NodeIter::new(ring.clone(), part, limit, false)));
+        let iter = NodeIter::new(ring.clone(), part, limit, false);
         let replicas = ring.part_nodes(part).len();
         let quorum = quorum_size(replicas);
-        let mut tasks = FuturesUnordered::new();
-        // The node each worker is waiting on, so stragglers can be counted against it.
-        let waiting_on: Arc<Mutex<Vec<Option<Node>>>> = Arc::new(Mutex::new(vec![None; replicas]));
-        for i in 0..replicas {
-            let mut h = headers.clone();
-            per_node(i, &mut h);
-            let iter = iter.clone();
-            let waiting_on = waiting_on.clone();
+        let slot_headers: Arc<Vec<HeaderMap>> = Arc::new(
+            (0..replicas)
+                .map(|i| {
+                    let mut h = headers.clone();
+                    per_node(i, &mut h);
+                    h
+                })
+                .collect(),
+        );
+        let attempt = {
             let me = self.clone();
-            let method = method.clone();
-            let path = path.clone();
-            let body = body.clone();
-            tasks.push(async move {
-                loop {
-                    // Benched nodes only make up a quorum (as for an object PUT): past
-                    // it, one would only hold the answer for post_quorum_timeout.
-                    let node = {
-                        let mut it = iter.lock().expect("node iter");
-                        match it.next_usable(&me.limiter) {
-                            None if i < quorum => it.next_benched(),
-                            n => n,
-                        }
-                    };
-                    let Some(node) = node else {
-                        return Answer {
-                            status: 503,
-                            headers: HeaderMap::new(),
-                            body: Bytes::new(),
-                        };
-                    };
+            move |slot: usize, node: Node| {
+                let (me, method, path, body, slot_headers) = (
+                    me.clone(),
+                    method.clone(),
+                    path.clone(),
+                    body.clone(),
+                    slot_headers.clone(),
+                );
+                async move {
                     let out = if body.is_empty() {
                         OutBody::Empty
                     } else {
-                        OutBody::Bytes(body.clone())
+                        OutBody::Bytes(body)
                     };
-                    waiting_on.lock().expect("waiting_on")[i] = Some(node.clone());
-                    let result = me.transport.request(&node, &method, &path, &h, out).await;
-                    waiting_on.lock().expect("waiting_on")[i] = None;
+                    let result = me
+                        .transport
+                        .request(&node, &method, &path, &slot_headers[slot], out)
+                        .await;
                     match result {
-                        Err(e) => me.limiter.error(&node, &e.to_string()),
+                        Err(e) => {
+                            me.limiter.failed(&node, &e);
+                            Attempt::Next
+                        }
                         Ok(r) if r.status == StatusCode::INSUFFICIENT_STORAGE => {
-                            me.limiter.limit(&node, "Insufficient Storage")
+                            me.limiter.limit(&node, "Insufficient Storage");
+                            Attempt::Next
                         }
                         Ok(r) if r.status.is_server_error() => {
-                            me.limiter.error(&node, &format!("status {}", r.status))
+                            me.limiter.error(&node, &format!("status {}", r.status));
+                            Attempt::Next
                         }
                         Ok(r) => {
                             me.limiter.success(&node);
                             let status = r.status.as_u16();
                             let headers = r.headers;
                             let body = read_small(r.body, 1 << 20).await.unwrap_or_default();
-                            return Answer {
+                            Attempt::Ready(Answer {
                                 status,
                                 headers,
                                 body,
-                            };
+                            })
                         }
                     }
                 }
-            });
-        }
-        // Once a quorum agrees, the rest get only post_quorum_timeout (Swift's rule): a
-        // hung replica must not hold every write for node_timeout.
-        let mut out: Vec<Answer> = Vec::new();
-        let mut deadline: Option<tokio::time::Instant> = None;
-        loop {
-            if deadline.is_none() && has_quorum(&out, quorum) {
-                deadline = Some(tokio::time::Instant::now() + self.post_quorum_timeout);
             }
-            let next = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, tasks.next()).await {
-                    Ok(n) => n,
-                    Err(_) => break,
-                },
-                None => tasks.next().await,
-            };
-            match next {
-                Some(a) => out.push(a),
-                None => break,
-            }
-        }
-        for node in waiting_on.lock().expect("waiting_on").iter().flatten() {
-            self.limiter
-                .error(node, "no answer within post_quorum_timeout after a quorum");
-        }
+        };
+        let enough = |ready: &[(usize, Answer)]| {
+            let statuses: Vec<u16> = ready.iter().map(|(_, a)| a.status).collect();
+            has_quorum(&statuses, quorum)
+        };
+        let (ready, _) = fill_slots_until(self, iter, replicas, enough, attempt).await;
+        let mut out: Vec<Answer> = ready.into_iter().map(|(_, a)| a).collect();
         while out.len() < replicas {
             out.push(Answer {
                 status: 503,
@@ -152,7 +134,14 @@ impl Proxy {
         let quorum = quorum_size(iter.primary_count);
         let mut not_found: Option<BackendResponse> = None;
         let mut primary_404s = 0usize;
+        // 404s that are knowledge, not absence: from a primary, or a tombstone (a
+        // handoff's stands in for a primary that missed the DELETE).
+        let mut settled_404s = 0usize;
         let mut asking_benched = false;
+        // Once a quorum of settled 404s is in, benched nodes are asked only briefly:
+        // an alive one (benched for an old error) can still show a newer write, a hung
+        // one must not add its node_timeout to a 404 already known.
+        let mut benched_deadline: Option<tokio::time::Instant> = None;
         let mut inflight = FuturesUnordered::new();
         let mut exhausted = false;
         let attempt = |node: Node| {
@@ -181,6 +170,10 @@ impl Proxy {
                                 inflight.push(attempt(n));
                                 asking_benched = true;
                             }
+                            if settled_404s >= quorum {
+                                benched_deadline =
+                                    Some(tokio::time::Instant::now() + self.concurrency_timeout);
+                            }
                         }
                         if inflight.is_empty() {
                             break;
@@ -200,6 +193,11 @@ impl Proxy {
                         continue;
                     }
                 }
+            } else if let Some(deadline) = benched_deadline {
+                match tokio::time::timeout_at(deadline, inflight.next()).await {
+                    Ok(n) => n,
+                    Err(_) => break,
+                }
             } else {
                 inflight.next().await
             };
@@ -207,7 +205,7 @@ impl Proxy {
                 continue;
             };
             match result {
-                Err(e) => self.limiter.error(&node, &e.to_string()),
+                Err(e) => self.limiter.failed(&node, &e),
                 Ok(r) if r.status == StatusCode::INSUFFICIENT_STORAGE => {
                     self.limiter.limit(&node, "Insufficient Storage")
                 }
@@ -218,6 +216,9 @@ impl Proxy {
                     // A replica may be missing here and present elsewhere: keep looking.
                     self.limiter.success(&node);
                     primary_404s += usize::from(node.index.is_some());
+                    settled_404s += usize::from(
+                        node.index.is_some() || r.headers.contains_key("x-backend-timestamp"),
+                    );
                     not_found = Some(r);
                     if asking_benched && primary_404s >= quorum {
                         break;
@@ -320,6 +321,7 @@ impl Proxy {
 
 /// Whether a quorum of answers fall in one status class (2xx, 3xx or 4xx), Swift's
 /// `have_quorum`: then the write's outcome is decided.
-fn has_quorum(answers: &[Answer], quorum: usize) -> bool {
-    (1..5u16).any(|class| answers.iter().filter(|a| a.status / 100 == class).count() >= quorum)
+/// Whether `quorum` of the statuses are of one class (2xx, 3xx, 4xx).
+fn has_quorum(statuses: &[u16], quorum: usize) -> bool {
+    (1..5u16).any(|class| statuses.iter().filter(|s| *s / 100 == class).count() >= quorum)
 }

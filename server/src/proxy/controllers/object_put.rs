@@ -5,7 +5,7 @@ use super::object::{
     check_content_type, container_update_targets, expiry_headers, guess_content_type,
     transfer_coding, ObjTarget,
 };
-use super::put_slots::{fill_slots, Attempt};
+use super::write_slots::{fill_slots, Attempt};
 use super::*;
 use crate::proxy::continue_put::{ContinuePut, Handshake};
 
@@ -207,7 +207,7 @@ async fn connect_replica(
         }
         Ok(Handshake::Final(status, headers)) => Attempt::Final(status, headers),
         Err(e) => {
-            proxy.limiter.error(&node, &e.to_string());
+            proxy.limiter.failed(&node, &e);
             Attempt::Next
         }
     }
@@ -280,7 +280,7 @@ pub(super) async fn put_object(ctx: &mut Ctx, target: &ObjTarget, body: Body) ->
     let max = proxy.constraints.max_file_size;
 
     // Node selection: one slot per replica, each given to the first node that accepts
-    // the request head with `100 Continue` (see `put_slots`).
+    // the request head with `100 Continue` (see `write_slots`).
     let replicas = target.ring.part_nodes(target.part).len();
     let quorum = quorum_size(replicas);
     let iter = NodeIter::new(

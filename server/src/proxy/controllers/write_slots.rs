@@ -1,21 +1,24 @@
-//! Choosing the nodes of an object write: one slot per replica (or fragment archive),
-//! all filled at once, before any byte of the body is sent.
+//! Choosing the nodes of a write: one slot per replica (or fragment archive), all filled
+//! at once.
 //!
 //! Each slot takes the next node from the partition's shared iterator (primaries, then
-//! handoffs, benched nodes last) and sends it the request head with
-//! `Expect: 100-continue`. A node that refuses (507, a 5xx) or cannot be reached gives
-//! the slot to the next node, as in Swift. A final answer that decides the request
-//! (412 to `If-None-Match: *`, 409 for an older timestamp, a 4xx) ends the slot with
-//! that answer.
+//! handoffs, benched and silent nodes last) and makes its attempt: for an object PUT the
+//! request head with `Expect: 100-continue` (the body follows once every slot is
+//! filled), for a small write (DELETE, POST, container and account writes) the whole
+//! request. A node that refuses (507, a 5xx) or cannot be reached gives the slot to the
+//! next node, as in Swift. A final answer that decides the request (412 to
+//! `If-None-Match: *`, 409 for an older timestamp, a 4xx) ends the slot with that answer.
 //!
 //! Where we differ from Swift: Swift waits up to `node_timeout` (10 s) for a silent
-//! node's `100 Continue` before its slot moves on, so every write that meets a hung node
-//! stalls that long until the node has been error-limited. Here a slot whose node has not
-//! answered within `concurrency_timeout` asks the next node as well, and the first to
-//! accept takes the slot. The silent attempt runs on in the background to its own
-//! `node_timeout`, so a hung node is still counted an error, and benched, exactly when
-//! Swift would count it; if it accepts late, its connection is closed before any body
-//! byte is sent, so it stores nothing.
+//! node's `100 Continue` (or answer) before its slot moves on, so every write that meets
+//! a hung or cut-off node stalls that long until the node has been error-limited. Here a
+//! slot whose node has not answered within `concurrency_timeout` asks the next node as
+//! well, and the first to accept takes the slot; the silent node is offered writes last
+//! until it answers again. The silent attempt runs on in the background to its own
+//! `node_timeout`, so a hung node is still counted an error, and benched, when Swift
+//! would count it. A PUT's node that accepts late has its connection closed before any
+//! body byte is sent, so it stores nothing; a small write that lands late is the same
+//! write with the same timestamp, and its handoff copy is replicated home as any other.
 //!
 //! Once a quorum of slots is filled, the others get time for their newest attempt to be
 //! answered (`concurrency_timeout`) and `post_quorum_timeout` more, renewed while they
@@ -135,6 +138,30 @@ where
     Fut: Future<Output = Attempt<T>> + Send + 'static,
     T: Send + 'static,
 {
+    fill_slots_until(
+        proxy,
+        iter,
+        slots,
+        |ready: &[(usize, T)]| ready.len() >= quorum,
+        attempt,
+    )
+    .await
+}
+
+/// [`fill_slots`] with the quorum decided by `enough` over the ready slots (small writes
+/// need a quorum of *agreeing* answers, not only of answers).
+pub(super) async fn fill_slots_until<T, F, Fut>(
+    proxy: &Arc<Proxy>,
+    iter: NodeIter,
+    slots: usize,
+    enough: impl Fn(&[(usize, T)]) -> bool,
+    attempt: F,
+) -> (Vec<(usize, T)>, Vec<(u16, HeaderMap)>)
+where
+    F: Fn(usize, Node) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Attempt<T>> + Send + 'static,
+    T: Send + 'static,
+{
     let iter = Arc::new(Mutex::new(iter));
     let last_start = Arc::new(Mutex::new(tokio::time::Instant::now()));
     let mut filling = FuturesUnordered::new();
@@ -174,7 +201,7 @@ where
             Some((_, None)) => {}
             None => break,
         }
-        if quorum_at.is_none() && ready.len() >= quorum {
+        if quorum_at.is_none() && enough(&ready) {
             quorum_at = Some(tokio::time::Instant::now());
         }
     }
