@@ -54,11 +54,13 @@
 //! metadata CRC, backend, index, sizes that agree with each other and with the layout,
 //! the payload CRC when one was written) and refuse rather than return wrong bytes.
 
+mod archive;
 mod gf16;
 mod gf8;
 mod header;
 mod segment;
 
+pub use archive::ArchiveChecker;
 pub use gf8::Kernel;
 pub use header::{
     FragmentHeader, CHKSUM_CRC32, CHKSUM_MD5, CHKSUM_NONE, HEADER_LEN, LIBEC_VERSION,

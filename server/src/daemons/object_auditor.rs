@@ -3,7 +3,8 @@
 //! Walks every object on every device and checks it the way a reader would: the
 //! metadata must load (checksum and pickle), the file's size must equal
 //! `Content-Length`, and — in the full pass — the MD5 of the contents must equal the
-//! `ETag`. A failing object's whole hash directory is moved to
+//! `ETag`; a fragment archive of an erasure-coded policy must also be a run of whole
+//! fragments whose headers are sound and carry the archive's index. A failing object's whole hash directory is moved to
 //! `<dev>/quarantined/objects[-N]/<hash>` and its suffix invalidated, so the next
 //! replication pass sees a hash mismatch and restores a good copy from a peer.
 //!
@@ -18,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use md5::{Digest, Md5};
+use ringsmith::swift::policy::PolicyType;
+use ringsmith_ec::ArchiveChecker;
 use serde_json::{json, Map};
 
 use super::{DaemonConf, RateLimiter};
@@ -135,6 +138,10 @@ impl ObjectAuditor {
         for (_, dev_path) in self.conf.device_dirs() {
             for policy in self.conf.policies.iter() {
                 let objects_dir = policy.dir("objects");
+                let ec_unique = match &policy.policy_type {
+                    PolicyType::ErasureCoding(ec) => Some(ec.ndata + ec.nparity),
+                    PolicyType::Replication => None,
+                };
                 walk(&dev_path.join(&objects_dir), |part_dir, sfx, hash_dir| {
                     let st = match OnDiskState::read_dir(hash_dir) {
                         Ok(s) => s,
@@ -153,7 +160,7 @@ impl ObjectAuditor {
                         return;
                     }
                     std::thread::sleep(files.delay(Instant::now(), 1));
-                    match self.audit_one(hash_dir, &mut bytes, &mut stats) {
+                    match self.audit_one(hash_dir, ec_unique, &mut bytes, &mut stats) {
                         Ok(()) => stats.passes += 1,
                         Err(AuditFailure::Corrupt(reason)) => {
                             tracing::error!(target: "object-auditor", %reason, "Quarantined object");
@@ -180,9 +187,12 @@ impl ObjectAuditor {
         stats
     }
 
+    /// Audits the object in `hash_dir`; `ec_unique` is the policy's count of unique
+    /// fragment indexes when it is erasure-coded.
     fn audit_one(
         &self,
         hash_dir: &Path,
+        ec_unique: Option<u32>,
         bytes: &mut RateLimiter,
         stats: &mut AuditStats,
     ) -> Result<(), AuditFailure> {
@@ -199,6 +209,18 @@ impl ObjectAuditor {
             Err(e) => return Err(AuditFailure::Io(e.to_string())),
         };
         let mut f = o.file;
+        // A fragment archive must also be whole fragments, each with a sound header for
+        // this archive's index (Swift checks each fragment's header as it reads).
+        let mut fragments = match (ec_unique, &o.ec) {
+            (Some(unique), Some(ec)) => Some(ArchiveChecker::new(ec.frag_index % unique.max(1))),
+            _ => None,
+        };
+        let bad_archive = |e: String| {
+            AuditFailure::Corrupt(format!(
+                "{}: invalid fragment archive: {e}",
+                o.data_path.display()
+            ))
+        };
         let mut md5 = Md5::new();
         let mut buf = vec![0u8; 65536];
         let mut read = 0u64;
@@ -210,10 +232,16 @@ impl ObjectAuditor {
                 break;
             }
             md5.update(&buf[..n]);
+            if let Some(check) = fragments.as_mut() {
+                check.feed(&buf[..n]).map_err(bad_archive)?;
+            }
             read += n as u64;
             std::thread::sleep(bytes.delay(Instant::now(), n as u64));
         }
         stats.bytes_processed += read;
+        if let Some(check) = &fragments {
+            check.finish().map_err(bad_archive)?;
+        }
         check_object(
             &o.data_path,
             &o.metadata,
