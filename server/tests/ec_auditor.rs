@@ -65,6 +65,25 @@ fn hash_of(archive: &Path) -> String {
         .into_owned()
 }
 
+/// Flips a bit in the second fragment's header of `archive` and rewrites its ETag to the
+/// damaged bytes' md5; gives the object's name.
+fn damage_second_fragment_header(archive: &Path) -> String {
+    let mut bytes = std::fs::read(archive).unwrap();
+    let first = ringsmith_ec::FragmentHeader::parse(&bytes[..ringsmith_ec::HEADER_LEN]).unwrap();
+    let second_header = ringsmith_ec::HEADER_LEN + first.size as usize;
+    bytes[second_header + 20] ^= 0x10;
+    std::fs::write(archive, &bytes).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(archive)
+        .unwrap();
+    let mut meta = read_metadata(&f, archive).unwrap();
+    meta.insert("ETag".into(), hex::encode(Md5::digest(&bytes)));
+    write_metadata(&f, archive, &meta).unwrap();
+    meta["name"].rsplit('/').next().unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auditor_quarantines_an_archive_with_a_bad_fragment_header() {
     let cluster = ec_cluster(Storage::Ringsmith);
@@ -108,20 +127,7 @@ async fn the_auditor_quarantines_an_archive_with_a_bad_fragment_header() {
     // Damage the second fragment's header of one archive, and make its metadata agree
     // with the damaged bytes.
     let victim = archives[0].clone();
-    let mut bytes = std::fs::read(&victim).unwrap();
-    let first = ringsmith_ec::FragmentHeader::parse(&bytes[..ringsmith_ec::HEADER_LEN]).unwrap();
-    let second_header = ringsmith_ec::HEADER_LEN + first.size as usize;
-    bytes[second_header + 20] ^= 0x10;
-    std::fs::write(&victim, &bytes).unwrap();
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&victim)
-        .unwrap();
-    let mut meta = read_metadata(&f, &victim).unwrap();
-    meta.insert("ETag".into(), hex::encode(Md5::digest(&bytes)));
-    write_metadata(&f, &victim, &meta).unwrap();
-    let name = meta["name"].rsplit('/').next().unwrap().to_string();
+    let name = damage_second_fragment_header(&victim);
 
     let out = audit_node0(&cluster);
     assert_eq!(
@@ -143,4 +149,39 @@ async fn the_auditor_quarantines_an_archive_with_a_bad_fragment_header() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.unwrap().as_ref() == bodies[&name].as_slice());
+
+    // Swift's own auditor, on the same disk, agrees: it passes our sound archives and
+    // quarantines one damaged the same way.
+    let victim2 = left[0].clone();
+    damage_second_fragment_header(&victim2);
+    let etc = cluster.dir.path().join("etc");
+    let swift_conf = etc.join("swift-object-auditor-0.conf");
+    let ours = std::fs::read_to_string(etc.join("object-server-0.conf")).unwrap();
+    std::fs::write(
+        &swift_conf,
+        ours.replacen(
+            "[DEFAULT]\n",
+            &format!("[DEFAULT]\nuser = {}\n", ringsmith_testkit::current_user()),
+            1,
+        ),
+    )
+    .unwrap();
+    assert!(std::fs::read_to_string(&swift_conf)
+        .unwrap()
+        .contains("user = "));
+    let out = swift_with_cluster_policies("swift-object-auditor", &etc)
+        .arg(&swift_conf)
+        .arg("once")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "Swift's auditor failed: {text}");
+    let mut q = quarantined(&cluster);
+    q.sort();
+    let mut want = vec![hash_of(&victim), hash_of(&victim2)];
+    want.sort();
+    assert_eq!(
+        q, want,
+        "Swift's auditor quarantined a different set:\n{text}"
+    );
 }

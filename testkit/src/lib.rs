@@ -77,3 +77,14 @@ pub fn swift_python_json<A: AsRef<std::ffi::OsStr>>(args: &[A], stdin: &[u8]) ->
         )
     })
 }
+
+/// The user this test runs as, for the `user` option of a Swift daemon's config (Swift's
+/// daemons drop privileges to it at start, and its default, `swift`, need not exist).
+pub fn current_user() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("run id -un");
+    assert!(out.status.success(), "id -un failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

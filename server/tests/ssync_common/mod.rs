@@ -85,7 +85,7 @@ pub fn run_swift_daemon_once(
             ip = node.ip,
             port = node.ports[0],
             cache = cache.display(),
-            user = current_user(),
+            user = ringsmith_testkit::current_user(),
         ),
     )
     .unwrap();
@@ -128,14 +128,4 @@ pub fn node_dir(cluster: &Cluster, i: usize) -> PathBuf {
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
-}
-
-/// The user running the tests (Swift's daemons switch to `user`, default `swift`).
-fn current_user() -> String {
-    let uid = unsafe { libc::getuid() };
-    let pw = unsafe { libc::getpwuid(uid) };
-    assert!(!pw.is_null(), "no passwd entry for uid {uid}");
-    unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) }
-        .to_string_lossy()
-        .into_owned()
 }
