@@ -30,6 +30,7 @@ use super::reconstructor_revert::revert_partition;
 use super::ssync_sender::{ssync, SyncSource, Timeouts};
 use super::{node_base, quote, DaemonConf};
 use crate::common::Timestamp;
+use crate::object::diskfile::stale_temp::{remove_stale_temp_files, STALE_TEMP_AGE};
 use crate::object::diskfile::{ec, ec_hashes};
 use ringsmith::swift::policy::{Policy, PolicyType};
 
@@ -158,13 +159,13 @@ impl ObjectReconstructor {
             };
             let width = (params.ndata + params.nparity) as usize;
             for dev in super::local_devices(&ring, &self.conf.bind_ip, self.conf.bind_port) {
-                if !matches!(
-                    self.conf.devices.device_path(&dev.device),
-                    crate::common::DeviceState::Ok(_)
-                ) {
+                let crate::common::DeviceState::Ok(dev_path) =
+                    self.conf.devices.device_path(&dev.device)
+                else {
                     tracing::warn!(device = %dev.device, "skipping unmounted device");
                     continue;
-                }
+                };
+                remove_stale_temp_files(&dev_path.join(policy.dir("tmp")), STALE_TEMP_AGE);
                 self.revert_handoffs(&policy, width, &dev, &ring).await;
                 for part in 0..ring.partition_count() as u32 {
                     let primaries: Vec<Device> =

@@ -38,6 +38,7 @@ use tokio::sync::{Mutex, Semaphore};
 use super::{node_base, quote, DaemonConf, RateLimiter};
 use crate::common::Timestamp;
 use crate::object::diskfile::hashes;
+use crate::object::diskfile::stale_temp::{remove_stale_temp_files, STALE_TEMP_AGE};
 use crate::object::diskfile::{self, OnDiskState};
 use ringsmith::swift::policy::Policy;
 
@@ -224,6 +225,7 @@ impl ObjectReplicator {
                     tracing::warn!(device = %dev.device, "skipping unmounted device");
                     continue;
                 };
+                remove_stale_temp_files(&dev_path.join(policy.dir("tmp")), STALE_TEMP_AGE);
                 let objects = dev_path.join(policy.dir("objects"));
                 let Ok(rd) = std::fs::read_dir(&objects) else {
                     continue;

@@ -19,6 +19,7 @@ pub mod ec;
 pub mod ec_hashes;
 pub mod hashes;
 pub mod metadata;
+pub mod stale_temp;
 pub mod writer;
 
 use std::fs;

@@ -8,7 +8,9 @@
 //! created in and removed from `tmp` for each write, so that directory is not rewritten
 //! per PUT, and neither a crash nor a dropped request can leave a stray temp file.
 //! Otherwise (or when the name already exists: a rewrite at the same timestamp) it is a
-//! named file in `tmp` renamed into place, as Swift does; a dropped request removes it.
+//! named file in `tmp` renamed into place, as Swift does; a dropped request removes it,
+//! and the writer holds it locked so that after a crash the replicator knows it for a
+//! leftover ([`super::stale_temp`]).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -119,6 +121,7 @@ impl TempWriter {
                     .write(true)
                     .create_new(true)
                     .open(&path)?;
+                super::stale_temp::hold_temp(&f)?;
                 (f, Some(path))
             }
         };
@@ -191,6 +194,7 @@ impl TempWriter {
                         // as a named temp file would, by a rename.
                         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                             let named = tmp_dir.join(format!("tmp{}", unique_hex()));
+                            super::stale_temp::hold_temp(&f)?;
                             link_unnamed(&f, &named)?;
                             if let Err(e) = std::fs::rename(&named, &target) {
                                 let _ = std::fs::remove_file(&named);
