@@ -73,6 +73,7 @@ const KNOWN_KEYS: &[&str] = &[
     "fallocate_reserve",
     "auto_create_account_prefix",
     "graceful_shutdown_timeout",
+    "max_clients",
 ];
 
 fn main() -> ExitCode {
@@ -264,6 +265,8 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
             conf.path.display()
         ));
     }
+    let max_connections =
+        runner::connection_cap(&app).map_err(|e| format!("{}: {e}", conf.path.display()))?;
     let router = match kind {
         "object" => {
             let cfg = ringsmith_server::object::ObjectConfig::from_conf(conf)?;
@@ -294,6 +297,7 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
         runner::ServeLimits {
             header_read_timeout: Duration::from_secs_f64(client_timeout),
             drain: Duration::from_secs_f64(drain),
+            max_connections,
         },
     ))
     .map_err(|e| e.to_string())

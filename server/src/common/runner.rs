@@ -159,6 +159,30 @@ pub struct ServeLimits {
     pub header_read_timeout: Duration,
     /// Time in-flight requests get to finish after SIGTERM/SIGINT.
     pub drain: Duration,
+    /// Connections served at once; past it, new ones wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+/// Swift's `max_clients` (default 1024) is per worker process, and a Swift server runs
+/// `workers` of them (`auto`, the default, meaning one per core); one Ringsmith process
+/// does the work of all of them, so it serves `max_clients` × workers connections at once.
+pub fn connection_cap(section: &ringsmith::swift::conf::Section) -> Result<usize, String> {
+    let per_worker: usize = section
+        .parse_or("max_clients", 1024usize)
+        .map_err(|e| e.to_string())?;
+    if per_worker == 0 {
+        return Err("max_clients must be at least 1".into());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = match section.str_or("workers", "auto").trim() {
+        "auto" => cores,
+        w => match w.parse::<usize>() {
+            Ok(0) => 1,
+            Ok(n) => n,
+            Err(_) => return Err(format!("workers: {w:?} is neither a number nor auto")),
+        },
+    };
+    Ok(per_worker.saturating_mul(workers))
 }
 
 /// Serves `router` on `addr` (or the socket inherited from the process this one
@@ -193,8 +217,16 @@ pub async fn serve_listener(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // At the cap, stop accepting: the kernel's backlog holds new clients until a
+        // connection ends (as Swift's green pool does), instead of memory and descriptors
+        // growing with every client.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("semaphore never closed"),
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -234,14 +266,20 @@ pub async fn serve_listener(
                     );
                     let conn = builder
                         .serve_connection(TokioIo::new(io), TowerToHyperService::new(routed));
-                    conns.spawn(drive(conn, stop, accepted_at));
+                    conns.spawn(async move {
+                        drive(conn, stop, accepted_at).await;
+                        drop(slot);
+                    });
                 } else {
                     let service = TowerToHyperService::new(tower::ServiceExt::map_request(
                         with_head_limits(router.clone()),
                         with_peer,
                     ));
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    conns.spawn(drive(conn, stop, accepted_at));
+                    conns.spawn(async move {
+                        drive(conn, stop, accepted_at).await;
+                        drop(slot);
+                    });
                 }
                 while conns.try_join_next().is_some() {}
             }
@@ -347,5 +385,67 @@ mod tests {
                 .status(),
             414
         );
+    }
+
+    #[test]
+    fn the_connection_cap_is_max_clients_per_worker() {
+        let section = |text: &str| {
+            let conf = ringsmith::swift::conf::Conf::parse(
+                &format!("[app:x]\n{text}"),
+                std::path::Path::new("x.conf"),
+            )
+            .unwrap();
+            conf.section("app:x")
+        };
+        assert_eq!(connection_cap(&section("workers = 4")).unwrap(), 4096);
+        assert_eq!(
+            connection_cap(&section("workers = 2\nmax_clients = 10")).unwrap(),
+            20
+        );
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(connection_cap(&section("")).unwrap(), 1024 * cores);
+        assert!(connection_cap(&section("max_clients = 0")).is_err());
+        assert!(connection_cap(&section("workers = many")).is_err());
+    }
+
+    /// Past the cap a client waits in the backlog, and is served once a slot frees.
+    #[tokio::test]
+    async fn connections_past_the_cap_wait_for_a_free_slot() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_secs(30),
+            drain: Duration::from_secs(1),
+            max_connections: 1,
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_listener("test", listener, router, limits, async {
+            let _ = stop_rx.await;
+        }));
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+        first
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        second.write_all(request).await.unwrap();
+        let mut buf = vec![0u8; 256];
+        let waited = tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf)).await;
+        assert!(
+            waited.is_err(),
+            "the second connection was served past the cap"
+        );
+        drop(first);
+        let n = tokio::time::timeout(Duration::from_secs(10), second.read(&mut buf))
+            .await
+            .expect("served once the first connection closed")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        stop_tx.send(()).unwrap();
+        server.await.unwrap().unwrap();
     }
 }

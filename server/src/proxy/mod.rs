@@ -337,6 +337,8 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
             .parse_or("graceful_shutdown_timeout", 30.0f64)?
             .max(0.0),
     );
+    let max_connections = crate::common::runner::connection_cap(&defaults)
+        .map_err(|e| StartError::Other(format!("{}: {e}", conf_path.display())))?;
     let (proxy, stack) = build_stack(&conf)?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
@@ -359,6 +361,7 @@ pub fn run(conf_path: &Path) -> Result<(), StartError> {
         let limits = crate::common::runner::ServeLimits {
             header_read_timeout: client_timeout,
             drain: drain_timeout,
+            max_connections,
         };
         crate::common::runner::serve("proxy", addr, app, limits)
             .await
