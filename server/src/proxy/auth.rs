@@ -342,7 +342,10 @@ pub fn clean_acl(name: &str, value: &str) -> Result<String, String> {
             if negate {
                 second = second[1..].trim();
             }
-            if !second.is_empty() && second != "*" && second.starts_with('*') {
+            // Swift drops one leading `*` of a domain, so `**.` is stored as `*.`, which
+            // its own clean_acl then refuses when a client sends the stored ACL back;
+            // dropping all of them keeps a cleaned ACL clean.
+            while second != "*" && second.starts_with('*') {
                 second = second[1..].trim();
             }
             if second.is_empty() || second == "." {
@@ -622,6 +625,20 @@ mod tests {
             clean_acl("x-container-write", ".r:*").unwrap_err(),
             "Referrers not allowed in write ACL: '.r:*'"
         );
+    }
+
+    /// Found by the `listing_and_acl` fuzz target: Swift stores `.r:-**.` as `.r:-*.`,
+    /// which it then refuses when a client sends the stored ACL back.
+    #[test]
+    fn a_cleaned_acl_cleans_to_itself() {
+        let read = |v: &str| clean_acl("x-container-read", v);
+        assert!(read(".r:-**.").is_err());
+        assert_eq!(read(".r:**.example.com").unwrap(), ".r:.example.com");
+        assert_eq!(read(".r:**").unwrap(), ".r:*");
+        for acl in [".r:**.example.com,.rlistings", ".r:-* *.a", "a:b,.r:--x"] {
+            let once = read(acl).unwrap();
+            assert_eq!(read(&once).unwrap(), once, "{acl}");
+        }
     }
 
     use proptest::prelude::*;
