@@ -45,3 +45,7 @@ cargo build --workspace --bins
 echo "== quick benchmark: Ringsmith vs Swift 2.38.3 (debug build, one small case)" >&2
 BENCH_QUICK=1 ./scripts/bench-cluster.sh
 cargo test --workspace --all-targets "$@"
+
+# Every fuzz target from its committed corpus for a short while (a crash fails CI); a
+# debug build, which builds in a third of the time of an optimised one.
+FUZZ_PROFILE=dev ./scripts/fuzz.sh 20
