@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use clap::Args as ClapArgs;
 
 use super::{
-    answers, is_ours, log_tail, read_cluster, signal, spawn_proc, write_cluster, ClusterFile, Proc,
+    answers, has_exited, is_ours, log_tail, read_cluster, signal, spawn_proc, write_cluster,
+    ClusterFile, Proc,
 };
 
 #[derive(ClapArgs)]
@@ -130,7 +131,7 @@ fn restart(
     for i in &started {
         let p = &c.procs[*i];
         while !p.addr.is_empty() && !answers(&p.addr) {
-            if !is_ours(p) || Instant::now() > deadline {
+            if has_exited(p) || Instant::now() > deadline {
                 return Err(format!(
                     "{} ({}) did not come back; its log ({}):\n{}",
                     p.kind,

@@ -239,6 +239,15 @@ fn is_ours(p: &Proc) -> bool {
         && !is_zombie(p.pid)
 }
 
+/// Whether a process this `ringsmith` just spawned has already exited. Not [`is_ours`]:
+/// for a moment after `spawn` returns, the child's `/proc/<pid>/cmdline` reads empty (the
+/// parent is released as soon as exec installs the new memory map, before the kernel
+/// sets the new arguments), and a healthy proxy was once declared dead for it. Our own
+/// children are never reaped here, so an exited one stays a zombie.
+fn has_exited(p: &Proc) -> bool {
+    is_zombie(p.pid)
+}
+
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -677,7 +686,7 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     let deadline = Instant::now() + Duration::from_secs(a.wait);
     let mut pending: Vec<&Proc> = record.procs.iter().collect();
     while !pending.is_empty() {
-        if let Some(dead) = pending.iter().find(|p| !is_ours(p)) {
+        if let Some(dead) = pending.iter().find(|p| has_exited(p)) {
             let tail = log_tail(&dead.log);
             let stopped = abandon(&dir, &record);
             return Err(format!(
