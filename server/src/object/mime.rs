@@ -177,12 +177,130 @@ pub fn part_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'
         .map(|(_, v)| v.as_str())
 }
 
+/// One step of HTTP/1.1 chunked decoding over the bytes received so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChunkStep {
+    /// Nothing can be decoded before more bytes arrive.
+    NeedMore,
+    /// Body bytes, taken off the front of the buffer.
+    Data(Vec<u8>),
+    /// The zero-size chunk and its (ignored) trailers were taken off the buffer.
+    End,
+}
+
+/// Size lines and trailer lines longer than this are refused.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// The line starting at `from`, without its CRLF, and where the next one starts;
+/// `None` when its end has not arrived yet. A line is refused as too long the same
+/// whether its end arrives with it or later.
+fn chunk_line(buf: &[u8], from: usize) -> Result<Option<(&[u8], usize)>, String> {
+    let too_long = || "chunk size line too long".to_string();
+    match find(&buf[from..], b"\r\n") {
+        Some(p) if p > MAX_CHUNK_LINE => Err(too_long()),
+        Some(p) => Ok(Some((&buf[from..from + p], from + p + 2))),
+        // The last byte may be the CR of a line of exactly the limit.
+        None if buf.len() - from > MAX_CHUNK_LINE + 1 => Err(too_long()),
+        None => Ok(None),
+    }
+}
+
+/// A chunk size line: hex digits, then optional `;extensions`.
+fn chunk_size(line: &[u8]) -> Result<u64, String> {
+    let text = String::from_utf8_lossy(line);
+    let bad = || format!("bad chunk size {text:?}");
+    let hex = text.split(';').next().unwrap_or("").trim();
+    if hex.is_empty() {
+        return Err(bad());
+    }
+    hex.chars().try_fold(0u64, |size, c| {
+        let digit = c.to_digit(16).ok_or_else(bad)?;
+        size.checked_mul(16)
+            .and_then(|s| s.checked_add(u64::from(digit)))
+            .ok_or_else(bad)
+    })
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    /// Inside a chunk, with this many of its bytes still to come.
+    Data(u64),
+    /// After a chunk's data, before its CRLF.
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+/// HTTP/1.1 chunked decoding, fed bytes as they arrive (kept apart from the socket so that
+/// it can be tested and fuzzed on its own). A chunk's data is handed on as it arrives, so
+/// memory stays bounded by one read whatever size a chunk claims.
+#[derive(Debug, Default)]
+pub struct ChunkDecoder {
+    state: ChunkState,
+}
+
+impl ChunkDecoder {
+    /// Decodes from the front of `buf`, taking off what it consumed.
+    pub fn decode(&mut self, buf: &mut Vec<u8>) -> Result<ChunkStep, String> {
+        loop {
+            match self.state {
+                ChunkState::Size => {
+                    let Some((line, next)) = chunk_line(buf, 0)? else {
+                        return Ok(ChunkStep::NeedMore);
+                    };
+                    let size = chunk_size(line)?;
+                    buf.drain(..next);
+                    self.state = match size {
+                        0 => ChunkState::Trailers,
+                        n => ChunkState::Data(n),
+                    };
+                }
+                ChunkState::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(ChunkStep::NeedMore);
+                    }
+                    let n = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+                    self.state = match left - n as u64 {
+                        0 => ChunkState::DataEnd,
+                        rest => ChunkState::Data(rest),
+                    };
+                    return Ok(ChunkStep::Data(buf.drain(..n).collect()));
+                }
+                ChunkState::DataEnd => {
+                    if buf.len() < 2 {
+                        return Ok(ChunkStep::NeedMore);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err("chunk not followed by CRLF".into());
+                    }
+                    buf.drain(..2);
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailers => {
+                    let Some((line, next)) = chunk_line(buf, 0)? else {
+                        return Ok(ChunkStep::NeedMore);
+                    };
+                    let last = line.is_empty();
+                    buf.drain(..next);
+                    if last {
+                        self.state = ChunkState::Done;
+                    }
+                }
+                ChunkState::Done => return Ok(ChunkStep::End),
+            }
+        }
+    }
+}
+
 /// Decodes HTTP/1.1 chunked framing from raw connection bytes, up to and including
 /// the terminating zero-size chunk and its (ignored) trailers.
 pub fn dechunk(reads: crate::common::continue_io::DivertedReads) -> ByteStream {
     struct St {
         reads: crate::common::continue_io::DivertedReads,
         buf: Vec<u8>,
+        decoder: ChunkDecoder,
         done: bool,
     }
     async fn more(st: &mut St) -> Result<(), String> {
@@ -194,22 +312,10 @@ pub fn dechunk(reads: crate::common::continue_io::DivertedReads) -> ByteStream {
         st.buf.extend_from_slice(&tmp[..n]);
         Ok(())
     }
-    async fn line(st: &mut St) -> Result<String, String> {
-        loop {
-            if let Some(p) = find(&st.buf, b"\r\n") {
-                let l = String::from_utf8_lossy(&st.buf[..p]).into_owned();
-                st.buf.drain(..p + 2);
-                return Ok(l);
-            }
-            if st.buf.len() > 4096 {
-                return Err("chunk size line too long".into());
-            }
-            more(st).await?;
-        }
-    }
     let st = St {
         reads,
         buf: Vec::new(),
+        decoder: ChunkDecoder::default(),
         done: false,
     };
     Box::pin(futures_util::stream::unfold(st, |mut st| async move {
@@ -217,22 +323,13 @@ pub fn dechunk(reads: crate::common::continue_io::DivertedReads) -> ByteStream {
             return None;
         }
         let step: Result<Option<Vec<u8>>, String> = async {
-            let size_line = line(&mut st).await?;
-            let hex = size_line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(hex, 16)
-                .map_err(|_| format!("bad chunk size {size_line:?}"))?;
-            if size == 0 {
-                while !line(&mut st).await?.is_empty() {}
-                return Ok(None);
+            loop {
+                match st.decoder.decode(&mut st.buf)? {
+                    ChunkStep::NeedMore => more(&mut st).await?,
+                    ChunkStep::Data(d) => return Ok(Some(d)),
+                    ChunkStep::End => return Ok(None),
+                }
             }
-            while st.buf.len() < size + 2 {
-                more(&mut st).await?;
-            }
-            let data: Vec<u8> = st.buf.drain(..size).collect();
-            if st.buf.drain(..2).as_slice() != b"\r\n" {
-                return Err("chunk not followed by CRLF".into());
-            }
-            Ok(Some(data))
         }
         .await;
         match step {
@@ -278,6 +375,56 @@ mod tests {
             assert_eq!(r.read_part(1000).await.unwrap(), b"put_commit_confirmation");
             assert!(r.next_part().await.unwrap().is_none());
         }
+    }
+
+    /// Seen while writing the `chunked_body` fuzz target: a size line of 16 `f`s overflowed the
+    /// "have we got the whole chunk" sum and panicked, and any size made the decoder wait
+    /// to buffer the whole chunk in memory.
+    #[test]
+    fn huge_chunk_sizes_are_streamed_or_refused() {
+        let mut d = ChunkDecoder::default();
+        let mut buf = b"ffffffffffffffff\r\nabc".to_vec();
+        assert_eq!(d.decode(&mut buf), Ok(ChunkStep::Data(b"abc".to_vec())));
+        assert_eq!(d.decode(&mut buf), Ok(ChunkStep::NeedMore));
+        let mut buf = b"10000000000000000\r\n".to_vec();
+        assert!(ChunkDecoder::default().decode(&mut buf).is_err());
+        let mut buf = b"+5\r\nhello\r\n".to_vec();
+        assert!(ChunkDecoder::default().decode(&mut buf).is_err());
+    }
+
+    #[test]
+    fn chunks_decode_however_the_bytes_arrive() {
+        let body = b"5;ext=1\r\nhello\r\n1\r\n!\r\n0\r\nX-Trailer: t\r\n\r\n";
+        for split in 0..=body.len() {
+            let mut d = ChunkDecoder::default();
+            let (mut buf, mut got) = (body[..split].to_vec(), Vec::new());
+            let mut rest = Some(&body[split..]);
+            loop {
+                match d.decode(&mut buf).unwrap() {
+                    ChunkStep::Data(c) => got.extend(c),
+                    ChunkStep::NeedMore => buf.extend(rest.take().expect("the body ends")),
+                    ChunkStep::End => break,
+                }
+            }
+            assert_eq!(got, b"hello!", "split at {split}");
+        }
+    }
+
+    /// Also seen while writing `chunked_body`: a line of exactly the limit whose CRLF arrived
+    /// later was refused, though it was read when the CRLF came with it.
+    #[test]
+    fn line_limit_is_the_same_however_the_bytes_arrive() {
+        let mut line = vec![b'0'; MAX_CHUNK_LINE - 1];
+        line.push(b'1');
+        let mut d = ChunkDecoder::default();
+        let mut buf = line.clone();
+        buf.push(b'\r');
+        assert_eq!(d.decode(&mut buf), Ok(ChunkStep::NeedMore));
+        buf.extend_from_slice(b"\nx");
+        assert_eq!(d.decode(&mut buf), Ok(ChunkStep::Data(b"x".to_vec())));
+        line.push(b'0');
+        line.extend_from_slice(b"\r\n");
+        assert!(ChunkDecoder::default().decode(&mut line).is_err());
     }
 
     #[tokio::test]
