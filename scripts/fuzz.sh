@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# FUZZ_PROFILE=dev builds without optimisation (quicker to build, slower to run: what CI
+# FUZZ_BUILD_ONLY=1 only builds. FUZZ_PROFILE=dev builds without optimisation (quicker to build, slower to run: what CI
 # uses); the default is release. New corpus entries land in fuzz/corpus/<target>/ (the
 # committed corpus is kept small: minimise with `cargo +nightly fuzz cmin <target>`).
 set -euo pipefail
@@ -32,6 +32,8 @@ profile=(-O)
 
 echo "== building fuzz targets (${FUZZ_PROFILE:-release})" >&2
 cargo +nightly fuzz build "${profile[@]}"
+# FUZZ_BUILD_ONLY=1: build now, run later (scripts/test.sh builds while the tests run).
+[[ "${FUZZ_BUILD_ONLY:-}" == 1 ]] && exit 0
 
 # An input that makes a parser allocate more than 512 MiB at once, or the process grow
 # past 2 GiB, is a finding; so is one that takes more than 20 s.

@@ -44,8 +44,22 @@ cargo build --workspace --bins
 # Figures on a shared CI machine are not asserted.
 echo "== quick benchmark: Ringsmith vs Swift 2.38.3 (debug build, one small case)" >&2
 BENCH_QUICK=1 ./scripts/bench-cluster.sh
+
+# The fuzz targets (nightly, their own target directory) build in the background at the
+# lowest priority while the tests run: most tests wait on servers and clocks, and the
+# build only takes the CPU they leave idle. A debug build: a third of an optimised one.
+fuzz_build_log="$(mktemp)"
+FUZZ_PROFILE=dev FUZZ_BUILD_ONLY=1 nice -n 19 ./scripts/fuzz.sh >"$fuzz_build_log" 2>&1 &
+fuzz_build=$!
+trap 'kill "$fuzz_build" 2>/dev/null || true' EXIT
+
 cargo test --workspace --all-targets "$@"
 
-# Every fuzz target from its committed corpus for a short while (a crash fails CI); a
-# debug build, which builds in a third of the time of an optimised one.
-FUZZ_PROFILE=dev ./scripts/fuzz.sh 20
+if ! wait "$fuzz_build"; then
+  cat "$fuzz_build_log" >&2
+  echo "building the fuzz targets failed" >&2
+  exit 1
+fi
+trap - EXIT
+# Every fuzz target from its committed corpus for a short while (a crash fails CI).
+FUZZ_PROFILE=dev ./scripts/fuzz.sh 10
