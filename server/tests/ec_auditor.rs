@@ -9,7 +9,6 @@ mod ec_common;
 mod proxy_common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ec_common::*;
 use md5::{Digest, Md5};
@@ -29,19 +28,7 @@ fn node0_archives(cluster: &Cluster) -> Vec<PathBuf> {
 /// Runs node 0's object auditor once; gives its output.
 fn audit_node0(cluster: &Cluster) -> String {
     let conf = cluster.dir.path().join("etc/object-server-0.conf");
-    let out = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
-        .args(["object-auditor", "-c"])
-        .arg(&conf)
-        .arg("--once")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "auditor failed: {text}");
-    text
+    ringsmith_testkit::run_daemon_once(BIN, "object-auditor", &conf)
 }
 
 fn quarantined(cluster: &Cluster) -> Vec<String> {
@@ -87,15 +74,7 @@ fn damage_second_fragment_header(archive: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auditor_quarantines_an_archive_with_a_bad_fragment_header() {
     let cluster = ec_cluster(Storage::Ringsmith);
-    let (token, url) = login(&cluster.url(), "test:tester", "testing").await;
-    let http = reqwest::Client::new();
-    let r = http
-        .put(format!("{url}/ec"))
-        .header("x-auth-token", &token)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "container PUT: {}", r.status());
+    let (http, token, url) = tester_with_container(&cluster.url(), "ec", TIMEOUT).await;
     let mut bodies = std::collections::BTreeMap::new();
     for n in 0..8usize {
         // Two to three segments each, so every archive has several fragments.

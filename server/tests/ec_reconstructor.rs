@@ -7,7 +7,6 @@ mod proxy_common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 
 use ec_common::*;
 use proxy_common::*;
@@ -36,15 +35,7 @@ fn node_archives(cluster: &Cluster, i: usize) -> BTreeMap<PathBuf, Archive> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconstructor_rebuilds_a_wiped_disk_byte_for_byte() {
     let mut cluster = ec_cluster(Storage::Ringsmith);
-    let (token, url) = login(&cluster.url(), "test:tester", "testing").await;
-    let http = reqwest::Client::new();
-    let r = http
-        .put(format!("{url}/ec"))
-        .header("x-auth-token", &token)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "container PUT: {}", r.status());
+    let (http, token, url) = tester_with_container(&cluster.url(), "ec", TIMEOUT).await;
     let count: usize = std::env::var("RECON_OBJECTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -90,20 +81,9 @@ async fn reconstructor_rebuilds_a_wiped_disk_byte_for_byte() {
 
     let conf = cluster.dir.path().join("etc/object-server-0.conf");
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
-        .args(["object-reconstructor", "-c"])
-        .arg(&conf)
-        .arg("--once")
-        .output()
-        .unwrap();
+    let out = ringsmith_testkit::run_daemon_once(BIN, "object-reconstructor", &conf);
     let elapsed = started.elapsed();
-    assert!(
-        out.status.success(),
-        "reconstructor failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{out}");
     eprintln!(
         "rebuilt {} fragment archives in {:.3}s",
         objects.len(),

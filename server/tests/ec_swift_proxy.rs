@@ -18,15 +18,7 @@ use proxy_common::*;
 async fn swift_proxy_stores_ec_objects_on_ringsmith_object_servers() {
     let mut cluster = ec_cluster(Storage::Ringsmith);
     let base = cluster.url();
-    let (token, url) = login(&base, "test:tester", "testing").await;
-    let http = reqwest::Client::new();
-    let r = http
-        .put(format!("{url}/ec"))
-        .header("x-auth-token", &token)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "container PUT: {}", r.status());
+    let (http, token, url) = tester_with_container(&base, "ec", TIMEOUT).await;
 
     let sizes = [0usize, 1, SEGMENT - 1, SEGMENT, 3 * SEGMENT + 17, 40_000];
     let mut objects = Vec::new();
@@ -228,19 +220,7 @@ async fn fragment_archives_match_swifts_object_servers() {
     let mut stored = Vec::new();
     for storage in [Storage::Swift, Storage::Ringsmith] {
         let cluster = ec_cluster(storage);
-        let (token, url) = login(&cluster.url(), "test:tester", "testing").await;
-        let http = reqwest::Client::new();
-        let r = http
-            .put(format!("{url}/ec"))
-            .header("x-auth-token", &token)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "{storage:?} container PUT: {}",
-            r.status()
-        );
+        let (http, token, url) = tester_with_container(&cluster.url(), "ec", TIMEOUT).await;
         let r = http
             .put(format!("{url}/ec/same"))
             .header("x-auth-token", &token)

@@ -142,20 +142,7 @@ impl Node {
     }
 
     fn run_once(&self, daemon: &str, conf: &Path) -> String {
-        let out = Command::new(BIN)
-            .arg(daemon)
-            .arg("-c")
-            .arg(conf)
-            .arg("--once")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{daemon} failed: {text}");
-        text
+        ringsmith_testkit::run_daemon_once(BIN, daemon, conf)
     }
 
     fn tmp_dir(&self) -> PathBuf {

@@ -5,7 +5,7 @@ mod proxy_common;
 
 use std::time::Duration;
 
-use proxy_common::{login, Cluster};
+use proxy_common::{tester_with_container, Cluster};
 use reqwest::StatusCode;
 
 fn payload(i: usize) -> Vec<u8> {
@@ -19,18 +19,7 @@ async fn node_killed_during_puts_loses_no_acknowledged_object() {
     let mut c = tokio::task::spawn_blocking(|| Cluster::start(3, ""))
         .await
         .unwrap();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let (tok, url) = login(&c.url(), "test:tester", "testing").await;
-    let r = http
-        .put(format!("{url}/stream"))
-        .header("x-auth-token", &tok)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let (http, tok, url) = tester_with_container(&c.url(), "stream", Duration::from_secs(30)).await;
 
     let total = 120;
     let kill_at = 40;
@@ -156,18 +145,7 @@ async fn hung_object_servers_are_replaced_by_handoffs() {
     let c = tokio::task::spawn_blocking(|| Cluster::start(5, ""))
         .await
         .unwrap();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let (tok, url) = login(&c.url(), "test:tester", "testing").await;
-    let r = http
-        .put(format!("{url}/hung"))
-        .header("x-auth-token", &tok)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let (http, tok, url) = tester_with_container(&c.url(), "hung", Duration::from_secs(60)).await;
     let hung = [1usize, 3];
     for n in hung {
         signal(&c, n, "-STOP");

@@ -152,18 +152,11 @@ async fn ringsmith_replicator_ssync_restores_a_wiped_swift_node() {
             .etc()
             .join(format!("object-replicator-ssync-{i}.conf"));
         std::fs::write(&ssync_conf, text).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
-            .args(["object-replicator", "-c"])
-            .arg(&ssync_conf)
-            .arg("--once")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "replicator on node {i}: {}",
-            output_text(&out)
-        );
-        log.push_str(&output_text(&out));
+        log.push_str(&ringsmith_testkit::run_daemon_once(
+            env!("CARGO_BIN_EXE_ringsmith-server"),
+            "object-replicator",
+            &ssync_conf,
+        ));
     }
     let after = node_files(&cluster, 0);
     if after.len() != before.len() {

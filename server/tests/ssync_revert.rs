@@ -16,7 +16,6 @@ mod ssync_common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 use ec_common::*;
@@ -57,15 +56,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 async fn revert_scenario(storage: Storage, reverter: Reverter) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut cluster = ec_cluster_of(storage, 7);
-    let (token, url) = login(&cluster.url(), "test:tester", "testing").await;
-    let http = reqwest::Client::new();
-    let r = http
-        .put(format!("{url}/rv"))
-        .header("x-auth-token", &token)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    let (http, token, url) = tester_with_container(&cluster.url(), "rv", TIMEOUT).await;
     let put = |name: String, body: Vec<u8>| {
         let http = http.clone();
         let token = token.clone();
@@ -154,18 +145,7 @@ async fn revert_scenario(storage: Storage, reverter: Reverter) {
         let text = match reverter {
             Reverter::Ringsmith => {
                 let conf = cluster.etc().join(format!("object-server-{i}.conf"));
-                let out = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"))
-                    .args(["object-reconstructor", "-c"])
-                    .arg(&conf)
-                    .arg("--once")
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "reconstructor on node {i}: {}",
-                    output_text(&out)
-                );
-                output_text(&out)
+                ringsmith_testkit::run_daemon_once(BIN, "object-reconstructor", &conf)
             }
             Reverter::Swift => output_text(&run_swift_daemon_once(
                 &cluster,

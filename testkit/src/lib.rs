@@ -88,3 +88,28 @@ pub fn current_user() -> String {
     assert!(out.status.success(), "id -un failed");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Runs a daemon of `bin` (`ringsmith-server`, from the calling test's
+/// `env!("CARGO_BIN_EXE_ringsmith-server")`) one pass: `bin DAEMON -c CONF --once`.
+/// Panics with its output when it fails; gives its stdout and stderr, in that order.
+pub fn run_daemon_once(bin: &str, daemon: &str, conf: &std::path::Path) -> String {
+    let out = std::process::Command::new(bin)
+        .arg(daemon)
+        .arg("-c")
+        .arg(conf)
+        .arg("--once")
+        .output()
+        .unwrap_or_else(|e| panic!("run {bin} {daemon}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{daemon} -c {} --once failed ({}):\n{text}",
+        conf.display(),
+        out.status
+    );
+    text
+}

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::diskfile::{ec_hashes, hashes};
-use super::request::disk_error;
+use super::request::{disk_error, request_policy};
 use super::ObjectState;
 use crate::common::headers as h;
 use crate::common::shell::{blocking, storage_path, Resp};
@@ -18,14 +18,9 @@ pub(super) async fn replicate(state: &Arc<ObjectState>, path: &str, headers: &He
         Ok(p) => p,
         Err(r) => return r,
     };
-    let policy = match state
-        .cfg
-        .storage
-        .policies
-        .from_header(h::get(headers, "x-backend-storage-policy-index"))
-    {
-        Ok(p) => p.clone(),
-        Err(m) => return plain(StatusCode::SERVICE_UNAVAILABLE, m),
+    let policy = match request_policy(state, headers) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let device_path = match state.cfg.storage.devices.require(&sp.device) {
         Ok(p) => p,

@@ -34,13 +34,7 @@ impl ObjectRequest {
         path: StoragePath,
         headers: &HeaderMap,
     ) -> Result<Self, Resp> {
-        let policy = state
-            .cfg
-            .storage
-            .policies
-            .from_header(h::get(headers, "x-backend-storage-policy-index"))
-            .map_err(|m| plain(StatusCode::SERVICE_UNAVAILABLE, m))?
-            .clone();
+        let policy = request_policy(state, headers)?;
         let device_path = state.cfg.storage.devices.require(&path.device)?;
         let (Some(account), Some(container), Some(object)) = (
             path.account.clone(),
@@ -162,6 +156,18 @@ impl ObjectRequest {
         })
         .await;
     }
+}
+
+/// The storage policy a backend request names in `X-Backend-Storage-Policy-Index` (policy
+/// 0 when absent); 503 for an index this node does not know, as Swift answers.
+pub(super) fn request_policy(state: &ObjectState, headers: &HeaderMap) -> Result<Policy, Resp> {
+    state
+        .cfg
+        .storage
+        .policies
+        .from_header(h::get(headers, "x-backend-storage-policy-index"))
+        .cloned()
+        .map_err(|m| plain(StatusCode::SERVICE_UNAVAILABLE, m))
 }
 
 pub(super) fn disk_error(device: &str, e: DiskError) -> Resp {

@@ -8,6 +8,12 @@ use std::process::Command;
 
 use crate::proxy_common::*;
 
+/// The Ringsmith binary under test, for its daemons.
+pub const BIN: &str = env!("CARGO_BIN_EXE_ringsmith-server");
+
+/// How long one client request may take in these tests.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Small segments, so that "several segments" stays a small object.
 pub const SEGMENT: usize = 4096;
 

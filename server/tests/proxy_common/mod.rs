@@ -449,6 +449,30 @@ pub async fn login(base: &str, user: &str, key: &str) -> (String, String) {
     (tok, url)
 }
 
+/// Where most proxy tests begin: `test:tester` logged in through `base` and `container`
+/// created in its account. Gives a client whose requests time out after `timeout`, the
+/// token, and the storage URL.
+pub async fn tester_with_container(
+    base: &str,
+    container: &str,
+    timeout: Duration,
+) -> (reqwest::Client, String, String) {
+    let http = reqwest::Client::builder().timeout(timeout).build().unwrap();
+    let (token, url) = login(base, "test:tester", "testing").await;
+    let r = http
+        .put(format!("{url}/{container}"))
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "PUT {url}/{container}: {}",
+        r.status()
+    );
+    (http, token, url)
+}
+
 /// `[filter:NAME]\nuse = egg:swift#NAME` for each filter but tempauth and those `own`
 /// defines, once each; then `own`. (`cache` is Swift's `memcache`.)
 fn swift_filter_sections(filters: &str, own: &str) -> String {

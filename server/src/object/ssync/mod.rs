@@ -64,14 +64,9 @@ pub(super) async fn ssync(state: &Arc<ObjectState>, path: &str, req: Request) ->
         Ok(p) => p,
         Err(r) => return r,
     };
-    let policy = match state
-        .cfg
-        .storage
-        .policies
-        .from_header(h::get(req.headers(), "x-backend-storage-policy-index"))
-    {
-        Ok(p) => p.clone(),
-        Err(m) => return plain(StatusCode::SERVICE_UNAVAILABLE, m),
+    let policy = match super::request::request_policy(state, req.headers()) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let frag_index = match h::get(req.headers(), "x-backend-ssync-frag-index") {
         None | Some("") => None,
