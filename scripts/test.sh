@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, interop tests against real Swift 2.38.3 included.
 # Installs what it needs on a fresh machine: the Swift virtualenv (cached), and the Debian
-# packages the end-to-end tests drive (tmux, iproute2, memcached).
+# packages the end-to-end tests drive (tmux, iproute2, memcached, systemd, dpkg,
+# libfaketime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,8 @@ command -v memcached >/dev/null || need_apt+=(memcached)
 # The systemd unit test runs `systemd-analyze verify`; the package test needs dpkg-deb.
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v dpkg-deb >/dev/null || need_apt+=(dpkg)
+# The clock faults of the fault test (`cluster fault skew`) run servers under libfaketime.
+compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null || need_apt+=(libfaketime)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]]; then
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -4,7 +4,10 @@
 //! checked (see `cluster_support/load.rs`).
 //!
 //! Faults: a partition (link down), a hung node (SIGSTOP), both at once on two nodes, a
-//! storage node and then the proxy killed with SIGKILL and restarted.
+//! storage node and then the proxy killed with SIGKILL and restarted; then wrong clocks
+//! (libfaketime): a storage node 10 minutes ahead, which `ringsmith recon --time` must
+//! name, and the proxy 10 minutes ahead and then behind, so that writes stamped by it win
+//! over, or lose to (202, 409), the writes stamped by the true clock.
 //! Per phase the test prints requests, errors and p99 latency (see BENCHMARKS.md).
 
 mod cluster_support;
@@ -63,6 +66,23 @@ fn acknowledged_writes_survive_faults_under_load_and_replicas_converge() {
     fault(3, "resume");
     fault(1, "heal");
     phase("healed", 4);
+
+    fault(2, "skew --by 600");
+    assert_recon_time_names_node(&dir, &cluster, 2, 600.0);
+    phase("node 2 clock +10 min", 6);
+    fault(2, "unskew");
+    fault(PROXY, "skew --by 600");
+    assert_proxy_clock(&proxy, 600);
+    phase("proxy clock +10 min", 6);
+    // Back to the true clock: objects written in the last phase now carry timestamps in
+    // the future, and overwrites of them lose (202) until the true clock catches up.
+    fault(PROXY, "unskew");
+    phase("proxy clock true again", 6);
+    fault(PROXY, "skew --by -600");
+    assert_proxy_clock(&proxy, -600);
+    phase("proxy clock -10 min", 6);
+    fault(PROXY, "unskew");
+    phase("clocks healed", 3);
     let known = clients.stop(&load);
     let node_of_ip = |ip: &str| cluster.node_of_ip(ip);
     let layout = Layout {
@@ -71,4 +91,54 @@ fn acknowledged_writes_survive_faults_under_load_and_replicas_converge() {
         node_of_ip: &node_of_ip,
     };
     check_promises(&layout, &known, &proxy, &token, Duration::from_secs(150));
+}
+
+/// `ringsmith recon --time` against the cluster's rings reports node `node`'s object
+/// server, and no other, as `offset` seconds off.
+fn assert_recon_time_names_node(
+    dir: &std::path::Path,
+    cluster: &NetnsCluster,
+    node: u32,
+    offset: f64,
+) {
+    let out = cluster_support::ringsmith()
+        .args(["recon", "--time", "--swiftdir"])
+        .arg(dir.join("etc"))
+        .output()
+        .unwrap();
+    let text = cluster_support::text(&out);
+    let skewed: Vec<&str> = text.lines().filter(|l| l.starts_with("!! ")).collect();
+    assert_eq!(skewed.len(), 1, "one skewed object server:\n{text}");
+    let ip = skewed[0]
+        .trim_start_matches("!! http://")
+        .split(':')
+        .next()
+        .unwrap();
+    assert_eq!(cluster.node_of_ip(ip), node, "{text}");
+    let diff: f64 = skewed[0]
+        .rsplit("differs by ")
+        .next()
+        .and_then(|t| t.trim_end_matches(" sec").parse().ok())
+        .unwrap_or_else(|| panic!("no difference in {}", skewed[0]));
+    assert!((diff - offset).abs() < 30.0, "{text}");
+}
+
+/// The proxy's `Date` header is `offset` seconds off the true clock.
+fn assert_proxy_clock(proxy: &str, offset: i64) {
+    let (_, head, _) = cluster_support::http(proxy, "GET", "/healthcheck", &[], b"");
+    let date = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("date"))
+        })
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no Date header:\n{head}"));
+    let theirs = httpdate::parse_http_date(&date).unwrap();
+    let ours = std::time::SystemTime::now();
+    let off = match theirs.duration_since(ours) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    assert!((off - offset).abs() < 30, "proxy Date {date}: {off} s off");
 }

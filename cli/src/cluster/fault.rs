@@ -1,6 +1,7 @@
 //! `ringsmith cluster fault`: one fault injected into, or healed on, one storage node or the
 //! proxy of a running cluster: a cut link (`--netns` clusters), a hung host (SIGSTOP), a
-//! power cut (SIGKILL), and the way back (heal, resume, restart).
+//! power cut (SIGKILL), a wrong clock (see [`super::clock`]), and the way back (heal,
+//! resume, restart, unskew).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 
-use super::{
+use super::clock;
+use super::procs::{
     answers, has_exited, is_ours, log_tail, read_cluster, signal, spawn_proc, write_cluster,
-    ClusterFile, Proc,
+    ClusterFile, Launch, Proc,
 };
 
 #[derive(ClapArgs)]
@@ -21,13 +23,18 @@ pub struct FaultArgs {
     /// The storage node (0-based, as in `etc/node<N>`).
     #[arg(long, required_unless_present = "proxy", conflicts_with = "proxy")]
     node: Option<u32>,
-    /// The proxy instead of a storage node (kill and restart only).
+    /// The proxy instead of a storage node (kill, restart, hang, resume, skew, unskew).
     #[arg(long)]
     proxy: bool,
     /// partition: link down; heal: link up; hang: SIGSTOP its processes; resume: SIGCONT;
-    /// kill: SIGKILL (a power cut of the host); restart: start what is not running again.
+    /// kill: SIGKILL (a power cut of the host); restart: start what is not running again;
+    /// skew: restart its processes with the wall clock off by --by seconds (needs
+    /// libfaketime); unskew: restart them with the true clock.
     #[arg(value_enum)]
     action: FaultAction,
+    /// For skew: seconds the clock runs ahead (negative: behind), e.g. 600 or -600.
+    #[arg(long, allow_hyphen_values = true, required_if_eq("action", "skew"))]
+    by: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -38,6 +45,8 @@ pub enum FaultAction {
     Resume,
     Kill,
     Restart,
+    Skew,
+    Unskew,
 }
 
 /// `cluster fault`: one fault on, or off, for one node (or the proxy).
@@ -83,13 +92,58 @@ pub fn run(a: FaultArgs) -> Result<ExitCode, String> {
             live.len()
         }
         FaultAction::Restart => restart(&a.dir, &mut c, &target)?,
+        FaultAction::Skew | FaultAction::Unskew => {
+            let offset = match a.action {
+                FaultAction::Skew => {
+                    let by = a.by.ok_or("skew needs --by SECONDS")?;
+                    clock::check_offset(by)?;
+                    // Refused before anything is stopped, not after.
+                    clock::libfaketime()?;
+                    Some(by)
+                }
+                _ => None,
+            };
+            if live.is_empty() {
+                return Err(format!("{what} has no running process"));
+            }
+            let pids: Vec<u32> = live.iter().map(|p| p.pid).collect();
+            stop(&live);
+            for p in c.procs.iter_mut().filter(|p| pids.contains(&p.pid)) {
+                p.clock_offset = offset;
+            }
+            write_cluster(&a.dir, &c)?;
+            restart(&a.dir, &mut c, &target)?
+        }
+    };
+    let clock_note = match (a.action, a.by) {
+        (FaultAction::Skew, Some(by)) => format!(", clock {by:+} s"),
+        _ => String::new(),
     };
     println!(
-        "{what}: {:?} ({touched} process{})",
+        "{what}: {:?} ({touched} process{}{clock_note})",
         a.action,
         if touched == 1 { "" } else { "es" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (a clean shutdown: the servers finish what they are serving), SIGKILL past
+/// 10 s; returns once none of them runs.
+fn stop(live: &[&Proc]) {
+    for p in live {
+        signal(p.pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while live.iter().any(|p| is_ours(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for p in live.iter().filter(|p| is_ours(p)) {
+        signal(p.pid, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while live.iter().any(|p| is_ours(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Starts again every process of the target that is not running, in the same namespace
@@ -114,15 +168,7 @@ fn restart(
             (Some(n), None) => Some(n.proxy_namespace().to_string()),
             (None, _) => None,
         };
-        let fresh = spawn_proc(
-            &server_bin,
-            dir,
-            &p.kind,
-            &p.conf,
-            &p.addr,
-            p.node,
-            ns.as_deref(),
-        )?;
+        let fresh = spawn_proc(&server_bin, dir, Launch::again(&p), ns.as_deref())?;
         c.procs[i] = fresh;
         write_cluster(dir, c)?;
         started.push(i);

@@ -79,6 +79,7 @@ pub fn spawn(dir: &Path, port: u16, ns: Option<&str>) -> Result<Proc, String> {
         conf: PathBuf::new(),
         log,
         node: None,
+        clock_offset: None,
     })
 }
 

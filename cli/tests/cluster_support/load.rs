@@ -9,6 +9,8 @@
 //!
 //! A request whose outcome the client could not know (a transport error, a 5xx) makes its
 //! object "unknown": the client never touches it again and no promise is checked for it.
+//! A write that lost to a newer timestamp already stored (202 for a PUT, 409 for a
+//! DELETE: a proxy whose clock is behind) changed nothing, and the client knows it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -39,6 +41,8 @@ pub enum Known {
 struct PhaseStats {
     requests: usize,
     errors: usize,
+    /// Writes that lost to a newer stored timestamp (202 PUT, 409 DELETE).
+    older: usize,
     latencies: Vec<Duration>,
 }
 
@@ -87,8 +91,13 @@ impl Load {
             .get((lat.len() * 99).div_ceil(100).saturating_sub(1))
             .copied()
             .unwrap_or_default();
+        let older = if st.older > 0 {
+            format!("  lost to newer {:>4}", st.older)
+        } else {
+            String::new()
+        };
         println!(
-            "phase {name:<28} requests {:>5}  errors {:>4}  p99 {:>7.1} ms",
+            "phase {name:<28} requests {:>5}  errors {:>4}  p99 {:>7.1} ms{older}",
             st.requests,
             st.errors,
             p99.as_secs_f64() * 1000.0
@@ -110,7 +119,12 @@ impl Load {
         st.requests += 1;
         st.latencies.push(start.elapsed());
         match r {
-            Ok((status, _, got)) if status < 500 => Some((status, got)),
+            Ok((status, _, got)) if status < 500 => {
+                if (method, status) == ("PUT", 202) || (method, status) == ("DELETE", 409) {
+                    st.older += 1;
+                }
+                Some((status, got))
+            }
             _ => {
                 st.errors += 1;
                 drop(st);
@@ -181,6 +195,8 @@ fn client(load: Arc<Load>, id: usize, seed: u64) -> BTreeMap<String, Known> {
             let body: Vec<u8> = (0..rng.gen_range(1..4096)).map(|_| rng.gen()).collect();
             let k = match load.request("PUT", &name, &body) {
                 Some((201, _)) => Known::Present(body),
+                // A newer write is stored: this one changed nothing.
+                Some((202, _)) => state,
                 _ => Known::Unknown,
             };
             known.insert(name, k);
@@ -190,6 +206,7 @@ fn client(load: Arc<Load>, id: usize, seed: u64) -> BTreeMap<String, Known> {
         } else if let Known::Present(_) = state {
             let k = match load.request("DELETE", &name, b"") {
                 Some((204, _)) => Known::Deleted,
+                Some((409, _)) => state,
                 _ => Known::Unknown,
             };
             known.insert(name, k);

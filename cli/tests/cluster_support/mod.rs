@@ -205,7 +205,8 @@ impl NetnsCluster {
             .unwrap_or_else(|| panic!("{ip} is not a node of this cluster"))
     }
 
-    /// `ringsmith cluster fault` on node `node`, or on the proxy when `node` is `None`.
+    /// `ringsmith cluster fault` on node `node`, or on the proxy when `node` is `None`;
+    /// `action` may carry options (`skew --by 600`).
     pub fn fault(&self, dir: &Path, node: Option<u32>, action: &str) {
         let target = match node {
             Some(n) => vec!["--node".to_string(), n.to_string()],
@@ -214,7 +215,8 @@ impl NetnsCluster {
         let o = ringsmith()
             .args(["cluster", "fault"])
             .args(&target)
-            .args([action, "--dir"])
+            .args(action.split_whitespace())
+            .arg("--dir")
             .arg(dir)
             .output()
             .unwrap();
