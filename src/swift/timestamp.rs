@@ -198,6 +198,98 @@ pub fn parse_http_date(text: &str) -> Option<u64> {
         .map(|d| d.as_secs())
 }
 
+/// The three times of a container's object row: when its data was written, when its
+/// content type was last set (a POST may set it), and when its metadata was (any POST).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowTimes {
+    pub data: Timestamp,
+    pub ctype: Timestamp,
+    pub meta: Timestamp,
+}
+
+impl RowTimes {
+    /// All three the same: a row as a PUT or DELETE leaves it.
+    pub fn at(t: Timestamp) -> RowTimes {
+        RowTimes {
+            data: t,
+            ctype: t,
+            meta: t,
+        }
+    }
+
+    /// Swift's `encode_timestamps(data, ctype, meta)`, the `created_at` column: the data
+    /// time (with its offset, if any), then, unless both are zero, the content-type time
+    /// minus the data time and the metadata time minus the content-type time, in ticks,
+    /// as signed hex (`+0`, `-1a`). Rows store this so that a listing shows when the
+    /// object was last changed, and so that replicas (Swift's or ours) merge each part by
+    /// its own time.
+    pub fn encode(&self) -> String {
+        let d2 = i128::from(self.ctype.ticks) - i128::from(self.data.ticks);
+        let d3 = i128::from(self.meta.ticks) - i128::from(self.ctype.ticks);
+        // Swift's `short` form: an offset in unpadded hex.
+        let data = match self.data.offset {
+            0 => self.data.normal(),
+            o => format!("{}_{o:x}", self.data.normal()),
+        };
+        if d2 == 0 && d3 == 0 {
+            return data;
+        }
+        format!("{data}{}{}", signed_hex(d2), signed_hex(d3))
+    }
+
+    /// Swift's `decode_timestamps`: reads what [`RowTimes::encode`] writes; a part left
+    /// out equals the one before it, and parts past the third are ignored, as Swift does.
+    /// A time made from a delta has no offset.
+    pub fn decode(text: &str) -> Result<RowTimes, BadTimestamp> {
+        let bad = || BadTimestamp(text.to_string());
+        // Split before every sign, keeping it with the digits that follow.
+        let mut parts: Vec<(i128, &str)> = Vec::new();
+        let mut start = 0;
+        let mut sign = 1;
+        for (i, c) in text.char_indices() {
+            if c == '+' || c == '-' {
+                parts.push((sign, &text[start..i]));
+                sign = if c == '+' { 1 } else { -1 };
+                start = i + 1;
+            }
+        }
+        parts.push((sign, &text[start..]));
+        let data = Timestamp::parse(parts[0].1)?;
+        let shifted = |base: Timestamp, (sign, hex): (i128, &str)| -> Result<Timestamp, _> {
+            if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad());
+            }
+            let delta = sign * i128::from_str_radix(hex, 16).map_err(|_| bad())?;
+            if delta == 0 {
+                // Swift keeps the base itself, offset included.
+                return Ok(base);
+            }
+            let ticks = u64::try_from(i128::from(base.ticks) + delta).map_err(|_| bad())?;
+            if ticks >= MAX_SECONDS * TICKS_PER_SEC {
+                return Err(bad());
+            }
+            Ok(Timestamp::from_ticks(ticks, 0))
+        };
+        let ctype = match parts.get(1) {
+            Some(p) => shifted(data, *p)?,
+            None => data,
+        };
+        let meta = match parts.get(2) {
+            Some(p) => shifted(ctype, *p)?,
+            None => ctype,
+        };
+        Ok(RowTimes { data, ctype, meta })
+    }
+}
+
+fn signed_hex(d: i128) -> String {
+    if d < 0 {
+        format!("-{:x}", -d)
+    } else {
+        format!("+{d:x}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +341,60 @@ mod tests {
             parse_http_date("Sun, 22 Nov 2026 02:05:22 GMT"),
             Some(1795313122)
         );
+    }
+
+    #[test]
+    fn row_times_encode_as_swift_does() {
+        let t = |s: &str| Timestamp::parse(s).unwrap();
+        // Values from Swift 2.38.3's encode_timestamps.
+        let same = RowTimes::at(t("1700000000.12345"));
+        assert_eq!(same.encode(), "1700000000.12345");
+        let posted = RowTimes {
+            data: t("1700000000.00000"),
+            ctype: t("1700000000.00000"),
+            meta: t("1700000010.00000"),
+        };
+        assert_eq!(posted.encode(), "1700000000.00000+0+f4240");
+        let ctype_later = RowTimes {
+            data: t("1700000000.00000"),
+            ctype: t("1700000001.00000"),
+            meta: t("1700000001.00000"),
+        };
+        assert_eq!(ctype_later.encode(), "1700000000.00000+186a0+0");
+        let older_ctype = RowTimes {
+            data: t("1700000002.00000"),
+            ctype: t("1700000001.00000"),
+            meta: t("1700000003.00000"),
+        };
+        assert_eq!(older_ctype.encode(), "1700000002.00000-186a0+30d40");
+        let offset = RowTimes {
+            data: t("1700000000.00000_000000000000000a"),
+            ctype: t("1700000000.00000"),
+            meta: t("1700000000.00001"),
+        };
+        assert_eq!(offset.encode(), "1700000000.00000_a+0+1");
+        for r in [same, posted, ctype_later, older_ctype] {
+            assert_eq!(RowTimes::decode(&r.encode()).unwrap(), r);
+        }
+        let back = RowTimes::decode(&offset.encode()).unwrap();
+        assert_eq!(back.data, offset.data);
+        assert_eq!(
+            back.ctype, offset.data,
+            "a zero delta keeps the base's offset"
+        );
+        assert_eq!(back.meta, t("1700000000.00001"));
+    }
+
+    #[test]
+    fn row_times_refuse_what_swift_cannot_read() {
+        for bad in ["", "+1", "1700000000.0+", "1700000000.0+g", "0.00001-2"] {
+            assert!(RowTimes::decode(bad).is_err(), "{bad:?}");
+        }
+        let extra = RowTimes::decode("1+1+1+1").unwrap();
+        assert_eq!(extra.meta, Timestamp::parse("1.00002").unwrap());
+        // Two parts: the metadata time follows the content type's.
+        let r = RowTimes::decode("1700000000.00000+a").unwrap();
+        assert_eq!(r.ctype, r.meta);
+        assert_eq!(r.ctype.ticks(), r.data.ticks() + 10);
     }
 }

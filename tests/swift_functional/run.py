@@ -23,7 +23,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 import urllib.request
 import xml.etree.ElementTree as ET
 
@@ -31,13 +33,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import swift_aio  # noqa: E402  (the shared loopback helpers)
 from swift_aio import wait_listening  # noqa: E402
 
-MODULES = ["test_account", "test_container", "test_object", "test_protocol", "tests", "test_slo",
-           "test_dlo", "test_tempurl", "test_staticweb",
-           "test_symlink", "test_versioned_writes", "test_object_versioning",
-           "test_access_control"]
+# The longest modules first (`tests` takes about half the run), so that modules running
+# side by side finish together.
+MODULES = ["tests", "test_object_versioning", "test_symlink", "test_slo", "test_object",
+           "test_versioned_writes", "test_account", "test_container", "test_protocol",
+           "test_dlo", "test_tempurl", "test_staticweb", "test_access_control"]
 # `MODULE@ec`: the module against a cluster whose default policy is erasure-coded (4+2,
 # liberasurecode_rs_vand, six devices); its results are named `MODULE@ec::...`.
-MODULES += ["test_object@ec", "test_slo@ec", "test_dlo@ec", "test_account@ec", "test_container@ec"]
+MODULES[1:1] = ["test_slo@ec", "test_object@ec", "test_container@ec", "test_dlo@ec",
+                "test_account@ec"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
 TEST_CONF_USERS = """\
@@ -296,6 +300,11 @@ def parse_junit(path, module):
     return results
 
 
+# Modules run side by side, each against a cluster of its own; clusters start one at a
+# time, so that two never pick the same free ports before either has bound them.
+START_LOCK = threading.Lock()
+
+
 def run_module(args, module, work):
     module, _, variant = module.partition("@")
     ec = variant == "ec"
@@ -303,7 +312,8 @@ def run_module(args, module, work):
                else SwiftAio(args.venv, work, ec))
     name = module + ("@ec" if ec else "")
     try:
-        cluster.start()
+        with START_LOCK:
+            cluster.start()
         constraints, _ = info_constraints(cluster.port)
         conf = os.path.join(work, "test.conf")
         write_test_conf(conf, cluster.port, constraints)
@@ -336,12 +346,17 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--logdir", required=True)
     ap.add_argument("--module-timeout", type=int, default=600)
+    ap.add_argument("--jobs", type=int,
+                    default=int(os.environ.get("RINGSMITH_FUNCTEST_JOBS", "2")),
+                    help="modules run at once, each with its own cluster (default 2, or "
+                         "$RINGSMITH_FUNCTEST_JOBS)")
     ap.add_argument("modules", nargs="*", default=MODULES)
     args = ap.parse_args()
     os.makedirs(args.logdir, exist_ok=True)
     results = {}
     started = time.time()
-    for module in args.modules:
+
+    def one(module):
         t0 = time.time()
         work = tempfile.mkdtemp(prefix=f"rs-functest-{module}-")
         try:
@@ -349,11 +364,16 @@ def main():
         finally:
             if not os.environ.get("RINGSMITH_FUNCTEST_KEEP"):
                 shutil.rmtree(work, ignore_errors=True)
-        results.update(res)
         counts = {o: sum(1 for v in res.values() if v == o)
                   for o in ("passed", "failed", "skipped")}
         print(f"{args.target} {module}: {counts['passed']} passed, {counts['failed']} failed, "
               f"{counts['skipped']} skipped in {time.time() - t0:.0f} s", flush=True)
+        return res
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        # In the given order; a module's failure to run at all ends the run.
+        for res in pool.map(one, args.modules):
+            results.update(res)
     with open(args.out, "w") as f:
         for name in sorted(results):
             f.write(f"{results[name]} {name}\n")

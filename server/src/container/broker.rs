@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::common::Timestamp;
 use crate::db::{self, broker, pending, ts, DbKind, Entry, ListingParams};
 use ringsmith::pickle::Value;
+use ringsmith::swift::timestamp::RowTimes;
 use ringsmith::swift::MetaTarget;
 
 /// Swift's container schema.
@@ -193,6 +194,14 @@ pub struct ObjectRow {
     pub etag: String,
 }
 
+impl ObjectRow {
+    /// What a listing shows as `last_modified`: the row's metadata time, which a POST
+    /// moves, as Swift's container server shows it.
+    pub fn last_modified(&self) -> Timestamp {
+        RowTimes::decode(&self.created_at).map_or(Timestamp::ZERO, |t| t.meta)
+    }
+}
+
 pub fn create(
     path: &Path,
     account: &str,
@@ -263,6 +272,17 @@ pub struct ObjectRecord {
 }
 
 impl ObjectRecord {
+    /// Its data, content-type and metadata times: a content-type time moves the metadata
+    /// time with it unless a metadata time is given too.
+    pub fn times(&self) -> RowTimes {
+        let ctype = self.ctype_timestamp.unwrap_or(self.created_at);
+        RowTimes {
+            data: self.created_at,
+            ctype,
+            meta: self.meta_timestamp.unwrap_or(ctype),
+        }
+    }
+
     /// The tuple Swift's container broker appends to a `.pending` file: `(name,
     /// created_at, size, content_type, etag, deleted, storage_policy_index,
     /// ctype_timestamp, meta_timestamp)`, a deletion with Swift's placeholder values.
@@ -292,16 +312,18 @@ impl ObjectRecord {
     pub fn from_pending_tuple(v: &Value) -> Option<ObjectRecord> {
         let f = v.as_seq()?;
         let opt_ts = |i: usize| pending::text(f.get(i)).and_then(|t| Timestamp::parse(&t).ok());
+        // Swift writes the data time alone here; an encoded one is read whole all the same.
+        let times = RowTimes::decode(&pending::text(f.get(1))?).ok()?;
         Some(ObjectRecord {
             name: pending::text(f.first())?,
-            created_at: Timestamp::parse(&pending::text(f.get(1))?).ok()?,
+            created_at: times.data,
             size: pending::int(f.get(2))?,
             content_type: pending::text(f.get(3))?,
             etag: pending::text(f.get(4))?,
             deleted: pending::int(f.get(5))? != 0,
             policy_index: pending::int(f.get(6)).unwrap_or(0).max(0) as u32,
-            ctype_timestamp: opt_ts(7),
-            meta_timestamp: opt_ts(8),
+            ctype_timestamp: opt_ts(7).or((times.ctype != times.data).then_some(times.ctype)),
+            meta_timestamp: opt_ts(8).or((times.meta != times.ctype).then_some(times.meta)),
         })
     }
 }
@@ -331,58 +353,65 @@ fn merge_one(tx: &Connection, rec: &ObjectRecord) -> rusqlite::Result<()> {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
-    let mut row = (
-        rec.created_at.internal(),
-        rec.size,
-        rec.content_type.clone(),
-        rec.etag.clone(),
-        i64::from(rec.deleted),
-    );
-    if let Some(old) = &existing {
-        let old_ts = ts(&old.0);
-        if old_ts > rec.created_at {
-            // Only a newer content type from a POST can still apply.
-            match rec.ctype_timestamp {
-                Some(c) if c > old_ts && old.4 == 0 && !rec.deleted => {
-                    row = (
-                        old.0.clone(),
-                        old.1,
-                        rec.content_type.clone(),
-                        old.3.clone(),
-                        0,
-                    );
-                }
-                _ => return Ok(()),
-            }
-        } else if old_ts == rec.created_at {
-            let newer_ctype = rec.ctype_timestamp.is_some_and(|c| c > old_ts);
-            if rec.deleted == (old.4 == 1) && !newer_ctype {
-                return Ok(());
-            }
-            if newer_ctype {
-                row = (
-                    old.0.clone(),
-                    old.1,
-                    rec.content_type.clone(),
-                    old.3.clone(),
-                    old.4,
-                );
-            }
+    let mut times = rec.times();
+    let (mut ctype, mut swift_bytes) = take_swift_bytes(&rec.content_type);
+    let (mut size, mut etag, mut deleted) = (rec.size, rec.etag.clone(), i64::from(rec.deleted));
+    if let Some((old_created, old_size, old_ctype, old_etag, old_deleted)) = existing {
+        // Each part of the row keeps whichever side's time for it is newer (Swift's
+        // `update_new_item_from_existing`); a tie keeps what is stored.
+        let old = RowTimes::decode(&old_created).unwrap_or(RowTimes::at(Timestamp::ZERO));
+        let (old_ctype, old_swift_bytes) = take_swift_bytes(&old_ctype);
+        let mut newer = false;
+        if old.data >= times.data {
+            (size, etag, deleted, swift_bytes) = (old_size, old_etag, old_deleted, old_swift_bytes);
+            times.data = old.data;
+        } else {
+            newer = true;
+        }
+        if old.ctype >= times.ctype {
+            ctype = old_ctype;
+            times.ctype = old.ctype;
+        } else {
+            newer = true;
+        }
+        if old.meta >= times.meta {
+            times.meta = old.meta;
+        } else {
+            newer = true;
+        }
+        if !newer {
+            return Ok(());
         }
         tx.prepare_cached("DELETE FROM object WHERE name = ? AND deleted IN (0, 1)")?
             .execute(params![rec.name])?;
     }
-    let (created_at, size, ctype, etag, deleted) = row;
-    let (size, ctype, etag) = if deleted == 1 {
-        (0, "application/deleted".to_string(), "noetag".to_string())
-    } else {
-        (size, ctype, etag)
-    };
+    // The size an SLO manifest's listing shows travels with the data, not the type.
+    if let Some(b) = swift_bytes {
+        ctype = format!("{ctype};swift_bytes={b}");
+    }
     tx.prepare_cached(
         "INSERT INTO object (name, created_at, size, content_type, etag, deleted, storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )?
-    .execute(params![rec.name, created_at, size, ctype, etag, deleted, rec.policy_index])?;
+    .execute(params![rec.name, times.encode(), size, ctype, etag, deleted, rec.policy_index])?;
     Ok(())
+}
+
+/// A content type without its `swift_bytes` parameter, and that parameter's value. The
+/// rest of the type is kept as it was sent (Swift rebuilds it from its parsed parameters).
+fn take_swift_bytes(ctype: &str) -> (String, Option<String>) {
+    let mut parts = ctype.split(';');
+    let mut kept = parts.next().unwrap_or("").to_string();
+    let mut bytes = None;
+    for p in parts {
+        match p.trim().strip_prefix("swift_bytes=") {
+            Some(v) => bytes = Some(v.trim().to_string()),
+            None => {
+                kept.push(';');
+                kept.push_str(p);
+            }
+        }
+    }
+    (kept, bytes)
 }
 
 pub fn list(
@@ -488,5 +517,182 @@ mod tests {
             })
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    /// The same object updates (PUTs, POSTs with and without a content type, replayed
+    /// older writes, a DELETE, an SLO's `swift_bytes`) merged by Swift 2.38.3's
+    /// ContainerBroker and by ours leave the same rows, `created_at` encoding included.
+    #[test]
+    fn rows_merge_as_swifts_broker_merges_them() {
+        // (name, data time, size, content type, etag, deleted, ctype time, meta time)
+        type Update<'a> = (
+            &'a str,
+            &'a str,
+            i64,
+            &'a str,
+            &'a str,
+            bool,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let updates: Vec<Update> = vec![
+            (
+                "o1",
+                "1700000001.00000",
+                10,
+                "text/plain",
+                "e1",
+                false,
+                None,
+                None,
+            ),
+            // A POST without a content type: only the metadata time moves.
+            (
+                "o1",
+                "1700000001.00000",
+                10,
+                "text/plain",
+                "e1",
+                false,
+                None,
+                Some("1700000003.00000"),
+            ),
+            // A POST with one.
+            (
+                "o1",
+                "1700000001.00000",
+                10,
+                "image/png",
+                "e1",
+                false,
+                Some("1700000004.00000"),
+                Some("1700000004.00000"),
+            ),
+            // A PUT newer than the data but older than the POSTs, replayed late.
+            (
+                "o1",
+                "1700000002.00000",
+                20,
+                "text/html",
+                "e2",
+                false,
+                None,
+                None,
+            ),
+            (
+                "o2",
+                "1700000005.00000",
+                1,
+                "application/x;swift_bytes=100",
+                "e3",
+                false,
+                None,
+                None,
+            ),
+            (
+                "o2",
+                "1700000005.00000",
+                1,
+                "text/y",
+                "e3",
+                false,
+                Some("1700000006.00000"),
+                Some("1700000006.00000"),
+            ),
+            (
+                "o3",
+                "1700000001.00000",
+                7,
+                "text/plain",
+                "e4",
+                false,
+                None,
+                None,
+            ),
+            (
+                "o3",
+                "1700000002.00000",
+                0,
+                "application/deleted",
+                "noetag",
+                true,
+                None,
+                None,
+            ),
+            // Older than what is stored on every count: ignored.
+            (
+                "o2",
+                "1700000004.00000",
+                9,
+                "text/z",
+                "e5",
+                false,
+                None,
+                None,
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = create(
+            &dir.path().join("c.db"),
+            "a",
+            "c",
+            Timestamp::parse("1").unwrap(),
+            0,
+        )
+        .unwrap();
+        let t = |s: &str| Timestamp::parse(s).unwrap();
+        for (name, data, size, ctype, etag, deleted, ctype_ts, meta_ts) in &updates {
+            put_object(
+                &mut conn,
+                &ObjectRecord {
+                    name: name.to_string(),
+                    created_at: t(data),
+                    size: *size,
+                    content_type: ctype.to_string(),
+                    etag: etag.to_string(),
+                    deleted: *deleted,
+                    policy_index: 0,
+                    ctype_timestamp: ctype_ts.map(t),
+                    meta_timestamp: meta_ts.map(t),
+                },
+            )
+            .unwrap();
+        }
+        let mut ours = Vec::new();
+        let mut q = conn
+            .prepare("SELECT name, created_at, size, content_type, etag, deleted FROM object ORDER BY name")
+            .unwrap();
+        let mut rows = q.query([]).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            ours.push(serde_json::json!([
+                r.get::<_, String>(0).unwrap(),
+                r.get::<_, String>(1).unwrap(),
+                r.get::<_, i64>(2).unwrap(),
+                r.get::<_, String>(3).unwrap(),
+                r.get::<_, String>(4).unwrap(),
+                r.get::<_, i64>(5).unwrap(),
+            ]));
+        }
+        let script = r#"
+import json, sys, tempfile, os
+from swift.container.backend import ContainerBroker
+updates = json.load(sys.stdin)
+d = tempfile.mkdtemp()
+b = ContainerBroker(os.path.join(d, 'c.db'), account='a', container='c')
+b.initialize('0000000001.00000', 0)
+for name, data, size, ctype, etag, deleted, ctype_ts, meta_ts in updates:
+    b.put_object(name, data, size, ctype, etag, deleted=int(deleted),
+                 storage_policy_index=0, ctype_timestamp=ctype_ts, meta_timestamp=meta_ts)
+    b._commit_puts()
+with b.get() as conn:
+    rows = conn.execute('SELECT name, created_at, size, content_type, etag, deleted '
+                        'FROM object ORDER BY name').fetchall()
+print(json.dumps([list(r) for r in rows]))
+"#;
+        let swift = ringsmith_testkit::swift_python_json(
+            &["-c", script],
+            serde_json::to_string(&updates).unwrap().as_bytes(),
+        );
+        assert_eq!(serde_json::Value::Array(ours), swift);
     }
 }

@@ -41,6 +41,7 @@ use crate::recon::ServerKind;
 use broker::{ContainerDb, ContainerInfo, ObjectRecord};
 use ringsmith::swift::conf::{Conf, ConfError};
 use ringsmith::swift::escape::xml_text;
+use ringsmith::swift::timestamp::RowTimes;
 
 #[derive(Clone, Debug)]
 pub struct ContainerConfig {
@@ -606,7 +607,7 @@ fn render_objects(
             let (ct, bytes) = split_swift_bytes(&r.content_type, r.size);
             json!({
                 "bytes": bytes, "hash": r.etag, "name": n, "content_type": ct,
-                "last_modified": ts(&r.created_at).isoformat(),
+                "last_modified": r.last_modified().isoformat(),
             })
         },
         |n, r| {
@@ -617,7 +618,7 @@ fn render_objects(
                 xml_text(&r.etag),
                 bytes,
                 xml_text(&ct),
-                ts(&r.created_at).isoformat()
+                r.last_modified().isoformat()
             )
         },
     )
@@ -640,12 +641,13 @@ async fn update_container(t: Target, headers: &HeaderMap, body: axum::body::Byte
     let mut recs = Vec::new();
     for it in items {
         let s = |k: &str| it.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let Ok(created_at) = Timestamp::parse(&s("created_at")) else {
+        // Swift's rows encode the content-type and metadata times in `created_at`.
+        let Ok(times) = RowTimes::decode(&s("created_at")) else {
             return plain(StatusCode::BAD_REQUEST, "Invalid created_at in UPDATE item");
         };
         recs.push(ObjectRecord {
             name: s("name"),
-            created_at,
+            created_at: times.data,
             size: it.get("size").and_then(|v| v.as_i64()).unwrap_or(0),
             content_type: s("content_type"),
             etag: s("etag"),
@@ -654,8 +656,8 @@ async fn update_container(t: Target, headers: &HeaderMap, body: axum::body::Byte
                 .get("storage_policy_index")
                 .and_then(|v| v.as_u64())
                 .unwrap_or(0) as u32,
-            ctype_timestamp: None,
-            meta_timestamp: None,
+            ctype_timestamp: Some(times.ctype),
+            meta_timestamp: Some(times.meta),
         });
     }
     let path = t.db_path.clone();

@@ -536,3 +536,86 @@ async fn metadata_count_applies_to_the_merged_whole() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(body, b"Too many metadata items");
 }
+
+/// An object POST moves a listed object's `last_modified` (the row's metadata time), and
+/// a replicated row whose `created_at` encodes a later metadata time, as Swift's rows do,
+/// is merged by its parts through `UPDATE`.
+#[tokio::test]
+async fn a_post_moves_last_modified_and_encoded_rows_merge() {
+    let node = Node::new();
+    let r = router(&node);
+    let (s, _, _) = send(
+        &r,
+        req(
+            "PUT",
+            "/sda1/0/a/c",
+            &[("x-timestamp", &t(1))],
+            Body::empty(),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(put_obj(&r, "o", &t(2), "1").await, StatusCode::CREATED);
+    // What an object server sends for a POST: the data time and the POST's time.
+    let (s, _, _) = send(
+        &r,
+        req(
+            "PUT",
+            "/sda1/0/a/c/o",
+            &[
+                ("x-timestamp", &t(2)),
+                ("x-meta-timestamp", &t(5)),
+                ("x-size", "1"),
+                ("x-content-type", "text/plain"),
+                ("x-etag", "0af9"),
+            ],
+            Body::empty(),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let listed = |body: Vec<u8>| -> Value { serde_json::from_slice(&body).unwrap() };
+    let (_, _, body) = send(
+        &r,
+        req("GET", "/sda1/0/a/c?format=json", &[], Body::empty()),
+    )
+    .await;
+    let iso = |n: u64| Timestamp::parse(&t(n)).unwrap().isoformat();
+    assert_eq!(listed(body)[0]["last_modified"], iso(5));
+
+    // A row from a replica: data at 2, content type at 7, metadata at 8.
+    let data = Timestamp::parse(&t(2)).unwrap();
+    let encoded = RowTimes {
+        data,
+        ctype: Timestamp::parse(&t(7)).unwrap(),
+        meta: Timestamp::parse(&t(8)).unwrap(),
+    }
+    .encode();
+    assert!(encoded.contains('+'), "{encoded}");
+    let item = serde_json::json!([{
+        "name": "o", "created_at": encoded, "size": 1, "content_type": "image/png",
+        "etag": "0af9", "deleted": 0, "storage_policy_index": 0,
+    }]);
+    let (s, _, _) = send(
+        &r,
+        req(
+            "UPDATE",
+            "/sda1/0/a/c",
+            &[("x-timestamp", &t(9))],
+            Body::from(item.to_string()),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, _, body) = send(
+        &r,
+        req("GET", "/sda1/0/a/c?format=json", &[], Body::empty()),
+    )
+    .await;
+    let row = &listed(body)[0];
+    assert_eq!(
+        row["content_type"], "image/png",
+        "the newer content type wins"
+    );
+    assert_eq!(row["last_modified"], iso(8));
+}
