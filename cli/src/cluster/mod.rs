@@ -564,7 +564,7 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
         String::new()
     };
     let text = format!(
-        "[DEFAULT]\nbind_ip = {ip}\nbind_port = {port}\nswift_dir = {etc}\nlog_level = INFO\n\n[pipeline:main]\npipeline = {pipeline}\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nconcurrent_gets = true\n{paco}\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = {secret}\nuser_admin_admin = admin .admin .reseller_admin\nuser_test_tester = testing .admin\nuser_test_tester2 = testing2 .admin\nuser_test_tester3 = testing3\nuser_test2_tester2 = testing2 .admin\nuser_test5_tester5 = testing5 service\n\n{filters}",
+        "[DEFAULT]\nbind_ip = {ip}\nbind_port = {port}\nswift_dir = {etc}\nlog_level = INFO\n\n[pipeline:main]\npipeline = {pipeline}\n\n[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\nconcurrent_gets = true\n{paco}\n[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_secret = {secret}\nreseller_prefix = AUTH, SERVICE\nSERVICE_require_group = service\nuser_admin_admin = admin .admin .reseller_admin\nuser_test_tester = testing .admin\nuser_test_tester2 = testing2 .admin\nuser_test_tester3 = testing3\nuser_test2_tester2 = testing2 .admin\nuser_test5_tester5 = testing5 service\n\n{filters}",
         ip = layout.proxy_ip(),
         port = a.proxy_port,
         etc = etc.display(),

@@ -10,13 +10,14 @@
 //! request, so removing `.admin` takes effect at once. Clients treat tokens as opaque, so
 //! the format is ours to choose.
 //!
-//! Users are `user_<account>_<user> = <key> [.admin] [.reseller_admin] [storage_url]`
+//! Users are `user_<account>_<user> = <key> [group...] [storage_url]`
 //! (and the base64 form `user64_<b64 account>_<b64 user>`), exactly as in Swift.
 //! A user's groups are `account:user`, `account`, its configured groups, and — for
-//! `.admin` users — the account's storage name `AUTH_<account>`, which is what makes it the
-//! owner. Authorization follows tempauth's `authorize`: reseller admins everywhere, owners
-//! on their account (except account PUT/DELETE), then the container ACL's referrers and
-//! groups.
+//! `.admin` users — the account's storage name under every reseller prefix (`AUTH_<account>`,
+//! `SERVICE_<account>`), which is what makes it the owner. Authorization follows tempauth's
+//! `authorize`: reseller admins everywhere, owners on their account (except account
+//! PUT/DELETE; under a prefix with a `require_group`, only when a service token brought that
+//! group), then the container ACL's referrers and groups.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,7 +37,14 @@ pub struct User {
 
 #[derive(Clone)]
 pub struct TempAuth {
+    /// The first of `reseller_prefixes`: tokens and storage URLs carry it.
     pub reseller_prefix: String,
+    /// Every prefix of the accounts this tempauth answers for (`reseller_prefix = AUTH,
+    /// SERVICE`), each with a trailing `_` unless empty.
+    pub reseller_prefixes: Vec<String>,
+    /// `<PREFIX>_require_group` (or `require_group` for all): an account owner of that
+    /// prefix must also hold this group, typically through an `X-Service-Token`.
+    require_groups: HashMap<String, String>,
     pub token_life: u64,
     users: HashMap<String, User>,
     secret: Vec<u8>,
@@ -92,19 +100,44 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// Swift's `config_read_reseller_options` for the prefix list: comma-separated, `''`
+/// for the empty prefix, a `_` appended, duplicates dropped; none at all means `''`.
+fn reseller_prefixes(option: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in option.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = match p {
+            "''" => String::new(),
+            p if p.ends_with('_') => p.to_string(),
+            p => format!("{p}_"),
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        out.push(String::new());
+    }
+    out
+}
+
 impl TempAuth {
     /// Reads `[filter:tempauth]`. `token_secret` signs tokens; without it a random
     /// secret is drawn, so tokens die with the process (fine for one proxy, wrong for
     /// several behind a balancer — `cluster up` always writes one).
     pub fn from_section(sec: &Section) -> Result<TempAuth, ConfError> {
-        let reseller_prefix = {
-            let p = sec.str_or("reseller_prefix", "AUTH").trim().to_string();
-            if p.is_empty() || p.ends_with('_') {
-                p
-            } else {
-                format!("{p}_")
-            }
-        };
+        let reseller_prefixes = reseller_prefixes(&sec.str_or("reseller_prefix", "AUTH"));
+        let reseller_prefix = reseller_prefixes[0].clone();
+        let require_groups = reseller_prefixes
+            .iter()
+            .filter_map(|p| {
+                let own = sec.get(&format!(
+                    "{}require_group",
+                    if p.is_empty() { "''" } else { p }
+                ));
+                let group = own.or_else(|| sec.get("require_group"))?.trim().to_string();
+                (!group.is_empty()).then(|| (p.clone(), group))
+            })
+            .collect();
         let token_life = sec.parse_or("token_life", 86400u64)?;
         let mut users = HashMap::new();
         for (key, value) in &sec.values {
@@ -140,14 +173,15 @@ impl TempAuth {
                     message: "a user line needs a key".into(),
                 });
             };
-            let mut groups = Vec::new();
-            let mut storage_url = None;
-            for w in words {
-                if w.starts_with('.') {
-                    groups.push(w.to_string());
-                } else {
-                    storage_url = Some(w.to_string());
-                }
+            // As Swift reads it: the last word is a storage URL if it looks like one
+            // (`://` or `$HOST`); every other word is a group (`.admin`, `service`...).
+            let mut groups: Vec<String> = words.map(str::to_string).collect();
+            let storage_url = groups
+                .last()
+                .filter(|w| w.contains("://") || w.contains("$HOST"))
+                .cloned();
+            if storage_url.is_some() {
+                groups.pop();
             }
             users.insert(
                 format!("{account}:{user}"),
@@ -171,10 +205,24 @@ impl TempAuth {
         };
         Ok(TempAuth {
             reseller_prefix,
+            reseller_prefixes,
+            require_groups,
             token_life,
             users,
             secret,
         })
+    }
+
+    /// The reseller prefix `account` falls under: the first non-empty one it starts
+    /// with, else the empty prefix if configured; `None` if this tempauth does not answer
+    /// for it.
+    pub fn account_prefix(&self, account: &str) -> Option<&str> {
+        self.reseller_prefixes
+            .iter()
+            .filter(|p| !p.is_empty())
+            .find(|p| account.starts_with(p.as_str()))
+            .or_else(|| self.reseller_prefixes.iter().find(|p| p.is_empty()))
+            .map(String::as_str)
     }
 
     pub fn account_name(&self, account: &str) -> String {
@@ -249,7 +297,14 @@ impl TempAuth {
             }
         }
         if admin {
-            groups.push(self.account_name(&user.account));
+            // An admin owns its account under every prefix (AUTH_test and SERVICE_test).
+            for prefix in self.reseller_prefixes.iter().filter(|p| !p.is_empty()) {
+                groups.push(format!("{prefix}{}", user.account));
+            }
+            let own = self.account_name(&user.account);
+            if !groups.contains(&own) {
+                groups.push(own);
+            }
         }
         Identity {
             account: user.account.clone(),
@@ -448,18 +503,17 @@ pub struct AuthzRequest<'a> {
 }
 
 pub fn authorize(auth: &TempAuth, identity: Option<&Identity>, req: &AuthzRequest<'_>) -> Decision {
-    if !req.account.starts_with(&auth.reseller_prefix) {
+    let Some(prefix) = auth.account_prefix(req.account) else {
         return Decision::Denied;
-    }
+    };
     let groups: &[String] = identity.map(|i| i.groups.as_slice()).unwrap_or(&[]);
-    let dot_account = req.account[auth.reseller_prefix.len()..].starts_with('.');
-    if groups.iter().any(|g| g == ".reseller_admin")
-        && req.account != auth.reseller_prefix
-        && !dot_account
-    {
+    let dot_account = req.account[prefix.len()..].starts_with('.');
+    let bare_prefix = auth.reseller_prefixes.iter().any(|p| p == req.account);
+    if groups.iter().any(|g| g == ".reseller_admin") && !bare_prefix && !dot_account {
         return Decision::Owner;
     }
     if groups.iter().any(|g| g == ".reseller_reader")
+        && !bare_prefix
         && !dot_account
         && matches!(req.method, "GET" | "HEAD")
     {
@@ -468,7 +522,12 @@ pub fn authorize(auth: &TempAuth, identity: Option<&Identity>, req: &AuthzReques
     if groups.iter().any(|g| g == req.account)
         && (!matches!(req.method, "PUT" | "DELETE") || req.container.is_some())
     {
-        return Decision::Owner;
+        // An account whose prefix requires a group is owned only with that group too
+        // (SERVICE_ accounts: the user's token plus a service's `X-Service-Token`).
+        match auth.require_groups.get(prefix) {
+            Some(required) if !groups.contains(required) => {}
+            _ => return Decision::Owner,
+        }
     }
     if req.method == "OPTIONS" {
         return Decision::Allowed;
@@ -743,5 +802,75 @@ mod tests {
         assert_eq!(b64_decode("not base64!"), None);
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn service_accounts_need_the_users_and_the_services_tokens() {
+        let conf = Conf::parse(
+            "[filter:tempauth]\nreseller_prefix = AUTH, SERVICE\nSERVICE_require_group = service\n\
+             user_test_tester = testing .admin\nuser_test5_tester5 = testing5 service\n\
+             user_x_y = k .admin http://127.0.0.1:1/v1/AUTH_x\ntoken_secret = s\n",
+            Path::new("proxy.conf"),
+        )
+        .unwrap();
+        let auth = TempAuth::from_section(&conf.section("filter:tempauth")).unwrap();
+        assert_eq!(auth.reseller_prefixes, ["AUTH_", "SERVICE_"]);
+        assert_eq!(auth.reseller_prefix, "AUTH_");
+        let user = auth.identity(auth.user("test:tester").unwrap());
+        assert!(user.groups.contains(&"AUTH_test".to_string()));
+        assert!(user.groups.contains(&"SERVICE_test".to_string()));
+        let service = auth.identity(auth.user("test5:tester5").unwrap());
+        assert!(
+            service.groups.contains(&"service".to_string()),
+            "a plain word is a group"
+        );
+        let url_user = auth.user("x:y").unwrap();
+        assert_eq!(
+            url_user.storage_url.as_deref(),
+            Some("http://127.0.0.1:1/v1/AUTH_x")
+        );
+        assert_eq!(url_user.groups, [".admin"]);
+
+        let get = |account| AuthzRequest {
+            method: "GET",
+            account,
+            container: Some("c"),
+            object: None,
+            referer: None,
+            acl: None,
+        };
+        assert_eq!(
+            authorize(&auth, Some(&user), &get("AUTH_test")),
+            Decision::Owner
+        );
+        assert_eq!(
+            authorize(&auth, Some(&user), &get("SERVICE_test")),
+            Decision::Denied
+        );
+        let mut both = user.clone();
+        both.groups.extend(service.groups.clone());
+        assert_eq!(
+            authorize(&auth, Some(&both), &get("SERVICE_test")),
+            Decision::Owner
+        );
+        assert_eq!(
+            authorize(&auth, Some(&service), &get("SERVICE_test")),
+            Decision::Denied
+        );
+        assert_eq!(
+            authorize(&auth, Some(&both), &get("OTHER_test")),
+            Decision::Denied
+        );
+    }
+
+    #[test]
+    fn reseller_prefixes_read_as_swift_reads_them() {
+        assert_eq!(reseller_prefixes("AUTH"), ["AUTH_"]);
+        assert_eq!(
+            reseller_prefixes(" AUTH_, SERVICE ,AUTH"),
+            ["AUTH_", "SERVICE_"]
+        );
+        assert_eq!(reseller_prefixes("'', AUTH"), ["", "AUTH_"]);
+        assert_eq!(reseller_prefixes(" , "), [""]);
     }
 }

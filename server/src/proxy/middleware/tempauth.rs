@@ -238,7 +238,15 @@ impl Handler for TempAuthLayer {
                 .map(str::to_string);
             if let Some(token) = token {
                 match self.identity_of(&token).await {
-                    Some(identity) => {
+                    Some(mut identity) => {
+                        // A service's token adds its groups (Swift's `X-Service-Token`);
+                        // one that does not check out adds nothing and refuses nothing.
+                        let service = header(req.headers(), "x-service-token").map(str::to_string);
+                        if let Some(service) = service {
+                            if let Some(s) = self.identity_of(&service).await {
+                                identity.groups.extend(s.groups);
+                            }
+                        }
                         req.extensions_mut().insert(RemoteUser(identity));
                     }
                     None => {
