@@ -303,8 +303,12 @@ fn run_storage(kind: &str, conf: &Conf) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
-/// Object metadata lives in xattrs: say so at startup when a device refuses them.
+/// Object metadata lives in xattrs: say so at startup when a device refuses them, or
+/// holds too little of them per file for Swift's metadata limits.
 fn check_xattrs(devices: &std::path::Path) {
+    // Swift's default limits allow 4 KiB of user metadata; with header names and the
+    // system metadata, an object's pickled metadata reaches about 6.5 KiB.
+    const ENOUGH: usize = 8192;
     let Ok(rd) = std::fs::read_dir(devices) else {
         tracing::warn!(devices = %devices.display(), "devices directory is not readable");
         return;
@@ -321,5 +325,15 @@ fn check_xattrs(devices: &std::path::Path) {
                 "filesystem refuses user xattrs: object writes to this device will fail with 507");
         }
         let _ = std::fs::remove_file(&probe);
+        match ringsmith_server::object::diskfile::xattr_capacity(&e.path(), ENOUGH) {
+            Ok(held) if held < ENOUGH => tracing::warn!(
+                device = %e.path().display(),
+                xattr_bytes_per_file = held,
+                "this filesystem holds only about {held} bytes of object metadata per file: \
+                 objects with more (Swift's limits allow about 6.5 KiB) get 507 here, as on \
+                 Swift; Swift recommends XFS"
+            ),
+            _ => {}
+        }
     }
 }

@@ -25,6 +25,14 @@ pub enum DiskError {
     XattrNotSupported(String),
     #[error("no space left on device: {0}")]
     NoSpace(String),
+    /// Setting the metadata xattrs failed for space: the device is full, or (ext4, about
+    /// 4 KiB per file) the filesystem cannot hold that much metadata on one file.
+    #[error(
+        "cannot store {bytes} bytes of object metadata in the xattrs of {path}: no space \
+         (the device is full, or its filesystem caps a file's xattrs, as ext4 does near 4 KiB; \
+         Swift recommends XFS)"
+    )]
+    MetadataTooLarge { path: String, bytes: usize },
     #[error("bad metadata in {path}: {reason}")]
     BadMetadata { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -36,7 +44,9 @@ impl DiskError {
     /// so is ENODEV: a device unmounted under a running write.
     pub fn is_insufficient_storage(&self) -> bool {
         match self {
-            DiskError::XattrNotSupported(_) | DiskError::NoSpace(_) => true,
+            DiskError::XattrNotSupported(_)
+            | DiskError::NoSpace(_)
+            | DiskError::MetadataTooLarge { .. } => true,
             DiskError::Io(e) => matches!(
                 e.raw_os_error(),
                 Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::ENODEV)
@@ -46,14 +56,45 @@ impl DiskError {
     }
 }
 
-fn classify_xattr_error(e: io::Error, path: &Path) -> DiskError {
-    match e.raw_os_error() {
-        Some(libc::ENOTSUP) => DiskError::XattrNotSupported(path.display().to_string()),
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::E2BIG) => {
-            DiskError::NoSpace(path.display().to_string())
+/// `writing`: the size of the metadata being set, if this was a write.
+fn classify_xattr_error(e: io::Error, path: &Path, writing: Option<usize>) -> DiskError {
+    let path_text = path.display().to_string();
+    match (e.raw_os_error(), writing) {
+        (Some(libc::ENOTSUP), _) => DiskError::XattrNotSupported(path_text),
+        (Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::E2BIG), Some(bytes)) => {
+            DiskError::MetadataTooLarge {
+                path: path_text,
+                bytes,
+            }
+        }
+        (Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::E2BIG), None) => {
+            DiskError::NoSpace(path_text)
         }
         _ => DiskError::Io(e),
     }
+}
+
+/// How many bytes of metadata xattrs (in chunks of Swift's size) the filesystem of `dir`
+/// holds on one file, up to `want`: a file is made there and removed. ext4 holds about
+/// 3.5 KiB, XFS and tmpfs far more.
+pub fn xattr_capacity(dir: &Path, want: usize) -> io::Result<usize> {
+    use xattr::FileExt;
+    let probe = dir.join(format!(".xattr-capacity-{}", std::process::id()));
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    let _ = fs::remove_file(&probe);
+    let chunk = [b'x'; 254];
+    let mut stored = 0;
+    for i in 0..want.div_ceil(chunk.len()) {
+        match file.set_xattr(format!("{METADATA_KEY}{i}"), &chunk) {
+            Ok(()) => stored += chunk.len(),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::E2BIG)) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(stored.min(want))
 }
 
 /// The pickle Swift stores: a dict of UTF-8 bytes to UTF-8 bytes.
@@ -107,10 +148,10 @@ pub fn write_metadata(file: &fs::File, path: &Path, meta: &Metadata) -> Result<(
             format!("{METADATA_KEY}{i}")
         };
         file.set_xattr(&key, chunk)
-            .map_err(|e| classify_xattr_error(e, path))?;
+            .map_err(|e| classify_xattr_error(e, path, Some(pickle.len())))?;
     }
     file.set_xattr(METADATA_CHECKSUM_KEY, checksum.as_bytes())
-        .map_err(|e| classify_xattr_error(e, path))?;
+        .map_err(|e| classify_xattr_error(e, path, Some(pickle.len())))?;
     Ok(())
 }
 
@@ -131,7 +172,7 @@ pub fn read_metadata(file: &fs::File, path: &Path) -> Result<Metadata, DiskError
         match file.get_xattr(&key) {
             Ok(Some(v)) => pickle.extend_from_slice(&v),
             Ok(None) => break,
-            Err(e) => return Err(classify_xattr_error(e, path)),
+            Err(e) => return Err(classify_xattr_error(e, path, None)),
         }
         i += 1;
     }
@@ -146,4 +187,40 @@ pub fn read_metadata(file: &fs::File, path: &Path) -> Result<Metadata, DiskError
         }
     }
     decode_metadata(&pickle).map_err(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Metadata past what the filesystem's xattrs hold on one file is a 507 (insufficient
+    /// storage) that says so; metadata that fits round-trips. Which of the two a given
+    /// size is depends on the filesystem, so the capacity is measured first.
+    #[test]
+    fn metadata_beyond_the_filesystems_xattrs_is_insufficient_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = xattr_capacity(dir.path(), 64 * 1024).unwrap();
+        assert!(held >= 254, "user xattrs work in {}", dir.path().display());
+        let mut meta = Metadata::new();
+        for i in 0..90 {
+            meta.insert(format!("X-Object-Meta-K{i:02}"), "v".repeat(45));
+        }
+        let size = encode_metadata(&meta).len();
+        let path = dir.path().join("o.data");
+        let file = fs::File::create(&path).unwrap();
+        match write_metadata(&file, &path, &meta) {
+            Ok(()) => {
+                assert!(held >= size, "{size} bytes stored, but only {held} fit");
+                assert_eq!(read_metadata(&file, &path).unwrap(), meta);
+            }
+            Err(e) => {
+                assert!(
+                    held < size + 64,
+                    "refused {size} bytes, though {held} fit: {e}"
+                );
+                assert!(e.is_insufficient_storage(), "{e}");
+                assert!(e.to_string().contains(&format!("{size} bytes")), "{e}");
+            }
+        }
+    }
 }

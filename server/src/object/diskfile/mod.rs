@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use crate::common::{unique_hex, Timestamp};
 
 pub use metadata::{
-    decode_metadata, encode_metadata, read_metadata, write_metadata, DiskError, Metadata,
-    METADATA_CHECKSUM_KEY, METADATA_KEY,
+    decode_metadata, encode_metadata, read_metadata, write_metadata, xattr_capacity, DiskError,
+    Metadata, METADATA_CHECKSUM_KEY, METADATA_KEY,
 };
 pub use writer::TempWriter;
 
