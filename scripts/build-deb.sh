@@ -76,7 +76,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Ringsmith developers <ringsmith@localhost>
 Installed-Size: $size
-Depends: libc6, libgcc-s1
+Depends: libc6, libgcc-s1, passwd
 Section: admin
 Priority: optional
 Description: OpenStack Swift compatible servers and operator tools
@@ -85,13 +85,31 @@ Description: OpenStack Swift compatible servers and operator tools
  object servers and their daemons, with the same file formats and HTTP API.
  systemd units for every server and daemon are included (not enabled).
 EOF
-# Units are shipped, not enabled: the configs in /etc/swift come first.
+# Units are shipped, not enabled: the configs in /etc/swift come first. They run as the
+# `swift` user (as Swift's own packages do), which the package creates if it is missing,
+# with the directories Swift's daemons write to (recon cache, state) owned by it. The
+# user stays when the package is removed or purged (Debian's convention: files it owns
+# may remain elsewhere).
 cat >"$root/DEBIAN/postinst" <<'EOF'
 #!/bin/sh
 set -e
+if [ "$1" = configure ]; then
+  getent group swift >/dev/null || groupadd --system swift
+  getent passwd swift >/dev/null || useradd --system --gid swift --home-dir /var/lib/swift \
+    --no-create-home --shell /usr/sbin/nologin --comment "Swift object storage" swift
+  install -d -o swift -g swift -m 0755 /var/lib/swift /var/cache/swift
+fi
 if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 EOF
-cp "$root/DEBIAN/postinst" "$root/DEBIAN/postrm"
+cat >"$root/DEBIAN/postrm" <<'EOF'
+#!/bin/sh
+set -e
+if [ "$1" = purge ]; then
+  # Only when empty: what an operator left there is theirs.
+  rmdir --ignore-fail-on-non-empty /var/cache/swift /var/lib/swift 2>/dev/null || true
+fi
+if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+EOF
 chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/postrm"
 
 deb="$out_dir/ringsmith_${version}_${arch}.deb"

@@ -24,12 +24,23 @@ fn installed() -> bool {
         .contains("install ok installed")
 }
 
-/// Removes the package however the test ends.
-struct Remove;
+fn swift_user_exists() -> bool {
+    run(Command::new("getent").args(["passwd", "swift"])).0
+}
+
+/// Removes the package however the test ends, and the `swift` user and group if the
+/// package created them (a real package leaves them; this machine is left as found).
+struct Remove {
+    created_user: bool,
+}
 impl Drop for Remove {
     fn drop(&mut self) {
         // Purge: no "config-files" record of the package is left behind either.
         let _ = Command::new("dpkg").args(["-P", "ringsmith"]).output();
+        if self.created_user {
+            let _ = Command::new("userdel").arg("swift").output();
+            let _ = Command::new("groupdel").arg("swift").output();
+        }
     }
 }
 
@@ -63,9 +74,22 @@ fn deb_package_installs_system_wide_runs_and_removes() {
         .to_string();
     assert!(deb.ends_with(".deb") && Path::new(&deb).exists(), "{out}");
 
-    let _remove = Remove;
+    let _remove = Remove {
+        created_user: !swift_user_exists(),
+    };
     let (ok, out) = run(Command::new("dpkg").args(["-i", &deb]));
     assert!(ok, "dpkg -i:\n{out}");
+    // The units' `User=swift` exists, and owns the directory its daemons' recon cache
+    // goes to.
+    assert!(
+        swift_user_exists(),
+        "the package did not create the swift user"
+    );
+    let (_, owner) = run(Command::new("stat").args(["-c", "%U:%G", "/var/cache/swift"]));
+    assert_eq!(owner.trim(), "swift:swift", "/var/cache/swift owner");
+    let unit =
+        std::fs::read_to_string("/usr/lib/systemd/system/ringsmith-proxy-server.service").unwrap();
+    assert!(unit.contains("User=swift"), "{unit}");
     let version = env!("CARGO_PKG_VERSION");
     let (ok, out) = run(Command::new("/usr/bin/ringsmith").arg("--version"));
     assert!(ok && out.trim() == format!("ringsmith {version}"), "{out}");
