@@ -23,19 +23,17 @@ fn t(n: u64) -> String {
 }
 
 async fn put_obj(r: &Router, name: &str, ts: &str, size: &str) -> StatusCode {
+    put_row(r, name, &[("x-timestamp", ts), ("x-size", size)]).await
+}
+
+/// An object server's row update for `a/c/<name>` (content type text/plain, ETag 0af9)
+/// with `headers` added.
+async fn put_row(r: &Router, name: &str, headers: &[(&str, &str)]) -> StatusCode {
+    let mut all = vec![("x-content-type", "text/plain"), ("x-etag", "0af9")];
+    all.extend_from_slice(headers);
     send(
         r,
-        req(
-            "PUT",
-            &format!("/sda1/0/a/c/{name}"),
-            &[
-                ("x-timestamp", ts),
-                ("x-size", size),
-                ("x-content-type", "text/plain"),
-                ("x-etag", "0af9"),
-            ],
-            Body::empty(),
-        ),
+        req("PUT", &format!("/sda1/0/a/c/{name}"), &all, Body::empty()),
     )
     .await
     .0
@@ -557,23 +555,13 @@ async fn a_post_moves_last_modified_and_encoded_rows_merge() {
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(put_obj(&r, "o", &t(2), "1").await, StatusCode::CREATED);
     // What an object server sends for a POST: the data time and the POST's time.
-    let (s, _, _) = send(
-        &r,
-        req(
-            "PUT",
-            "/sda1/0/a/c/o",
-            &[
-                ("x-timestamp", &t(2)),
-                ("x-meta-timestamp", &t(5)),
-                ("x-size", "1"),
-                ("x-content-type", "text/plain"),
-                ("x-etag", "0af9"),
-            ],
-            Body::empty(),
-        ),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
+    let (data, posted) = (t(2), t(5));
+    let post = [
+        ("x-timestamp", &*data),
+        ("x-meta-timestamp", &*posted),
+        ("x-size", "1"),
+    ];
+    assert_eq!(put_row(&r, "o", &post).await, StatusCode::CREATED);
     let listed = |body: Vec<u8>| -> Value { serde_json::from_slice(&body).unwrap() };
     let (_, _, body) = send(
         &r,
