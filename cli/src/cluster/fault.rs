@@ -106,9 +106,10 @@ pub fn run(a: FaultArgs) -> Result<ExitCode, String> {
             if live.is_empty() {
                 return Err(format!("{what} has no running process"));
             }
-            let pids: Vec<u32> = live.iter().map(|p| p.pid).collect();
             stop(&live);
-            for p in c.procs.iter_mut().filter(|p| pids.contains(&p.pid)) {
+            // Every process of the target, running or not: `restart` starts them all,
+            // and a node's clock is one clock.
+            for p in c.procs.iter_mut().filter(|p| target(p)) {
                 p.clock_offset = offset;
             }
             write_cluster(&a.dir, &c)?;
