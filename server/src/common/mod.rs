@@ -12,6 +12,7 @@ pub mod continue_io;
 pub mod handoff;
 pub mod headers;
 pub mod path;
+pub mod request_target_io;
 pub mod runner;
 pub mod shell;
 

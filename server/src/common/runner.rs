@@ -271,11 +271,15 @@ pub async fn serve_listener(
                         drop(slot);
                     });
                 } else {
+                    // Clients (and Swift's tests) send UTF-8 names unquoted; the object
+                    // server's connections come from proxies, which quote, and its
+                    // multiphase PUT reads around hyper, which this framing cannot follow.
+                    let io = crate::common::request_target_io::RequestTargetIo::new(stream);
                     let service = TowerToHyperService::new(tower::ServiceExt::map_request(
                         with_head_limits(router.clone()),
                         with_peer,
                     ));
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
                     conns.spawn(async move {
                         drive(conn, stop, accepted_at).await;
                         drop(slot);
