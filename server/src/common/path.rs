@@ -96,6 +96,14 @@ pub fn split_path(
         if extra.len() == maxsegs + 2 && !extra[maxsegs + 1].is_empty() {
             return Err(invalid());
         }
+        // Swift splits on every slash here, so a required segment that is only the
+        // trailing slash of the one before it (`//` for one segment) is empty.
+        if extra[1..(minsegs + 1).min(extra.len())]
+            .iter()
+            .any(|s| s.is_empty())
+        {
+            return Err(invalid());
+        }
     }
     let mut out: Vec<Option<String>> = segs[1..].iter().map(|s| Some(s.to_string())).collect();
     if !rest_with_last {
@@ -195,6 +203,10 @@ mod tests {
         assert!(split_path("/a/c/o", 1, 2, false).is_err());
         assert!(split_path("a/c", 1, 2, false).is_err());
         assert!(split_path("//c", 1, 2, false).is_err());
+        // Found by the `object_request` fuzz target: `//` gave one absent segment where
+        // one is required; Swift refuses it.
+        assert!(split_path("//", 1, 1, false).is_err());
+        assert_eq!(split_path("/a/", 1, 1, false).unwrap(), vec![Some("a".into())]);
         assert!(split_path("/d/p/a//o", 5, 5, true).is_err());
     }
 
