@@ -207,6 +207,9 @@ mod tests {
         // one is required; Swift refuses it.
         assert!(split_path("//", 1, 1, false).is_err());
         assert_eq!(split_path("/a/", 1, 1, false).unwrap(), vec![Some("a".into())]);
+        // As Swift 2.38.3's split_path answers them.
+        assert!(split_path("//", 1, 2, false).is_err());
+        assert!(split_path("/a//", 2, 2, false).is_err());
         assert!(split_path("/d/p/a//o", 5, 5, true).is_err());
     }
 
