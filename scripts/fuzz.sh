@@ -15,7 +15,7 @@ seconds="${1:-20}"
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(ring_file builder_file pickle config object_request listing_and_acl request_target)
+  targets=(ring_file builder_file pickle config object_request listing_and_acl listing chunked_body request_target)
 fi
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then

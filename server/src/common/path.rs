@@ -206,7 +206,10 @@ mod tests {
         // Found by the `object_request` fuzz target: `//` gave one absent segment where
         // one is required; Swift refuses it.
         assert!(split_path("//", 1, 1, false).is_err());
-        assert_eq!(split_path("/a/", 1, 1, false).unwrap(), vec![Some("a".into())]);
+        assert_eq!(
+            split_path("/a/", 1, 1, false).unwrap(),
+            vec![Some("a".into())]
+        );
         // As Swift 2.38.3's split_path answers them.
         assert!(split_path("//", 1, 2, false).is_err());
         assert!(split_path("/a//", 2, 2, false).is_err());

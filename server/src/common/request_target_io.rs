@@ -13,7 +13,7 @@
 //! empty line, then a body of `Content-Length` bytes or a chunked body (chunk sizes,
 //! data, trailers). Body bytes are never touched, whatever they look like. Anything this
 //! reader does not follow as hyper would (a framing header in an unusual form, a chunk
-//! size it cannot read, `CONNECT`, a head line past [`MAX_LINE`]) turns the connection
+//! size it cannot read, `CONNECT`, a head line past 64 KiB) turns the connection
 //! into a plain pass-through for good: hyper then sees exactly the bytes it would have
 //! seen without this layer and gives its own answer.
 

@@ -21,7 +21,7 @@
 mod delete;
 pub mod diskfile;
 mod get;
-mod mime;
+pub mod mime;
 mod post;
 mod put;
 pub mod range;
