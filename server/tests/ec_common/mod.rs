@@ -34,6 +34,36 @@ pub fn ec_cluster(storage: Storage) -> Cluster {
 
 /// [`ec_cluster`] with `node_count` (>= 6) nodes: beyond six, partitions have handoffs.
 pub fn ec_cluster_of(storage: Storage, node_count: usize) -> Cluster {
+    ec_cluster_shaped(
+        storage,
+        node_count,
+        EcShape {
+            k: 4,
+            m: 2,
+            duplication: 1,
+        },
+    )
+}
+
+/// An EC policy's fragment counts: `k` data, `m` parity, each fragment stored
+/// `duplication` times (Swift's `ec_duplication_factor`).
+#[derive(Clone, Copy)]
+pub struct EcShape {
+    pub k: usize,
+    pub m: usize,
+    pub duplication: usize,
+}
+
+impl EcShape {
+    /// Primaries per partition: the object ring's replica count.
+    pub fn primaries(&self) -> usize {
+        (self.k + self.m) * self.duplication
+    }
+}
+
+/// [`ec_cluster_of`] with a policy of the given shape (`node_count` at least its
+/// primaries).
+pub fn ec_cluster_shaped(storage: Storage, node_count: usize, shape: EcShape) -> Cluster {
     let venv = ringsmith_testkit::swift_venv();
     let dir = tempfile::tempdir().unwrap();
     let etc = dir.path().join("etc");
@@ -44,8 +74,10 @@ pub fn ec_cluster_of(storage: Storage, node_count: usize) -> Cluster {
         format!(
             "[swift-hash]\nswift_hash_path_prefix = rsprefix\nswift_hash_path_suffix = rssuffix\n\n\
              [storage-policy:0]\nname = ec42\ndefault = yes\npolicy_type = erasure_coding\n\
-             ec_type = liberasurecode_rs_vand\nec_num_data_fragments = 4\n\
-             ec_num_parity_fragments = 2\nec_object_segment_size = {SEGMENT}\n"
+             ec_type = liberasurecode_rs_vand\nec_num_data_fragments = {}\n\
+             ec_num_parity_fragments = {}\nec_duplication_factor = {}\n\
+             ec_object_segment_size = {SEGMENT}\n",
+            shape.k, shape.m, shape.duplication
         ),
     )
     .unwrap();
@@ -66,11 +98,15 @@ pub fn ec_cluster_of(storage: Storage, node_count: usize) -> Cluster {
     let builder = venv.join("bin/swift-ring-builder");
     for (k, kind) in ["object", "container", "account"].iter().enumerate() {
         let b = etc.join(format!("{kind}.builder"));
-        let replicas = if *kind == "object" { "6" } else { "3" };
+        let replicas = if *kind == "object" {
+            shape.primaries().to_string()
+        } else {
+            "3".to_string()
+        };
         run_ok(
             Command::new(&builder)
                 .arg(&b)
-                .args(["create", "6", replicas, "1"]),
+                .args(["create", "6", &replicas, "1"]),
         );
         for (i, node) in nodes.iter().enumerate() {
             run_ok(Command::new(&builder).arg(&b).args([
