@@ -9,8 +9,9 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 ./scripts/swift-functests.sh swift "$tmp/swift.txt" "$@"
 {
-  echo "# Swift 2.38.3 functional tests (test_account, test_container, test_object,"
-  echo "# test_protocol, tests, test_slo, test_dlo) that real Swift 2.38.3 passes on a one-node all-in-one."
+  echo "# The Swift 2.38.3 functional tests (every module tests/swift_functional/run.py runs;"
+  echo "# MODULE@ec against an erasure-coded default policy) that real Swift 2.38.3 passes on a"
+  echo "# one-node all-in-one; devices: $(cat "$tmp/swift.txt.devices")."
   echo "# Regenerate with scripts/swift-functests-oracle.sh."
   sed -n 's/^passed //p' "$tmp/swift.txt" | sort
 } > tests/swift_functional/swift-passes.txt

@@ -67,8 +67,21 @@ fn swift_functional_suite_passes_what_swift_passes() {
         .filter_map(|l| l.split_once(' ').map(|(_, n)| n.to_string()))
         .collect();
     let dir = repo().join("tests/swift_functional");
-    let swift = names(&dir.join("swift-passes.txt"));
+    let mut swift = names(&dir.join("swift-passes.txt"));
     let known = names(&dir.join("known-failures.txt"));
+    // Swift's list is made on tmpfs; on a disk whose xattrs are capped near 4 KiB (ext4),
+    // tests storing more metadata fail for Swift as for Ringsmith (507), so they are left
+    // out, by name and with a line saying so.
+    let devices = std::fs::read_to_string(out.with_extension("txt.devices")).unwrap_or_default();
+    if devices.trim() != "tmpfs" {
+        let needs = names(&dir.join("needs-large-xattrs.txt"));
+        println!(
+            "devices not on tmpfs ({}): not checked, as they need more than 4 KiB of xattrs: {}",
+            devices.trim(),
+            needs.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+        swift.retain(|t| !needs.contains(t));
+    }
 
     let mut problems = Vec::new();
     for t in &swift {
