@@ -8,37 +8,10 @@
 //! and output that, with every `%XX` this layer added decoded back, is not the input.
 #![no_main]
 
-use std::io;
-use std::pin::Pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
 
 use libfuzzer_sys::fuzz_target;
-use ringsmith_server::common::request_target_io::RequestTargetIo;
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
-
-struct Pieces {
-    input: Vec<u8>,
-    at: usize,
-    piece: usize,
-}
-
-impl AsyncRead for Pieces {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let n = this
-            .piece
-            .min(buf.remaining())
-            .min(this.input.len() - this.at);
-        buf.put_slice(&this.input[this.at..this.at + n]);
-        this.at += n;
-        Poll::Ready(Ok(()))
-    }
-}
+use ringsmith_server::common::request_target_io::read_in_pieces;
 
 fn through(input: &[u8], piece: usize, window: usize) -> Vec<u8> {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -47,27 +20,12 @@ fn through(input: &[u8], piece: usize, window: usize) -> Vec<u8> {
             .build()
             .unwrap()
     });
-    rt.block_on(async {
-        let mut io = RequestTargetIo::new(Pieces {
-            input: input.to_vec(),
-            at: 0,
-            piece,
-        });
-        let mut got = Vec::new();
-        let mut chunk = vec![0u8; window];
-        loop {
-            let n = io.read(&mut chunk).await.unwrap();
-            if n == 0 {
-                return got;
-            }
-            got.extend_from_slice(&chunk[..n]);
-        }
-    })
+    rt.block_on(read_in_pieces(input, piece, window))
 }
 
-/// The input back from the output: each `%XX` whose input byte was 0x80 or above (the
-/// only ones this layer writes) decoded, which a `%` the client sent never is, because
-/// its `XX` would have to be a raw high byte's spelling in the output only.
+/// The input back from the output: a `%XX` is decoded where the input has a byte of 0x80
+/// or above at that place (the only bytes this layer rewrites; one it leaves raw is not a
+/// `%`), anything else is taken as it is.
 fn undo(output: &[u8], input: &[u8]) -> Option<Vec<u8>> {
     let mut back = Vec::with_capacity(input.len());
     let mut i = 0;

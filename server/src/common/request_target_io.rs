@@ -345,58 +345,54 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for RequestTargetIo<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What hyper reads through [`RequestTargetIo`] when a client sends `input` at most
+/// `piece` bytes at a time and each read asks for `window` bytes; for the unit tests and
+/// the `request_target` fuzz target.
+#[doc(hidden)]
+pub async fn read_in_pieces(input: &[u8], piece: usize, window: usize) -> Vec<u8> {
     use tokio::io::AsyncReadExt;
 
-    /// What hyper reads when the client sends `input` in pieces of `piece` bytes and
-    /// hyper reads into a buffer of `window` bytes.
-    fn through(input: &[u8], piece: usize, window: usize) -> Vec<u8> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut io = RequestTargetIo::new(Pieces {
-                input: input.to_vec(),
-                at: 0,
-                piece,
-            });
-            let mut got = Vec::new();
-            let mut chunk = vec![0u8; window];
-            loop {
-                let n = io.read(&mut chunk).await.unwrap();
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&chunk[..n]);
-            }
-            got
-        })
-    }
-
-    /// A client that sends `input` at most `piece` bytes per read.
-    struct Pieces {
-        input: Vec<u8>,
-        at: usize,
+    /// A client that sends its input at most `piece` bytes per read.
+    struct Pieces<'a> {
+        input: &'a [u8],
         piece: usize,
     }
 
-    impl AsyncRead for Pieces {
+    impl AsyncRead for Pieces<'_> {
         fn poll_read(
             self: Pin<&mut Self>,
             _cx: &mut Context<'_>,
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
             let this = self.get_mut();
-            let n = this
-                .piece
-                .min(buf.remaining())
-                .min(this.input.len() - this.at);
-            buf.put_slice(&this.input[this.at..this.at + n]);
-            this.at += n;
+            let n = this.piece.max(1).min(buf.remaining()).min(this.input.len());
+            buf.put_slice(&this.input[..n]);
+            this.input = &this.input[n..];
             Poll::Ready(Ok(()))
         }
+    }
+
+    let mut io = RequestTargetIo::new(Pieces { input, piece });
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; window.max(1)];
+    loop {
+        let n = io.read(&mut chunk).await.expect("an in-memory read");
+        if n == 0 {
+            return got;
+        }
+        got.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn through(input: &[u8], piece: usize, window: usize) -> Vec<u8> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(read_in_pieces(input, piece, window))
     }
 
     fn every_split(input: &[u8], want: &[u8]) {
