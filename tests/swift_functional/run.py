@@ -219,7 +219,8 @@ class SwiftAio:
                 f"[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {self.port}\nworkers = 0\n"
                 f"swift_dir = {etc}\nlog_level = WARNING\n\n[pipeline:main]\n"
                 "pipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats "
-                "bulk tempurl tempauth formpost staticweb copy slo dlo versioned_writes symlink "
+                "bulk tempurl ratelimit tempauth formpost staticweb copy container-quotas "
+                "account-quotas slo dlo versioned_writes symlink "
                 "proxy-logging "
                 "proxy-server\n\n"
                 "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n"
@@ -228,8 +229,8 @@ class SwiftAio:
                 f"active_fernet_key_id = k1\n{SWIFT_USERS}\n"
                 + "".join(f"[filter:{m}]\nuse = egg:swift#{m.replace('-', '_')}\n" for m in (
                     "catch_errors", "gatekeeper", "healthcheck", "proxy-logging",
-                    "listing_formats", "bulk", "tempurl", "formpost", "staticweb", "copy", "slo",
-                    "dlo", "symlink"))
+                    "listing_formats", "bulk", "tempurl", "ratelimit", "formpost", "staticweb",
+                    "copy", "container-quotas", "account-quotas", "slo", "dlo", "symlink"))
                 # Both versioning styles, as Swift's sample (SAIO) proxy config enables them.
                 + "[filter:versioned_writes]\nuse = egg:swift#versioned_writes\n"
                 "allow_versioned_writes = true\nallow_object_versioning = true\n")

@@ -412,6 +412,20 @@ impl Proxy {
         m
     }
 
+    /// The container's info read from its servers now rather than from the cache (which
+    /// it then refreshes): for counts that must be current, such as a versions container's
+    /// bytes under a quota.
+    pub async fn container_info_now(
+        self: &Arc<Self>,
+        account: &str,
+        container: &str,
+    ) -> ContainerInfo {
+        self.cache()
+            .delete(&container_cache_key(account, container))
+            .await;
+        self.container_info(account, container).await
+    }
+
     /// Drops the account's cached info (every proxy on the same memcached sees that).
     pub(super) async fn forget_account(&self, account: &str) {
         self.cache().delete(&account_cache_key(account)).await;

@@ -15,6 +15,7 @@ use ringsmith::swift::conf::ConfError;
 
 use crate::proxy::auth::Decision;
 use crate::proxy::env::{authorize_now, ApiPath};
+use crate::proxy::middleware::object_versioning::versions_location;
 use crate::proxy::pipeline::{App, FilterContext, Handler, ResponseFuture};
 use crate::proxy::{header, text, Proxy};
 
@@ -79,8 +80,23 @@ impl Handler for ContainerQuotas {
                     let length: u64 = header(&parts.headers, "content-length")
                         .and_then(|v| v.trim().parse().ok())
                         .unwrap_or(0);
-                    let over_bytes = quota_value(info.meta.get("quota-bytes").map(String::as_str))
-                        .is_some_and(|q| q < info.bytes_used.saturating_add(length));
+                    let bytes_quota = quota_value(info.meta.get("quota-bytes").map(String::as_str));
+                    // A versioned container's bytes include its versions', as its HEAD
+                    // shows them (object_versioning) and as Swift's quota counts them. The
+                    // versions container's count is read fresh: every write moves it, and
+                    // no request on the primary container refreshes its cached copy.
+                    let mut bytes_used = info.bytes_used;
+                    if let (Some(_), Some(versions)) = (bytes_quota, versions_location(&info)) {
+                        let kept = self
+                            .proxy
+                            .container_info_now(&path.account, &versions)
+                            .await;
+                        if kept.status / 100 == 2 {
+                            bytes_used = bytes_used.saturating_add(kept.bytes_used);
+                        }
+                    }
+                    let over_bytes =
+                        bytes_quota.is_some_and(|q| q < bytes_used.saturating_add(length));
                     let over_count = quota_value(info.meta.get("quota-count").map(String::as_str))
                         .is_some_and(|q| q < info.object_count.saturating_add(1));
                     if over_bytes || over_count {

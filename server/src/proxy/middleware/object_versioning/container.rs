@@ -189,12 +189,7 @@ impl ObjectVersioning {
     async fn delete_container(&self, req: Request, path: ApiPath) -> Response {
         let container = path.container.clone().unwrap_or_default();
         let info = self.proxy.container_info(&path.account, &container).await;
-        let versions = info
-            .sysmeta
-            .get("versions-container")
-            .map(|v| unquote(v))
-            .unwrap_or_default();
-        if !versions.is_empty() {
+        if let Some(versions) = versions_location(&info) {
             let versions_path = ApiPath {
                 container: Some(versions),
                 ..path.clone()

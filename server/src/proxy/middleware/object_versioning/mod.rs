@@ -84,6 +84,14 @@ pub fn split_reserved_name(name: &str) -> Option<Vec<&str>> {
         .map(|rest| rest.split(RESERVED).collect())
 }
 
+/// Where a container's versions are kept, once versioning has been enabled on it.
+pub fn versions_location(info: &crate::proxy::controllers::ContainerInfo) -> Option<String> {
+    info.sysmeta
+        .get("versions-container")
+        .map(|v| unquote(v))
+        .filter(|v| !v.is_empty())
+}
+
 /// `\0versions\0<container>`.
 pub fn versions_container_name(container: &str) -> Option<String> {
     reserved_name(&["versions", container])
