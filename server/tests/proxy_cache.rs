@@ -75,7 +75,10 @@ impl Drop for Memcached {
 }
 
 /// Our pipeline with Swift's sample places for `cache` and `ratelimit`, and
-/// container info cached for ten minutes (so only invalidation can refresh it).
+/// container info cached for ten minutes (so only invalidation can refresh it), and
+/// Swift's default node timeout of 10 s rather than the harness's 3: the storage nodes
+/// are Swift's Python servers, whose first container PUT (a new database and an account
+/// update) has taken over 3 s on a loaded CI machine.
 fn proxy_extra(memcache_servers: Option<&str>, ratelimit: &str) -> String {
     format!(
         "[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging cache \
@@ -83,7 +86,8 @@ fn proxy_extra(memcache_servers: Option<&str>, ratelimit: &str) -> String {
          versioned_writes symlink proxy-logging proxy-server\n\n\
          [filter:cache]\nuse = egg:swift#memcache\n{servers}\n\
          [filter:ratelimit]\nuse = egg:swift#ratelimit\n{ratelimit}\n\
-         [app:proxy-server]\nrecheck_container_existence = 600\nrecheck_account_existence = 600\n",
+         [app:proxy-server]\nrecheck_container_existence = 600\nrecheck_account_existence = 600\n\
+         node_timeout = 10\n",
         servers = memcache_servers
             .map(|s| format!("memcache_servers = {s}\n"))
             .unwrap_or_default(),
