@@ -43,6 +43,12 @@
 //! and each replica then descends as above inside a zone its class has quota in. What does
 //! not fit goes the ordinary way.
 //!
+//! **Then re-place for free.** If the descent left a device above its target while a
+//! chain of re-placements of this rebalance's own replicas (each already moving, so no
+//! extra move) reaches one below it, that chain is taken before anything else moves: the
+//! greedy pass below would otherwise pay a move of an existing replica to repair it (the
+//! search is the one of the chains below, restricted to cost 0).
+//!
 //! **Then settle the surplus, directly.** Over-target devices are scanned partition by
 //! partition from a seeded start; of a partition's replicas on over-target devices the one
 //! on the device fullest *relative to its weight's share* goes first (when each partition
@@ -67,8 +73,10 @@
 //! dispersion are used first, then any path within the plan.
 //!
 //! **Then trade for dispersion, for free** (`rebalance/disperse.rs`). When the overload does
-//! not allow full dispersion, two replicas placed in this rebalance swap devices when that
-//! lowers the replicas at risk: no device count changes and no move is added.
+//! not allow full dispersion, two replicas placed in this rebalance swap devices, and a
+//! moved replica goes back to its device while another partition's replica, at risk
+//! there, moves in its place, when that lowers the replicas at risk: no device count
+//! changes and no move is added.
 //!
 //! # The guarantee
 //!
@@ -122,6 +130,7 @@
 mod augment;
 mod disperse;
 mod report;
+mod surplus;
 mod transport;
 mod unmet;
 
@@ -165,9 +174,16 @@ impl RingBuilder {
         run.gather_removed();
         run.gather_dispersion();
         run.place_queued();
+        run.release_unmoved();
+        run.settle_by_free_paths();
         run.settle_surplus();
         run.settle_by_paths();
         run.disperse_placed();
+        let trades = run.disperse_sources() + run.disperse_rows();
+        if trades > 0 && run.over_total() > 0 {
+            run.settle_surplus();
+            run.settle_by_paths();
+        }
         let unmet = run.unmet();
         let Run {
             table,
@@ -712,7 +728,8 @@ impl<'a> Run<'a> {
         for i in (0..self.fluid.len()).rev().take(MAX_TRIES) {
             let (qp, qr) = self.fluid[i];
             let (qp, qr) = (qp as usize, qr as usize);
-            if qp == part {
+            // A dispersion trade can send a replica back where it was: no longer fluid.
+            if qp == part || !self.placed_this_run(qr, qp) {
                 continue;
             }
             if self.displace_budget == 0 {
@@ -762,115 +779,22 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn placed_this_run(&self, row: usize, part: usize) -> bool {
-        self.old.get(row).and_then(|r| r.get(part)) != Some(&self.table[row][part])
-    }
-
-    /// Move replicas from over-target devices to under-target ones, each move to an
-    /// admissible device, until nothing more can move.
-    fn settle_surplus(&mut self) {
-        let parts = self.parts;
-        let rows = self.table.len();
-        for pass in 0..MAX_SURPLUS_PASSES + 1 {
-            // First pass: only replicas placed in this rebalance (moving one again costs no
-            // extra move). Second: only replicas whose partition is over its fair share in
-            // one of the device's tiers, so that balance moves also improve dispersion.
-            let fluid_only = pass == 0;
-            let risky_only = pass == 1;
-            let over: i64 = self.over_total();
-            if over == 0 {
-                break;
-            }
-            let mut moved_any = false;
-            for i in 0..parts {
-                let p = (self.gather_start + i) % parts;
-                // Replicas on over-target devices, the fullest relative to its weight's share
-                // (what balance measures) first: when each partition may move only one
-                // replica, the moves go where they lower the worst device the most.
-                let mut order = [(0.0f64, 0usize); 16];
-                let mut n_order = 0;
-                for r in 0..rows.min(16) {
-                    let Some(&d) = self.table[r].get(p) else {
-                        continue;
-                    };
-                    let dn = self.plan.tree.dev_path[d as usize][3] as usize;
-                    let surplus = self.count[dn] - self.target[dn];
-                    if surplus > 0 {
-                        order[n_order] = (self.fill(dn), r);
-                        n_order += 1;
-                    }
-                }
-                if n_order == 0 {
-                    continue;
-                }
-                order[..n_order].sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                for &(_, r) in &order[..n_order] {
-                    let d = self.table[r][p];
-                    let dn = self.plan.tree.dev_path[d as usize][3] as usize;
-                    if self.count[dn] <= self.target[dn] {
-                        continue;
-                    }
-                    if risky_only && !self.over_fair_share(p, d) {
-                        continue;
-                    }
-                    let fluid = self.placed_this_run(r, p);
-                    if !fluid && (fluid_only || !self.can_move(p)) {
-                        continue;
-                    }
-                    self.collect_paths(p, Some(r));
-                    // Take the replica off first so that the tiers it leaves count it gone.
-                    self.add_count(d, -1);
-                    let to = match self.find_home(0, true) {
-                        Some(to) if to != d => Some(to),
-                        // Two hops: this replica takes the place of one placed earlier in
-                        // this run, which moves on to an under-target device. If that place
-                        // is its own device, only the other replica moves.
-                        _ => self.place_by_displacing(p, r),
-                    };
-                    match to {
-                        Some(to) => {
-                            self.table[r][p] = to;
-                            self.add_count(to, 1);
-                            if to != d {
-                                self.fluid.push((p as u32, r as u16));
-                                self.moved_parts[p] = true;
-                            }
-                            moved_any = true;
-                            // One replica per partition per pass is plenty.
-                            break;
-                        }
-                        None => self.add_count(d, 1),
-                    }
-                }
-            }
-            if !moved_any && !risky_only && !fluid_only {
-                break;
+    /// A partition whose gathered replica went back to the device it came from has not
+    /// moved: it keeps its one move for this rebalance (and its min_part_hours clock).
+    fn release_unmoved(&mut self) {
+        for p in 0..self.parts {
+            if self.moved_parts[p]
+                && (0..self.table.len()).all(|r| {
+                    p >= self.table[r].len()
+                        || (p < self.old.get(r).map_or(0, Vec::len) && !self.placed_this_run(r, p))
+                })
+            {
+                self.moved_parts[p] = false;
             }
         }
     }
 
-    /// True if the partition has more replicas than the fair share (`max_allowed`) in one
-    /// of the tiers of `dev`, which holds one of them.
-    fn over_fair_share(&self, part: usize, dev: u32) -> bool {
-        let path = self.plan.tree.dev_path[dev as usize];
-        (0..4).any(|l| {
-            let n = self
-                .table
-                .iter()
-                .filter_map(|row| row.get(part))
-                .filter(|&&x| x != NONE_DEV && self.plan.tree.dev_path[x as usize][l] == path[l])
-                .count();
-            n as f64 > self.plan.max_allowed[path[l] as usize]
-        })
-    }
-
-    fn over_total(&self) -> i64 {
-        self.b
-            .iter_devs()
-            .map(|d| {
-                let dn = self.plan.tree.dev_path[d.dev.id as usize][3] as usize;
-                (self.count[dn] - self.target[dn]).max(0)
-            })
-            .sum()
+    fn placed_this_run(&self, row: usize, part: usize) -> bool {
+        self.old.get(row).and_then(|r| r.get(part)) != Some(&self.table[row][part])
     }
 }

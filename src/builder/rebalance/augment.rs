@@ -46,6 +46,23 @@ struct Hop {
 impl Run<'_> {
     /// Move surplus along cheapest augmenting paths until no over-target device has one.
     pub(super) fn settle_by_paths(&mut self) {
+        self.settle_by_paths_costing(true);
+    }
+
+    /// Chains of replicas placed in this rebalance only (re-placing one costs no move), tried
+    /// before any existing replica is moved for balance: the queue's descent can fill a
+    /// device that a later replica needed, and the greedy surplus pass would then pay a
+    /// move to repair what re-placing two queued replicas repairs for free. Only when
+    /// existing replicas could otherwise be moved (a first rebalance moves nothing else)
+    /// and something was queued.
+    pub(super) fn settle_by_free_paths(&mut self) {
+        let existing = self.old.iter().any(|row| !row.is_empty());
+        if existing && !self.fluid.is_empty() {
+            self.settle_by_paths_costing(false);
+        }
+    }
+
+    fn settle_by_paths_costing(&mut self, moves_allowed: bool) {
         if self.over_total() == 0 {
             return;
         }
@@ -74,7 +91,13 @@ impl Run<'_> {
         // replicas spread, and a device above its target is what the operator sees first.
         for keep_dispersion in [true, false] {
             loop {
-                let found = self.cheapest_path(&devs, &slots_on, &mut budget, keep_dispersion);
+                let found = self.cheapest_path(
+                    &devs,
+                    &slots_on,
+                    &mut budget,
+                    keep_dispersion,
+                    moves_allowed,
+                );
                 let Some(path) = found else {
                     break;
                 };
@@ -85,7 +108,7 @@ impl Run<'_> {
         }
     }
 
-    fn surplus(&self, dev: u32) -> i64 {
+    pub(super) fn surplus(&self, dev: u32) -> i64 {
         let dn = self.plan.tree.dev_path[dev as usize][3] as usize;
         self.count[dn] - self.target[dn]
     }
@@ -217,6 +240,7 @@ impl Run<'_> {
         slots_on: &[Vec<(u32, u16)>],
         budget: &mut u64,
         keep_dispersion: bool,
+        moves_allowed: bool,
     ) -> Option<Vec<Hop>> {
         let ndev = self.b.devs.len();
         let mut dist = vec![u32::MAX; ndev];
@@ -245,6 +269,9 @@ impl Run<'_> {
             }
             // Cost-0 edges (replicas placed in this rebalance) first.
             for pass_fluid in [true, false] {
+                if !pass_fluid && !moves_allowed {
+                    break;
+                }
                 let cost = if pass_fluid { 0 } else { 1 };
                 let reach = dist[u as usize] + cost;
                 for &(p, r) in &slots_on[u as usize] {

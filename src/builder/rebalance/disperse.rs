@@ -1,13 +1,21 @@
-//! Free dispersion: swap devices between two replicas placed in this rebalance.
+//! Free dispersion: trades that lower the replicas at risk without changing any device's
+//! count or the number of partition-replicas moved.
 //!
 //! When the weights do not allow full dispersion (required overload above the ring's), the
 //! plan lets a tier hold more replicas of a partition than an even split would, and which
-//! partitions end up "at risk" is decided by the order of placement. Two replicas placed in
-//! this rebalance (of different partitions, on devices A and B) can trade devices without
-//! any extra move (each was moving anyway) and without changing any device's count. A trade
-//! is made when it lowers the two partitions' replicas at risk together and both stay
-//! within the plan's per-tier bounds, so balance and moves stay as they were and dispersion
-//! only improves.
+//! partitions end up "at risk" is decided by the order of placement. Two kinds of trade fix
+//! what that order got wrong; each is made only when it lowers the two partitions' replicas
+//! at risk together and both stay within the plan's per-tier bounds, so balance and moves
+//! stay as they were and dispersion only improves.
+//!
+//! - **Destinations.** Two replicas placed in this rebalance (of different partitions, on
+//!   devices A and B) trade devices: each was moving anyway.
+//! - **Sources.** A replica that moved from S to T goes back to S, and another partition's
+//!   replica on S, one at risk there, moves to T instead. S still gives up one replica and T
+//!   still gains one; one partition moves instead of another. The surplus pass picks which
+//!   replica leaves S before it knows where it will go (a new server in a new region takes
+//!   whatever the scan reaches first), so this is where Swift's placement, which gathers
+//!   at-risk replicas first, used to do better.
 
 use super::Run;
 use crate::builder::NONE_DEV;
@@ -16,16 +24,18 @@ use crate::builder::NONE_DEV;
 const CHECK_BUDGET: u64 = 20_000_000;
 
 impl Run<'_> {
-    pub(super) fn disperse_placed(&mut self) {
-        // A placement within the plan's bounds puts nothing at risk unless some tier's bound
-        // is above its fair share (the overload does not allow full dispersion).
-        let risky_tier = self
-            .plan
+    /// A placement within the plan's bounds puts nothing at risk unless some tier's bound
+    /// is above its fair share (the overload does not allow full dispersion).
+    fn dispersion_limited(&self) -> bool {
+        self.plan
             .max
             .iter()
             .zip(&self.plan.max_allowed)
-            .any(|(&max, &fair)| max as f64 > fair);
-        if !risky_tier {
+            .any(|(&max, &fair)| max as f64 > fair)
+    }
+
+    pub(super) fn disperse_placed(&mut self) {
+        if !self.dispersion_limited() {
             return;
         }
         let mut fluid: Vec<(u32, u16)> = self
@@ -102,5 +112,202 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// Source trades (see the module docs). Returns how many were made: the partition that goes back becomes movable again on
+    /// its old device, which can open a chain of moves the earlier passes ruled out, so
+    /// the caller settles again when devices are left above target.
+    pub(super) fn disperse_sources(&mut self) -> usize {
+        if !self.dispersion_limited() {
+            return 0;
+        }
+        let mut trades = 0;
+        let rows = self.table.len();
+        let ndev = self.b.devs.len();
+        let mut usable = vec![false; ndev];
+        for d in self.b.iter_devs() {
+            usable[d.dev.id as usize] =
+                d.dev.weight > 0.0 && !self.b.remove_devs.contains(&d.dev.id);
+        }
+        // Replicas that moved in this rebalance, one per partition, from a device that may
+        // take them back: (part, row, source).
+        let mut moved: Vec<(u32, u16, u32)> = Vec::new();
+        for i in 0..self.parts {
+            let p = (self.gather_start + i) % self.parts;
+            if !self.moved_parts[p] {
+                continue;
+            }
+            let mut changed =
+                (0..rows).filter(|&r| p < self.table[r].len() && self.placed_this_run(r, p));
+            let (Some(r), None) = (changed.next(), changed.next()) else {
+                continue;
+            };
+            let source = self.old.get(r).and_then(|row| row.get(p)).copied();
+            if let Some(s) = source.filter(|&s| s != NONE_DEV && usable[s as usize]) {
+                if self.table[r][p] != NONE_DEV {
+                    moved.push((p as u32, r as u16, s));
+                }
+            }
+        }
+        if moved.is_empty() {
+            return 0;
+        }
+        let mut is_source = vec![false; ndev];
+        for &(_, _, s) in &moved {
+            is_source[s as usize] = true;
+        }
+        // Per source device, the replicas that may still move and are at risk there.
+        let mut budget = CHECK_BUDGET;
+        let mut at_risk_on: Vec<Vec<(u32, u16)>> = vec![Vec::new(); ndev];
+        for p in 0..self.parts {
+            if !self.can_move(p) {
+                continue;
+            }
+            for r in 0..rows {
+                let Some(&d) = self.table[r].get(p) else {
+                    continue;
+                };
+                if d == NONE_DEV || !is_source[d as usize] || budget == 0 {
+                    continue;
+                }
+                budget -= 1;
+                self.collect_paths(p, Some(r));
+                if self.risk_with(d) > 0.0 {
+                    at_risk_on[d as usize].push((p as u32, r as u16));
+                }
+            }
+        }
+        for (p1, r1, s) in moved {
+            let (part1, row1) = (p1 as usize, r1 as usize);
+            let t = self.table[row1][part1];
+            if at_risk_on[s as usize].is_empty() || budget == 0 {
+                continue;
+            }
+            budget -= 1;
+            self.collect_paths(part1, Some(row1));
+            if !self.admissible(s) {
+                continue;
+            }
+            // What sending this replica back saves (negative when it was at risk on S).
+            let back_gain = self.risk_with(t) - self.risk_with(s);
+            for i in 0..at_risk_on[s as usize].len() {
+                let (p2, r2) = at_risk_on[s as usize][i];
+                let (part2, row2) = (p2 as usize, r2 as usize);
+                if part2 == part1 || self.moved_parts[part2] || self.table[row2][part2] != s {
+                    continue;
+                }
+                if budget == 0 {
+                    break;
+                }
+                budget -= 1;
+                self.collect_paths(part2, Some(row2));
+                if !self.admissible(t) {
+                    continue;
+                }
+                let move_gain = self.risk_with(s) - self.risk_with(t);
+                if back_gain + move_gain <= 1e-9 {
+                    continue;
+                }
+                self.table[row1][part1] = s;
+                self.moved_parts[part1] = false;
+                self.table[row2][part2] = t;
+                self.moved_parts[part2] = true;
+                self.fluid.push((p2, r2));
+                at_risk_on[s as usize].swap_remove(i);
+                trades += 1;
+                break;
+            }
+        }
+        trades
+    }
+
+    /// Row trades: a partition that moved one replica (S to T) moves another of its
+    /// replicas (on S2) to T instead, and the first stays on S, when that lowers the
+    /// partition's replicas at risk. Only between devices above their targets (S2 stays at
+    /// or above its target, S was at or above it), and only when S does not become the
+    /// fullest device, so the deviation from the targets and the balance stay as they
+    /// were; moves stay the same. This is what is left when every partition has used its
+    /// move (a tiny ring after a big server arrives) and there is no partition to trade
+    /// sources with. Returns how many were made.
+    pub(super) fn disperse_rows(&mut self) -> usize {
+        if !self.dispersion_limited() || self.over_total() == 0 {
+            return 0;
+        }
+        let rows = self.table.len();
+        let mut trades = 0;
+        let mut budget = CHECK_BUDGET;
+        for i in 0..self.parts {
+            let p = (self.gather_start + i) % self.parts;
+            if !self.moved_parts[p] || budget == 0 {
+                continue;
+            }
+            let mut changed =
+                (0..rows).filter(|&r| p < self.table[r].len() && self.placed_this_run(r, p));
+            let (Some(r1), None) = (changed.next(), changed.next()) else {
+                continue;
+            };
+            let Some(s) = self.old.get(r1).and_then(|row| row.get(p)).copied() else {
+                continue;
+            };
+            let t = self.table[r1][p];
+            if s == NONE_DEV || t == NONE_DEV || !self.usable(s) || self.surplus(s) < 0 {
+                continue;
+            }
+            let worst_fill = self.worst_fill();
+            let s_node = self.path(s)[3] as usize;
+            if (self.count[s_node] + 1) as f64 / self.share[s_node] > worst_fill {
+                continue;
+            }
+            self.collect_paths(p, Some(r1));
+            let risk_now = self.risk_with(t);
+            if risk_now <= 0.0 {
+                continue;
+            }
+            for r2 in 0..rows {
+                if r2 == r1 || budget == 0 {
+                    continue;
+                }
+                let Some(&s2) = self.table[r2].get(p) else {
+                    continue;
+                };
+                if s2 == NONE_DEV || s2 == s || self.surplus(s2) < 1 {
+                    continue;
+                }
+                budget -= 1;
+                self.table[r1][p] = s;
+                self.table[r2][p] = t;
+                self.collect_paths(p, Some(r2));
+                let fits = self.admissible(t) && {
+                    self.collect_paths(p, Some(r1));
+                    self.admissible(s)
+                };
+                if fits && self.risk_with(s) < risk_now - 1e-9 {
+                    self.add_count(s, 1);
+                    self.add_count(s2, -1);
+                    self.fluid.push((p as u32, r2 as u16));
+                    trades += 1;
+                    break;
+                }
+                self.table[r1][p] = t;
+                self.table[r2][p] = s2;
+            }
+        }
+        trades
+    }
+
+    fn usable(&self, dev: u32) -> bool {
+        self.b
+            .dev(dev)
+            .is_some_and(|d| d.dev.weight > 0.0 && !self.b.remove_devs.contains(&dev))
+    }
+
+    /// The highest count relative to the weight's share among weighted devices (what
+    /// balance measures).
+    fn worst_fill(&self) -> f64 {
+        self.b
+            .iter_devs()
+            .filter(|d| d.dev.weight > 0.0)
+            .map(|d| self.fill(self.path(d.dev.id)[3] as usize))
+            .fold(0.0, f64::max)
     }
 }

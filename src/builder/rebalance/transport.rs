@@ -24,6 +24,7 @@ use super::Run;
 /// flow stays tiny and the zone sets fit a bit mask.
 const MAX_ZONES: usize = 64;
 const MAX_CLASSES: usize = 512;
+const NO_CLASS: u16 = u16::MAX;
 
 /// Zone quotas per class, and the class of every queued slot.
 pub(super) struct Quotas {
@@ -31,16 +32,19 @@ pub(super) struct Quotas {
     zones: Vec<u32>,
     /// `left[class][zone index]`: replicas of the class still to go to that zone.
     left: Vec<Vec<i64>>,
-    /// Class of each queued slot (`None`: no zone takes it within its fair share; the greedy
-    /// path decides).
-    class_of: Vec<Option<usize>>,
+    /// Class of each queued slot (`NO_CLASS`: no zone takes it within its fair share; the
+    /// greedy path decides). Two bytes a slot: a first rebalance of 2^20 x 3 queues every
+    /// slot.
+    class_of: Vec<u16>,
 }
 
 impl Run<'_> {
     /// Solves the zone-level transportation problem for the queued slots, or `None` when
     /// the queue is too small to need it or the ring too wide for it.
     pub(super) fn zone_quotas(&mut self, queue: &[(u32, u16)]) -> Option<Quotas> {
-        if queue.len() < 2 {
+        // With nothing placed yet (a first rebalance) every partition may use every zone:
+        // one class, nothing to solve.
+        if queue.len() < 2 || self.count[0] == 0 {
             return None;
         }
         // Zones with weight, and each zone's region.
@@ -81,7 +85,7 @@ impl Run<'_> {
                 }
             }
             if mask == 0 {
-                class_of.push(None);
+                class_of.push(NO_CLASS);
                 continue;
             }
             let class = match masks.iter().position(|&m| m == mask) {
@@ -96,7 +100,7 @@ impl Run<'_> {
                 }
             };
             supply[class] += 1;
-            class_of.push(Some(class));
+            class_of.push(class as u16);
         }
         // One class means no choice between classes: the greedy path is already right.
         if masks.len() < 2 {
@@ -127,9 +131,11 @@ impl Run<'_> {
         part: usize,
         row: usize,
     ) -> bool {
-        let Some(class) = quotas.class_of[i] else {
+        let class = quotas.class_of[i];
+        if class == NO_CLASS {
             return false;
-        };
+        }
+        let class = class as usize;
         self.collect_paths(part, Some(row));
         // The zone with the most quota left for this class first, then the larger deficit.
         let mut order: Vec<(i64, i64, u32, usize)> = quotas.left[class]
