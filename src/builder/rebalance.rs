@@ -72,6 +72,10 @@
 //! placed in this rebalance costs 0 and any other move 1. Paths that keep every partition's
 //! dispersion are used first, then any path within the plan.
 //!
+//! **Then shorten chains** (`rebalance/shorten.rs`). Where a replica moved U to V and
+//! another moved on V to W, the first goes to W directly and the second stays: the same
+//! counts, one move fewer.
+//!
 //! **Then trade for dispersion, for free** (`rebalance/disperse.rs`). When the overload does
 //! not allow full dispersion, two replicas placed in this rebalance swap devices, and a
 //! moved replica goes back to its device while another partition's replica, at risk
@@ -130,6 +134,7 @@
 mod augment;
 mod disperse;
 mod report;
+mod shorten;
 mod surplus;
 mod transport;
 mod unmet;
@@ -178,9 +183,10 @@ impl RingBuilder {
         run.settle_by_free_paths();
         run.settle_surplus();
         run.settle_by_paths();
+        let shortened = run.shorten_chains();
         run.disperse_placed();
         let trades = run.disperse_sources() + run.disperse_rows();
-        if trades > 0 && run.over_total() > 0 {
+        if shortened + trades > 0 && run.over_total() > 0 {
             run.settle_surplus();
             run.settle_by_paths();
         }

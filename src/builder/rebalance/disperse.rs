@@ -295,7 +295,7 @@ impl Run<'_> {
         trades
     }
 
-    fn usable(&self, dev: u32) -> bool {
+    pub(super) fn usable(&self, dev: u32) -> bool {
         self.b
             .dev(dev)
             .is_some_and(|d| d.dev.weight > 0.0 && !self.b.remove_devs.contains(&dev))
