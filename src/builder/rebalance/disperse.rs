@@ -134,17 +134,8 @@ impl Run<'_> {
         let mut moved: Vec<(u32, u16, u32)> = Vec::new();
         for i in 0..self.parts {
             let p = (self.gather_start + i) % self.parts;
-            if !self.moved_parts[p] {
-                continue;
-            }
-            let mut changed =
-                (0..rows).filter(|&r| p < self.table[r].len() && self.placed_this_run(r, p));
-            let (Some(r), None) = (changed.next(), changed.next()) else {
-                continue;
-            };
-            let source = self.old.get(r).and_then(|row| row.get(p)).copied();
-            if let Some(s) = source.filter(|&s| s != NONE_DEV && usable[s as usize]) {
-                if self.table[r][p] != NONE_DEV {
+            if let Some((r, s)) = self.single_move(p) {
+                if usable[s as usize] {
                     moved.push((p as u32, r as u16, s));
                 }
             }
@@ -224,8 +215,8 @@ impl Run<'_> {
     /// Row trades: a partition that moved one replica (S to T) moves another of its
     /// replicas (on S2) to T instead, and the first stays on S, when that lowers the
     /// partition's replicas at risk. Only between devices above their targets (S2 stays at
-    /// or above its target, S was at or above it), and only when S does not become the
-    /// fullest device, so the deviation from the targets and the balance stay as they
+    /// or above its target, S was at or above it), and only when neither ends further from
+    /// its share than the worst device already is, so the deviation from the targets and the balance stay as they
     /// were; moves stay the same. This is what is left when every partition has used its
     /// move (a tiny ring after a big server arrives) and there is no partition to trade
     /// sources with. Returns how many were made.
@@ -236,26 +227,18 @@ impl Run<'_> {
         let rows = self.table.len();
         let mut trades = 0;
         let mut budget = CHECK_BUDGET;
+        // Trades keep every device within this, so it holds for the whole pass.
+        let worst = self.worst_balance();
         for i in 0..self.parts {
             let p = (self.gather_start + i) % self.parts;
-            if !self.moved_parts[p] || budget == 0 {
-                continue;
+            if budget == 0 {
+                break;
             }
-            let mut changed =
-                (0..rows).filter(|&r| p < self.table[r].len() && self.placed_this_run(r, p));
-            let (Some(r1), None) = (changed.next(), changed.next()) else {
-                continue;
-            };
-            let Some(s) = self.old.get(r1).and_then(|row| row.get(p)).copied() else {
+            let Some((r1, s)) = self.single_move(p) else {
                 continue;
             };
             let t = self.table[r1][p];
-            if s == NONE_DEV || t == NONE_DEV || !self.usable(s) || self.surplus(s) < 0 {
-                continue;
-            }
-            let worst_fill = self.worst_fill();
-            let s_node = self.path(s)[3] as usize;
-            if (self.count[s_node] + 1) as f64 / self.share[s_node] > worst_fill {
+            if !self.usable(s) || self.surplus(s) < 0 || !self.within_balance(s, 1, worst) {
                 continue;
             }
             self.collect_paths(p, Some(r1));
@@ -270,7 +253,11 @@ impl Run<'_> {
                 let Some(&s2) = self.table[r2].get(p) else {
                     continue;
                 };
-                if s2 == NONE_DEV || s2 == s || self.surplus(s2) < 1 {
+                if s2 == NONE_DEV
+                    || s2 == s
+                    || self.surplus(s2) < 1
+                    || !self.within_balance(s2, -1, worst)
+                {
                     continue;
                 }
                 budget -= 1;
@@ -301,13 +288,36 @@ impl Run<'_> {
             .is_some_and(|d| d.dev.weight > 0.0 && !self.b.remove_devs.contains(&dev))
     }
 
-    /// The highest count relative to the weight's share among weighted devices (what
-    /// balance measures).
-    fn worst_fill(&self) -> f64 {
+    /// What balance measures: the largest |count / share - 1| over weighted devices.
+    fn worst_balance(&self) -> f64 {
         self.b
             .iter_devs()
             .filter(|d| d.dev.weight > 0.0)
-            .map(|d| self.fill(self.path(d.dev.id)[3] as usize))
+            .map(|d| (self.fill(self.path(d.dev.id)[3] as usize) - 1.0).abs())
             .fold(0.0, f64::max)
+    }
+
+    /// True if `dev` with `delta` more replicas stays within `worst` (see
+    /// [`Self::worst_balance`]).
+    fn within_balance(&self, dev: u32, delta: i64, worst: f64) -> bool {
+        let node = self.path(dev)[3] as usize;
+        let share = self.share[node];
+        share > 0.0 && ((self.count[node] + delta) as f64 / share - 1.0).abs() <= worst
+    }
+
+    /// The one replica of `part` that moved in this rebalance, as (row, the device it
+    /// left), when exactly one did, from a device that existed (not a new slot of a
+    /// replica-count increase), and it is placed now.
+    pub(super) fn single_move(&self, part: usize) -> Option<(usize, u32)> {
+        if !self.moved_parts[part] {
+            return None;
+        }
+        let mut changed = (0..self.table.len())
+            .filter(|&r| part < self.table[r].len() && self.placed_this_run(r, part));
+        let (Some(row), None) = (changed.next(), changed.next()) else {
+            return None;
+        };
+        let left = self.old.get(row).and_then(|r| r.get(part)).copied()?;
+        (left != NONE_DEV && self.table[row][part] != NONE_DEV).then_some((row, left))
     }
 }

@@ -24,18 +24,7 @@ impl Run<'_> {
         let mut left_from: Vec<Vec<(u32, u16)>> = vec![Vec::new(); ndev];
         let mut any = false;
         for p in 0..self.parts {
-            if !self.moved_parts[p] {
-                continue;
-            }
-            let mut changed =
-                (0..rows).filter(|&r| p < self.table[r].len() && self.placed_this_run(r, p));
-            let (Some(r), None) = (changed.next(), changed.next()) else {
-                continue;
-            };
-            let Some(v) = self.old.get(r).and_then(|row| row.get(p)).copied() else {
-                continue;
-            };
-            if v != NONE_DEV && self.usable(v) && self.table[r][p] != NONE_DEV {
+            if let Some((r, v)) = self.single_move(p).filter(|&(_, v)| self.usable(v)) {
                 left_from[v as usize].push((p as u32, r as u16));
                 any = true;
             }
