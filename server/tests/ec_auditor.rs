@@ -148,11 +148,15 @@ async fn the_auditor_quarantines_an_archive_with_a_bad_fragment_header() {
     assert!(std::fs::read_to_string(&swift_conf)
         .unwrap()
         .contains("user = "));
-    let out = swift_with_cluster_policies("swift-object-auditor", &etc)
-        .arg(&swift_conf)
-        .arg("once")
-        .output()
-        .unwrap();
+    let mut auditor = swift_with_cluster_policies("swift-object-auditor", &etc);
+    auditor.arg(&swift_conf).arg("once");
+    let out = ringsmith_testkit::output_within(&mut auditor, std::time::Duration::from_secs(300))
+        .unwrap_or_else(|hung| {
+            panic!(
+                "Swift's auditor still running after 300 s; killed:\n{}",
+                String::from_utf8_lossy(&hung.stderr)
+            )
+        });
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "Swift's auditor failed: {text}");
     let mut q = quarantined(&cluster);

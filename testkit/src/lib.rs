@@ -78,6 +78,74 @@ pub fn swift_python_json<A: AsRef<std::ffi::OsStr>>(args: &[A], stdin: &[u8]) ->
     })
 }
 
+/// Runs `cmd` to completion with its stdout and stderr captured, or kills it once `limit`
+/// has passed: `Err` then carries what it printed until then. A daemon run that hangs
+/// fails its test with its output instead of holding CI until the job's own limit.
+pub fn output_within(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> Result<std::process::Output, std::process::Output> {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    // Drained from threads so a chatty child cannot block on a full pipe; collected with a
+    // bound, since a grandchild may still hold a pipe open after the child is gone.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + limit;
+    let (status, timed_out) = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break (status, false);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            break (child.wait().expect("reap the killed child"), true);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: stdout
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_default(),
+        stderr: stderr
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_default(),
+    };
+    if timed_out {
+        Err(out)
+    } else {
+        Ok(out)
+    }
+}
+
 /// The user this test runs as, for the `user` option of a Swift daemon's config (Swift's
 /// daemons drop privileges to it at start, and its default, `swift`, need not exist).
 pub fn current_user() -> String {
@@ -93,13 +161,16 @@ pub fn current_user() -> String {
 /// `env!("CARGO_BIN_EXE_ringsmith-server")`) one pass: `bin DAEMON -c CONF --once`.
 /// Panics with its output when it fails; gives its stdout and stderr, in that order.
 pub fn run_daemon_once(bin: &str, daemon: &str, conf: &std::path::Path) -> String {
-    let out = std::process::Command::new(bin)
-        .arg(daemon)
-        .arg("-c")
-        .arg(conf)
-        .arg("--once")
-        .output()
-        .unwrap_or_else(|e| panic!("run {bin} {daemon}: {e}"));
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg(daemon).arg("-c").arg(conf).arg("--once");
+    let out = output_within(&mut cmd, std::time::Duration::from_secs(300)).unwrap_or_else(|out| {
+        panic!(
+            "{daemon} -c {} --once still running after 300 s; killed. Output:\n{}{}",
+            conf.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -112,4 +183,31 @@ pub fn run_daemon_once(bin: &str, daemon: &str, conf: &std::path::Path) -> Strin
         out.status
     );
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn output_within_returns_what_a_finished_child_printed() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let out = super::output_within(&mut cmd, Duration::from_secs(30)).unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn output_within_kills_a_child_past_its_limit() {
+        let started = Instant::now();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo before; exec sleep 30"]);
+        let hung = super::output_within(&mut cmd, Duration::from_millis(300)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(!hung.status.success());
+        assert_eq!(hung.stdout, b"before\n");
+    }
 }

@@ -89,11 +89,29 @@ pub fn run_swift_daemon_once(
         ),
     )
     .unwrap();
-    let out = swift_with_cluster_policies(script, &cluster.etc())
-        .arg(&conf)
-        .args(["-o", "-v"])
-        .output()
-        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    // Swift's own reconstructor has been seen to hang in a one-pass run (a CI run found
+    // it asleep for minutes with a connection its peer had closed, against Swift's own
+    // object servers): one kill and one more pass, said loudly; a second hang fails.
+    let limit = std::time::Duration::from_secs(180);
+    let run = || {
+        let mut cmd = swift_with_cluster_policies(script, &cluster.etc());
+        cmd.arg(&conf).args(["-o", "-v"]);
+        ringsmith_testkit::output_within(&mut cmd, limit)
+    };
+    let out = run().or_else(|hung| {
+        eprintln!(
+            "WARNING: {script} on node {i} still running after {limit:?}; killed, running \
+             it once more. Its output:\n{}",
+            output_text(&hung)
+        );
+        run()
+    });
+    let out = out.unwrap_or_else(|hung| {
+        panic!(
+            "{script} on node {i} hung twice ({limit:?} each):\n{}",
+            output_text(&hung)
+        )
+    });
     assert!(
         out.status.success(),
         "{script} on node {i} failed:\n{}\n{}",
