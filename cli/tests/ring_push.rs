@@ -45,13 +45,7 @@ fn ring_cmd(builder: &Path, args: &[&str]) {
     );
 }
 
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use ringsmith_testkit::free_port;
 
 /// The host directories `<root>/<ip>/{etc,srv/d1,cache}` and the running servers.
 struct Hosts {

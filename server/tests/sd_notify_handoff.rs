@@ -22,11 +22,7 @@ impl Drop for Term {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ringsmith_testkit::free_port("127.0.0.1")
 }
 
 fn mainpid(sock: &UnixDatagram) -> u32 {

@@ -185,6 +185,31 @@ pub fn run_daemon_once(bin: &str, daemon: &str, conf: &std::path::Path) -> Strin
     text
 }
 
+/// A TCP port on `ip` that nothing holds now and that no earlier call in this process
+/// has handed out.
+///
+/// The kernel picks it (bind to port 0, then release), so another process could still
+/// take it before the test's server binds; but two servers of one test can never be
+/// given the same port. The kernel does not promise that: two binds to port 0 in a row
+/// can return the same port once the first is released, and a cluster test whose
+/// account server was given its object server's port met an object server that answered
+/// its account PUT with 400.
+pub fn free_port(ip: &str) -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = std::net::TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .unwrap_or_else(|e| panic!("bind {ip}:0 for a free port: {e}"))
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
+    panic!("no port on {ip} that this process has not already handed out in 1,000 tries");
+}
+
 #[cfg(test)]
 mod tests {
     use std::process::Command;
@@ -209,5 +234,15 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(!hung.status.success());
         assert_eq!(hung.stdout, b"before\n");
+    }
+
+    #[test]
+    fn free_port_never_hands_out_a_port_twice() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..300 {
+            let port = super::free_port("127.0.0.1");
+            assert!(seen.insert(port), "port {port} handed out twice (call {i})");
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+        }
     }
 }

@@ -29,12 +29,21 @@ fn binary() -> Result<PathBuf, String> {
         })
 }
 
-/// A port nothing on 127.0.0.1 holds now.
-pub fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port on 127.0.0.1 for memcached: {e}"))
+/// A port nothing on 127.0.0.1 holds now and that is not `reserved` (the proxy's port,
+/// chosen by the operator but not yet bound: the kernel may hand it out).
+pub fn free_port(reserved: u16) -> Result<u16, String> {
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("no free port on 127.0.0.1 for memcached: {e}"))?;
+        if port != reserved {
+            return Ok(port);
+        }
+    }
+    Err(format!(
+        "no free port on 127.0.0.1 for memcached other than the proxy's {reserved}"
+    ))
 }
 
 /// Starts memcached on `127.0.0.1:port`, its output in `DIR/log/memcached.log`.

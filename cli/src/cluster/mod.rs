@@ -548,7 +548,7 @@ fn up(mut a: UpArgs) -> Result<ExitCode, String> {
     // memcached first, so the proxy's first requests find it.
     let mut cache_options = String::new();
     if a.memcached {
-        let port = memcached::free_port()?;
+        let port = memcached::free_port(a.proxy_port)?;
         let proc = memcached::spawn(&dir, port, layout.namespace(None))?;
         cache_options = format!("memcache_servers = {}\n", proc.addr);
         record.procs.push(proc);

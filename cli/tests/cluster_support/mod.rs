@@ -224,13 +224,7 @@ impl NetnsCluster {
     }
 }
 
-pub fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use ringsmith_testkit::free_port;
 
 /// A base port with base, +1, +2 free on the three node addresses.
 pub fn free_base() -> u16 {

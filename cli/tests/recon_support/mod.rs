@@ -172,8 +172,7 @@ async fn respond(b: &Behaviour, method: &str, path: &str) -> Option<String> {
 
 /// A port nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    ringsmith_testkit::free_port("127.0.0.1")
 }
 
 /// Runs `ringsmith recon <args>` with a bounded wait.

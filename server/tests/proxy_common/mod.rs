@@ -5,7 +5,7 @@
 //! Every process started is killed when the [`Cluster`] drops, and every wait is bounded.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,11 +56,7 @@ pub fn swift_with_cluster_policies(script: &str, etc: &Path) -> Command {
     c
 }
 
-/// A free TCP port on `ip` (bound then released; the tiny race is acceptable in tests).
-pub fn free_port(ip: &str) -> u16 {
-    let l = TcpListener::bind((ip, 0)).expect("bind for a free port");
-    l.local_addr().unwrap().port()
-}
+pub use ringsmith_testkit::free_port;
 
 pub fn wait_listening(addr: &str, what: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);

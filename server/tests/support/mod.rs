@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,14 +12,7 @@ use std::time::{Duration, Instant};
 pub const HASH_PREFIX: &str = "rsprefix";
 pub const HASH_SUFFIX: &str = "rssuffix";
 
-/// A free loopback port on `ip` (bound, read, released).
-pub fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use ringsmith_testkit::free_port;
 
 pub fn write_swift_conf(dir: &Path) {
     std::fs::write(
