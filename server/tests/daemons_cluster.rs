@@ -255,7 +255,13 @@ impl Cluster {
                 .send()
                 .await
                 .unwrap();
-            assert!(r.status().is_success(), "account PUT: {}", r.status());
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            assert!(
+                status.is_success(),
+                "account PUT to {}: {status} {body}",
+                d.device
+            );
         }
         let (cp, cnodes) = self
             .ring("container")
@@ -274,7 +280,13 @@ impl Cluster {
                 .send()
                 .await
                 .unwrap();
-            assert!(r.status().is_success(), "container PUT: {}", r.status());
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            assert!(
+                status.is_success(),
+                "container PUT to {}: {status} {body}",
+                d.device
+            );
         }
     }
 
