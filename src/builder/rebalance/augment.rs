@@ -69,8 +69,8 @@ impl Run<'_> {
         let devs: Vec<u32> = self
             .b
             .iter_devs()
-            .filter(|d| d.dev.weight > 0.0 && !self.b.remove_devs.contains(&d.dev.id))
             .map(|d| d.dev.id)
+            .filter(|&d| self.usable(d))
             .collect();
         if devs.is_empty() {
             return;

@@ -60,16 +60,15 @@ impl Run<'_> {
         let devs: Vec<u32> = self
             .b
             .iter_devs()
-            .filter(|d| d.dev.weight > 0.0 && !self.b.remove_devs.contains(&d.dev.id))
             .map(|d| d.dev.id)
+            .filter(|&d| self.usable(d))
             .collect();
         let mut budget = CHECK_BUDGET;
         for &(p1, r1) in &fluid {
             let (part1, row1) = (p1 as usize, r1 as usize);
             let a = self.table[row1][part1];
             self.collect_paths(part1, Some(row1));
-            let risk_a = self.risk_with(a);
-            if risk_a <= 0.0 {
+            if self.risk_with(a) <= 0.0 {
                 continue;
             }
             'devices: for &b in &devs {
@@ -77,11 +76,9 @@ impl Run<'_> {
                     continue;
                 }
                 budget -= 1;
-                self.collect_paths(part1, Some(row1));
-                if !self.admissible(b) {
+                let Some(gain1) = self.risk_saved(part1, row1, a, b) else {
                     continue;
-                }
-                let gain1 = risk_a - self.risk_with(b);
+                };
                 if gain1 <= 1e-9 {
                     continue;
                 }
@@ -95,12 +92,10 @@ impl Run<'_> {
                         break 'devices;
                     }
                     budget -= 1;
-                    self.collect_paths(part2, Some(row2));
-                    if !self.admissible(a) {
+                    let Some(gain2) = self.risk_saved(part2, row2, b, a) else {
                         continue;
-                    }
-                    let loss2 = self.risk_with(a) - self.risk_with(b);
-                    if loss2 >= gain1 - 1e-9 {
+                    };
+                    if gain1 + gain2 <= 1e-9 {
                         continue;
                     }
                     // Trade: same devices, same counts, fewer replicas at risk.
@@ -124,18 +119,13 @@ impl Run<'_> {
         let mut trades = 0;
         let rows = self.table.len();
         let ndev = self.b.devs.len();
-        let mut usable = vec![false; ndev];
-        for d in self.b.iter_devs() {
-            usable[d.dev.id as usize] =
-                d.dev.weight > 0.0 && !self.b.remove_devs.contains(&d.dev.id);
-        }
         // Replicas that moved in this rebalance, one per partition, from a device that may
         // take them back: (part, row, source).
         let mut moved: Vec<(u32, u16, u32)> = Vec::new();
         for i in 0..self.parts {
             let p = (self.gather_start + i) % self.parts;
             if let Some((r, s)) = self.single_move(p) {
-                if usable[s as usize] {
+                if self.usable(s) {
                     moved.push((p as u32, r as u16, s));
                 }
             }
@@ -175,12 +165,10 @@ impl Run<'_> {
                 continue;
             }
             budget -= 1;
-            self.collect_paths(part1, Some(row1));
-            if !self.admissible(s) {
-                continue;
-            }
             // What sending this replica back saves (negative when it was at risk on S).
-            let back_gain = self.risk_with(t) - self.risk_with(s);
+            let Some(back_gain) = self.risk_saved(part1, row1, t, s) else {
+                continue;
+            };
             for i in 0..at_risk_on[s as usize].len() {
                 let (p2, r2) = at_risk_on[s as usize][i];
                 let (part2, row2) = (p2 as usize, r2 as usize);
@@ -191,11 +179,9 @@ impl Run<'_> {
                     break;
                 }
                 budget -= 1;
-                self.collect_paths(part2, Some(row2));
-                if !self.admissible(t) {
+                let Some(move_gain) = self.risk_saved(part2, row2, s, t) else {
                     continue;
-                }
-                let move_gain = self.risk_with(s) - self.risk_with(t);
+                };
                 if back_gain + move_gain <= 1e-9 {
                     continue;
                 }
@@ -282,6 +268,24 @@ impl Run<'_> {
         trades
     }
 
+    /// How many fewer replicas of `part` are at risk if its replica in `row` moves from
+    /// `from` to `to` (negative when more are); `None` when `to` may not take it within the
+    /// plan's per-tier bounds. Every trade is judged by this.
+    pub(super) fn risk_saved(
+        &mut self,
+        part: usize,
+        row: usize,
+        from: u32,
+        to: u32,
+    ) -> Option<f64> {
+        self.collect_paths(part, Some(row));
+        if !self.admissible(to) {
+            return None;
+        }
+        Some(self.risk_with(from) - self.risk_with(to))
+    }
+
+    /// A device that may take replicas: weighted and not being removed.
     pub(super) fn usable(&self, dev: u32) -> bool {
         self.b
             .dev(dev)

@@ -54,19 +54,13 @@ impl Run<'_> {
                         continue;
                     }
                     budget = budget.saturating_sub(1);
-                    self.collect_paths(p_a, Some(r_a));
-                    if !self.admissible(w) {
+                    let Some(saved_a) = self.risk_saved(p_a, r_a, v, w) else {
                         continue;
-                    }
-                    let a_before = self.risk_with(v);
-                    let a_after = self.risk_with(w);
-                    self.collect_paths(p_b, Some(r_b));
-                    if !self.admissible(v) {
+                    };
+                    let Some(saved_b) = self.risk_saved(p_b, r_b, w, v) else {
                         continue;
-                    }
-                    let b_before = self.risk_with(w);
-                    let b_after = self.risk_with(v);
-                    if a_after + b_after > a_before + b_before + 1e-9 {
+                    };
+                    if saved_a + saved_b < -1e-9 {
                         continue;
                     }
                     // Counts stay: V loses A and gets B back, W loses B and gets A.
