@@ -323,6 +323,10 @@ struct Run<'a> {
     scratch: Vec<[u32; 4]>,
     dfs_buf: Vec<Vec<(bool, i64, u32, u32)>>,
     /// Slots placed in this run, which can be re-placed without counting another move.
+    /// Appended to, never pruned: a slot whose replica ends where it was before the run
+    /// (a gathered replica placed back, a trade sending one back) keeps its entry, so
+    /// every reader checks `placed_this_run` — pruning after each such step would cost a
+    /// pass over millions of entries on a first rebalance.
     fluid: Vec<(u32, u16)>,
     /// Bounds the work of augmenting steps per rebalance (they are rare on real rings).
     displace_budget: u64,
