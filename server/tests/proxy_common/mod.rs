@@ -421,7 +421,10 @@ const DEFAULT_SWIFT_FILTERS: &str =
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.print_log_tails();
+            eprint!(
+                "{}",
+                ringsmith_testkit::log_tails(&self.dir.path().join("log"), 40)
+            );
         }
         if let Some(mut p) = self.proxy.take() {
             let _ = p.kill();
@@ -429,27 +432,6 @@ impl Drop for Cluster {
         }
         for i in 0..self.nodes.len() {
             self.kill_node(i);
-        }
-    }
-}
-
-impl Cluster {
-    /// The last lines of every server's log, for a failed test's output (the logs live in
-    /// the cluster's temporary directory, which goes with it).
-    fn print_log_tails(&self) {
-        let Ok(entries) = std::fs::read_dir(self.dir.path().join("log")) else {
-            return;
-        };
-        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-        paths.sort();
-        for path in paths {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(40)..];
-            eprintln!("==== {} (last {} lines)", path.display(), tail.len());
-            for line in tail {
-                eprintln!("{line}");
-            }
         }
     }
 }
