@@ -82,6 +82,10 @@
 //! there, moves in its place, when that lowers the replicas at risk: no device count
 //! changes and no move is added.
 //!
+//! **Then level what cannot settle** (`rebalance/level.rs`): a surplus no under-target
+//! device can take moves, free, from the device fullest relative to its share to the one
+//! least full after taking it, so it is spread where balance barely sees it.
+//!
 //! # The guarantee
 //!
 //! Within the rules — min_part_hours; at most one existing replica of a partition moved per
@@ -133,6 +137,7 @@
 
 mod augment;
 mod disperse;
+mod level;
 mod report;
 mod shorten;
 mod surplus;
@@ -187,6 +192,10 @@ impl RingBuilder {
         run.disperse_placed();
         let trades = run.disperse_sources() + run.disperse_rows();
         if shortened + trades > 0 && run.over_total() > 0 {
+            run.settle_surplus();
+            run.settle_by_paths();
+        }
+        if run.level_surplus() > 0 && run.over_total() > 0 {
             run.settle_surplus();
             run.settle_by_paths();
         }
