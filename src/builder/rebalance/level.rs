@@ -25,7 +25,6 @@
 //! A replica put back on the device it left gives its partition's move back.
 
 use super::Run;
-use crate::builder::NONE_DEV;
 
 /// Bound on candidate checks, so a ring where nothing can level stays fast.
 const CHECK_BUDGET: u64 = 5_000_000;
@@ -52,18 +51,7 @@ impl Run<'_> {
         {
             return 0;
         }
-        let mut placed_on: Vec<Vec<(u32, u16)>> = vec![Vec::new(); self.b.devs.len()];
-        let mut fluid = self.fluid.clone();
-        fluid.sort_unstable();
-        fluid.dedup();
-        for (p, r) in fluid {
-            if self.placed_this_run(r as usize, p as usize) {
-                let d = self.table[r as usize][p as usize];
-                if d != NONE_DEV {
-                    placed_on[d as usize].push((p, r));
-                }
-            }
-        }
+        let mut placed_on = PlacedOn::default();
         let mut levelled = 0;
         let mut budget = CHECK_BUDGET;
         while budget > 0 {
@@ -74,6 +62,7 @@ impl Run<'_> {
                 break;
             }
             let worst = self.distance_after(from, 0);
+            placed_on.index(self, from);
             let moved = self.replace_placed(from, worst, &devs, &mut placed_on, &mut budget)
                 || self.trade_move_onto(from, worst, &mut placed_on, &mut budget);
             if !moved {
@@ -105,15 +94,15 @@ impl Run<'_> {
         from: u32,
         worst: f64,
         devs: &[u32],
-        placed_on: &mut [Vec<(u32, u16)>],
+        placed_on: &mut PlacedOn,
         budget: &mut u64,
     ) -> bool {
         let mut i = 0;
-        while i < placed_on[from as usize].len() && *budget > 0 {
-            let (p, r) = placed_on[from as usize][i];
+        while i < placed_on.of(from).len() && *budget > 0 {
+            let (p, r) = placed_on.of(from)[i];
             let (part, row) = (p as usize, r as usize);
             if self.table[row][part] != from {
-                placed_on[from as usize].swap_remove(i);
+                placed_on.of(from).swap_remove(i);
                 continue;
             }
             let mut best: Option<(f64, u32)> = None;
@@ -140,9 +129,9 @@ impl Run<'_> {
             self.table[row][part] = to;
             self.add_count(from, -1);
             self.add_count(to, 1);
-            placed_on[from as usize].swap_remove(i);
+            placed_on.of(from).swap_remove(i);
             if self.placed_this_run(row, part) {
-                placed_on[to as usize].push((p, r));
+                placed_on.add(to, (p, r));
                 self.fluid.push((p, r));
             }
             return true;
@@ -156,7 +145,7 @@ impl Run<'_> {
         &mut self,
         from: u32,
         worst: f64,
-        placed_on: &mut [Vec<(u32, u16)>],
+        placed_on: &mut PlacedOn,
         budget: &mut u64,
     ) -> bool {
         let rows = self.table.len();
@@ -192,7 +181,7 @@ impl Run<'_> {
                 self.add_count(from, -1);
                 self.add_count(s, 1);
                 self.fluid.push((part as u32, r2 as u16));
-                placed_on[t as usize].push((part as u32, r2 as u16));
+                placed_on.add(t, (part as u32, r2 as u16));
                 return true;
             }
             self.table[r1][part] = t;
@@ -209,6 +198,46 @@ impl Run<'_> {
             .map(|d| (self.fill(self.path(d)[3] as usize), d))
             .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
             .map(|(_, d)| d)
+    }
+}
+
+/// This run's placements on the devices levelling takes from, indexed when first needed:
+/// a first rebalance has millions of placements and levelling usually visits a device or
+/// two, so the list is walked once per such device rather than copied.
+#[derive(Default)]
+struct PlacedOn {
+    by_dev: std::collections::HashMap<u32, Vec<(u32, u16)>>,
+}
+
+impl PlacedOn {
+    fn index(&mut self, run: &Run<'_>, dev: u32) {
+        if self.by_dev.contains_key(&dev) {
+            return;
+        }
+        let mut on: Vec<(u32, u16)> = run
+            .fluid
+            .iter()
+            .copied()
+            .filter(|&(p, r)| {
+                run.placed_this_run(r as usize, p as usize)
+                    && run.table[r as usize][p as usize] == dev
+            })
+            .collect();
+        on.sort_unstable();
+        on.dedup();
+        self.by_dev.insert(dev, on);
+    }
+
+    fn of(&mut self, dev: u32) -> &mut Vec<(u32, u16)> {
+        self.by_dev.entry(dev).or_default()
+    }
+
+    /// Records a placement on `dev` if that device is indexed (one that is not will find
+    /// it in the run's list when it is).
+    fn add(&mut self, dev: u32, entry: (u32, u16)) {
+        if let Some(on) = self.by_dev.get_mut(&dev) {
+            on.push(entry);
+        }
     }
 }
 
