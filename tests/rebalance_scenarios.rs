@@ -27,8 +27,12 @@
 //!
 //! `RINGSMITH_SCENARIOS=N` changes the number of scenarios (default 200); the scoreboard is
 //! printed (run with `--nocapture` to see it) and recorded in BENCHMARKS.md.
+//! `RINGSMITH_SCENARIO_DEBUG=1` prints every step's devices and rebalance seed, and
+//! `RINGSMITH_SCENARIO_KEEP=DIR` keeps the ring each step leaves (Swift's, the next step's
+//! input) as `DIR/scenario-N-after-step-S.builder`, to turn a step into a fixture.
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use rand::{Rng, SeedableRng};
@@ -563,7 +567,10 @@ fn run_scenario(seed: u64, swift: &mut SwiftDriver, board: &mut Scoreboard, dir:
             board.trade_offs += 1;
         }
         if std::env::var("RINGSMITH_SCENARIO_DEBUG").is_ok() {
-            println!("{label}: balance {ob:.4}/{sb:.4} disp {od:.4}/{sd:.4} moved {om}/{sm}");
+            println!(
+                "{label}: balance {ob:.4}/{sb:.4} disp {od:.4}/{sd:.4} moved {om}/{sm} \
+                 (rebalance seed {rebalance_seed})"
+            );
             for (id, b) in &before {
                 let t = pair
                     .ours
@@ -590,6 +597,11 @@ fn run_scenario(seed: u64, swift: &mut SwiftDriver, board: &mut Scoreboard, dir:
         let file = dir.join(format!("s{seed}.builder"));
         let a = pair.swift.ask(json!({"cmd": "save", "path": file}));
         assert!(a.get("error").is_none(), "{a}");
+        // To turn a step into a fixture: the ring every next step starts from.
+        if let Some(keep) = std::env::var_os("RINGSMITH_SCENARIO_KEEP") {
+            let kept = Path::new(&keep).join(format!("scenario-{seed}-after-step-{step}.builder"));
+            std::fs::copy(&file, kept).unwrap();
+        }
         pair.ours = RingBuilder::load(&file).unwrap();
     }
 }
