@@ -1,7 +1,7 @@
 //! A step where the surplus cannot settle and levelling must trade which replica of a
 //! partition moves (`src/builder/rebalance/level.rs`), replayed from a fixture.
 //!
-//! `fixtures/builders/scenario-937-after-step-4.builder` is the ring Swift 2.38.3 left after
+//! `fixtures/rebalance/scenario-937-after-step-4.builder` is the ring Swift 2.38.3 left after
 //! step 4 of generated scenario 937 (`RINGSMITH_SCENARIO_KEEP=DIR
 //! RINGSMITH_SCENARIO_FIRST=937 RINGSMITH_SCENARIOS=1 cargo test -p ringsmith --test
 //! rebalance_scenarios`). Step 5 removes a server of four devices and adds a small zone;
@@ -9,6 +9,11 @@
 //! are left holding several times their share. Swift's own rebalance of this step, same
 //! seed, ends at a balance of 9,556.25 with 128 partition-replicas moved (the scenario
 //! test's figures); Ringsmith ended at 14,384.38 before levelling and at 4,728.13 with it.
+//!
+//! It lives apart from `fixtures/builders/`, whose every file must round-trip to Swift's
+//! `to_dict()` exactly: this ring has a device of weight 8 holding nothing with
+//! `parts_wanted` 0, which Ringsmith writes without the key (it takes such a device for
+//! one added since the last rebalance; `docs/differences.md`, "parts_wanted").
 
 use ringsmith::builder::{NewDevice, RebalanceOptions, RingBuilder};
 
@@ -19,7 +24,7 @@ const SWIFT_MOVED: u64 = 128;
 fn levelling_trades_a_move_onto_the_fullest_device() {
     let mut rb = RingBuilder::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/builders/scenario-937-after-step-4.builder"
+        "/fixtures/rebalance/scenario-937-after-step-4.builder"
     )))
     .unwrap();
     for id in 20..24 {
