@@ -45,7 +45,7 @@ fn synthetic(part_power: u32, replicas: usize, devices: u32) -> RingBuilder {
                     extra: BTreeMap::new(),
                 },
                 parts: counts[id as usize],
-                parts_wanted: 0.0,
+                parts_wanted: Some(0.0),
             })
         })
         .collect();

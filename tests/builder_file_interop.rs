@@ -14,10 +14,14 @@ fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/builders")
 }
 
-/// Every Swift-made fixture, by name.
+/// Every Swift-made fixture, by name: `fixtures/builders/` (written by
+/// `fixtures/make_builder_fixtures.py`) and the rings Swift left in generated rebalance
+/// scenarios (`fixtures/rebalance/`).
 fn fixtures() -> Vec<(String, PathBuf)> {
+    let rebalance = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rebalance");
     let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(fixtures_dir())
         .expect("fixtures/builders exists (fixtures/make_builder_fixtures.py writes it)")
+        .chain(std::fs::read_dir(rebalance).expect("fixtures/rebalance exists"))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "builder"))
         .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
@@ -184,7 +188,7 @@ fn ringsmith_reads_what_each_fixture_holds() {
         .devs
         .iter()
         .flatten()
-        .any(|d| d.parts_wanted.fract() != 0.0 || d.dev.weight == 0.0));
+        .any(|d| d.parts_wanted.is_some_and(|w| w.fract() != 0.0) || d.dev.weight == 0.0));
 
     let wide = load("four_byte_ids");
     assert_eq!(wide.dev_id_bytes, 4);

@@ -9,11 +9,6 @@
 //! are left holding several times their share. Swift's own rebalance of this step, same
 //! seed, ends at a balance of 9,556.25 with 128 partition-replicas moved (the scenario
 //! test's figures); Ringsmith ended at 14,384.38 before levelling and at 4,728.13 with it.
-//!
-//! It lives apart from `fixtures/builders/`, whose every file must round-trip to Swift's
-//! `to_dict()` exactly: this ring has a device of weight 8 holding nothing with
-//! `parts_wanted` 0, which Ringsmith writes without the key (it takes such a device for
-//! one added since the last rebalance; `docs/differences.md`, "parts_wanted").
 
 use ringsmith::builder::{NewDevice, RebalanceOptions, RingBuilder};
 

@@ -15,7 +15,6 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::file::writes_parts_wanted;
 use super::{BuilderFileError, RingBuilder};
 use crate::ring::{RingData, NONE_DEV};
 
@@ -338,7 +337,6 @@ fn make_composite_ring(builders: &[RingBuilder]) -> RingData {
     let mut devs = Vec::with_capacity(total);
     let mut offset = 0u32;
     for b in builders {
-        let rebalanced = b.replica2part2dev.is_some();
         for row in b.replica2part2dev.iter().flatten() {
             table.push(
                 row.iter()
@@ -351,11 +349,11 @@ fn make_composite_ring(builders: &[RingBuilder]) -> RingData {
                 let mut dev = d.dev.clone();
                 dev.id += offset;
                 dev.extra.insert("parts".into(), Value::from(d.parts));
-                if writes_parts_wanted(d, rebalanced) {
-                    let wanted = if d.parts_wanted.fract() == 0.0 {
-                        Value::from(d.parts_wanted as i64)
+                if let Some(wanted) = d.parts_wanted {
+                    let wanted = if wanted.fract() == 0.0 {
+                        Value::from(wanted as i64)
                     } else {
-                        float(d.parts_wanted)
+                        float(wanted)
                     };
                     dev.extra.insert("parts_wanted".into(), wanted);
                 }

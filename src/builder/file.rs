@@ -286,14 +286,13 @@ impl RingBuilder {
     /// Swift's `to_dict()` as a pickle value (device dicts pending removal are shared
     /// between `devs` and `_remove_devs`).
     pub fn to_pickle_value(&self) -> Value {
-        let rebalanced = self.replica2part2dev.is_some();
         let devs: Vec<Value> = self
             .devs
             .iter()
             .map(|d| match d {
                 None => Value::None,
                 Some(d) => {
-                    let v = dev_to_value(d, writes_parts_wanted(d, rebalanced));
+                    let v = dev_to_value(d);
                     if self.remove_devs.contains(&d.dev.id) {
                         Value::shared(v)
                     } else {
@@ -514,7 +513,8 @@ impl RingBuilder {
                 d.as_ref().map(|d| BuilderDevice {
                     dev: d.clone(),
                     parts: 0,
-                    parts_wanted: 0.0,
+                    // Swift's write_builder gives every device `parts_wanted: 0`.
+                    parts_wanted: Some(0.0),
                 })
             })
             .collect();
@@ -567,15 +567,7 @@ fn num(f: f64) -> Value {
     }
 }
 
-/// Swift sets `parts_wanted` on every device at a rebalance and nowhere else, so a builder
-/// never rebalanced has none, and a device added since the last rebalance has none. The
-/// model always holds a number; a device with no partitions, nothing wanted and a weight
-/// (which a rebalance would have given partitions) is taken to be such a newcomer.
-pub(crate) fn writes_parts_wanted(d: &BuilderDevice, rebalanced: bool) -> bool {
-    rebalanced && !(d.parts == 0 && d.parts_wanted == 0.0 && d.dev.weight > 0.0)
-}
-
-fn dev_to_value(d: &BuilderDevice, with_parts_wanted: bool) -> Value {
+fn dev_to_value(d: &BuilderDevice) -> Value {
     let dev = &d.dev;
     let mut entries = vec![
         (s("region"), Value::Int(dev.region as i64)),
@@ -593,8 +585,8 @@ fn dev_to_value(d: &BuilderDevice, with_parts_wanted: bool) -> Value {
         (s("id"), Value::Int(dev.id as i64)),
         (s("parts"), int(d.parts)),
     ];
-    if with_parts_wanted {
-        entries.push((s("parts_wanted"), num(d.parts_wanted)));
+    if let Some(wanted) = d.parts_wanted {
+        entries.push((s("parts_wanted"), num(wanted)));
     }
     for (k, v) in &dev.extra {
         entries.push((s(k), json_to_value(v)));
@@ -819,8 +811,8 @@ fn dev_from_value(ctx: &Ctx, index: usize, v: &Value) -> Result<BuilderDevice, B
             None => 0,
         },
         parts_wanted: match get("parts_wanted") {
-            Some(v) => get_f64(ctx, &what("parts_wanted"), v)?,
-            None => 0.0,
+            Some(v) => Some(get_f64(ctx, &what("parts_wanted"), v)?),
+            None => None,
         },
     })
 }

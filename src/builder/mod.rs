@@ -37,8 +37,10 @@ pub struct BuilderDevice {
     /// Partition-replicas assigned to this device.
     pub parts: u64,
     /// How many more (negative: fewer) partition-replicas it wants. Swift stores a float for
-    /// zero-weight devices of fractional-replica rings (`-parts * replicas`).
-    pub parts_wanted: f64,
+    /// zero-weight devices of fractional-replica rings (`-parts * replicas`). Set by every
+    /// rebalance and nowhere else: `None` for a device added since the last one (Swift's
+    /// device dict then has no such key).
+    pub parts_wanted: Option<f64>,
 }
 
 /// Swift 2.38's `RingBuilder` state, field for field (see `../shared/reference/ring.md` §1.1).

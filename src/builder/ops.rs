@@ -129,7 +129,7 @@ impl RingBuilder {
                 extra: Default::default(),
             },
             parts: 0,
-            parts_wanted: 0.0,
+            parts_wanted: None,
         });
         self.devs_changed = true;
         self.version += 1;

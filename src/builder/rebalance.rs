@@ -220,12 +220,12 @@ impl RingBuilder {
         let parts_total = self.parts() as f64 * self.replicas;
         for dev in self.devs.iter_mut().flatten() {
             let node = plan.tree.dev_path.get(dev.dev.id as usize).map(|p| p[3]);
-            dev.parts_wanted = match node {
+            dev.parts_wanted = Some(match node {
                 Some(n) if n != NO_TIER && dev.dev.weight > 0.0 => {
                     plan.parts_by_tier[n as usize] as f64 - dev.parts as f64
                 }
                 _ => -parts_total,
-            };
+            });
         }
         let tree = super::plan::TierTree::build(self);
         let data = dispersion::compute(self, &tree);

@@ -733,7 +733,7 @@ fn round_off_error_ring_balances_exactly() {
         *wanted
             .entry(d.dev.zone)
             .or_default()
-            .entry(d.parts_wanted as i64)
+            .entry(d.parts_wanted.unwrap_or(0.0) as i64)
             .or_default() += 1;
     }
     let expected: BTreeMap<u32, BTreeMap<i64, u32>> = [

@@ -16,7 +16,7 @@ fn dev(id: u32, zone: u32, ip: &str, weight: f64, parts: u64) -> BuilderDevice {
             extra: BTreeMap::new(),
         },
         parts,
-        parts_wanted: 0.0,
+        parts_wanted: Some(0.0),
     }
 }
 
@@ -27,7 +27,7 @@ fn sample() -> RingBuilder {
     d3.dev
         .extra
         .insert("custom".into(), serde_json::json!({"rack": 7}));
-    d3.parts_wanted = -4.5;
+    d3.parts_wanted = Some(-4.5);
     let mut graph = BTreeMap::new();
     graph.insert(Tier::Region(1), vec![0, 0, 0, 4]);
     graph.insert(Tier::Zone(1, 1), vec![0, 4, 0, 0]);
@@ -475,7 +475,7 @@ mod properties {
                     dev.dev.port = port;
                     dev.dev.replication_port = port + 1;
                     dev.dev.meta = meta;
-                    dev.parts_wanted = pw;
+                    dev.parts_wanted = Some(pw);
                     if let Some(x) = extra {
                         dev.dev.extra.insert("rack".into(), x);
                     }
@@ -550,7 +550,7 @@ mod properties {
                     if table.is_none() {
                         // Never rebalanced: Swift's devices have no parts_wanted yet.
                         for d in devs.iter_mut().flatten() {
-                            d.parts_wanted = 0.0;
+                            d.parts_wanted = None;
                         }
                     }
                     let remove_devs: Vec<u32> = present
