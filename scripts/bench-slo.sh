@@ -5,9 +5,11 @@
 #
 #   scripts/bench-slo.sh             the release build if it exists, else the debug build
 #   BENCH_BUILD=debug scripts/bench-slo.sh
+#   BENCH_SLO_GIB=5 scripts/bench-slo.sh   5 GiB each (Swift's largest plain object), still
+#                                          100 segments
 #
 # The plain object is deleted before the segments are written, so the run needs about
-# 1 GiB of free disk. Every process started is stopped (cluster down) on exit.
+# BENCH_SLO_GIB GiB of free disk. Every process started is stopped (cluster down) on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -39,7 +41,9 @@ proxy_pid="$(python3 -c "import json,sys; print([p['pid'] for p in json.load(ope
 token="$(curl -s -i -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' "$url/auth/v1.0" |
   tr -d '\r' | awk 'tolower($1)=="x-auth-token:" {print $2}')"
 auth=(-H "X-Auth-Token: $token")
-total=$((1024 * 1024 * 1024))
+gib="${BENCH_SLO_GIB:-1}"
+[[ "$gib" =~ ^[1-5]$ ]] || { echo "BENCH_SLO_GIB must be 1 to 5 (Swift's max_file_size is 5 GiB)" >&2; exit 1; }
+total=$((gib * 1024 * 1024 * 1024))
 nseg=100
 seg=$((total / nseg))
 last=$((total - seg * (nseg - 1)))
@@ -50,13 +54,14 @@ get() { # prints seconds and bytes of one GET to /dev/null
   curl -sf "${auth[@]}" "$url/v1/AUTH_test/$1" -o /dev/null -w '%{time_total} %{size_download}\n'
 }
 
-# The plain object, from a stream of random bytes (no 1 GiB file on disk).
+# The plain object, from a stream of random bytes (no such file on disk).
 head -c "$total" /dev/urandom |
   curl -sf -X PUT "${auth[@]}" -H 'Transfer-Encoding: chunked' -T - "$url/v1/AUTH_test/bench/plain" -o /dev/null
 read -r plain_s plain_bytes < <(get bench/plain)
 curl -sf -X DELETE "${auth[@]}" "$url/v1/AUTH_test/bench/plain" -o /dev/null
 
-# 100 segments (one random 10 MiB block, each segment its own object) and the manifest.
+# 100 segments (one random block of a segment's size, each segment its own object) and
+# the manifest.
 head -c "$last" /dev/urandom >"$work/block"
 manifest="["
 for i in $(seq -w 0 $((nseg - 1))); do
@@ -80,13 +85,14 @@ hwm_kib="$(awk '/^VmHWM/ {print $2}' "/proc/$proxy_pid/status")"
   echo "short GET: plain $plain_bytes, slo $slo_bytes of $total bytes" >&2
   exit 1
 }
-python3 - "$build" "$plain_s" "$slo_s" "$rss_before_kib" "$hwm_kib" <<'EOF'
+python3 - "$build" "$plain_s" "$slo_s" "$rss_before_kib" "$hwm_kib" "$gib" <<'EOF'
 import sys
 build, plain_s, slo_s, before, hwm = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+gib = int(sys.argv[6])
 mib = 1024
-print(f"build: {build}; 1 GiB each, 1 node on loopback")
-print(f"plain object GET: {plain_s:6.2f} s  {1024 / plain_s:7.1f} MiB/s")
-print(f"SLO (100 segs) GET: {slo_s:6.2f} s  {1024 / slo_s:7.1f} MiB/s")
+print(f"build: {build}; {gib} GiB each, 1 node on loopback")
+print(f"plain object GET: {plain_s:6.2f} s  {gib * 1024 / plain_s:7.1f} MiB/s")
+print(f"SLO (100 segs) GET: {slo_s:6.2f} s  {gib * 1024 / slo_s:7.1f} MiB/s")
 print(f"SLO/plain throughput ratio: {plain_s / slo_s:.2f}")
 print(f"proxy RSS before the SLO GET: {before / mib:.1f} MiB; peak during it (VmHWM): {hwm / mib:.1f} MiB")
 EOF

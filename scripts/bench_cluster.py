@@ -80,13 +80,23 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--replicas", type=int, default=3)
+    ap.add_argument("--paco", action="store_true",
+                    help="Ringsmith's single-process deployment (`cluster up --paco`: proxy and "
+                         "object server in one process) against a one-node, one-replica Swift")
+    ap.add_argument("--cases", help="SIZE:CONCURRENCY:OBJECTS,... instead of the built-in matrix")
     a = ap.parse_args()
+    if a.paco:
+        # `cluster up --paco` runs one node holding one replica; Swift gets the same.
+        a.nodes, a.replicas = 1, 1
     ringsmith = os.path.join(a.bin_dir, "ringsmith")
     cores = os.cpu_count() or 1
-    if a.quick:
+    if a.cases:
+        cases = [tuple(int(x) for x in c.split(":")) for c in a.cases.split(",")]
+    elif a.quick:
         cases = [(4096, 16, 200)]
     else:
-        cases = [(4096, 16, 2000), (4096, 128, 2000), (1 << 20, 16, 200), (1 << 20, 128, 256)]
+        # The last case's listings read a container of 10,000 objects.
+        cases = [(4096, 16, 2000), (1 << 20, 16, 200), (1 << 20, 128, 256), (4096, 128, 10000)]
     work = tempfile.mkdtemp(prefix="ringsmith-bench-")
     aio = swift_aio.SwiftAio(a.venv, os.path.join(work, "swift"), a.nodes, a.replicas, cores)
     rs_dir = os.path.join(work, "ringsmith")
@@ -96,7 +106,7 @@ def main():
             swift_pgids = {int(x) for x in f if x.strip()}
         up = subprocess.run(
             [ringsmith, "cluster", "up", "--dir", rs_dir, "--nodes", str(a.nodes),
-             "--replicas", str(a.replicas), "--no-daemons",
+             "--replicas", str(a.replicas), "--no-daemons", *(["--paco"] if a.paco else []),
              "--proxy-port", str(swift_aio.free_port("127.0.0.1")),
              "--base-port", str(swift_aio.SwiftAio._free_base(
                  [f"127.0.0.{n + 2}" for n in range(a.nodes)]))],
@@ -111,7 +121,8 @@ def main():
         load = os.getloadavg()
         print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  cores {cores}  load average "
               f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}  nodes {a.nodes}  replicas "
-              f"{a.replicas}  binaries {a.bin_dir}")
+              f"{a.replicas}  binaries {a.bin_dir}"
+              f"{'  ringsmith: single process (PACO)' if a.paco else ''}")
         print(f"{'size':>8} {'conc':>4} {'op':<6} {'swift/s':>9} {'ours/s':>9} {'ratio':>7} "
               f"{'p50 ms s/o':>15} {'p99 ms s/o':>17} {'cpu/1k s/o':>13} {'wr B/req s/o':>17} "
               f"{'client cpu':>10}")
