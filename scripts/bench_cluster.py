@@ -22,6 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import disk_floor  # noqa: E402
 import swift_aio  # noqa: E402
 
 
@@ -144,6 +145,17 @@ def main():
                       f"{swift['bytes_written_per_request']:>8.0f}/"
                       f"{ours['bytes_written_per_request']:<8.0f} "
                       f"{100 * client:>9.0f}%{errors}")
+            if size <= 64 * 1024:
+                # The same writes by the filesystem alone, on the disk the cluster uses, at
+                # the number of replica writes the client keeps in flight.
+                writers = conc * a.replicas
+                rate, p50, p99 = disk_floor.measure(rs_dir, writers, 4.0, size)
+                put = next(p["per_second"] for p in ours["phases"] if p["op"] == "put")
+                bound = rate / a.replicas
+                print(f"{'':>8} {conc:>4} floor: {writers} durable {size}-byte writes at once "
+                      f"by the filesystem alone: {rate:.0f}/s (p50 {p50:.1f} ms, p99 "
+                      f"{p99:.1f} ms), at most {bound:.0f} PUT/s; Ringsmith's PUT is at "
+                      f"{100 * put / max(bound, 1e-9):.0f}% of it")
     finally:
         subprocess.run([ringsmith, "cluster", "down", "--dir", rs_dir], capture_output=True)
         aio.stop()

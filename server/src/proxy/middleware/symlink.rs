@@ -419,6 +419,10 @@ impl Symlink {
             return status_text(StatusCode::SERVICE_UNAVAILABLE);
         };
         let raw = raw.to_bytes();
+        if !super::listing_mentions(&raw, "symlink_target") {
+            // No symlink in this page: the listing goes on as it came, unparsed.
+            return Response::from_parts(parts, Body::from(raw));
+        }
         let Ok(mut listing) = serde_json::from_slice::<Vec<serde_json::Value>>(&raw) else {
             return Response::from_parts(parts, Body::from(raw));
         };

@@ -152,6 +152,10 @@ impl Slo {
         let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
             return text(StatusCode::INTERNAL_SERVER_ERROR, "listing read failed");
         };
+        if !bytes.is_empty() && !super::listing_mentions(&bytes, "slo_etag") {
+            // No manifest in this page: nothing to annotate, and nothing worth parsing.
+            return Response::from_parts(parts, Body::from(bytes));
+        }
         let Ok(Value::Array(mut rows)) = serde_json::from_slice::<Value>(&bytes) else {
             let mut r = Response::from_parts(parts, Body::from(bytes));
             *r.status_mut() = StatusCode::OK;
