@@ -329,7 +329,11 @@ mod tests {
             let body = self.0;
             Box::pin(async move {
                 let mut r = axum::response::Response::new(Body::from(body));
-                set(r.headers_mut(), "content-type", "application/json; charset=utf-8");
+                set(
+                    r.headers_mut(),
+                    "content-type",
+                    "application/json; charset=utf-8",
+                );
                 set(r.headers_mut(), "content-length", &body.len().to_string());
                 r
             })
@@ -360,7 +364,8 @@ mod tests {
         let (status, body, _) = list(plain, "?format=json").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, plain));
 
-        let reserved = r#"[{"name": "\u0000versions\u0000a", "bytes": 1}, {"name": "a", "bytes": 1}]"#;
+        let reserved =
+            r#"[{"name": "\u0000versions\u0000a", "bytes": 1}, {"name": "a", "bytes": 1}]"#;
         let (status, body, _) = list(reserved, "?format=json").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, r#"[{"name":"a","bytes":1}]"#);
