@@ -280,10 +280,14 @@ impl ObjectVersioning {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
+        let versions_listing = has_param(query.as_deref(), "versions");
+        if !versions_listing && !crate::proxy::middleware::listing_mentions(&raw, "symlink_path") {
+            // Only rows that are symlinks change below: a page without any goes on as is.
+            return Response::from_parts(parts, Body::from(raw));
+        }
         let Ok(mut listing) = serde_json::from_slice::<Vec<Value>>(&raw) else {
             return Response::from_parts(parts, Body::from(raw));
         };
-        let versions_listing = has_param(query.as_deref(), "versions");
         let location = location.unwrap_or_default();
         for item in listing.iter_mut() {
             let Some(obj) = item.as_object_mut() else {
