@@ -170,22 +170,15 @@ impl Run<'_> {
             let t = self.table[r1][part];
             self.collect_paths(part, Some(r1));
             let risk_before = self.risk_with(t);
-            self.table[r1][part] = s;
-            self.table[r2][part] = t;
-            self.collect_paths(part, Some(r2));
-            let fits = self.admissible(t) && {
-                self.collect_paths(part, Some(r1));
-                self.admissible(s)
-            };
-            if fits && self.risk_with(s) <= risk_before + 1e-9 {
+            if self.try_row_exchange(part, (r1, s), r2, |run| {
+                run.risk_with(s) <= risk_before + 1e-9
+            }) {
                 self.add_count(from, -1);
                 self.add_count(s, 1);
                 self.fluid.push((part as u32, r2 as u16));
                 placed_on.add(t, (part as u32, r2 as u16));
                 return true;
             }
-            self.table[r1][part] = t;
-            self.table[r2][part] = from;
         }
         false
     }
