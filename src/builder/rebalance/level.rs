@@ -274,16 +274,10 @@ mod tests {
         ];
         let mut rb = RingBuilder::new(8, 1.0, 0).unwrap();
         for (id, &(region, zone, server, weight)) in devs.iter().enumerate() {
-            rb.add_dev(NewDevice {
-                id: Some(id as u32),
-                region,
-                zone,
-                ip: format!("127.{region}.{zone}.{server}"),
-                port: 6200,
-                device: format!("d{id}"),
-                weight,
-                ..Default::default()
-            })
+            let ip = format!("127.{region}.{zone}.{server}");
+            rb.add_dev(
+                NewDevice::new(region, zone, ip, 6200, format!("d{id}"), weight).with_id(id as u32),
+            )
             .unwrap();
         }
         let mut seed = 0;
