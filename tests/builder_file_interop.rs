@@ -448,15 +448,11 @@ fn a_builder_made_by_ringsmith_works_in_swift() {
     use ringsmith::builder::{NewDevice, RebalanceOptions};
     let mut b = RingBuilder::new(8, 3.0, 1).unwrap();
     for i in 0..6u32 {
+        let (zone, port) = (1 + i % 3, 6200 + i / 3);
+        let device = format!("sd{}", ["a", "b"][(i / 3) as usize]);
         b.add_dev(NewDevice {
-            region: 1,
-            zone: 1 + i % 3,
-            ip: format!("127.0.0.{}", 1 + i % 3),
-            port: 6200 + i / 3,
-            device: format!("sd{}", ["a", "b"][(i / 3) as usize]),
-            weight: 100.0,
             meta: format!("disk {i}"),
-            ..NewDevice::default()
+            ..NewDevice::new(1, zone, format!("127.0.0.{zone}"), port, device, 100.0)
         })
         .unwrap();
     }
@@ -466,16 +462,8 @@ fn a_builder_made_by_ringsmith_works_in_swift() {
     };
     b.rebalance(&opts).unwrap();
     // A device added since the rebalance, and one marked for removal.
-    b.add_dev(NewDevice {
-        region: 1,
-        zone: 1,
-        ip: "127.0.0.4".into(),
-        port: 6200,
-        device: "sdc".into(),
-        weight: 50.0,
-        ..NewDevice::default()
-    })
-    .unwrap();
+    b.add_dev(NewDevice::new(1, 1, "127.0.0.4", 6200, "sdc", 50.0))
+        .unwrap();
     b.remove_dev(2).unwrap();
     assert!(b.ensure_id());
     let dir = tempfile::tempdir().unwrap();

@@ -170,17 +170,10 @@ fn add(rb: &mut RingBuilder, id: u32, rng: &mut ChaCha8Rng) {
     let region = rng.gen_range(1..=2);
     let zone = rng.gen_range(1..=3);
     let server = rng.gen_range(1..=2);
-    rb.add_dev(NewDevice {
-        id: Some(id),
-        region,
-        zone,
-        ip: format!("127.{region}.{zone}.{server}"),
-        port: 6200,
-        device: format!("d{id}"),
-        weight: [1.0, 2.0, 3.0, 5.0][rng.gen_range(0..4)],
-        ..Default::default()
-    })
-    .unwrap();
+    let ip = format!("127.{region}.{zone}.{server}");
+    let weight = [1.0, 2.0, 3.0, 5.0][rng.gen_range(0..4)];
+    rb.add_dev(NewDevice::new(region, zone, ip, 6200, format!("d{id}"), weight).with_id(id))
+        .unwrap();
 }
 
 #[test]

@@ -57,17 +57,9 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn add(rb: &mut RingBuilder, id: u32, region: u32, zone: u32, server: u32, weight: f64) {
-    rb.add_dev(NewDevice {
-        id: Some(id),
-        region,
-        zone,
-        ip: format!("127.{region}.{zone}.{server}"),
-        port: 6200,
-        device: format!("d{id}"),
-        weight,
-        ..Default::default()
-    })
-    .unwrap();
+    let ip = format!("127.{region}.{zone}.{server}");
+    rb.add_dev(NewDevice::new(region, zone, ip, 6200, format!("d{id}"), weight).with_id(id))
+        .unwrap();
 }
 
 fn live_ids(rb: &RingBuilder) -> Vec<u32> {

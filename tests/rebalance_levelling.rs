@@ -32,17 +32,9 @@ fn levelling_trades_a_move_onto_the_fullest_device() {
         (42, 2, 32.0),
         (43, 2, 25.0),
     ] {
-        rb.add_dev(NewDevice {
-            id: Some(id),
-            region: 1,
-            zone: 5,
-            ip: format!("127.1.5.{server}"),
-            port: 6200,
-            device: format!("d{id}"),
-            weight,
-            ..Default::default()
-        })
-        .unwrap();
+        let ip = format!("127.1.5.{server}");
+        rb.add_dev(NewDevice::new(1, 5, ip, 6200, format!("d{id}"), weight).with_id(id))
+            .unwrap();
     }
     rb.pretend_min_part_hours_passed();
     let outcome = rb

@@ -117,16 +117,7 @@ impl Pair<'_> {
             "ip": ip, "port": 6200, "device": device, "weight": weight, "id": id}));
         assert_eq!(answer["id"], json!(id), "Swift add: {answer}");
         self.ours
-            .add_dev(NewDevice {
-                id: Some(id),
-                region,
-                zone,
-                ip,
-                port: 6200,
-                device,
-                weight,
-                ..Default::default()
-            })
+            .add_dev(NewDevice::new(region, zone, ip, 6200, device, weight).with_id(id))
             .unwrap();
         self.devs.push(Dev {
             id,

@@ -214,17 +214,18 @@ print(json.dumps(out))
     for (case, expected) in cases.iter().zip(swift) {
         let mut rb = RingBuilder::new(8, case["replicas"].as_f64().unwrap(), 1).unwrap();
         for d in case["devs"].as_array().unwrap() {
-            rb.add_dev(NewDevice {
-                id: Some(d["id"].as_u64().unwrap() as u32),
-                region: d["region"].as_u64().unwrap() as u32,
-                zone: d["zone"].as_u64().unwrap() as u32,
-                ip: d["ip"].as_str().unwrap().to_string(),
-                port: 6200,
-                device: d["device"].as_str().unwrap().to_string(),
-                weight: d["weight"].as_f64().unwrap(),
-                ..Default::default()
-            })
-            .unwrap();
+            let int = |k: &str| d[k].as_u64().unwrap() as u32;
+            let text = |k: &str| d[k].as_str().unwrap().to_string();
+            let weight = d["weight"].as_f64().unwrap();
+            let dev = NewDevice::new(
+                int("region"),
+                int("zone"),
+                text("ip"),
+                6200,
+                text("device"),
+                weight,
+            );
+            rb.add_dev(dev.with_id(int("id"))).unwrap();
         }
         if let Some(id) = case["remove"].as_u64() {
             rb.remove_dev(id as u32).unwrap();

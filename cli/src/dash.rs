@@ -129,15 +129,14 @@ mod tests {
     fn builder() -> RingBuilder {
         let mut b = RingBuilder::new(6, 3.0, 0).unwrap();
         for zone in 1..=4u32 {
-            b.add_dev(NewDevice {
-                region: 1,
+            b.add_dev(NewDevice::new(
+                1,
                 zone,
-                ip: format!("127.0.0.{zone}"),
-                port: 6200,
-                device: "sdb".into(),
-                weight: 100.0,
-                ..NewDevice::default()
-            })
+                format!("127.0.0.{zone}"),
+                6200,
+                "sdb",
+                100.0,
+            ))
             .unwrap();
         }
         b.rebalance(&RebalanceOptions {

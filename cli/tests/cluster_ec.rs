@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use cluster_support::{free_port, ringsmith, server_bin, text, Down};
+use cluster_support::{check_listeners, free_port, ringsmith, server_bin, text, Down};
 
 /// A base port with base, +1, +2 free on the addresses of `nodes` nodes.
 fn free_base_for(nodes: u32) -> u16 {
@@ -79,6 +79,7 @@ fn cluster_up_with_an_ec_default_policy_stores_fragment_archives() {
         .output()
         .unwrap();
     assert!(up.status.success(), "cluster up failed:\n{}", text(&up));
+    check_listeners(&dir);
     // With an EC policy every node runs a reconstructor.
     let record = std::fs::read_to_string(dir.join("run/cluster.json")).unwrap();
     assert_eq!(

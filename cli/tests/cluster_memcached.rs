@@ -7,7 +7,8 @@ mod cluster_support;
 use std::process::Command;
 
 use cluster_support::{
-    cluster_json, free_base, free_port, header, http, ringsmith, server_bin, text, Down,
+    check_listeners, cluster_json, free_base, free_port, header, http, ringsmith, server_bin, text,
+    Down,
 };
 
 #[test]
@@ -39,6 +40,7 @@ fn cluster_up_memcached_shares_tokens_and_down_stops_it() {
         .output()
         .unwrap();
     assert!(up.status.success(), "cluster up failed:\n{}", text(&up));
+    check_listeners(&dir);
 
     let record = cluster_json(&dir);
     let mc = record["procs"]

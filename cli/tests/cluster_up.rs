@@ -5,7 +5,7 @@ mod cluster_support;
 
 use std::process::{Command, Stdio};
 
-use cluster_support::{free_base, free_port, ringsmith, server_bin, text, Down};
+use cluster_support::{check_listeners, free_base, free_port, ringsmith, server_bin, text, Down};
 
 #[test]
 fn cluster_up_serves_swift_clients_and_down_stops_it() {
@@ -38,6 +38,7 @@ fn cluster_up_serves_swift_clients_and_down_stops_it() {
         .output()
         .unwrap();
     assert!(up.status.success(), "cluster up failed:\n{}", text(&up));
+    check_listeners(&dir);
     let out = text(&up);
     let auth = format!("http://127.0.0.1:{proxy_port}/auth/v1.0");
     assert!(out.contains(&auth), "{out}");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster_support::{free_base, free_port, ringsmith};
+use cluster_support::{check_listeners, free_base, free_port, ringsmith};
 
 /// A private tmux server (its own socket), killed with everything in it on drop; the
 /// cluster is stopped on drop too, whatever the test did.
@@ -113,6 +113,7 @@ fn dash_shows_a_live_cluster_and_a_killed_server_as_down() {
         "cluster up: {}",
         String::from_utf8_lossy(&up.stderr)
     );
+    check_listeners(&cluster);
 
     let command = format!(
         "{} dash --swift-dir {} --interval 0.5 --timeout 1; echo DASH-EXITED $?; sleep 60",

@@ -7,7 +7,7 @@ mod cluster_support;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use cluster_support::{free_base, free_port, ringsmith, server_bin, text, Down};
+use cluster_support::{check_listeners, free_base, free_port, ringsmith, server_bin, text, Down};
 use serde_json::Value;
 
 fn swift_tool(name: &str) -> Command {
@@ -186,6 +186,7 @@ fn cluster_with_conf(tmp: &Path, coverage: u32) -> (Down, std::path::PathBuf, st
         .output()
         .unwrap();
     assert!(up.status.success(), "cluster up failed:\n{}", text(&up));
+    check_listeners(&dir);
 
     let conf = tmp.join("dispersion.conf");
     std::fs::write(

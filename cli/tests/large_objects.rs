@@ -9,7 +9,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use cluster_support::{free_base, free_port, header, http, ringsmith, server_bin, text, Down};
+use cluster_support::{
+    check_listeners, free_base, free_port, header, http, ringsmith, server_bin, text, Down,
+};
 use md5::Digest;
 
 struct Cluster {
@@ -40,6 +42,7 @@ impl Cluster {
             .output()
             .unwrap();
         assert!(up.status.success(), "cluster up failed:\n{}", text(&up));
+        check_listeners(&dir);
         Cluster {
             _guard: guard,
             dir,

@@ -192,14 +192,16 @@ fn start_cluster(flavor: Flavor) -> Cluster {
             .unwrap();
         servers.0.push(child);
     }
-    // Bounded wait for every server's recon endpoint.
+    // Bounded wait for every server's recon endpoint; the addresses in the order the
+    // servers were started.
     let deadline = Instant::now() + Duration::from_secs(90);
-    for (ip, port) in [
+    let addrs = [
         ("127.0.0.1", po_a),
         ("127.0.0.2", po_b),
         ("127.0.0.1", pc),
         ("127.0.0.1", pa),
-    ] {
+    ];
+    for (ip, port) in addrs {
         loop {
             if recon_version_ok(ip, port) {
                 break;
@@ -221,6 +223,12 @@ fn start_cluster(flavor: Flavor) -> Cluster {
                 "Swift server on port {port} did not start"
             );
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    for (child, (ip, port)) in servers.0.iter().zip(addrs) {
+        let addr = format!("{ip}:{port}").parse().unwrap();
+        if let Err(e) = ringsmith_testkit::check_listener(addr, child.id()) {
+            panic!("server on {ip}:{port}: {e}");
         }
     }
     Cluster {

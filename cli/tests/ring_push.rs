@@ -109,6 +109,12 @@ fn start_hosts(root: &Path) -> Hosts {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+    for ((ip, port), child) in IPS.iter().zip(&ports).zip(&servers.0) {
+        let addr = format!("{ip}:{port}").parse().unwrap();
+        if let Err(e) = ringsmith_testkit::check_listener(addr, child.id()) {
+            panic!("server on {ip}:{port}: {e}");
+        }
+    }
     Hosts {
         root: root.to_path_buf(),
         ports,

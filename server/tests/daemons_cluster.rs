@@ -108,18 +108,15 @@ impl Cluster {
             path
         });
         for (k, b) in self.builders.iter_mut().enumerate() {
-            b.add_dev(NewDevice {
-                id: None,
-                region: 1,
-                zone: i as u32 + 1,
-                ip: ip.clone(),
-                port: u32::from(ports[k]),
-                replication_ip: None,
-                replication_port: None,
-                device: dev.clone(),
-                weight: 100.0,
-                meta: String::new(),
-            })
+            let zone = i as u32 + 1;
+            b.add_dev(NewDevice::new(
+                1,
+                zone,
+                ip.clone(),
+                u32::from(ports[k]),
+                dev.clone(),
+                100.0,
+            ))
             .unwrap();
         }
         self.nodes.push(Node {

@@ -73,19 +73,8 @@ impl Node {
             )
             .unwrap();
             let mut b = RingBuilder::new(4, 1.0, 0).unwrap();
-            b.add_dev(NewDevice {
-                id: None,
-                region: 1,
-                zone: 1,
-                ip: IP.into(),
-                port: u32::from(port),
-                replication_ip: None,
-                replication_port: None,
-                device: DEV.into(),
-                weight: 100.0,
-                meta: String::new(),
-            })
-            .unwrap();
+            b.add_dev(NewDevice::new(1, 1, IP, u32::from(port), DEV, 100.0))
+                .unwrap();
             b.rebalance(&RebalanceOptions {
                 seed: Some(1),
                 now_secs: None,

@@ -37,8 +37,11 @@ impl Memcached {
             .stderr(log)
             .spawn()
             .expect("memcached must be installed (scripts/test.sh installs it)");
-        wait_listening(&format!("127.0.0.1:{port}"), "memcached", &logp);
-        Memcached { child, port }
+        // Owned before the wait, so a failed start still kills it.
+        let mut memcached = Memcached { child, port };
+        let addr = memcached.addr();
+        wait_listening(&mut memcached.child, &addr, "memcached", &logp);
+        memcached
     }
 
     fn addr(&self) -> String {

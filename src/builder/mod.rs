@@ -90,6 +90,37 @@ pub struct NewDevice {
     pub meta: String,
 }
 
+impl NewDevice {
+    /// The device `swift-ring-builder add rREGIONzZONE-IP:PORT/DEVICE WEIGHT` adds: the
+    /// first free id, replication address and port the service ones, no meta.
+    pub fn new(
+        region: u32,
+        zone: u32,
+        ip: impl Into<String>,
+        port: u32,
+        device: impl Into<String>,
+        weight: f64,
+    ) -> NewDevice {
+        NewDevice {
+            region,
+            zone,
+            ip: ip.into(),
+            port,
+            device: device.into(),
+            weight,
+            ..NewDevice::default()
+        }
+    }
+
+    /// The same device with id `id` instead of the first free one.
+    pub fn with_id(self, id: u32) -> NewDevice {
+        NewDevice {
+            id: Some(id),
+            ..self
+        }
+    }
+}
+
 /// Which devices a command applies to (swift-ring-builder search values and `--id/--ip/...`
 /// options). Every given key must match; `meta` matches as a substring; addresses are
 /// compared after normalisation (lower case, canonical IPv6).

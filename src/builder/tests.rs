@@ -6,17 +6,8 @@ use std::collections::BTreeMap;
 use super::*;
 
 fn add(rb: &mut RingBuilder, id: u32, region: u32, zone: u32, ip: &str, device: &str, weight: f64) {
-    rb.add_dev(NewDevice {
-        id: Some(id),
-        region,
-        zone,
-        ip: ip.to_string(),
-        port: 10000,
-        device: device.to_string(),
-        weight,
-        ..Default::default()
-    })
-    .unwrap();
+    rb.add_dev(NewDevice::new(region, zone, ip, 10000, device, weight).with_id(id))
+        .unwrap();
 }
 
 fn zones(map: &BTreeMap<Tier, f64>) -> BTreeMap<(u32, u32), f64> {

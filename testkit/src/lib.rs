@@ -3,6 +3,10 @@
 
 use std::path::PathBuf;
 
+mod listener;
+
+pub use listener::{check_listener, wait_listening};
+
 /// The virtualenv holding the real Swift 2.38.3 (see `scripts/swift-venv.sh`).
 ///
 /// Interop tests never skip: when the virtualenv is missing this panics with the command

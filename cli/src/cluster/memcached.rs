@@ -32,11 +32,21 @@ fn binary() -> Result<PathBuf, String> {
 /// A port nothing on 127.0.0.1 holds now and that is not `reserved` (the proxy's port,
 /// chosen by the operator but not yet bound: the kernel may hand it out).
 pub fn free_port(reserved: u16) -> Result<u16, String> {
-    for _ in 0..100 {
-        let port = TcpListener::bind("127.0.0.1:0")
+    port_other_than(reserved, || {
+        TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
-            .map_err(|e| format!("no free port on 127.0.0.1 for memcached: {e}"))?;
+            .map_err(|e| format!("no free port on 127.0.0.1 for memcached: {e}"))
+    })
+}
+
+/// The first of (at most 100) `candidates` that is not `reserved`.
+fn port_other_than(
+    reserved: u16,
+    mut candidates: impl FnMut() -> Result<u16, String>,
+) -> Result<u16, String> {
+    for _ in 0..100 {
+        let port = candidates()?;
         if port != reserved {
             return Ok(port);
         }
@@ -97,4 +107,42 @@ pub fn spawn(dir: &Path, port: u16, ns: Option<&str>) -> Result<Proc, String> {
 pub fn is_ours(p: &Proc, args: &[String]) -> bool {
     let port = p.addr.rsplit(':').next().unwrap_or("");
     args.first().is_some_and(|a| a.ends_with("memcached")) && args.iter().any(|a| a == port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{free_port, port_other_than};
+
+    #[test]
+    fn the_reserved_port_is_passed_over() {
+        // The kernel's next port first, twice, as it may be after a release.
+        let mut offered = [41_000, 41_000, 41_001].into_iter();
+        let port = port_other_than(41_000, || Ok(offered.next().unwrap()));
+        assert_eq!(port, Ok(41_001));
+        assert_eq!(
+            offered.next(),
+            None,
+            "no port drawn past the first usable one"
+        );
+    }
+
+    #[test]
+    fn only_the_reserved_port_on_offer_is_an_error() {
+        let err = port_other_than(41_000, || Ok(41_000)).unwrap_err();
+        assert!(err.contains("other than the proxy's 41000"), "{err}");
+        let err = port_other_than(41_000, || Err("bind failed".into())).unwrap_err();
+        assert_eq!(err, "bind failed");
+    }
+
+    #[test]
+    fn free_port_never_returns_the_port_the_kernel_just_released() {
+        for _ in 0..50 {
+            let reserved = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            assert_ne!(free_port(reserved).unwrap(), reserved);
+        }
+    }
 }

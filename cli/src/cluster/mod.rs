@@ -286,18 +286,15 @@ fn build_ring(
     let mut b = RingBuilder::new(part_power, replicas as f64, 1).map_err(|e| e.to_string())?;
     for node in 0..layout.nodes {
         for disk in 0..layout.disks {
-            b.add_dev(NewDevice {
-                id: None,
-                region: 1,
-                zone: node + 1,
-                ip: layout.ip(node),
-                port: layout.port(kind) as u32,
-                replication_ip: None,
-                replication_port: None,
-                device: format!("d{disk}"),
-                weight: 100.0,
-                meta: String::new(),
-            })
+            let port = layout.port(kind) as u32;
+            b.add_dev(NewDevice::new(
+                1,
+                node + 1,
+                layout.ip(node),
+                port,
+                format!("d{disk}"),
+                100.0,
+            ))
             .map_err(|e| e.to_string())?;
         }
     }

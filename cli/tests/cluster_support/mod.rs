@@ -8,7 +8,7 @@
 pub mod load;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -122,6 +122,28 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 pub fn cluster_json(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("run/cluster.json")).unwrap()).unwrap()
+}
+
+/// Checks that every server `cluster up` recorded in `dir` is the process listening on
+/// its address: a port found free but taken by another process before the cluster bound
+/// it fails here, naming that process, not later with a puzzling answer.
+///
+/// A `--netns` cluster is not checked: its listeners are in namespaces of their own.
+pub fn check_listeners(dir: &Path) {
+    let record = cluster_json(dir);
+    if !record["netns"].is_null() {
+        return;
+    }
+    for p in record["procs"].as_array().expect("procs in cluster.json") {
+        // The consistency daemons have no address.
+        let Ok(addr) = p["addr"].as_str().unwrap_or("").parse::<SocketAddr>() else {
+            continue;
+        };
+        let pid = p["pid"].as_u64().expect("a pid in cluster.json") as u32;
+        if let Err(e) = ringsmith_testkit::check_listener(addr, pid) {
+            panic!("{}: {e}", p["kind"]);
+        }
+    }
 }
 
 /// Every `.data` file under `dir`, sorted.

@@ -5,15 +5,17 @@
 //! Every process started is killed when the [`Cluster`] drops, and every wait is bounded.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct StorageNode {
     pub ip: String,
     /// object, container, account
     pub ports: [u16; 3],
+    /// Its object, container and account servers (in `ports` order), then any proxies
+    /// started on it.
     pub children: Vec<Child>,
 }
 
@@ -58,17 +60,14 @@ pub fn swift_with_cluster_policies(script: &str, etc: &Path) -> Command {
 
 pub use ringsmith_testkit::free_port;
 
-pub fn wait_listening(addr: &str, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Waits (60 s at most) until `child`, the server `what`, listens on `addr`; panics with
+/// its log when it does not, or when another process answers there.
+pub fn wait_listening(child: &mut Child, addr: &str, what: &str, log: &Path) {
     let sa: SocketAddr = addr.parse().unwrap();
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&sa, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if let Err(e) = ringsmith_testkit::wait_listening(child, sa, Duration::from_secs(60)) {
+        let tail = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("{what}: {e}; log:\n{tail}");
     }
-    let tail = std::fs::read_to_string(log).unwrap_or_default();
-    panic!("{what} did not start listening on {addr} within 60 s; log:\n{tail}");
 }
 
 fn run_ok(cmd: &mut Command) {
@@ -216,10 +215,11 @@ impl Cluster {
         }
     }
 
-    pub fn wait_node(&self, i: usize) {
-        let node = &self.nodes[i];
+    pub fn wait_node(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
         for (k, kind) in ["object", "container", "account"].iter().enumerate() {
             wait_listening(
+                &mut node.children[k],
                 &format!("{}:{}", node.ip, node.ports[k]),
                 &format!("Swift {kind} server {i}"),
                 &self.dir.path().join(format!("log/{kind}-{i}.log")),
@@ -267,7 +267,8 @@ impl Cluster {
             .spawn()
             .expect("start ringsmith-server proxy");
         self.nodes[0].children.push(child);
-        wait_listening(&format!("127.0.0.1:{port}"), name, &logp);
+        let child = self.nodes[0].children.last_mut().unwrap();
+        wait_listening(child, &format!("127.0.0.1:{port}"), name, &logp);
         port
     }
 
@@ -285,8 +286,8 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("start ringsmith-server proxy");
-        self.proxy = Some(child);
-        wait_listening(&format!("127.0.0.1:{}", self.proxy_port), "proxy", &logp);
+        let addr = format!("127.0.0.1:{}", self.proxy_port);
+        wait_listening(self.proxy.insert(child), &addr, "proxy", &logp);
     }
 
     /// Starts Swift's own proxy (tempauth with Fernet tokens: there is no memcached) in
@@ -371,7 +372,8 @@ impl Cluster {
             .spawn()
             .expect("start swift-proxy-server");
         self.nodes[0].children.push(child);
-        wait_listening(&format!("127.0.0.1:{port}"), "Swift proxy", &logp);
+        let child = self.nodes[0].children.last_mut().unwrap();
+        wait_listening(child, &format!("127.0.0.1:{port}"), "Swift proxy", &logp);
         port
     }
 

@@ -83,33 +83,13 @@ impl Proc {
     /// naming it: a test talking to another server by mistake fails here, not later with a
     /// puzzling status.
     pub fn wait_listening(&mut self, addr: SocketAddr, limit: Duration) {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                let pid = self.child.as_ref().map(|c| c.id());
-                if let (Some(pid), Some(owner)) = (pid, listener_owner(addr)) {
-                    assert!(
-                        descends_from(owner, pid),
-                        "{addr} is answered by pid {owner} ({}), not by {} (pid {pid}):\n{}",
-                        cmdline(owner),
-                        self.name,
-                        self.log_text()
-                    );
-                }
-                return;
-            }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("{} exited early ({st}):\n{}", self.name, self.log_text());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let child = self
+            .child
+            .as_mut()
+            .unwrap_or_else(|| panic!("{} is not running", self.name));
+        if let Err(e) = ringsmith_testkit::wait_listening(child, addr, limit) {
+            panic!("{}: {e}:\n{}", self.name, self.log_text());
         }
-        panic!(
-            "{} did not listen on {addr} within {limit:?}:\n{}",
-            self.name,
-            self.log_text()
-        );
     }
 
     /// Sends SIGTERM and waits (bounded) for exit; returns the exit status.
@@ -135,57 +115,6 @@ impl Drop for Proc {
             let _ = c.wait();
         }
     }
-}
-
-/// The process holding the listening TCP socket on `addr` (IPv4 only, read from
-/// `/proc`); `None` when it cannot be told.
-pub fn listener_owner(addr: SocketAddr) -> Option<u32> {
-    let SocketAddr::V4(v4) = addr else {
-        return None;
-    };
-    let local = format!(
-        "{:08X}:{:04X}",
-        u32::from_le_bytes(v4.ip().octets()),
-        v4.port()
-    );
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let inode = table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A")).then(|| f.get(9).copied())?
-    })?;
-    let target = format!("socket:[{inode}]");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
-        let pid: u32 = p.file_name().to_str()?.parse().ok()?;
-        let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
-        fds.flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str()))
-            .then_some(pid)
-    })
-}
-
-/// Whether `pid` is `ancestor` or one of its descendants.
-fn descends_from(mut pid: u32, ancestor: u32) -> bool {
-    for _ in 0..64 {
-        if pid == ancestor {
-            return true;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // The parent is the second field after the command, which is in parentheses.
-        let parent = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
-        match parent {
-            Some(p) if p > 1 => pid = p,
-            _ => return false,
-        }
-    }
-    false
-}
-
-fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default()
 }
 
 /// One raw HTTP/1.1 exchange for what clients cannot express (Expect: 100-continue).

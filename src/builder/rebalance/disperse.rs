@@ -247,25 +247,46 @@ impl Run<'_> {
                     continue;
                 }
                 budget -= 1;
-                self.table[r1][p] = s;
-                self.table[r2][p] = t;
-                self.collect_paths(p, Some(r2));
-                let fits = self.admissible(t) && {
-                    self.collect_paths(p, Some(r1));
-                    self.admissible(s)
-                };
-                if fits && self.risk_with(s) < risk_now - 1e-9 {
+                if self.try_row_exchange(p, (r1, s), r2, |run| run.risk_with(s) < risk_now - 1e-9) {
                     self.add_count(s, 1);
                     self.add_count(s2, -1);
                     self.fluid.push((p as u32, r2 as u16));
                     trades += 1;
                     break;
                 }
-                self.table[r1][p] = t;
-                self.table[r2][p] = s2;
             }
         }
         trades
+    }
+
+    /// The exchange both row trades make: the replica of `part` in row `r1`, moved there
+    /// from `s` in this rebalance, goes back to `s`, and the replica in row `r2` goes where
+    /// the move went instead. Kept when both devices stay within the plan's per-tier
+    /// bounds and `keep` agrees (asked with the partition's other replicas collected
+    /// without row `r1`, so `risk_with(s)` is the risk after the exchange); otherwise both
+    /// rows are restored. Returns whether it was kept.
+    pub(super) fn try_row_exchange(
+        &mut self,
+        part: usize,
+        (r1, s): (usize, u32),
+        r2: usize,
+        keep: impl FnOnce(&Self) -> bool,
+    ) -> bool {
+        let t = self.table[r1][part];
+        let other = self.table[r2][part];
+        self.table[r1][part] = s;
+        self.table[r2][part] = t;
+        self.collect_paths(part, Some(r2));
+        let fits = self.admissible(t) && {
+            self.collect_paths(part, Some(r1));
+            self.admissible(s)
+        };
+        if fits && keep(self) {
+            return true;
+        }
+        self.table[r1][part] = t;
+        self.table[r2][part] = other;
+        false
     }
 
     /// How many fewer replicas of `part` are at risk if its replica in `row` moves from

@@ -170,22 +170,15 @@ impl Run<'_> {
             let t = self.table[r1][part];
             self.collect_paths(part, Some(r1));
             let risk_before = self.risk_with(t);
-            self.table[r1][part] = s;
-            self.table[r2][part] = t;
-            self.collect_paths(part, Some(r2));
-            let fits = self.admissible(t) && {
-                self.collect_paths(part, Some(r1));
-                self.admissible(s)
-            };
-            if fits && self.risk_with(s) <= risk_before + 1e-9 {
+            if self.try_row_exchange(part, (r1, s), r2, |run| {
+                run.risk_with(s) <= risk_before + 1e-9
+            }) {
                 self.add_count(from, -1);
                 self.add_count(s, 1);
                 self.fluid.push((part as u32, r2 as u16));
                 placed_on.add(t, (part as u32, r2 as u16));
                 return true;
             }
-            self.table[r1][part] = t;
-            self.table[r2][part] = from;
         }
         false
     }
@@ -281,16 +274,10 @@ mod tests {
         ];
         let mut rb = RingBuilder::new(8, 1.0, 0).unwrap();
         for (id, &(region, zone, server, weight)) in devs.iter().enumerate() {
-            rb.add_dev(NewDevice {
-                id: Some(id as u32),
-                region,
-                zone,
-                ip: format!("127.{region}.{zone}.{server}"),
-                port: 6200,
-                device: format!("d{id}"),
-                weight,
-                ..Default::default()
-            })
+            let ip = format!("127.{region}.{zone}.{server}");
+            rb.add_dev(
+                NewDevice::new(region, zone, ip, 6200, format!("d{id}"), weight).with_id(id as u32),
+            )
             .unwrap();
         }
         let mut seed = 0;

@@ -16,20 +16,20 @@ pub fn small_builder() -> RingBuilder {
     let mut b = RingBuilder::new(8, 3.0, 1).expect("valid builder parameters");
     for zone in 1..=3u32 {
         for (i, dev) in ["sdb", "sdc"].iter().enumerate() {
-            b.add_dev(NewDevice {
-                region: 1,
+            // Uneven on purpose so balance and the chart have something to show.
+            let weight = if i == 0 {
+                100.0
+            } else {
+                100.0 + 50.0 * zone as f64
+            };
+            b.add_dev(NewDevice::new(
+                1,
                 zone,
-                ip: format!("127.0.0.{zone}"),
-                port: 6200,
-                device: dev.to_string(),
-                // Uneven on purpose so balance and the chart have something to show.
-                weight: if i == 0 {
-                    100.0
-                } else {
-                    100.0 + 50.0 * zone as f64
-                },
-                ..NewDevice::default()
-            })
+                format!("127.0.0.{zone}"),
+                6200,
+                *dev,
+                weight,
+            ))
             .expect("add device");
         }
     }
