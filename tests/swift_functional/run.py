@@ -40,8 +40,8 @@ MODULES = ["tests", "test_object_versioning", "test_symlink", "test_slo", "test_
            "test_dlo", "test_tempurl", "test_staticweb", "test_access_control"]
 # `MODULE@ec`: the module against a cluster whose default policy is erasure-coded (4+2,
 # liberasurecode_rs_vand, six devices); its results are named `MODULE@ec::...`.
-MODULES[1:1] = ["test_slo@ec", "test_object@ec", "test_container@ec", "test_dlo@ec",
-                "test_account@ec"]
+MODULES[1:1] = ["tests@ec", "test_slo@ec", "test_object@ec", "test_container@ec",
+                "test_dlo@ec", "test_account@ec"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
 TEST_CONF_USERS = """\
