@@ -33,15 +33,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import swift_aio  # noqa: E402  (the shared loopback helpers)
 from swift_aio import wait_listening  # noqa: E402
 
-# The longest modules first (`tests` takes about half the run), so that modules running
-# side by side finish together.
+# The longest modules first (`tests` and `tests@ec`, about a minute each, start
+# together), so that modules running side by side finish together.
 MODULES = ["tests", "test_object_versioning", "test_symlink", "test_slo", "test_object",
            "test_versioned_writes", "test_account", "test_container", "test_protocol",
            "test_dlo", "test_tempurl", "test_staticweb", "test_access_control"]
 # `MODULE@ec`: the module against a cluster whose default policy is erasure-coded (4+2,
 # liberasurecode_rs_vand, six devices); its results are named `MODULE@ec::...`.
-MODULES[1:1] = ["test_slo@ec", "test_object@ec", "test_container@ec", "test_dlo@ec",
-                "test_account@ec"]
+MODULES[1:1] = ["tests@ec", "test_slo@ec", "test_object@ec", "test_container@ec",
+                "test_dlo@ec", "test_account@ec"]
 
 # The users test.conf names; the clusters define the same ones in tempauth.
 TEST_CONF_USERS = """\
