@@ -6,10 +6,13 @@ cores), both loaded by the same client, `ringsmith bench`.
 For every object size and concurrency it prints, per operation: req/s, p50 and p99 latency
 of each side, the ratio Ringsmith/Swift, the servers' CPU seconds per 1,000 requests and the
 bytes they wrote to storage per request (from /proc/<pid>/io), and the client's CPU share,
-which must stay well below saturation for the figures to be the servers'.
+which must stay well below saturation for the figures to be the servers'. After each case of
+small objects it measures the disk's floor for the same number of replica writes in flight
+(scripts/disk_floor.py) and says how close Ringsmith's PUT came to it.
 
-    scripts/bench-cluster.sh                 # the full matrix (release build)
+    scripts/bench-cluster.sh                 # the full matrix, then PACO (release build)
     BENCH_QUICK=1 scripts/bench-cluster.sh   # one small case, as CI runs it
+    bench_cluster.py ... --cases 4096:16:2000 [--paco]
 """
 
 import argparse
