@@ -11,7 +11,7 @@ mod proxy_common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use proxy_common::{Cluster, Storage};
+use proxy_common::{free_port, Cluster, Storage};
 use reqwest::{Client, Method};
 use serde_json::Value;
 
@@ -235,16 +235,41 @@ async fn keystone_authentication_and_authorization_as_swift_does_them() {
         tokio::task::spawn_blocking(|| Cluster::start_with(Storage::Ringsmith, 1, ""))
             .await
             .unwrap();
-    let mut port = |name: &str, swift: bool, delay: bool| {
-        cluster.start_proxy_with_conf(name, swift, &proxy_body(&url, delay))
+    // Where no Keystone listens: a port bound and let go.
+    let nowhere = format!("http://127.0.0.1:{}/v3", free_port("127.0.0.1"));
+    let mut port = |name: &str, swift: bool, keystone: &str, delay: bool| {
+        cluster.start_proxy_with_conf(name, swift, &proxy_body(keystone, delay))
     };
-    let ours = port("keystone-proxy", false, true);
-    let swift = port("swift-keystone-proxy", true, true);
-    let ours_strict = port("keystone-proxy-nodelay", false, false);
-    let swift_strict = port("swift-keystone-proxy-nodelay", true, false);
+    let ours = port("keystone-proxy", false, &url, true);
+    let swift = port("swift-keystone-proxy", true, &url, true);
+    let ours_strict = port("keystone-proxy-nodelay", false, &url, false);
+    let swift_strict = port("swift-keystone-proxy-nodelay", true, &url, false);
+    let ours_down = port("keystone-down-proxy", false, &nowhere, false);
+    let swift_down = port("swift-keystone-down-proxy", true, &nowhere, false);
+    let ours_down_delay = port("keystone-down-proxy-delay", false, &nowhere, true);
+    let swift_down_delay = port("swift-keystone-down-proxy-delay", true, &nowhere, true);
     let http = Client::new();
     tokens_roles_and_acls(&ks, &http, ours, swift).await;
     refusals_without_delay_auth_decision(&ks, &http, ours_strict, swift_strict).await;
+
+    // Keystone unreachable: 503 while authtoken decides, an anonymous caller (401) when
+    // the decision is delayed.
+    let op = ks.token(&http, "operator").await;
+    let acct = format!("/v1/AUTH_{}", ks.project_id("proj1"));
+    for (name, port, want) in [
+        ("Ringsmith", ours_down, 503),
+        ("Swift", swift_down, 503),
+        ("Ringsmith (delay_auth_decision)", ours_down_delay, 401),
+        ("Swift (delay_auth_decision)", swift_down_delay, 401),
+    ] {
+        let r = http
+            .head(format!("http://127.0.0.1:{port}{acct}"))
+            .header("x-auth-token", &op)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "{name} with Keystone unreachable");
+    }
 }
 
 /// Every step of the script against both proxies (Ringsmith's first: Swift's then also
