@@ -86,6 +86,18 @@ fn identity_headers() -> Vec<String> {
     all
 }
 
+/// How many of a request's headers this layer set: Swift counts a request's headers
+/// against `MAX_HEADER_COUNT` as the client sent them, before any middleware.
+pub fn identity_header_count(h: &HeaderMap) -> usize {
+    if !h.contains_key("x-identity-status") {
+        return 0;
+    }
+    identity_headers()
+        .iter()
+        .filter(|name| h.contains_key(name.as_str()))
+        .count()
+}
+
 fn opt(section: &Section, key: &str) -> Option<String> {
     section
         .get(key)
@@ -392,5 +404,13 @@ mod tests {
         assert_eq!(h["x-service-roles"], "a,b");
         assert!(!h.contains_key("x-service-domain-id"));
         assert!(!h.contains_key("x-user-id"));
+        assert_eq!(
+            identity_header_count(&h),
+            0,
+            "counted only once authtoken ran"
+        );
+        h.insert("x-identity-status", HeaderValue::from_static("Confirmed"));
+        h.insert("x-object-meta-a", HeaderValue::from_static("1"));
+        assert_eq!(identity_header_count(&h), 5);
     }
 }
