@@ -39,6 +39,9 @@ cargo machete
 # Interop tests never skip: ringsmith-testkit panics when the virtualenv is unusable.
 RINGSMITH_SWIFT_VENV="$(./scripts/swift-venv.sh)"
 export RINGSMITH_SWIFT_VENV
+# A real Keystone for the proxy's keystone tests (and keystonemiddleware in the Swift venv).
+RINGSMITH_KEYSTONE_VENV="$(./scripts/keystone-venv.sh)"
+export RINGSMITH_KEYSTONE_VENV
 
 cargo build --workspace --bins
 

@@ -102,7 +102,7 @@ pub fn now_secs() -> u64 {
 
 /// Swift's `config_read_reseller_options` for the prefix list: comma-separated, `''`
 /// for the empty prefix, a `_` appended, duplicates dropped; none at all means `''`.
-fn reseller_prefixes(option: &str) -> Vec<String> {
+pub fn reseller_prefixes(option: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in option.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let p = match p {

@@ -145,10 +145,27 @@ fn egg_of(conf: &Conf, filter: &str) -> Result<String, ConfError> {
         });
     }
     let section = conf.section(&section_name);
+    // keystonemiddleware's filter is loaded by its factory, as paste.deploy loads it.
+    if let Some(factory) = section.get("paste.filter_factory") {
+        return match factory.trim() {
+            "keystonemiddleware.auth_token:filter_factory" => Ok("authtoken".to_string()),
+            other => Err(section_err(
+                &section,
+                "paste.filter_factory",
+                &format!(
+                    "{other:?}: the only factory Ringsmith provides is \
+                     keystonemiddleware.auth_token:filter_factory"
+                ),
+            )),
+        };
+    }
     let Some(spec) = section.get("use") else {
         return Err(section_err(&section, "use", "missing (egg:swift#NAME)"));
     };
     let spec = spec.trim();
+    if spec == "egg:keystonemiddleware#auth_token" {
+        return Ok("authtoken".to_string());
+    }
     match spec.strip_prefix("egg:swift#") {
         Some(egg) if !egg.is_empty() => Ok(egg.to_string()),
         _ => Err(section_err(
@@ -313,12 +330,43 @@ mod tests {
             e.contains("\"nosuch\"") && e.contains("[filter:nosuch]"),
             "{e}"
         );
+        let c = conf(
+            "[pipeline:main]\npipeline = x proxy-server\n\
+             [filter:x]\npaste.filter_factory = other.module:filter_factory\n",
+        );
+        let e = resolve(&c).unwrap_err().to_string();
+        assert!(e.contains("paste.filter_factory"), "{e}");
         let c =
             conf("[pipeline:main]\npipeline = x proxy-server\n[filter:x]\nuse = egg:other#thing\n");
         let e = resolve(&c).unwrap_err().to_string();
         assert!(e.contains("[filter:x]") && e.contains("use"), "{e}");
         let c = conf("[app:proxy-server]\n");
         assert!(resolve(&c).unwrap_err().to_string().contains("pipeline"));
+    }
+
+    #[test]
+    fn keystone_filters_load_by_factory_and_egg() {
+        let c = conf(
+            "[pipeline:main]\npipeline = catch_errors authtoken keystoneauth proxy-server\n\
+             [filter:catch_errors]\nuse = egg:swift#catch_errors\n\
+             [filter:authtoken]\n\
+             paste.filter_factory = keystonemiddleware.auth_token:filter_factory\n\
+             [filter:keystoneauth]\nuse = egg:swift#keystoneauth\n",
+        );
+        let (pipe, _) = resolve(&c).unwrap();
+        assert_eq!(
+            pipe.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(),
+            [
+                "catch_errors",
+                "gatekeeper",
+                "listing_formats",
+                "authtoken",
+                "keystoneauth",
+                "copy",
+                "dlo",
+                "versioned_writes"
+            ]
+        );
     }
 
     #[test]

@@ -272,6 +272,42 @@ impl Cluster {
         port
     }
 
+    /// A proxy with a config of the test's own: `body` (pipeline and sections, the app's
+    /// included) after a `[DEFAULT]` naming this cluster. Ringsmith's proxy, or with
+    /// `swift` Swift's own from `swift_venv`. Returns its port; killed with the cluster.
+    pub fn start_proxy_with_conf(&mut self, name: &str, swift: bool, body: &str) -> u16 {
+        let port = free_port("127.0.0.1");
+        let conf = self.etc().join(format!("{name}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\n\
+                 swift_dir = {etc}\nlog_level = WARNING\n\n{body}",
+                etc = self.etc().display()
+            ),
+        )
+        .unwrap();
+        let logp = self.dir.path().join(format!("log/{name}.log"));
+        let log = std::fs::File::create(&logp).unwrap();
+        let mut cmd = if swift {
+            Command::new(ringsmith_testkit::swift_bin("swift-proxy-server"))
+        } else {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_ringsmith-server"));
+            c.args(["proxy", "-c"]);
+            c
+        };
+        let child = cmd
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        self.nodes[0].children.push(child);
+        wait_listening(&format!("127.0.0.1:{port}"), name, &logp);
+        port
+    }
+
     pub fn start_proxy(&mut self, extra: &str) {
         self.proxy_port = free_port("127.0.0.1");
         let conf = self.etc().join("proxy-server.conf");

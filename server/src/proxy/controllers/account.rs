@@ -56,7 +56,11 @@ pub(super) async fn account_request(ctx: &mut Ctx, body: Body) -> Response {
             tri!(check_meta(ctx, MetaTarget::Account));
             drop(body);
             if ctx.method == Method::POST {
-                tri!(proxy.ensure_account(&ctx.account, &ctx.trans_id).await);
+                tri!(
+                    proxy
+                        .ensure_account(&ctx.account, &ctx.trans_id, &ctx.headers)
+                        .await
+                );
             }
             let mut h = ctx.backend_headers(Some(&timestamp_now()));
             if let (Some(v), true) = (&acl_header, ctx.owner) {

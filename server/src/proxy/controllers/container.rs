@@ -114,7 +114,11 @@ pub(super) async fn container_request(ctx: &mut Ctx, body: Body) -> Response {
                         &proxy.policies.default_policy().index.to_string(),
                     ),
                 }
-                tri!(proxy.ensure_account(&ctx.account, &ctx.trans_id).await);
+                tri!(
+                    proxy
+                        .ensure_account(&ctx.account, &ctx.trans_id, &ctx.headers)
+                        .await
+                );
             }
             if ctx.method == Method::POST {
                 // A container's policy is fixed at creation: Swift ignores the header on

@@ -438,11 +438,14 @@ impl Proxy {
         cache.delete(&account_cache_key(account)).await;
     }
 
-    /// Whether the account exists, creating it when `account_autocreate` is on.
+    /// Whether the account exists, creating it when `account_autocreate` is on, with the
+    /// account sysmeta the request carries (keystoneauth's project domain), as Swift's
+    /// autocreate does.
     pub(super) async fn ensure_account(
         self: &Arc<Self>,
         account: &str,
         trans_id: &str,
+        request: &HeaderMap,
     ) -> Result<(), Response> {
         let ring = self.account_ring.get();
         let part = ring.get_part(account, None, None);
@@ -462,6 +465,11 @@ impl Proxy {
             return Err(status_text(StatusCode::NOT_FOUND));
         }
         set(&mut h, "x-timestamp", &timestamp_now());
+        for (name, value) in request {
+            if name.as_str().starts_with("x-account-sysmeta-") {
+                h.insert(name.clone(), value.clone());
+            }
+        }
         let answers = self
             .make_requests(
                 ring.clone(),

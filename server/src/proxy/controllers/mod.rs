@@ -339,8 +339,10 @@ pub async fn handle(proxy: &Arc<Proxy>, req: Request) -> Response {
             ),
         );
     }
-    // Header-count limit: Swift's MAX_HEADER_COUNT.
-    if req.headers().len() > c.max_meta_count + 36 + c.extra_header_count {
+    // Header-count limit: Swift's MAX_HEADER_COUNT, on what the client sent.
+    let sent = req.headers().len()
+        - crate::proxy::middleware::authtoken::identity_header_count(req.headers());
+    if sent > c.max_meta_count + 36 + c.extra_header_count {
         return text(StatusCode::BAD_REQUEST, "Too many headers");
     }
     let (parts, body) = req.into_parts();

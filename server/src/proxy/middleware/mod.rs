@@ -2,6 +2,7 @@
 //! loads them from by their `egg:swift#NAME`.
 
 pub mod account_quotas;
+pub mod authtoken;
 pub mod bulk;
 pub mod catch_errors;
 pub mod container_quotas;
@@ -10,6 +11,8 @@ pub mod dlo;
 pub mod formpost;
 pub mod gatekeeper;
 pub mod healthcheck;
+pub mod keystone_client;
+pub mod keystoneauth;
 pub mod listing_formats;
 pub mod object_versioning;
 pub mod proxy_logging;
@@ -110,6 +113,14 @@ pub fn registry() -> Vec<Middleware> {
         Middleware {
             egg: "tempauth",
             build: tempauth::build,
+        },
+        Middleware {
+            egg: "authtoken",
+            build: authtoken::build,
+        },
+        Middleware {
+            egg: "keystoneauth",
+            build: keystoneauth::build,
         },
         Middleware {
             egg: "tempurl",
