@@ -304,7 +304,8 @@ impl Cluster {
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         self.nodes[0].children.push(child);
-        wait_listening(&format!("127.0.0.1:{port}"), name, &logp);
+        let child = self.nodes[0].children.last_mut().unwrap();
+        wait_listening(child, &format!("127.0.0.1:{port}"), name, &logp);
         port
     }
 
