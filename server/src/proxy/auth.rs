@@ -217,12 +217,7 @@ impl TempAuth {
     /// with, else the empty prefix if configured; `None` if this tempauth does not answer
     /// for it.
     pub fn account_prefix(&self, account: &str) -> Option<&str> {
-        self.reseller_prefixes
-            .iter()
-            .filter(|p| !p.is_empty())
-            .find(|p| account.starts_with(p.as_str()))
-            .or_else(|| self.reseller_prefixes.iter().find(|p| p.is_empty()))
-            .map(String::as_str)
+        reseller_prefix_of(&self.reseller_prefixes, account)
     }
 
     pub fn account_name(&self, account: &str) -> String {
@@ -542,6 +537,18 @@ pub fn authorize(auth: &TempAuth, identity: Option<&Identity>, req: &AuthzReques
         return Decision::Allowed;
     }
     Decision::Denied
+}
+
+/// Which of an auth filter's reseller prefixes `account` falls under, as Swift's tempauth
+/// and keystoneauth both decide it: the first non-empty prefix it starts with, else the
+/// empty prefix when one is configured.
+pub fn reseller_prefix_of<'a>(prefixes: &'a [String], account: &str) -> Option<&'a str> {
+    prefixes
+        .iter()
+        .filter(|p| !p.is_empty())
+        .find(|p| account.starts_with(p.as_str()))
+        .or_else(|| prefixes.iter().find(|p| p.is_empty()))
+        .map(String::as_str)
 }
 
 #[cfg(test)]

@@ -113,12 +113,7 @@ impl KeystoneConf {
     }
 
     fn account_prefix(&self, account: &str) -> Option<&str> {
-        self.reseller_prefixes
-            .iter()
-            .filter(|p| !p.is_empty())
-            .find(|p| account.starts_with(p.as_str()))
-            .or_else(|| self.reseller_prefixes.iter().find(|p| p.is_empty()))
-            .map(String::as_str)
+        crate::proxy::auth::reseller_prefix_of(&self.reseller_prefixes, account)
     }
 
     /// Whether the caller's domains let names in ACLs count (the account's own domain is
